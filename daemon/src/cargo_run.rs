@@ -1,0 +1,143 @@
+//! Running one cargo command for a job: spawning it in its own process group, streaming its
+//! JSON messages as they come, and killing the whole group when the job is cancelled.
+//!
+//! Cargo starts rustc, build scripts and linkers as children; killing only cargo would leave
+//! them running, holding cargo's lock and the CPU. So cargo gets a process group of its own
+//! (as nextest does) and cancellation signals the group: SIGTERM, a short grace period, then
+//! SIGKILL. This module knows nothing about workspaces or clients.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use cargo_metadata::Message;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Child;
+use tokio_util::sync::CancellationToken;
+
+use crate::load;
+
+/// How long cargo gets to stop on SIGTERM before the group is killed.
+const TERM_GRACE: Duration = Duration::from_millis(300);
+/// How much of cargo's stderr is kept to explain a failure.
+const STDERR_TAIL: usize = 16 * 1024;
+
+pub(crate) enum Outcome {
+    Finished {
+        status: ExitStatus,
+        /// The end of cargo's stderr: its own errors (a malformed manifest, a failed
+        /// resolve) that are not compiler messages.
+        stderr_tail: String,
+    },
+    Cancelled,
+}
+
+pub(crate) struct CargoCommand<'a> {
+    pub(crate) root: &'a Path,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: &'a BTreeMap<String, String>,
+    pub(crate) target_dir: &'a Path,
+}
+
+/// Runs cargo with `--message-format=json` and calls `on_message` for every message, as
+/// cargo prints it.
+pub(crate) async fn run(
+    command: CargoCommand<'_>,
+    cancel: &CancellationToken,
+    mut on_message: impl FnMut(Message),
+) -> std::io::Result<Outcome> {
+    let mut cmd = load::command("cargo", command.root, command.env);
+    let (set, remove) = crate::key::cargo_env(command.target_dir);
+    for name in remove {
+        cmd.env_remove(name);
+    }
+    cmd.envs(set)
+        .args(&command.args)
+        .arg("--message-format=json")
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let stderr_task = tokio::spawn(read_tail(stderr));
+    let mut lines = BufReader::new(stdout).lines();
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                kill_group(&mut child, pgid).await;
+                stderr_task.abort();
+                return Ok(Outcome::Cancelled);
+            }
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    // Lines that are not cargo messages (a build script printing to stdout
+                    // in an old cargo) are not ours to interpret.
+                    if let Ok(message) = serde_json::from_str::<Message>(&line) {
+                        on_message(message);
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            },
+        }
+    }
+    let status = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => {
+            kill_group(&mut child, pgid).await;
+            stderr_task.abort();
+            return Ok(Outcome::Cancelled);
+        }
+        status = child.wait() => status?,
+    };
+    let stderr_tail = stderr_task.await.unwrap_or_default();
+    Ok(Outcome::Finished {
+        status,
+        stderr_tail,
+    })
+}
+
+/// Signals cargo's whole process group and reaps cargo. Children of cargo that ignore
+/// SIGTERM get SIGKILL after the grace period.
+pub(crate) async fn kill_group(child: &mut Child, pgid: Option<Pid>) {
+    let Some(pgid) = pgid else {
+        let _ = child.kill().await;
+        return;
+    };
+    let _ = killpg(pgid, Signal::SIGTERM);
+    if tokio::time::timeout(TERM_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    // Cargo may have died on SIGTERM before its children did: the group outlives it.
+    let _ = killpg(pgid, Signal::SIGKILL);
+}
+
+async fn read_tail(stderr: impl tokio::io::AsyncRead + Unpin) -> String {
+    let mut reader = BufReader::new(stderr);
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * STDERR_TAIL {
+                    tail.drain(..tail.len() - STDERR_TAIL);
+                }
+            }
+        }
+    }
+    if tail.len() > STDERR_TAIL {
+        tail.drain(..tail.len() - STDERR_TAIL);
+    }
+    String::from_utf8_lossy(&tail).into_owned()
+}

@@ -1,0 +1,214 @@
+//! Diagnostics: turning cargo's compiler messages into [`Diagnostic`]s placed in the
+//! workspace, and keeping the current set per file.
+//!
+//! The store is keyed by file and stamped with the job that reported each file's entries. A
+//! job's first diagnostic for a file replaces what older jobs said of it; when a job ends
+//! (not cancelled), files it said nothing about are cleared. So a file's entries always come
+//! from one job, and an older job never overwrites a newer one.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use cargo_metadata::CompilerMessage;
+use cargo_metadata::diagnostic::{DiagnosticLevel, DiagnosticSpan};
+
+use crate::protocol::{Diagnostic, DiagnosticSummary, Severity};
+
+/// Converts a compiler message, or returns `None` for rustc's summaries ("aborting due to
+/// 2 previous errors", "3 warnings emitted") and notes that carry no place of their own.
+pub(crate) fn convert(root: &Path, message: CompilerMessage) -> Option<Diagnostic> {
+    let rustc = message.message;
+    let severity = match rustc.level {
+        DiagnosticLevel::Ice | DiagnosticLevel::Error => Severity::Error,
+        DiagnosticLevel::Warning => Severity::Warning,
+        DiagnosticLevel::Note => Severity::Note,
+        DiagnosticLevel::Help => Severity::Help,
+        _ => return None,
+    };
+    let (file, line, column) = match rustc.spans.iter().find(|s| s.is_primary) {
+        Some(span) => {
+            let span = workspace_span(root, span);
+            (
+                resolve(root, &span.file_name),
+                span.line_start as u32,
+                span.column_start as u32,
+            )
+        }
+        None if is_summary(&rustc.message) => return None,
+        // Errors without a span (a missing `main`, a failed link) belong to the target.
+        None => (message.target.src_path.clone().into_std_path_buf(), 1, 1),
+    };
+    let package = crate::job::package_name(&message.package_id);
+    Some(Diagnostic {
+        file,
+        line,
+        column,
+        severity,
+        message: rustc.message.clone(),
+        package,
+        rustc,
+    })
+}
+
+fn is_summary(message: &str) -> bool {
+    message.starts_with("aborting due to")
+        || (message.ends_with(" emitted")
+            && message
+                .split(' ')
+                .next()
+                .is_some_and(|n| n.parse::<u64>().is_ok()))
+}
+
+/// The span to show: the primary one, or for a span inside a macro defined outside the
+/// workspace, the macro call in the workspace that expanded to it.
+pub(crate) fn workspace_span<'a>(root: &Path, span: &'a DiagnosticSpan) -> &'a DiagnosticSpan {
+    let mut current = span;
+    loop {
+        if in_workspace(root, &current.file_name) {
+            return current;
+        }
+        match &current.expansion {
+            Some(expansion) => current = &expansion.span,
+            None => return span,
+        }
+    }
+}
+
+fn in_workspace(root: &Path, file_name: &str) -> bool {
+    let path = Path::new(file_name);
+    !file_name.starts_with('<') && (path.is_relative() || path.starts_with(root))
+}
+
+/// rustc names files relative to the workspace root, where cargo runs it.
+pub(crate) fn resolve(root: &Path, file_name: &str) -> PathBuf {
+    let path = Path::new(file_name);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        root.join(path)
+    }
+}
+
+#[derive(Debug, Default)]
+struct FileEntry {
+    job: u64,
+    items: Vec<Diagnostic>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct DiagnosticStore {
+    files: BTreeMap<PathBuf, FileEntry>,
+    /// What the running job already reported, to drop cargo's replays: a later stage
+    /// replays the cached messages of units an earlier stage compiled.
+    seen: HashSet<(PathBuf, u32, u32, Severity, String)>,
+    seen_job: u64,
+}
+
+impl DiagnosticStore {
+    /// Adds a diagnostic of `job`. Returns false for a duplicate within the job or for a
+    /// diagnostic older than what the file holds.
+    pub(crate) fn add(&mut self, job: u64, diagnostic: &Diagnostic) -> bool {
+        if self.seen_job != job {
+            self.seen.clear();
+            self.seen_job = job;
+        }
+        let fingerprint = (
+            diagnostic.file.clone(),
+            diagnostic.line,
+            diagnostic.column,
+            diagnostic.severity,
+            diagnostic.message.clone(),
+        );
+        if !self.seen.insert(fingerprint) {
+            return false;
+        }
+        let entry = self.files.entry(diagnostic.file.clone()).or_default();
+        if entry.job > job {
+            return false;
+        }
+        if entry.job < job {
+            entry.job = job;
+            entry.items.clear();
+        }
+        entry.items.push(diagnostic.clone());
+        true
+    }
+
+    /// Ends `job`: files whose entries are older are cleared. Returns the cleared files.
+    pub(crate) fn finish(&mut self, job: u64) -> Vec<PathBuf> {
+        let cleared: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|(_, e)| e.job < job)
+            .map(|(f, _)| f.clone())
+            .collect();
+        for file in &cleared {
+            self.files.remove(file);
+        }
+        cleared
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.files.values().flat_map(|e| e.items.iter())
+    }
+
+    pub(crate) fn summaries(&self) -> Vec<DiagnosticSummary> {
+        let mut all: Vec<DiagnosticSummary> = self.iter().map(Diagnostic::summary).collect();
+        all.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        all
+    }
+
+    pub(crate) fn count(&self, severity: Severity) -> u64 {
+        self.iter().filter(|d| d.severity == severity).count() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiler_message(json: &str) -> CompilerMessage {
+        serde_json::from_str(json).unwrap()
+    }
+
+    const TYPE_ERROR: &str = r#"{"package_id":"path+file:///w/core#core-lib@0.1.0","manifest_path":"/w/core/Cargo.toml","target":{"kind":["lib"],"crate_types":["lib"],"name":"core_lib","src_path":"/w/core/src/lib.rs","edition":"2021","doc":true,"doctest":true,"test":true},"message":{"rendered":"error[E0308]: mismatched types\n","$message_type":"diagnostic","children":[],"code":{"code":"E0308","explanation":"x"},"level":"error","message":"mismatched types","spans":[{"byte_end":40,"byte_start":38,"column_end":20,"column_start":18,"expansion":null,"file_name":"core/src/lib.rs","is_primary":true,"label":"expected `u32`, found `&str`","line_end":3,"line_start":3,"suggested_replacement":null,"suggestion_applicability":null,"text":[]}]}}"#;
+
+    #[test]
+    fn type_error_is_placed_in_the_workspace() {
+        let d = convert(Path::new("/w"), compiler_message(TYPE_ERROR)).unwrap();
+        assert_eq!(d.file, Path::new("/w/core/src/lib.rs"));
+        assert_eq!((d.line, d.column), (3, 18));
+        assert_eq!(d.severity, Severity::Error);
+        assert_eq!(d.package, "core-lib");
+    }
+
+    #[test]
+    fn summaries_are_dropped() {
+        let json = TYPE_ERROR
+            .replace(
+                r#""message":"mismatched types""#,
+                r#""message":"aborting due to 1 previous error""#,
+            )
+            .replace(r#""spans":[{"#, r#""spans":[],"x":[{"#);
+        assert!(convert(Path::new("/w"), compiler_message(&json)).is_none());
+    }
+
+    #[test]
+    fn newer_job_replaces_a_file_and_finish_clears_the_rest() {
+        let d = convert(Path::new("/w"), compiler_message(TYPE_ERROR)).unwrap();
+        let mut other = d.clone();
+        other.file = PathBuf::from("/w/app/src/main.rs");
+        let mut store = DiagnosticStore::default();
+        assert!(store.add(1, &d));
+        assert!(!store.add(1, &d), "a replay in the same job is a duplicate");
+        assert!(store.add(1, &other));
+        assert!(store.add(2, &d));
+        assert_eq!(store.iter().count(), 2);
+        assert!(
+            !store.add(1, &other),
+            "an older job never overwrites a newer one"
+        );
+        assert_eq!(store.finish(2), vec![PathBuf::from("/w/app/src/main.rs")]);
+        assert_eq!(store.count(Severity::Error), 1);
+    }
+}

@@ -1,0 +1,198 @@
+//! A job: the stages of cargo commands that warm one workspace's isolated target dir.
+//!
+//! A job reports facts ([`JobEvent`]) through a callback and owns no state of the daemon's;
+//! the dispatcher decides what they mean. The stages leave the dir warm for the two commands
+//! users type most: `build` runs `cargo build --workspace` and `test` runs
+//! `cargo test --workspace --no-run`, so that afterwards the user's `cargo build` and
+//! `cargo test --no-run` (dev profile, default features) compile nothing. A stage that fails
+//! ends the job: the next one would fail on the same errors.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cargo_metadata::{Message, PackageId};
+use tokio_util::sync::CancellationToken;
+
+use crate::cargo_run::{self, CargoCommand, Outcome};
+use crate::diagnostics;
+use crate::protocol::{Diagnostic, JobResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    Build,
+    Test,
+}
+
+impl Stage {
+    pub(crate) const ALL: [Stage; 2] = [Stage::Build, Stage::Test];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Stage::Build => "build",
+            Stage::Test => "test",
+        }
+    }
+
+    fn args(self) -> Vec<String> {
+        let args: &[&str] = match self {
+            Stage::Build => &["build", "--workspace"],
+            Stage::Test => &["test", "--workspace", "--no-run"],
+        };
+        args.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+pub(crate) struct JobSpec {
+    pub(crate) root: PathBuf,
+    pub(crate) stages: Vec<Stage>,
+    pub(crate) env: Arc<BTreeMap<String, String>>,
+    pub(crate) target_dir: PathBuf,
+}
+
+#[derive(Debug)]
+pub(crate) enum JobEvent {
+    StageStarted {
+        stage: Stage,
+    },
+    Unit {
+        stage: Stage,
+        package: String,
+        target: String,
+        fresh: bool,
+    },
+    Diagnostic(Box<Diagnostic>),
+    Finished(JobOutcome),
+}
+
+#[derive(Debug)]
+pub(crate) struct JobOutcome {
+    pub(crate) result: JobResult,
+    pub(crate) duration: Duration,
+    /// Cargo's own error output when a stage failed without a compiler error to show.
+    pub(crate) failure: Option<String>,
+}
+
+pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(JobEvent)) {
+    let started = Instant::now();
+    let mut result = JobResult::Success;
+    let mut failure = None;
+    for stage in spec.stages.iter().copied() {
+        emit(JobEvent::StageStarted { stage });
+        let mut compile_errors = 0u64;
+        let command = CargoCommand {
+            root: &spec.root,
+            args: stage.args(),
+            env: &spec.env,
+            target_dir: &spec.target_dir,
+        };
+        let outcome = cargo_run::run(command, &cancel, |message| match message {
+            Message::CompilerArtifact(artifact) => emit(JobEvent::Unit {
+                stage,
+                package: package_name(&artifact.package_id),
+                target: artifact.target.name.clone(),
+                fresh: artifact.fresh,
+            }),
+            Message::CompilerMessage(message) => {
+                if let Some(d) = diagnostics::convert(&spec.root, message) {
+                    if d.severity == crate::protocol::Severity::Error {
+                        compile_errors += 1;
+                    }
+                    emit(JobEvent::Diagnostic(Box::new(d)));
+                }
+            }
+            _ => {}
+        })
+        .await;
+        match outcome {
+            Ok(Outcome::Cancelled) => {
+                result = JobResult::Cancelled;
+                break;
+            }
+            Ok(Outcome::Finished { status, .. }) if status.success() => {}
+            Ok(Outcome::Finished {
+                status,
+                stderr_tail,
+            }) => {
+                result = JobResult::Failed;
+                if compile_errors == 0 {
+                    failure = Some(explain_failure(stage, status, &stderr_tail));
+                }
+                break;
+            }
+            Err(e) => {
+                result = JobResult::Failed;
+                failure = Some(if e.kind() == std::io::ErrorKind::NotFound {
+                    "cargo was not found on PATH: install Rust with rustup or fix the PATH \
+                     of the shell that registered the workspace"
+                        .to_owned()
+                } else {
+                    format!("failed to start cargo: {e}")
+                });
+                break;
+            }
+        }
+    }
+    emit(JobEvent::Finished(JobOutcome {
+        result,
+        duration: started.elapsed(),
+        failure,
+    }));
+}
+
+/// Cargo's error lines (those starting with `error`) and what follows them, or the last
+/// lines of its output.
+fn explain_failure(stage: Stage, status: std::process::ExitStatus, stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("error"))
+        .unwrap_or(lines.len().saturating_sub(10));
+    let text = lines[start..].join("\n");
+    format!(
+        "cargo {} failed ({status}): {}",
+        stage.args().join(" "),
+        text.trim()
+    )
+}
+
+/// The package name in a cargo package id: `path+file:///w/core#core-lib@0.1.0` names it
+/// after `#`; `path+file:///w/core-lib#0.1.0` leaves it to the path's last segment.
+pub(crate) fn package_name(id: &PackageId) -> String {
+    let repr = id.repr.as_str();
+    let (url, fragment) = repr.rsplit_once('#').unwrap_or((repr, ""));
+    match fragment.split_once('@') {
+        Some((name, _)) => name.to_owned(),
+        None => url
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(url)
+            .to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_names_from_both_id_forms() {
+        let id = |repr: &str| PackageId { repr: repr.into() };
+        assert_eq!(
+            package_name(&id("path+file:///w/core#core-lib@0.1.0")),
+            "core-lib"
+        );
+        assert_eq!(
+            package_name(&id("path+file:///w/core-lib#0.1.0")),
+            "core-lib"
+        );
+        assert_eq!(
+            package_name(&id(
+                "registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0"
+            )),
+            "serde"
+        );
+    }
+}

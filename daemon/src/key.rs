@@ -1,0 +1,253 @@
+//! Build keys: what makes two builds' artifacts incompatible, and the isolated target dir
+//! that each key gets.
+//!
+//! A key covers the toolchain (`rustc -vV` and `cargo -V`, run in the workspace so rustup's
+//! `rust-toolchain` files apply), the target triple, the profile, the features and every
+//! environment variable that changes what cargo or rustc produce (`RUSTFLAGS`, linkers,
+//! wrappers, `CARGO_PROFILE_*`...). Its dir lives under the user's cache dir, one dir per
+//! workspace and per key, never under the workspace.
+//!
+//! **Invariant:** the daemon's jobs and the user's `buildd cargo` run cargo with exactly the
+//! environment [`cargo_env`] makes for a key, so cargo's fingerprints match.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::protocol::BuildKeyInfo;
+
+/// Variables that change what cargo builds. Prefix entries end in `_`.
+const KEY_ENV: &[&str] = &[
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "RUSTDOCFLAGS",
+    "CARGO_ENCODED_RUSTDOCFLAGS",
+    "RUSTC",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTUP_TOOLCHAIN",
+    "RUSTC_BOOTSTRAP",
+    "CARGO_INCREMENTAL",
+    "CARGO_BUILD_",
+    "CARGO_PROFILE_",
+    "CARGO_TARGET_",
+    "CARGO_UNSTABLE_",
+    "CC",
+    "CXX",
+    "CFLAGS",
+    "CXXFLAGS",
+    "AR",
+];
+
+/// Variables buildd itself decides for its isolated dir; never taken from the user.
+const OVERRIDDEN_ENV: &[&str] = &[
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET_DIR",
+    "CARGO_BUILD_BUILD_DIR",
+];
+
+/// The part of an environment that decides the key, plus `PATH`, which decides which cargo
+/// and rustc run: two environments that agree on it need no new load.
+pub(crate) fn build_env(env: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    env.iter()
+        .filter(|(k, _)| is_key_var(k) || *k == "PATH")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+fn is_key_var(name: &str) -> bool {
+    !OVERRIDDEN_ENV.contains(&name)
+        && KEY_ENV.iter().any(|k| {
+            if k.ends_with('_') {
+                name.starts_with(k)
+            } else {
+                name == *k
+            }
+        })
+}
+
+/// A resolved build key and the dir it owns.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BuildKey {
+    pub(crate) info: BuildKeyInfo,
+    pub(crate) target_dir: PathBuf,
+}
+
+/// The toolchain as the workspace sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Toolchain {
+    /// `rustc -vV`, whole.
+    pub(crate) rustc_verbose: String,
+    /// `cargo -V`.
+    pub(crate) cargo_version: String,
+}
+
+impl Toolchain {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.rustc_verbose
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+            .map(str::trim)
+    }
+
+    pub(crate) fn release_line(&self) -> &str {
+        self.rustc_verbose.lines().next().unwrap_or("").trim()
+    }
+
+    pub(crate) fn host(&self) -> &str {
+        self.field("host").unwrap_or("unknown")
+    }
+}
+
+impl BuildKey {
+    pub(crate) fn new(
+        targets_dir: &Path,
+        workspace_root: &Path,
+        toolchain: &Toolchain,
+        env: &BTreeMap<String, String>,
+    ) -> BuildKey {
+        let key_env: BTreeMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| is_key_var(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let host = toolchain.host().to_owned();
+        let target = env
+            .get("CARGO_BUILD_TARGET")
+            .cloned()
+            .unwrap_or_else(|| host.clone());
+        // The foundation warms the dev profile with default features, which is what plain
+        // `cargo build` and `cargo test --no-run` use.
+        let profile = "dev".to_owned();
+        let features = "default".to_owned();
+
+        let mut hasher = Sha256::new();
+        for part in [
+            toolchain.rustc_verbose.as_str(),
+            toolchain.cargo_version.as_str(),
+            &target,
+            &profile,
+            &features,
+        ] {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+        for (k, v) in &key_env {
+            hasher.update(k.as_bytes());
+            hasher.update([b'=']);
+            hasher.update(v.as_bytes());
+            hasher.update([0]);
+        }
+        let hash = hex(&hasher.finalize()[..8]);
+        let target_dir = workspace_dir(targets_dir, workspace_root).join(&hash);
+        BuildKey {
+            info: BuildKeyInfo {
+                hash,
+                rustc: toolchain.release_line().to_owned(),
+                host,
+                target,
+                profile,
+                features,
+                env: key_env,
+            },
+            target_dir,
+        }
+    }
+}
+
+/// `<targets>/<dir name>-<hash of the root path>`: readable, and unique per workspace.
+pub(crate) fn workspace_dir(targets_dir: &Path, workspace_root: &Path) -> PathBuf {
+    let name = workspace_root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".to_owned());
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    let digest = Sha256::digest(workspace_root.as_os_str().as_encoded_bytes());
+    targets_dir.join(format!("{name}-{}", hex(&digest[..6])))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The environment changes that point cargo at a key's isolated dir: variables to set and
+/// variables to remove from the client's environment.
+pub fn cargo_env(target_dir: &Path) -> (BTreeMap<String, String>, Vec<String>) {
+    let dir = target_dir.to_string_lossy().into_owned();
+    let set = BTreeMap::from([
+        ("CARGO_TARGET_DIR".to_owned(), dir.clone()),
+        // Cargo's `build.build-dir` would otherwise let a user's config share intermediate
+        // artifacts (and their lock) with the user's own builds.
+        ("CARGO_BUILD_BUILD_DIR".to_owned(), dir),
+    ]);
+    let remove = vec!["CARGO_BUILD_TARGET_DIR".to_owned()];
+    (set, remove)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toolchain() -> Toolchain {
+        Toolchain {
+            rustc_verbose: "rustc 1.95.0 (59807616e 2026-04-14)\nbinary: rustc\nhost: x86_64-unknown-linux-gnu\nrelease: 1.95.0\n".into(),
+            cargo_version: "cargo 1.95.0".into(),
+        }
+    }
+
+    #[test]
+    fn unrelated_env_does_not_change_the_key() {
+        let tc = toolchain();
+        let root = Path::new("/w/app");
+        let a = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new());
+        let b = BuildKey::new(
+            Path::new("/c"),
+            root,
+            &tc,
+            &BTreeMap::from([
+                ("TERM".into(), "xterm".into()),
+                ("CARGO_TARGET_DIR".into(), "/t".into()),
+            ]),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.info.host, "x86_64-unknown-linux-gnu");
+        assert!(a.target_dir.starts_with("/c/app-"));
+    }
+
+    #[test]
+    fn rustflags_and_toolchain_change_the_key() {
+        let tc = toolchain();
+        let root = Path::new("/w/app");
+        let base = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new());
+        let flags = BuildKey::new(
+            Path::new("/c"),
+            root,
+            &tc,
+            &BTreeMap::from([("RUSTFLAGS".into(), "-Copt-level=1".into())]),
+        );
+        let mut other = tc.clone();
+        other.rustc_verbose = other.rustc_verbose.replace("1.95.0", "1.96.0");
+        let newer = BuildKey::new(Path::new("/c"), root, &other, &BTreeMap::new());
+        assert_ne!(base.info.hash, flags.info.hash);
+        assert_ne!(base.info.hash, newer.info.hash);
+        assert_eq!(flags.info.env.get("RUSTFLAGS").unwrap(), "-Copt-level=1");
+    }
+
+    #[test]
+    fn workspaces_with_the_same_name_get_different_dirs() {
+        let a = workspace_dir(Path::new("/c"), Path::new("/a/app"));
+        let b = workspace_dir(Path::new("/c"), Path::new("/b/app"));
+        assert_ne!(a, b);
+    }
+}

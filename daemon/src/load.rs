@@ -1,0 +1,160 @@
+//! Loading a workspace: finding its root, its toolchain and its `cargo metadata`.
+//!
+//! Everything here runs cargo or rustc as child processes with the registering client's
+//! environment, asynchronously and with a timeout, so that a broken workspace (a malformed
+//! manifest, a missing toolchain, a hanging rustup) becomes an error message in that
+//! workspace's state and never blocks the daemon. Errors are strings meant for users: they
+//! name the workspace and say what to do.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use cargo_metadata::Metadata;
+use tokio::process::Command;
+
+use crate::key::Toolchain;
+
+/// `cargo metadata` resolves dependencies and may update the registry index; give it time.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(300);
+const VERSION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The result of loading a workspace. The toolchain and the metadata fail separately: a
+/// malformed manifest still has a toolchain, so `buildd cargo` can run and show cargo's
+/// own error.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) toolchain: Result<Toolchain, String>,
+    pub(crate) metadata: Result<Box<Metadata>, String>,
+}
+
+/// A command built from a client's environment. An empty environment (a client that sent
+/// none) means the daemon's own.
+pub(crate) fn command(program: &str, cwd: &Path, env: &BTreeMap<String, String>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if !env.is_empty() {
+        cmd.env_clear().envs(env);
+    }
+    cmd
+}
+
+/// Runs a command to completion and returns its stdout, or an error that quotes stderr.
+async fn capture(mut cmd: Command, what: &str, timeout: Duration) -> Result<String, String> {
+    let output = match tokio::time::timeout(timeout, cmd.output()).await {
+        Err(_) => {
+            return Err(format!(
+                "{what} did not finish within {}s",
+                timeout.as_secs()
+            ));
+        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "{what} failed: the program was not found on PATH: install Rust with rustup \
+                 (https://rustup.rs) or put cargo on the PATH of the shell that runs buildd"
+            ));
+        }
+        Ok(Err(e)) => return Err(format!("{what} failed to start: {e}")),
+        Ok(Ok(output)) => output,
+    };
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(format!(
+            "{what} failed ({}): {}",
+            output.status,
+            stderr.trim()
+        ))
+    }
+}
+
+/// The root of the cargo workspace that contains `path`.
+pub(crate) async fn locate_root(
+    path: &Path,
+    env: &BTreeMap<String, String>,
+) -> Result<PathBuf, String> {
+    let dir = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(path)
+    };
+    let Some(nearest) = nearest_manifest_dir(dir) else {
+        return Err(format!(
+            "{} is not inside a cargo workspace (no Cargo.toml in it or above it): \
+             run buildd inside a workspace or pass its path",
+            path.display()
+        ));
+    };
+    let mut cmd = command("cargo", dir, env);
+    cmd.args(["locate-project", "--workspace", "--message-format", "plain"]);
+    match capture(cmd, "cargo locate-project", VERSION_TIMEOUT).await {
+        Ok(out) => {
+            let manifest = PathBuf::from(out.trim());
+            let root = manifest.parent().map(Path::to_path_buf).unwrap_or(nearest);
+            Ok(std::fs::canonicalize(&root).unwrap_or(root))
+        }
+        // A malformed manifest stops cargo from finding the root. Watch the nearest
+        // manifest's dir, so that the workspace shows the error and recovers when fixed.
+        Err(_) => Ok(nearest),
+    }
+}
+
+pub(crate) fn nearest_manifest_dir(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .find(|d| d.join("Cargo.toml").is_file())
+        .map(Path::to_path_buf)
+}
+
+pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded {
+    let (toolchain, metadata) = tokio::join!(toolchain(root, env), metadata(root, env));
+    Loaded {
+        toolchain,
+        metadata,
+    }
+}
+
+async fn toolchain(root: &Path, env: &BTreeMap<String, String>) -> Result<Toolchain, String> {
+    let mut rustc = command("rustc", root, env);
+    rustc.arg("-vV");
+    let mut cargo = command("cargo", root, env);
+    cargo.arg("-V");
+    let (rustc, cargo) = tokio::join!(
+        capture(rustc, "rustc -vV", VERSION_TIMEOUT),
+        capture(cargo, "cargo -V", VERSION_TIMEOUT)
+    );
+    Ok(Toolchain {
+        rustc_verbose: rustc?,
+        cargo_version: cargo?.trim().to_owned(),
+    })
+}
+
+async fn metadata(root: &Path, env: &BTreeMap<String, String>) -> Result<Box<Metadata>, String> {
+    let mut cmd = command("cargo", root, env);
+    // `--no-deps` needs no registry access and writes no Cargo.lock; the workspace members
+    // and their path dependencies are all the daemon reads.
+    cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
+    let out = capture(cmd, "cargo metadata", METADATA_TIMEOUT).await?;
+    let metadata = cargo_metadata::MetadataCommand::parse(out)
+        .map_err(|e| format!("cargo metadata printed output buildd cannot read: {e}"))?;
+    Ok(Box::new(metadata))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_manifest_walks_up() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
+        let sub = dir.path().join("src/deep");
+        std::fs::create_dir_all(&sub).unwrap();
+        assert_eq!(nearest_manifest_dir(&sub).unwrap(), dir.path());
+    }
+}

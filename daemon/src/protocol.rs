@@ -1,0 +1,341 @@
+//! The client protocol: every message that crosses the daemon's Unix socket.
+//!
+//! This module owns the wire. Messages are JSON objects, one per line, tagged by `type`.
+//! A client opens with [`Request::Hello`]; the daemon answers with [`ServerMessage::Hello`]
+//! carrying its protocol and binary versions, and a client that finds another version asks
+//! the daemon to shut down and starts its own. Every request carries an `id` that its reply
+//! repeats; events ([`ServerMessage::Event`]) carry none. `docs/protocol.md` documents all of
+//! it and must change with it. Nothing outside this module is serialised onto the socket.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change to the messages below.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The environment variable that makes a binary report another version. Only the tests use
+/// it, to play the part of an older client or daemon without building a second binary.
+pub const FAKE_VERSION_ENV: &str = "BUILDD_TEST_FAKE_VERSION";
+
+/// The version this binary reports in the handshake.
+pub fn binary_version() -> String {
+    std::env::var(FAKE_VERSION_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned())
+}
+
+/// One line from a client.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClientMessage {
+    pub id: u64,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// Must be the first message of a connection.
+    Hello {
+        protocol: u32,
+        version: String,
+        /// What the client is (`cli`, `lsp`, ...), for the log.
+        client: String,
+    },
+    /// Watch the cargo workspace that contains `path` and keep it warm. `env` is the client's
+    /// environment: jobs for this workspace run cargo with it, so that the user's own
+    /// `buildd cargo` in that environment finds fresh artifacts.
+    Register {
+        path: PathBuf,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+    },
+    Unregister {
+        root: PathBuf,
+    },
+    /// The daemon and its workspaces; `root` narrows it to the workspace containing it.
+    Status {
+        #[serde(default)]
+        root: Option<PathBuf>,
+    },
+    /// Stream [`ServerMessage::Event`]s for one workspace, or for all when `root` is absent.
+    Subscribe {
+        #[serde(default)]
+        root: Option<PathBuf>,
+    },
+    /// Ask for the workspace's isolated target dir for a user command. The daemon answers
+    /// once no job of its own runs on the dir, and starts none until the lease ends with
+    /// [`Request::Release`] or with the connection.
+    Acquire {
+        root: PathBuf,
+    },
+    Release {
+        root: PathBuf,
+    },
+    /// Run a full job now, cancelling the one that runs.
+    Rebuild {
+        root: PathBuf,
+    },
+    /// Cancel the running job and forget queued changes.
+    Cancel {
+        root: PathBuf,
+    },
+    /// Stop the daemon: jobs cancelled, children gone, socket removed. Accepted from a client
+    /// of any version, so a newer client can replace an older daemon.
+    Shutdown,
+}
+
+/// One line from the daemon.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Hello {
+        id: u64,
+        protocol: u32,
+        version: String,
+        pid: u32,
+    },
+    Registered {
+        id: u64,
+        workspace: WorkspaceStatus,
+    },
+    Status {
+        id: u64,
+        status: StatusReport,
+    },
+    Acquired {
+        id: u64,
+        /// The environment the user's cargo must run with: set these...
+        env_set: BTreeMap<String, String>,
+        /// ...and remove these.
+        env_remove: Vec<String>,
+        waited_ms: u64,
+    },
+    Ok {
+        id: u64,
+    },
+    Error {
+        /// Absent when the line could not be read far enough to find an id.
+        id: Option<u64>,
+        code: ErrorCode,
+        message: String,
+    },
+    Event {
+        event: WorkspaceEvent,
+    },
+}
+
+impl ServerMessage {
+    /// The request this message answers, if it is a reply.
+    pub fn reply_id(&self) -> Option<u64> {
+        match self {
+            ServerMessage::Hello { id, .. }
+            | ServerMessage::Registered { id, .. }
+            | ServerMessage::Status { id, .. }
+            | ServerMessage::Acquired { id, .. }
+            | ServerMessage::Ok { id } => Some(*id),
+            ServerMessage::Error { id, .. } => *id,
+            ServerMessage::Event { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The line was not a valid message.
+    BadRequest,
+    /// The connection's first message was not a hello, or the versions differ.
+    VersionMismatch,
+    /// The peer runs as another user.
+    Forbidden,
+    /// The path is not inside a cargo workspace, or does not exist.
+    NotAWorkspace,
+    /// The workspace was never registered.
+    NotRegistered,
+    /// The daemon is shutting down.
+    ShuttingDown,
+    /// Anything else; the message says what.
+    Internal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatusReport {
+    pub daemon: DaemonInfo,
+    pub workspaces: Vec<WorkspaceStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    pub version: String,
+    pub protocol: u32,
+    pub uptime_secs: u64,
+    pub socket: PathBuf,
+    pub log_path: PathBuf,
+    pub cache_dir: PathBuf,
+    pub idle_timeout_secs: u64,
+    pub clients: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkspaceState {
+    /// No job is queued or running, and the last one did not fail.
+    Idle,
+    /// Changes wait for the debounce, a metadata load or a user's lease.
+    Queued,
+    Running,
+    /// The last job failed (compile errors, or cargo failed) and nothing is queued.
+    Failed,
+    /// The workspace cannot be built as it is (a malformed manifest, a missing toolchain, a
+    /// deleted directory); `error` says why. The watcher stays on, so a fix recovers it.
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkspaceStatus {
+    pub root: PathBuf,
+    pub state: WorkspaceState,
+    pub error: Option<String>,
+    /// The isolated target dir the daemon builds in; absent until the build key is known.
+    pub target_dir: Option<PathBuf>,
+    /// Bytes, measured after the last job.
+    pub target_dir_size: Option<u64>,
+    pub key: Option<BuildKeyInfo>,
+    pub last_job: Option<JobSummary>,
+    pub diagnostics: Vec<DiagnosticSummary>,
+}
+
+/// What went into the build key; two environments with the same key share artifacts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BuildKeyInfo {
+    pub hash: String,
+    pub rustc: String,
+    pub host: String,
+    pub target: String,
+    pub profile: String,
+    pub features: String,
+    /// The build-affecting environment variables that were set, by name.
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobSummary {
+    pub id: u64,
+    pub stages: Vec<String>,
+    pub result: JobResult,
+    pub duration_ms: u64,
+    /// Units cargo compiled (artifacts it reported as not fresh), over all stages.
+    pub units_compiled: u64,
+    pub errors: u64,
+    pub warnings: u64,
+    /// Why the job failed when it was not compile errors (cargo's own error output, cut).
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobResult {
+    Success,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+    Note,
+    Help,
+}
+
+/// The short form of a diagnostic that `status` lists.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DiagnosticSummary {
+    pub file: PathBuf,
+    /// 1-based.
+    pub line: u32,
+    /// 1-based, counted in characters as rustc counts them.
+    pub column: u32,
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// A diagnostic as it streams from a job: where it is, and rustc's whole diagnostic so that
+/// an edge (the LSP sidecar) can convert spans, children and suggestions exactly.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: u32,
+    pub column: u32,
+    pub severity: Severity,
+    pub message: String,
+    /// The package whose compilation reported it.
+    pub package: String,
+    /// rustc's own diagnostic as cargo reported it; its span paths are relative to the
+    /// workspace root.
+    pub rustc: cargo_metadata::diagnostic::Diagnostic,
+}
+
+impl Diagnostic {
+    pub fn summary(&self) -> DiagnosticSummary {
+        DiagnosticSummary {
+            file: self.file.clone(),
+            line: self.line,
+            column: self.column,
+            severity: self.severity,
+            message: self.message.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkspaceEvent {
+    pub root: PathBuf,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    State {
+        state: WorkspaceState,
+        error: Option<String>,
+    },
+    JobStarted {
+        job: u64,
+        stages: Vec<String>,
+        /// Units the job is expected to report, from the last run; for progress bars.
+        expected_units: Option<u64>,
+    },
+    StageStarted {
+        job: u64,
+        stage: String,
+    },
+    /// Cargo reported an artifact: compiled (`fresh: false`) or found up to date.
+    UnitFinished {
+        job: u64,
+        stage: String,
+        package: String,
+        target: String,
+        fresh: bool,
+        /// Units reported so far in this job.
+        done: u64,
+    },
+    Diagnostic {
+        job: u64,
+        diagnostic: Box<Diagnostic>,
+    },
+    JobFinished {
+        job: u64,
+        summary: JobSummary,
+        /// Files that had diagnostics before this job and have none now.
+        cleared: Vec<PathBuf>,
+    },
+}

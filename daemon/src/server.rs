@@ -1,0 +1,348 @@
+//! The daemon process: the lock that makes it the only one, the Unix socket, and one task per
+//! connection that turns lines into [`Event`]s for the dispatcher.
+//!
+//! **Invariant:** only peers with the daemon's own uid are served. The socket lives in a
+//! 0700 directory and is itself 0600, and each accepted connection's peer credentials are
+//! checked as well, so that a loosened directory still admits no one else. There is no TCP
+//! listener.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use dashmap::DashMap;
+use futures_util::StreamExt;
+use nix::fcntl::{Flock, FlockArg};
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+
+use crate::config::DaemonConfig;
+use crate::load;
+use crate::main_loop::{Dispatcher, Event, Subscribers, Subscription};
+use crate::protocol::{
+    ClientMessage, ErrorCode, PROTOCOL_VERSION, Request, ServerMessage, binary_version,
+};
+
+/// Messages queued for one client before it counts as not reading.
+const OUTBOX: usize = 4096;
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The daemon ran and stopped.
+    Stopped,
+    /// Another daemon holds the lock; this one did nothing.
+    AlreadyRunning,
+}
+
+/// Runs the daemon until it is asked to stop, a signal arrives, or it is idle.
+pub async fn run(config: DaemonConfig) -> anyhow::Result<RunOutcome> {
+    let paths = config.paths.clone();
+    paths.create_all()?;
+
+    // The lock decides which of several racing daemons serves: the others leave at once,
+    // before they touch the socket.
+    let lock_path = paths.lock_file();
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .with_context(|| format!("failed to open the lock file {}", lock_path.display()))?;
+    let _lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(RunOutcome::AlreadyRunning),
+        Err((_, e)) => {
+            return Err(e).with_context(|| format!("failed to lock {}", lock_path.display()));
+        }
+    };
+
+    let socket = paths.socket();
+    match fs::remove_file(&socket) {
+        Ok(()) => tracing::info!("removed a stale socket at {}", socket.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("failed to remove the stale socket {}", socket.display())
+            });
+        }
+    }
+    // The umask makes the socket 0600 from its creation; the chmod is for the record.
+    let old_mask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let listener = UnixListener::bind(&socket);
+    nix::sys::stat::umask(old_mask);
+    let listener = listener.with_context(|| format!("failed to listen on {}", socket.display()))?;
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))?;
+    tracing::info!(
+        pid = std::process::id(),
+        version = %binary_version(),
+        socket = %socket.display(),
+        "daemon started"
+    );
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let subscribers: Subscribers = Arc::new(DashMap::new());
+    let accept = tokio::spawn(accept_loop(
+        listener,
+        tx.clone(),
+        subscribers.clone(),
+        config.max_frame,
+    ));
+    let signals = tokio::spawn(forward_signals(tx.clone()));
+    Dispatcher::new(config, tx, subscribers).run(rx).await;
+
+    accept.abort();
+    signals.abort();
+    let _ = fs::remove_file(&socket);
+    tracing::info!("daemon stopped");
+    Ok(RunOutcome::Stopped)
+}
+
+async fn forward_signals(tx: mpsc::UnboundedSender<Event>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("signal received; shutting down");
+    let _ = tx.send(Event::Terminate);
+}
+
+async fn accept_loop(
+    listener: UnixListener,
+    tx: mpsc::UnboundedSender<Event>,
+    subscribers: Subscribers,
+    max_frame: usize,
+) {
+    let next_conn = AtomicU64::new(1);
+    let uid = nix::unistd::geteuid().as_raw();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let conn = next_conn.fetch_add(1, Ordering::Relaxed);
+        let peer = stream.peer_cred().map(|c| c.uid());
+        if peer.as_ref().ok() != Some(&uid) {
+            tracing::warn!(conn, ?peer, "refused a peer of another user");
+            tokio::spawn(refuse(stream, peer.ok(), uid));
+            continue;
+        }
+        tokio::spawn(serve(
+            stream,
+            conn,
+            tx.clone(),
+            subscribers.clone(),
+            max_frame,
+        ));
+    }
+}
+
+async fn refuse(mut stream: UnixStream, peer: Option<u32>, uid: u32) {
+    let who = peer.map_or("unknown".to_owned(), |p| p.to_string());
+    let message = ServerMessage::Error {
+        id: None,
+        code: ErrorCode::Forbidden,
+        message: format!(
+            "refused: this daemon serves only uid {uid} and the peer is uid {who}; run your own \
+             daemon as your own user"
+        ),
+    };
+    let _ = write_message(&mut stream, &message).await;
+}
+
+async fn write_message(
+    writer: &mut (impl AsyncWriteExt + Unpin),
+    message: &ServerMessage,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(message).map_err(std::io::Error::other)?;
+    line.push('\n');
+    writer.write_all(line.as_bytes()).await
+}
+
+async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<ServerMessage>) {
+    while let Some(message) = rx.recv().await {
+        if write_message(&mut writer, &message).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn serve(
+    stream: UnixStream,
+    conn: u64,
+    tx: mpsc::UnboundedSender<Event>,
+    subscribers: Subscribers,
+    max_frame: usize,
+) {
+    let (read, write) = stream.into_split();
+    let (out, out_rx) = mpsc::channel(OUTBOX);
+    let writer = tokio::spawn(write_loop(write, out_rx));
+    let mut frames = FramedRead::new(read, LinesCodec::new_with_max_length(max_frame));
+
+    // The handshake. A client of another protocol may still ask for shutdown.
+    let same_protocol = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
+        Ok(Some(Ok(line))) => match serde_json::from_str::<ClientMessage>(&line) {
+            Ok(ClientMessage {
+                id,
+                request:
+                    Request::Hello {
+                        protocol,
+                        version,
+                        client,
+                    },
+            }) => {
+                tracing::debug!(conn, %client, %version, protocol, "client connected");
+                let _ = out
+                    .send(ServerMessage::Hello {
+                        id,
+                        protocol: PROTOCOL_VERSION,
+                        version: binary_version(),
+                        pid: std::process::id(),
+                    })
+                    .await;
+                protocol == PROTOCOL_VERSION
+            }
+            _ => {
+                let _ = out
+                    .send(reply_error(
+                        None,
+                        ErrorCode::VersionMismatch,
+                        "the first message must be a hello".into(),
+                    ))
+                    .await;
+                drop(out);
+                let _ = writer.await;
+                return;
+            }
+        },
+        _ => return,
+    };
+
+    let _ = tx.send(Event::Connected);
+    while let Some(frame) = frames.next().await {
+        let line = match frame {
+            Ok(line) => line,
+            Err(LinesCodecError::MaxLineLengthExceeded) => {
+                let _ = out
+                    .send(reply_error(
+                        None,
+                        ErrorCode::BadRequest,
+                        format!("message longer than {max_frame} bytes; closing the connection"),
+                    ))
+                    .await;
+                break;
+            }
+            Err(LinesCodecError::Io(_)) => break,
+        };
+        let message = match serde_json::from_str::<ClientMessage>(&line) {
+            Ok(message) => message,
+            Err(e) => {
+                let id = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v.get("id")?.as_u64());
+                let _ = out
+                    .send(reply_error(
+                        id,
+                        ErrorCode::BadRequest,
+                        format!("invalid message: {e}"),
+                    ))
+                    .await;
+                continue;
+            }
+        };
+        let id = message.id;
+        if !same_protocol && message.request != Request::Shutdown {
+            let _ = out
+                .send(reply_error(
+                    Some(id),
+                    ErrorCode::VersionMismatch,
+                    format!(
+                        "this daemon speaks protocol {PROTOCOL_VERSION}; only shutdown is accepted"
+                    ),
+                ))
+                .await;
+            continue;
+        }
+        match message.request {
+            Request::Hello { .. } => {
+                let _ = out
+                    .send(reply_error(
+                        Some(id),
+                        ErrorCode::BadRequest,
+                        "hello was already said".into(),
+                    ))
+                    .await;
+            }
+            Request::Subscribe { root } => {
+                subscribers.insert(
+                    conn,
+                    Subscription {
+                        root,
+                        tx: out.clone(),
+                    },
+                );
+                let _ = out.send(ServerMessage::Ok { id }).await;
+            }
+            Request::Register { path, env } => match resolve_root(&path, &env).await {
+                Ok(root) => {
+                    let _ = tx.send(Event::Register {
+                        id,
+                        root,
+                        env,
+                        reply: out.clone(),
+                    });
+                }
+                Err(message) => {
+                    let _ = out
+                        .send(reply_error(Some(id), ErrorCode::NotAWorkspace, message))
+                        .await;
+                }
+            },
+            request => {
+                let _ = tx.send(Event::Request {
+                    conn,
+                    id,
+                    request,
+                    reply: out.clone(),
+                });
+            }
+        }
+    }
+    subscribers.remove(&conn);
+    let _ = tx.send(Event::Disconnected { conn });
+    drop(out);
+    let _ = writer.await;
+}
+
+async fn resolve_root(
+    path: &std::path::Path,
+    env: &BTreeMap<String, String>,
+) -> Result<PathBuf, String> {
+    let path =
+        fs::canonicalize(path).map_err(|e| format!("cannot register {}: {e}", path.display()))?;
+    load::locate_root(&path, env).await
+}
+
+fn reply_error(id: Option<u64>, code: ErrorCode, message: String) -> ServerMessage {
+    ServerMessage::Error { id, code, message }
+}

@@ -1,0 +1,263 @@
+//! The file watcher of one workspace.
+//!
+//! A thread per workspace owns a `notify` watcher and watches every directory of the
+//! workspace that is not ignored, one by one (non-recursively), adding directories as they
+//! appear. Watching the root recursively would put an inotify watch on every directory of a
+//! user's `target/` and `.git/`, which can run out of watches on a large workspace; walking
+//! with the `ignore` crate skips them the way git and ripgrep do. Events pass the same rules
+//! (`.git/`, the workspace's target dirs, `.gitignore` files, editor swap files) before they
+//! reach the daemon as [`WatchEvent`]s. This module does not debounce: the dispatcher does.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::{Match, WalkBuilder};
+use notify::event::{EventKind, ModifyKind, RenameMode};
+use notify::{RecursiveMode, Watcher};
+
+#[derive(Debug)]
+pub(crate) enum WatchEvent {
+    /// Files or directories that changed, not ignored.
+    Changed(Vec<PathBuf>),
+    /// The watcher may have missed events (an overflowed queue): treat everything as dirty.
+    Rescan,
+    /// The workspace's root directory is gone.
+    RootRemoved,
+    Error(String),
+}
+
+enum Control {
+    Notify(notify::Result<notify::Event>),
+    /// Directories to ignore besides the defaults, such as a target dir from metadata.
+    SetIgnored(Vec<PathBuf>),
+    Stop,
+}
+
+/// Stops the watcher's thread when dropped.
+pub(crate) struct WatchHandle {
+    control: mpsc::Sender<Control>,
+}
+
+impl WatchHandle {
+    pub(crate) fn set_ignored(&self, dirs: Vec<PathBuf>) {
+        let _ = self.control.send(Control::SetIgnored(dirs));
+    }
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        let _ = self.control.send(Control::Stop);
+    }
+}
+
+pub(crate) fn start(
+    root: PathBuf,
+    emit: impl Fn(WatchEvent) + Send + 'static,
+) -> Result<WatchHandle, String> {
+    let (tx, rx) = mpsc::channel();
+    let notify_tx = tx.clone();
+    let mut watcher = notify::recommended_watcher(move |event| {
+        let _ = notify_tx.send(Control::Notify(event));
+    })
+    .map_err(|e| format!("failed to start a file watcher for {}: {e}", root.display()))?;
+    let rules = Rules::new(root.clone());
+    rules.watch_tree(&mut watcher, &root);
+    thread::Builder::new()
+        .name(format!("watch {}", root.display()))
+        .spawn(move || run(watcher, rules, rx, emit))
+        .map_err(|e| format!("failed to start the watcher thread: {e}"))?;
+    Ok(WatchHandle { control: tx })
+}
+
+fn run(
+    mut watcher: notify::RecommendedWatcher,
+    mut rules: Rules,
+    rx: mpsc::Receiver<Control>,
+    emit: impl Fn(WatchEvent),
+) {
+    while let Ok(message) = rx.recv() {
+        let event = match message {
+            Control::Stop => return,
+            Control::SetIgnored(dirs) => {
+                rules.extra_ignored = dirs;
+                continue;
+            }
+            Control::Notify(Err(e)) => {
+                emit(WatchEvent::Error(e.to_string()));
+                continue;
+            }
+            Control::Notify(Ok(event)) => event,
+        };
+        if event.need_rescan() {
+            emit(WatchEvent::Rescan);
+            continue;
+        }
+        if matches!(event.kind, EventKind::Access(_)) {
+            continue;
+        }
+        if !rules.root.exists() {
+            emit(WatchEvent::RootRemoved);
+            continue;
+        }
+        let created = matches!(
+            event.kind,
+            EventKind::Create(_)
+                | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+        );
+        let mut changed = Vec::new();
+        for path in event.paths {
+            let is_dir = path.is_dir();
+            if rules.is_ignored(&path, is_dir) {
+                continue;
+            }
+            if path.file_name().is_some_and(|n| n == ".gitignore") {
+                rules.gitignores.clear();
+            }
+            if created && is_dir {
+                rules.watch_tree(&mut watcher, &path);
+            }
+            changed.push(path);
+        }
+        if !changed.is_empty() {
+            emit(WatchEvent::Changed(changed));
+        }
+    }
+}
+
+struct Rules {
+    root: PathBuf,
+    extra_ignored: Vec<PathBuf>,
+    /// The parsed `.gitignore` of each directory, loaded when first needed.
+    gitignores: HashMap<PathBuf, Option<Gitignore>>,
+    /// `.git/info/exclude` and the user's global excludes, below every `.gitignore`.
+    base: Vec<Gitignore>,
+}
+
+impl Rules {
+    fn new(root: PathBuf) -> Rules {
+        // Both matchers are rooted at the workspace: the patterns in them are relative to it,
+        // and `matched_path_or_any_parents` requires paths below a matcher's root.
+        let mut base = vec![GitignoreBuilder::new(&root).build_global().0];
+        let exclude = root.join(".git/info/exclude");
+        if exclude.is_file() {
+            let mut builder = GitignoreBuilder::new(&root);
+            builder.add(exclude);
+            if let Ok(gitignore) = builder.build() {
+                base.push(gitignore);
+            }
+        }
+        Rules {
+            root,
+            extra_ignored: Vec::new(),
+            gitignores: HashMap::new(),
+            base,
+        }
+    }
+
+    /// Watches `dir` and every directory below it that is not ignored.
+    fn watch_tree(&self, watcher: &mut impl Watcher, dir: &Path) {
+        let root = self.root.clone();
+        let extra = self.extra_ignored.clone();
+        let walk = WalkBuilder::new(dir)
+            .hidden(false)
+            .require_git(false)
+            .follow_links(false)
+            .filter_entry(move |entry| {
+                let path = entry.path();
+                !(path.file_name().is_some_and(|n| n == ".git")
+                    || path == root.join("target")
+                    || extra.iter().any(|d| path == d))
+            })
+            .build();
+        for entry in walk.flatten() {
+            if entry.file_type().is_some_and(|t| t.is_dir()) {
+                if let Err(e) = watcher.watch(entry.path(), RecursiveMode::NonRecursive) {
+                    tracing::warn!(dir = %entry.path().display(), "cannot watch: {e}");
+                }
+            }
+        }
+    }
+
+    fn is_ignored(&mut self, path: &Path, is_dir: bool) -> bool {
+        let Ok(relative) = path.strip_prefix(&self.root) else {
+            return true;
+        };
+        if relative.components().any(|c| c.as_os_str() == ".git")
+            || path.starts_with(self.root.join("target"))
+            || self.extra_ignored.iter().any(|d| path.starts_with(d))
+            || is_editor_temp(path)
+        {
+            return true;
+        }
+        let mut ignored = self
+            .base
+            .iter()
+            .any(|g| g.matched_path_or_any_parents(path, is_dir).is_ignore());
+        // Deeper `.gitignore` files override shallower ones, as in git.
+        let mut dir = self.root.clone();
+        let parents: Vec<_> = relative
+            .parent()
+            .into_iter()
+            .flat_map(|p| p.components())
+            .collect();
+        for next in std::iter::once(None).chain(parents.into_iter().map(Some)) {
+            if let Some(component) = next {
+                dir.push(component);
+            }
+            let gitignore = self.gitignores.entry(dir.clone()).or_insert_with(|| {
+                let file = dir.join(".gitignore");
+                file.is_file().then(|| Gitignore::new(file).0)
+            });
+            if let Some(gitignore) = gitignore {
+                match gitignore.matched_path_or_any_parents(path, is_dir) {
+                    Match::Ignore(_) => ignored = true,
+                    Match::Whitelist(_) => ignored = false,
+                    Match::None => {}
+                }
+            }
+        }
+        ignored
+    }
+}
+
+/// Files editors write beside the one being edited (vim's swap files and its `4913` probe,
+/// emacs's lock and backup files), which no build reads.
+fn is_editor_temp(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    name == "4913"
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.starts_with(".#")
+        || (name.starts_with('#') && name.ends_with('#'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignores_target_git_gitignored_and_swap_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join(".gitignore"), "/generated\n*.log\n").unwrap();
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/.gitignore"), "!keep.log\n").unwrap();
+        let rules = Rules::new(root.clone());
+        assert!(rules.is_ignored(&root.join("target/debug/x"), false));
+        assert!(rules.is_ignored(&root.join(".git/index"), false));
+        assert!(rules.is_ignored(&root.join("generated/a.rs"), false));
+        assert!(rules.is_ignored(&root.join("run.log"), false));
+        assert!(rules.is_ignored(&root.join("src/.lib.rs.swp"), false));
+        assert!(!rules.is_ignored(&root.join("sub/keep.log"), false));
+        assert!(!rules.is_ignored(&root.join("src/lib.rs"), false));
+        assert!(!rules.is_ignored(&root.join("Cargo.toml"), false));
+        rules.extra_ignored = vec![root.join("out")];
+        assert!(rules.is_ignored(&root.join("out/x"), false));
+    }
+}

@@ -1,0 +1,80 @@
+//! The command line, as clap types. Parsing only; the commands live in `commands/`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "buildd",
+    version,
+    about = "Keeps cargo workspaces warm: a background daemon builds what you edit, so \
+             `buildd cargo build` and `buildd cargo test` find nothing left to compile",
+    after_help = "Exit codes: 0 success; 1 failure (a failed job for `wait`); 2 usage; \
+                  3 not a cargo workspace; 4 daemon unreachable; 5 refused by the daemon; \
+                  6 the workspace is in the error state. `buildd cargo` exits with cargo's code."
+)]
+pub(crate) struct Cli {
+    /// Never start the daemon: fail if it is not running.
+    #[arg(long, global = true, env = "BUILDD_NO_START")]
+    pub(crate) no_start: bool,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run cargo against the workspace's warm isolated target dir.
+    ///
+    /// Registers the workspace around the current directory, waits for a running daemon job
+    /// on the dir instead of racing it for cargo's lock, then runs `cargo ARGS...` with the
+    /// environment the daemon builds with. cargo's output and exit code pass through. With no
+    /// daemon reachable it runs plain cargo.
+    #[command(disable_help_flag = true)]
+    Cargo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Print shell exports that point plain `cargo` at the warm dir: eval "$(buildd env)".
+    Env {
+        /// A path in the workspace; the current directory by default.
+        path: Option<PathBuf>,
+    },
+    /// Watch a workspace and follow its jobs, with progress and diagnostics, until Ctrl-C.
+    Watch { path: Option<PathBuf> },
+    /// Register a workspace and wait until the daemon has it warm.
+    ///
+    /// Exits 0 when the last job succeeded, 1 when it failed, 6 when the workspace cannot
+    /// be built as it is.
+    Wait {
+        path: Option<PathBuf>,
+        /// Give up after this long (for example 10m).
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<std::time::Duration>,
+    },
+    /// Show the daemon and its workspaces.
+    Status {
+        /// Only the workspace containing this path.
+        path: Option<PathBuf>,
+        /// Print JSON (documented in docs/protocol.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the daemon: cancel its jobs and remove its socket.
+    Stop,
+    /// Run the daemon in the foreground.
+    Daemon {
+        /// Shut down after this long without clients or work.
+        #[arg(long, value_parser = parse_duration, env = "BUILDD_IDLE_TIMEOUT", default_value = "3h")]
+        idle_timeout: std::time::Duration,
+        /// How long to wait after a change for more changes before building.
+        #[arg(long, value_parser = parse_duration, env = "BUILDD_DEBOUNCE", default_value = "150ms")]
+        debounce: std::time::Duration,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    buildd_daemon::config::parse_duration(text)
+}

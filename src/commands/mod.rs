@@ -1,0 +1,38 @@
+//! One module per subcommand.
+
+mod cargo;
+mod daemon;
+mod env;
+mod status;
+mod wait;
+mod watch;
+
+use crate::cli::{Cli, Command};
+use crate::connect::Session;
+use crate::exit;
+
+/// Runs a command and returns the process's exit code. Errors are printed here, once.
+pub(crate) async fn run(cli: Cli) -> i32 {
+    let session = Session {
+        autostart: !cli.no_start,
+    };
+    let result = match cli.command {
+        Command::Cargo { args } => cargo::run(&session, args).await,
+        Command::Env { path } => env::run(&session, path).await,
+        Command::Watch { path } => watch::run(&session, path).await,
+        Command::Wait { path, timeout } => wait::run(&session, path, timeout).await,
+        Command::Status { path, json } => status::run(&session, path, json).await,
+        Command::Stop => daemon::stop().await,
+        Command::Daemon {
+            idle_timeout,
+            debounce,
+        } => daemon::run(idle_timeout, debounce).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("buildd: {error:#}");
+            exit::for_error(&error)
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The `buildd` binary: the CLI, the daemon (`buildd daemon`) and, later, the LSP sidecar.
+
+mod cli;
+mod commands;
+mod connect;
+mod exit;
+mod render;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("buildd: failed to start the async runtime: {e}");
+            std::process::exit(exit::FAILURE);
+        }
+    };
+    let code = runtime.block_on(commands::run(cli));
+    // Dropping the runtime would wait for blocking tasks (a reader of stdin, a daemon's
+    // reaper thread); the command is over, so exit now.
+    std::process::exit(code);
+}
