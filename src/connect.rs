@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+
 use buildd_daemon::client::{Client, ConnectOptions, current_env};
 use buildd_daemon::paths::Paths;
 use buildd_daemon::protocol::{Request, ServerMessage, WorkspaceStatus};
@@ -41,10 +42,18 @@ impl Session {
             })
             .await?;
         match reply {
-            ServerMessage::Registered { workspace, .. } => Ok(workspace),
+            ServerMessage::Registered { workspace, .. } => Ok(*workspace),
             other => bail!("unexpected reply to register: {other:?}"),
         }
     }
+}
+
+/// A path given on the command line that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot use {}: {source}", path.display())]
+pub(crate) struct BadPath {
+    path: PathBuf,
+    source: std::io::Error,
 }
 
 /// An absolute, existing path; the current directory when none is given.
@@ -53,5 +62,5 @@ pub(crate) fn resolve_path(path: Option<&Path>) -> anyhow::Result<PathBuf> {
         Some(path) => path.to_path_buf(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    std::fs::canonicalize(&path).with_context(|| format!("cannot use {}", path.display()))
+    std::fs::canonicalize(&path).map_err(|source| BadPath { path, source }.into())
 }

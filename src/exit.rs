@@ -14,6 +14,9 @@ pub(crate) const WORKSPACE_ERROR: i32 = 6;
 
 /// The exit code for an error that ends a command.
 pub(crate) fn for_error(error: &anyhow::Error) -> i32 {
+    if error.downcast_ref::<crate::connect::BadPath>().is_some() {
+        return NOT_A_WORKSPACE;
+    }
     match error.downcast_ref::<ClientError>() {
         Some(ClientError::Daemon {
             code: ErrorCode::NotAWorkspace | ErrorCode::NotRegistered,

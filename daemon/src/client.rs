@@ -19,7 +19,7 @@ use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::paths::{Paths, PathsError};
 use crate::protocol::{
@@ -91,6 +91,7 @@ impl ClientReader {
     pub async fn recv(&mut self) -> Result<Option<ServerMessage>, ClientError> {
         match self.frames.next().await {
             None => Ok(None),
+            Some(Err(LinesCodecError::Io(e))) => Err(ClientError::Io(e)),
             Some(Err(e)) => Err(ClientError::Protocol(e.to_string())),
             Some(Ok(line)) => serde_json::from_str(&line)
                 .map(Some)
@@ -174,12 +175,10 @@ impl Client {
             version: binary_version(),
             client: client.to_owned(),
         };
-        // A daemon that is shutting down may accept and close at once: that is "not running".
-        if writer.send(hello).await.is_err() {
-            return Err(ClientError::NotRunning {
-                socket: socket.to_path_buf(),
-            });
-        }
+        // A daemon that refuses the peer writes why and closes, possibly before the hello is
+        // written: read its answer whether or not the write went through. One that is
+        // shutting down closes without a word: that is "not running".
+        let _ = writer.send(hello).await;
         match reader.recv().await {
             Ok(Some(ServerMessage::Hello {
                 protocol,

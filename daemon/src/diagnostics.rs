@@ -101,16 +101,20 @@ pub(crate) struct DiagnosticStore {
     /// What the running job already reported, to drop cargo's replays: a later stage
     /// replays the cached messages of units an earlier stage compiled.
     seen: HashSet<(PathBuf, u32, u32, Severity, String)>,
-    seen_job: u64,
+    /// The newest job that reported; older jobs are stale.
+    latest: u64,
 }
 
 impl DiagnosticStore {
-    /// Adds a diagnostic of `job`. Returns false for a duplicate within the job or for a
-    /// diagnostic older than what the file holds.
+    /// Adds a diagnostic of `job`. Returns false for a duplicate within the job and for a
+    /// diagnostic of a job older than the newest one that reported.
     pub(crate) fn add(&mut self, job: u64, diagnostic: &Diagnostic) -> bool {
-        if self.seen_job != job {
+        if job < self.latest {
+            return false;
+        }
+        if job > self.latest {
             self.seen.clear();
-            self.seen_job = job;
+            self.latest = job;
         }
         let fingerprint = (
             diagnostic.file.clone(),

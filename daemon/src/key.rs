@@ -222,7 +222,7 @@ mod tests {
         );
         assert_eq!(a, b);
         assert_eq!(a.info.host, "x86_64-unknown-linux-gnu");
-        assert!(a.target_dir.starts_with("/c/app-"));
+        assert!(a.target_dir.to_str().unwrap().starts_with("/c/app-"));
     }
 
     #[test]

@@ -122,10 +122,10 @@ impl Dispatcher {
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => None,
             };
-            if let Some(event) = event {
-                if self.handle(event) {
-                    break;
-                }
+            if let Some(event) = event
+                && self.handle(event)
+            {
+                break;
             }
             let now = Instant::now();
             let roots: Vec<PathBuf> = self.workspaces.keys().cloned().collect();
@@ -259,10 +259,8 @@ impl Dispatcher {
             },
             Request::Unregister { root } => match self.workspace_of(&root) {
                 Ok(root) => {
-                    if let Some(ws) = self.workspaces.remove(&root) {
-                        if let Some(job) = ws.job {
-                            job.cancel.cancel();
-                        }
+                    if let Some(job) = self.workspaces.remove(&root).and_then(|ws| ws.job) {
+                        job.cancel.cancel();
                     }
                     tracing::info!(root = %root.display(), "unregistered");
                     ServerMessage::Ok { id }
@@ -341,7 +339,7 @@ impl Dispatcher {
         if ws.key.is_some() && !ws.needs_reload && ws.loading.is_none() {
             let _ = reply.try_send(ServerMessage::Registered {
                 id,
-                workspace: ws.status(),
+                workspace: Box::new(ws.status()),
             });
         } else {
             ws.waiting_register.push((id, reply));
@@ -359,8 +357,18 @@ impl Dispatcher {
                 if paths.iter().any(|p| is_manifest(root, p)) {
                     ws.needs_reload = true;
                 }
+                // Cargo writes Cargo.lock itself at the start of a job when it is missing or
+                // outdated; that must not cancel the job that wrote it.
+                let stale = paths
+                    .iter()
+                    .any(|p| p.file_name().is_none_or(|n| n != "Cargo.lock"));
                 ws.pending_files.extend(paths);
                 ws.dirty = true;
+                ws.deadline = Some(Instant::now() + debounce);
+                if stale {
+                    cancel_stale(ws);
+                }
+                return;
             }
             WatchEvent::Rescan => {
                 tracing::warn!(root = %root.display(), "watcher asked for a rescan");
@@ -387,11 +395,7 @@ impl Dispatcher {
             }
         }
         ws.deadline = Some(Instant::now() + debounce);
-        // The running job builds files that just changed: its results are stale.
-        if let Some(job) = &ws.job {
-            tracing::debug!(job = job.id, "cancelling a stale job");
-            job.cancel.cancel();
-        }
+        cancel_stale(ws);
     }
 
     /// Starts whatever a workspace is owed, once its debounce is over and nothing runs.
@@ -480,7 +484,7 @@ impl Dispatcher {
         for (id, reply) in std::mem::take(&mut ws.waiting_register) {
             let _ = reply.try_send(ServerMessage::Registered {
                 id,
-                workspace: status.clone(),
+                workspace: Box::new(status.clone()),
             });
         }
     }
@@ -666,6 +670,14 @@ impl Dispatcher {
         if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
             tracing::warn!("jobs did not stop within {SHUTDOWN_GRACE:?}");
         }
+    }
+}
+
+/// Cancels the running job: it builds files that just changed, so its results are stale.
+fn cancel_stale(ws: &Workspace) {
+    if let Some(job) = &ws.job {
+        tracing::debug!(job = job.id, "cancelling a stale job");
+        job.cancel.cancel();
     }
 }
 

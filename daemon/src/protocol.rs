@@ -100,7 +100,7 @@ pub enum ServerMessage {
     },
     Registered {
         id: u64,
-        workspace: WorkspaceStatus,
+        workspace: Box<WorkspaceStatus>,
     },
     Status {
         id: u64,
@@ -156,8 +156,6 @@ pub enum ErrorCode {
     NotAWorkspace,
     /// The workspace was never registered.
     NotRegistered,
-    /// The daemon is shutting down.
-    ShuttingDown,
     /// Anything else; the message says what.
     Internal,
 }

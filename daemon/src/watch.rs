@@ -173,10 +173,10 @@ impl Rules {
             })
             .build();
         for entry in walk.flatten() {
-            if entry.file_type().is_some_and(|t| t.is_dir()) {
-                if let Err(e) = watcher.watch(entry.path(), RecursiveMode::NonRecursive) {
-                    tracing::warn!(dir = %entry.path().display(), "cannot watch: {e}");
-                }
+            if entry.file_type().is_some_and(|t| t.is_dir())
+                && let Err(e) = watcher.watch(entry.path(), RecursiveMode::NonRecursive)
+            {
+                tracing::warn!(dir = %entry.path().display(), "cannot watch: {e}");
             }
         }
     }
@@ -248,7 +248,7 @@ mod tests {
         std::fs::write(root.join(".gitignore"), "/generated\n*.log\n").unwrap();
         std::fs::create_dir_all(root.join("sub")).unwrap();
         std::fs::write(root.join("sub/.gitignore"), "!keep.log\n").unwrap();
-        let rules = Rules::new(root.clone());
+        let mut rules = Rules::new(root.clone());
         assert!(rules.is_ignored(&root.join("target/debug/x"), false));
         assert!(rules.is_ignored(&root.join(".git/index"), false));
         assert!(rules.is_ignored(&root.join("generated/a.rs"), false));

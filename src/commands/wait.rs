@@ -62,10 +62,9 @@ pub(crate) async fn run(
     };
     if let ServerMessage::Status { status, .. } =
         client.call(Request::Status { root: Some(root) }).await?
+        && let Some(ws) = status.workspaces.first()
     {
-        if let Some(ws) = status.workspaces.first() {
-            print!("{}", render::workspace(ws));
-        }
+        print!("{}", render::workspace(ws));
     }
     Ok(match state {
         WorkspaceState::Idle => exit::SUCCESS,

@@ -96,10 +96,10 @@ pub(crate) async fn run(session: &Session, path: Option<PathBuf>) -> anyhow::Res
                 println!("{}", render::job_line(&summary));
             }
             EventKind::State { state, error } => {
-                if state == WorkspaceState::Error {
-                    if let Some(error) = error {
-                        println!("error: {error}");
-                    }
+                if state == WorkspaceState::Error
+                    && let Some(error) = error
+                {
+                    println!("error: {error}");
                 }
             }
         }

@@ -1,1 +1,5 @@
-fn main() {}
+//! End-to-end tests of the real `buildd` binary with the real cargo on fixture workspaces.
+
+mod daemon_lifecycle;
+mod support;
+mod warm;

@@ -1,0 +1,191 @@
+//! The daemon's life: started on demand, exactly one per user, replaced by a client of
+//! another version, stopped cleanly, and closed to other users.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+
+use crate::support::{World, alive, wait_until};
+
+fn daemon_pid(status: &serde_json::Value) -> u64 {
+    status["daemon"]["pid"].as_u64().unwrap()
+}
+
+#[test]
+fn a_client_starts_the_daemon_and_stop_ends_it_cleanly() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let socket = world.home().join("run/daemon.sock");
+
+    // --no-start fails with the documented code while nothing runs.
+    let output = world.run(&ws, &["--no-start", "status"]);
+    assert_eq!(output.status.code(), Some(4));
+    assert!(!socket.exists());
+
+    let status = world.status(&ws);
+    let pid = daemon_pid(&status);
+    assert!(alive(pid));
+    assert_eq!(status["daemon"]["version"], env!("CARGO_PKG_VERSION"));
+    let log = status["daemon"]["log_path"].as_str().unwrap();
+    assert!(
+        Path::new(log).starts_with(world.home().join("state/logs")),
+        "{log}"
+    );
+
+    // The socket is private to the user.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&socket), 0o600);
+    assert_eq!(mode(&world.home().join("run")), 0o700);
+
+    world.ok(&ws, &["wait"]);
+    let stdout = world.ok(&ws, &["stop"]);
+    assert!(stdout.contains(&pid.to_string()), "{stdout}");
+    wait_until("the daemon to exit", || !alive(pid));
+    assert!(!socket.exists(), "stop removes the socket");
+    let stdout = world.ok(&ws, &["stop"]);
+    assert!(stdout.contains("not running"), "{stdout}");
+}
+
+#[test]
+fn racing_clients_end_with_exactly_one_daemon() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let spawned: Vec<_> = (0..6)
+        .map(|_| {
+            world
+                .cmd(&ws, &["status", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let pids: Vec<u64> = spawned
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            daemon_pid(&status)
+        })
+        .collect();
+    assert!(
+        pids.windows(2).all(|w| w[0] == w[1]),
+        "clients talked to several daemons: {pids:?}"
+    );
+    wait_until("the losing daemons to exit", || {
+        daemons_of(&world.home()).len() == 1
+    });
+    assert_eq!(daemons_of(&world.home()), vec![pids[0]]);
+}
+
+/// The `buildd daemon` processes whose BUILDD_HOME is `home`.
+fn daemons_of(home: &Path) -> Vec<u64> {
+    let needle = format!("BUILDD_HOME={}", home.display());
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u64>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.get(1) != Some(&&b"daemon"[..]) || !alive(pid) {
+            continue;
+        }
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        if environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn a_client_of_another_version_replaces_the_daemon() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let old = world
+        .cmd(&ws, &["status", "--json"])
+        .env("BUILDD_TEST_FAKE_VERSION", "0.0.1-old")
+        .output()
+        .unwrap();
+    assert!(old.status.success());
+    let old: serde_json::Value = serde_json::from_slice(&old.stdout).unwrap();
+    assert_eq!(old["daemon"]["version"], "0.0.1-old");
+    let old_pid = daemon_pid(&old);
+
+    let new = world.status(&ws);
+    assert_eq!(new["daemon"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_ne!(daemon_pid(&new), old_pid);
+    wait_until("the old daemon to exit", || !alive(old_pid));
+}
+
+#[test]
+fn a_peer_of_another_uid_is_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        // Switching uid needs root; CI runs as root, so there this test always runs.
+        eprintln!("not root: cannot switch uid to test the peer check");
+        return;
+    }
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.status(&ws);
+    let as_nobody = |world: &World| {
+        let mut cmd = world.cmd(Path::new("/"), &["--no-start", "status", "--json"]);
+        // std drops the supplementary groups when root switches uid.
+        cmd.uid(65534).gid(65534);
+        let output = cmd.output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    // The 0700 run dir keeps another user from reaching the socket at all.
+    let (code, stderr) = as_nobody(&world);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("ermission denied"), "{stderr}");
+
+    // With the directories opened up, the daemon's own peer check still refuses.
+    let open = |p: &Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    open(world.dir.path(), 0o755);
+    open(&world.home(), 0o755);
+    open(&world.home().join("run"), 0o755);
+    open(&world.home().join("run/daemon.sock"), 0o666);
+    let (code, stderr) = as_nobody(&world);
+    assert_eq!(code, Some(5), "{stderr}");
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert!(stderr.contains("65534"), "{stderr}");
+
+    // And the daemon serves its own user as before.
+    world.status(&ws);
+}
+
+#[test]
+fn without_a_daemon_buildd_cargo_falls_back_to_plain_cargo() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let output = world.run(&ws, &["--no-start", "cargo", "build"]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("running plain cargo"), "{stderr}");
+    assert_eq!(
+        stderr.matches("buildd:").count(),
+        1,
+        "a one-line notice: {stderr}"
+    );
+    assert!(
+        ws.join("target/debug/app").exists(),
+        "plain cargo builds in the workspace"
+    );
+
+    // cargo's exit code passes through.
+    let output = world.run(&ws, &["--no-start", "cargo", "no-such-subcommand"]);
+    assert_eq!(output.status.code(), Some(101));
+}

@@ -1,0 +1,205 @@
+//! The harness for end-to-end tests: the real `buildd` binary, a private `BUILDD_HOME` per
+//! test (so each test has its own daemon), and fixture workspaces copied to temp dirs.
+//!
+//! Tests wait on conditions with generous deadlines instead of sleeping: a slow machine makes
+//! a test slower, never wrong.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Long enough for a cold build of a fixture on a loaded two-core machine.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(180);
+
+pub(crate) fn buildd_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_buildd"))
+}
+
+pub(crate) fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// One test's world: a `BUILDD_HOME`, and workspaces copied from fixtures.
+pub(crate) struct World {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl World {
+    pub(crate) fn new() -> World {
+        let dir = tempfile::Builder::new().prefix("bd").tempdir().unwrap();
+        World { dir }
+    }
+
+    pub(crate) fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// Copies a fixture workspace to `<world>/<name>` and returns its canonical path.
+    pub(crate) fn workspace(&self, fixture_name: &str, name: &str) -> PathBuf {
+        let dest = self.dir.path().join(name);
+        copy_dir(&fixture(fixture_name), &dest);
+        std::fs::canonicalize(dest).unwrap()
+    }
+
+    /// `buildd ARGS` in `cwd`, with this world's home.
+    pub(crate) fn cmd(&self, cwd: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(buildd_bin());
+        cmd.args(args)
+            .current_dir(cwd)
+            .env("BUILDD_HOME", self.home())
+            // A test's daemon must not outlive the test run for long if a test dies.
+            .env("BUILDD_IDLE_TIMEOUT", "10m")
+            .env("BUILDD_LOG", "debug")
+            .env_remove("BUILDD_NO_START")
+            .env_remove("BUILDD_TEST_FAKE_VERSION")
+            .env_remove("CARGO_TARGET_DIR");
+        cmd
+    }
+
+    pub(crate) fn run(&self, cwd: &Path, args: &[&str]) -> Output {
+        let output = self.cmd(cwd, args).output().unwrap();
+        log_output(args, &output);
+        output
+    }
+
+    /// Runs a command that must succeed and returns its stdout.
+    pub(crate) fn ok(&self, cwd: &Path, args: &[&str]) -> String {
+        let output = self.run(cwd, args);
+        assert!(
+            output.status.success(),
+            "buildd {args:?} failed with {}:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    pub(crate) fn status(&self, cwd: &Path) -> Value {
+        serde_json::from_str(&self.ok(cwd, &["status", "--json"])).unwrap()
+    }
+
+    /// The status of the workspace at `root`, if the daemon knows it.
+    pub(crate) fn workspace_status(&self, root: &Path) -> Option<Value> {
+        let status = self.status(root);
+        status["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["root"].as_str() == Some(root.to_str().unwrap()))
+            .cloned()
+    }
+
+    /// Waits until the workspace's status satisfies `done`, and returns that status.
+    pub(crate) fn wait_for(&self, root: &Path, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            if let Some(ws) = self.workspace_status(root) {
+                if done(&ws) {
+                    return ws;
+                }
+                last = ws;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting for {what} in {}; last status:\n{last:#}\nlog:\n{}",
+            root.display(),
+            self.log_tail()
+        );
+    }
+
+    /// Waits until a job newer than `after` has finished and nothing is queued.
+    pub(crate) fn wait_settled(&self, root: &Path, after: u64) -> Value {
+        self.wait_for(root, &format!("a job after #{after} to settle"), |ws| {
+            let job = ws["last_job"]["id"].as_u64().unwrap_or(0);
+            let state = ws["state"].as_str().unwrap_or("");
+            job > after && matches!(state, "idle" | "failed")
+        })
+    }
+
+    pub(crate) fn last_job_id(&self, root: &Path) -> u64 {
+        self.workspace_status(root)
+            .and_then(|ws| ws["last_job"]["id"].as_u64())
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn log_tail(&self) -> String {
+        let logs = self.home().join("state/logs");
+        let mut text = String::new();
+        for entry in std::fs::read_dir(logs).into_iter().flatten().flatten() {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.cmd(self.dir.path(), &["--no-start", "stop"]).output();
+    }
+}
+
+fn log_output(args: &[&str], output: &Output) {
+    eprintln!(
+        "$ buildd {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Cargo's JSON messages for artifacts, from `--message-format=json` output.
+pub(crate) fn artifacts(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .collect()
+}
+
+/// Whether a process is alive (and not a zombie).
+pub(crate) fn alive(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub(crate) fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Replaces `from` by `to` in a file, asserting that it was there.
+pub(crate) fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no {from:?}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}

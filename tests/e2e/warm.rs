@@ -1,0 +1,187 @@
+//! The daemon keeps workspaces warm, reports diagnostics, and survives broken manifests.
+
+use crate::support::{World, artifacts, edit};
+
+#[test]
+fn after_an_edit_buildd_cargo_build_and_test_compile_nothing() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let before = world.last_job_id(&ws);
+
+    edit(
+        &ws.join("core-lib/src/lib.rs"),
+        "pub fn greeting",
+        "pub fn shout(s: &str) -> String {\n    s.to_uppercase()\n}\n\npub fn greeting",
+    );
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert!(
+        status["last_job"]["units_compiled"].as_u64().unwrap() > 0,
+        "the job after the edit compiled the edited crate: {status:#}"
+    );
+
+    for args in [
+        &["cargo", "build", "--message-format=json"][..],
+        &["cargo", "test", "--no-run", "--message-format=json"][..],
+    ] {
+        let stdout = world.ok(&ws, args);
+        let artifacts = artifacts(&stdout);
+        assert!(!artifacts.is_empty(), "{args:?} reported no artifacts");
+        let stale: Vec<_> = artifacts
+            .iter()
+            .filter(|a| a["fresh"] != true)
+            .map(|a| a["target"]["name"].clone())
+            .collect();
+        assert!(stale.is_empty(), "{args:?} compiled {stale:?}");
+    }
+    assert!(
+        !ws.join("target").exists(),
+        "buildd wrote into the workspace's own target/"
+    );
+    let target_dir = status["target_dir"].as_str().unwrap();
+    assert!(target_dir.starts_with(world.home().to_str().unwrap()));
+}
+
+#[test]
+fn a_type_error_is_listed_with_its_place_and_cleared_when_fixed() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let before = world.last_job_id(&ws);
+
+    let file = ws.join("util/src/lib.rs");
+    edit(&file, "\"!\"", "42");
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(status["state"], "failed", "{status:#}");
+    let diagnostics = status["diagnostics"].as_array().unwrap();
+    let error = diagnostics
+        .iter()
+        .find(|d| d["severity"] == "error")
+        .unwrap_or_else(|| panic!("no error in {status:#}"));
+    assert_eq!(error["file"], file.to_str().unwrap());
+    assert_eq!(error["line"], 2);
+    assert_eq!(error["column"], 5);
+    assert_eq!(error["message"], "mismatched types");
+    assert!(status["last_job"]["errors"].as_u64().unwrap() >= 1);
+
+    let failed = status["last_job"]["id"].as_u64().unwrap();
+    edit(&file, "42", "\"!\"");
+    let status = world.wait_settled(&ws, failed);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert_eq!(status["diagnostics"], serde_json::json!([]), "{status:#}");
+    assert_eq!(status["last_job"]["errors"], 0);
+}
+
+#[test]
+fn a_malformed_manifest_is_an_error_of_that_workspace_only_and_recovers() {
+    let world = World::new();
+    let good = world.workspace("basic", "good");
+    let bad = world.workspace("basic", "bad");
+    world.ok(&good, &["wait"]);
+    world.ok(&bad, &["wait"]);
+
+    let manifest = bad.join("core-lib/Cargo.toml");
+    edit(&manifest, "[dependencies]", "[dependencies\n");
+    let status = world.wait_for(&bad, "the error state", |ws| ws["state"] == "error");
+    let error = status["error"].as_str().unwrap();
+    assert!(
+        error.contains("Cargo.toml"),
+        "the error names the manifest: {error}"
+    );
+    assert_eq!(world.workspace_status(&good).unwrap()["state"], "idle");
+
+    // `buildd wait` says so with its documented exit code.
+    let output = world.run(&bad, &["wait"]);
+    assert_eq!(output.status.code(), Some(6));
+
+    let before = world.last_job_id(&bad);
+    edit(&manifest, "[dependencies\n", "[dependencies]");
+    let status = world.wait_settled(&bad, before);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert!(status["error"].is_null());
+}
+
+#[test]
+fn two_workspaces_are_warmed_side_by_side_in_separate_dirs() {
+    let world = World::new();
+    let first = world.workspace("basic", "first");
+    let second = world.workspace("basic", "second");
+    world.ok(&first, &["wait"]);
+    world.ok(&second, &["wait"]);
+    let status = world.status(&first);
+    let workspaces = status["workspaces"].as_array().unwrap();
+    assert_eq!(workspaces.len(), 2, "{status:#}");
+    assert!(
+        workspaces.iter().all(|w| w["state"] == "idle"),
+        "{status:#}"
+    );
+    assert_ne!(workspaces[0]["target_dir"], workspaces[1]["target_dir"]);
+
+    // `status PATH` narrows to the workspace containing PATH.
+    let narrowed: serde_json::Value =
+        serde_json::from_str(&world.ok(&first, &["status", "--json", "app/src"])).unwrap();
+    assert_eq!(narrowed["workspaces"].as_array().unwrap().len(), 1);
+    assert_eq!(narrowed["workspaces"][0]["root"], first.to_str().unwrap());
+}
+
+#[test]
+fn buildd_env_points_plain_cargo_at_the_warm_dir() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let exports = world.ok(&ws, &["env"]);
+    let target_dir = world.workspace_status(&ws).unwrap()["target_dir"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        exports.contains(&format!("export CARGO_TARGET_DIR={target_dir}")),
+        "{exports}"
+    );
+
+    // A plain cargo in a shell that evaluated the exports finds everything fresh.
+    let script = format!(
+        "eval \"$({} env)\" && cargo build --message-format=json",
+        crate::support::buildd_bin().display()
+    );
+    let output = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(&ws)
+        .env("BUILDD_HOME", world.home())
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let artifacts = artifacts(&stdout);
+    assert!(!artifacts.is_empty());
+    assert!(artifacts.iter().all(|a| a["fresh"] == true), "{stdout}");
+    assert!(!ws.join("target").exists());
+}
+
+#[test]
+fn paths_outside_a_workspace_get_a_clear_error() {
+    let world = World::new();
+    let empty = world.dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let output = world.run(&empty, &["env"]);
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not inside a cargo workspace"), "{stderr}");
+    assert!(
+        stderr.contains(empty.file_name().unwrap().to_str().unwrap()),
+        "{stderr}"
+    );
+
+    let output = world.run(&empty, &["status", "--json", "."]);
+    assert_eq!(output.status.code(), Some(3));
+
+    let missing = world.run(&empty, &["wait", "no/such/dir"]);
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/dir"));
+}
