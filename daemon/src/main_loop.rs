@@ -222,6 +222,22 @@ impl Dispatcher {
                 }
                 Err(e) => e.reply(id),
             },
+            Request::Saved { paths } => {
+                for path in paths {
+                    let Ok(root) = self.workspace_of(&path) else {
+                        continue;
+                    };
+                    let ws = self.workspaces.get_mut(&root).expect("found");
+                    let manifest = is_manifest(&root, &path);
+                    ws.needs_reload |= manifest;
+                    ws.pending_files.insert(path);
+                    ws.dirty = true;
+                    // No debounce: the user said the file is done.
+                    ws.deadline = None;
+                    cancel_stale(ws);
+                }
+                ServerMessage::Ok { id }
+            }
             Request::Release { root } => {
                 if let Ok(root) = self.workspace_of(&root) {
                     self.workspaces

@@ -75,6 +75,11 @@ pub enum Request {
     Release {
         root: PathBuf,
     },
+    /// An editor saved these files: treat them as changed and start the job at once, without
+    /// the watcher's debounce. Files outside every registered workspace are ignored.
+    Saved {
+        paths: Vec<PathBuf>,
+    },
     /// Run a full job now, cancelling the one that runs.
     Rebuild {
         root: PathBuf,
