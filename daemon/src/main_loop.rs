@@ -369,6 +369,19 @@ impl Dispatcher {
         };
         match event {
             WatchEvent::Changed(paths) => {
+                // The watcher reports a write a little after it happened; a running job that
+                // started after the write (an editor's save starts one at once) reads the new
+                // content, and is not stale because of it.
+                if let Some(job) = &ws.job
+                    && paths.iter().all(|p| written_before(p, job.started_at))
+                {
+                    tracing::debug!(
+                        job = job.id,
+                        ?paths,
+                        "change already covered by the running job"
+                    );
+                    return;
+                }
                 tracing::debug!(root = %root.display(), ?paths, "changed");
                 if paths.iter().any(|p| is_manifest(root, p)) {
                     ws.needs_reload = true;
@@ -518,6 +531,7 @@ impl Dispatcher {
             target_dir: key.target_dir.clone(),
         };
         let cancel = CancellationToken::new();
+        let started_at = std::time::SystemTime::now();
         let tx = self.tx.clone();
         let job_root = root.to_path_buf();
         let token = cancel.clone();
@@ -538,6 +552,7 @@ impl Dispatcher {
         let expected_units = ws.last_units;
         ws.job = Some(RunningJob {
             id: job_id,
+            started_at,
             stages: stage_names.clone(),
             cancel,
             handle,
@@ -687,6 +702,13 @@ impl Dispatcher {
             tracing::warn!("jobs did not stop within {SHUTDOWN_GRACE:?}");
         }
     }
+}
+
+/// Whether `path` exists and was last written before `time`.
+fn written_before(path: &Path, time: std::time::SystemTime) -> bool {
+    std::fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|modified| modified < time)
 }
 
 /// Cancels the running job: it builds files that just changed, so its results are stale.

@@ -22,6 +22,8 @@ pub(crate) type Reply = mpsc::Sender<ServerMessage>;
 
 pub(crate) struct RunningJob {
     pub(crate) id: u64,
+    /// When the job started: a file written before then is read by the job.
+    pub(crate) started_at: std::time::SystemTime,
     pub(crate) stages: Vec<String>,
     pub(crate) cancel: CancellationToken,
     pub(crate) handle: JoinHandle<()>,
