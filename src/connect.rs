@@ -39,6 +39,7 @@ impl Session {
             .call(Request::Register {
                 path,
                 env: current_env(),
+                settings: Default::default(),
             })
             .await?;
         match reply {

@@ -21,22 +21,46 @@ use crate::protocol::{Diagnostic, JobResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stage {
+    /// `cargo check`: diagnostics only, no artifacts `cargo build` can use.
+    Check,
     Build,
     Test,
 }
 
 impl Stage {
-    pub(crate) const ALL: [Stage; 2] = [Stage::Build, Stage::Test];
+    /// What a job runs unless the workspace's settings say otherwise.
+    pub(crate) const DEFAULT: [Stage; 2] = [Stage::Build, Stage::Test];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
+            Stage::Check => "check",
             Stage::Build => "build",
             Stage::Test => "test",
         }
     }
 
+    pub(crate) fn parse(name: &str) -> Result<Stage, String> {
+        match name {
+            "check" => Ok(Stage::Check),
+            "build" => Ok(Stage::Build),
+            "test" => Ok(Stage::Test),
+            other => Err(format!("unknown stage `{other}`: use check, build or test")),
+        }
+    }
+
+    /// Parses a list of stage names; an empty list is an error, since a job must do something.
+    pub(crate) fn parse_all(names: &[String]) -> Result<Vec<Stage>, String> {
+        if names.is_empty() {
+            return Err(
+                "the list of stages is empty: name at least one of check, build, test".into(),
+            );
+        }
+        names.iter().map(|n| Stage::parse(n)).collect()
+    }
+
     fn args(self) -> Vec<String> {
         let args: &[&str] = match self {
+            Stage::Check => &["check", "--workspace"],
             Stage::Build => &["build", "--workspace"],
             Stage::Test => &["test", "--workspace", "--no-run"],
         };
@@ -49,6 +73,8 @@ pub(crate) struct JobSpec {
     pub(crate) stages: Vec<Stage>,
     pub(crate) env: Arc<BTreeMap<String, String>>,
     pub(crate) target_dir: PathBuf,
+    /// cargo's `-j`.
+    pub(crate) jobs: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -81,9 +107,13 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
     for stage in spec.stages.iter().copied() {
         emit(JobEvent::StageStarted { stage });
         let mut compile_errors = 0u64;
+        let mut args = stage.args();
+        if let Some(jobs) = spec.jobs {
+            args.push(format!("--jobs={jobs}"));
+        }
         let command = CargoCommand {
             root: &spec.root,
-            args: stage.args(),
+            args,
             env: &spec.env,
             target_dir: &spec.target_dir,
         };

@@ -22,7 +22,7 @@ use crate::load::{self, Loaded};
 use crate::paths::ensure_private_dir;
 use crate::protocol::{
     DaemonInfo, ErrorCode, EventKind, JobResult, JobSummary, PROTOCOL_VERSION, Request,
-    ServerMessage, Severity, StatusReport, WorkspaceEvent, binary_version,
+    ServerMessage, Severity, StatusReport, WorkspaceEvent, WorkspaceSettings, binary_version,
 };
 use crate::watch::{self, WatchEvent};
 use crate::workspace::{ConnId, PendingAcquire, Reply, RunningJob, Workspace};
@@ -46,6 +46,7 @@ pub(crate) enum Event {
         id: u64,
         root: PathBuf,
         env: BTreeMap<String, String>,
+        settings: WorkspaceSettings,
         reply: Reply,
     },
     Watch {
@@ -184,8 +185,9 @@ impl Dispatcher {
                 id,
                 root,
                 env,
+                settings,
                 reply,
-            } => self.register(id, root, env, reply),
+            } => self.register(id, root, env, settings, reply),
             Event::Watch { root, event } => self.watch_event(&root, event),
             Event::Loaded { root, load, loaded } => self.loaded(&root, load, loaded),
             Event::Job { root, job, event } => self.job_event(&root, job, event),
@@ -325,7 +327,18 @@ impl Dispatcher {
         })
     }
 
-    fn register(&mut self, id: u64, root: PathBuf, env: BTreeMap<String, String>, reply: Reply) {
+    fn register(
+        &mut self,
+        id: u64,
+        root: PathBuf,
+        env: BTreeMap<String, String>,
+        settings: WorkspaceSettings,
+        reply: Reply,
+    ) {
+        if let Some(Err(e)) = settings.stages.as_deref().map(Stage::parse_all) {
+            let _ = reply.try_send(error(id, ErrorCode::BadRequest, &format!("settings: {e}")));
+            return;
+        }
         if !self.workspaces.contains_key(&root) {
             tracing::info!(root = %root.display(), "registered");
             let mut ws = Workspace::new(root.clone(), env.clone());
@@ -352,6 +365,9 @@ impl Dispatcher {
         if !env.is_empty() {
             ws.env = env;
         }
+        if settings != WorkspaceSettings::default() {
+            ws.settings = settings;
+        }
         if ws.key.is_some() && !ws.needs_reload && ws.loading.is_none() {
             let _ = reply.try_send(ServerMessage::Registered {
                 id,
@@ -363,10 +379,13 @@ impl Dispatcher {
     }
 
     fn watch_event(&mut self, root: &Path, event: WatchEvent) {
-        let debounce = self.config.debounce;
         let Some(ws) = self.workspaces.get_mut(root) else {
             return;
         };
+        let debounce = ws
+            .settings
+            .debounce_ms
+            .map_or(self.config.debounce, Duration::from_millis);
         match event {
             WatchEvent::Changed(paths) => {
                 // The watcher reports a write a little after it happened; a running job that
@@ -523,12 +542,17 @@ impl Dispatcher {
         self.next_id += 1;
         let ws = self.workspaces.get_mut(root).expect("caller checked");
         let key = ws.key.as_ref().expect("caller checked");
-        let stages = Stage::ALL.to_vec();
+        // Validated when the settings were registered.
+        let stages = match ws.settings.stages.as_deref().map(Stage::parse_all) {
+            Some(Ok(stages)) => stages,
+            _ => Stage::DEFAULT.to_vec(),
+        };
         let spec = JobSpec {
             root: root.to_path_buf(),
             stages: stages.clone(),
             env: Arc::new(ws.env.clone()),
             target_dir: key.target_dir.clone(),
+            jobs: ws.settings.jobs,
         };
         let cancel = CancellationToken::new();
         let started_at = std::time::SystemTime::now();

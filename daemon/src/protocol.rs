@@ -52,6 +52,10 @@ pub enum Request {
         path: PathBuf,
         #[serde(default)]
         env: BTreeMap<String, String>,
+        /// Settings the client asks for (an editor's initialization options); each one set
+        /// overrides the workspace's `buildd.toml` and `[workspace.metadata.buildd]`.
+        #[serde(default)]
+        settings: WorkspaceSettings,
     },
     Unregister {
         root: PathBuf,
@@ -91,6 +95,18 @@ pub enum Request {
     /// Stop the daemon: jobs cancelled, children gone, socket removed. Accepted from a client
     /// of any version, so a newer client can replace an older daemon.
     Shutdown,
+}
+
+/// Per-workspace settings as a client gives them: every field is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkspaceSettings {
+    /// The stages a job runs, in order: any of `check`, `build`, `test`.
+    pub stages: Option<Vec<String>>,
+    /// cargo's `-j` for the daemon's jobs.
+    pub jobs: Option<u32>,
+    /// How long to wait after a file-system change for more changes, in milliseconds.
+    pub debounce_ms: Option<u64>,
 }
 
 /// One line from the daemon.

@@ -303,12 +303,17 @@ async fn serve(
                 );
                 let _ = out.send(ServerMessage::Ok { id }).await;
             }
-            Request::Register { path, env } => match resolve_root(&path, &env).await {
+            Request::Register {
+                path,
+                env,
+                settings,
+            } => match resolve_root(&path, &env).await {
                 Ok(root) => {
                     let _ = tx.send(Event::Register {
                         id,
                         root,
                         env,
+                        settings,
                         reply: out.clone(),
                     });
                 }

@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::diagnostics::DiagnosticStore;
 use crate::key::{BuildKey, Toolchain};
-use crate::protocol::{JobResult, JobSummary, ServerMessage, WorkspaceState, WorkspaceStatus};
+use crate::protocol::{
+    JobResult, JobSummary, ServerMessage, WorkspaceSettings, WorkspaceState, WorkspaceStatus,
+};
 use crate::watch::WatchHandle;
 
 pub(crate) type ConnId = u64;
@@ -43,6 +45,8 @@ pub(crate) struct Workspace {
     pub(crate) root: PathBuf,
     /// The registering client's environment; jobs run cargo with it.
     pub(crate) env: BTreeMap<String, String>,
+    /// The settings the latest registering client asked for.
+    pub(crate) settings: WorkspaceSettings,
     pub(crate) toolchain: Option<Toolchain>,
     pub(crate) key: Option<BuildKey>,
     pub(crate) metadata: Option<Box<Metadata>>,
@@ -76,6 +80,7 @@ impl Workspace {
         Workspace {
             root,
             env,
+            settings: WorkspaceSettings::default(),
             toolchain: None,
             key: None,
             metadata: None,
