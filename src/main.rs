@@ -4,7 +4,10 @@ mod cli;
 mod commands;
 mod connect;
 mod exit;
+mod lease;
 mod render;
+mod supervise;
+mod test_run;
 
 use clap::Parser;
 

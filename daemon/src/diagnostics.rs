@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use cargo_metadata::CompilerMessage;
 use cargo_metadata::diagnostic::{DiagnosticLevel, DiagnosticSpan};
 
-use crate::protocol::{Diagnostic, DiagnosticSummary, Severity};
+use crate::protocol::{Diagnostic, DiagnosticSummary, FailingTest, Severity};
 
 /// Converts a compiler message, or returns `None` for rustc's summaries ("aborting due to
 /// 2 previous errors", "3 warnings emitted") and notes that carry no place of their own.
@@ -46,6 +46,48 @@ pub(crate) fn convert(root: &Path, message: CompilerMessage) -> Option<Diagnosti
         severity,
         message: rustc.message.clone(),
         package,
+        rustc,
+    })
+}
+
+/// A failing test with a known place, as a diagnostic at that place. rustc's part is made
+/// up in rustc's own JSON shape, so that every edge converts it like any other.
+pub(crate) fn test_failure(root: &Path, failing: &FailingTest) -> Option<Diagnostic> {
+    let file = resolve(root, failing.file.as_ref()?.to_str()?);
+    let line = failing.line?;
+    let column = failing.column.unwrap_or(1);
+    let message = match &failing.message {
+        Some(m) => format!("test `{}` failed: {m}", failing.name),
+        None => format!("test `{}` failed", failing.name),
+    };
+    let relative = file
+        .strip_prefix(root)
+        .unwrap_or(&file)
+        .to_string_lossy()
+        .into_owned();
+    let rustc = serde_json::from_value(serde_json::json!({
+        "message": message,
+        "code": null,
+        "level": "error",
+        "spans": [{
+            "file_name": relative,
+            "byte_start": 0, "byte_end": 0,
+            "line_start": line, "line_end": line,
+            "column_start": column, "column_end": column,
+            "is_primary": true, "text": [], "label": null,
+            "suggested_replacement": null, "suggestion_applicability": null, "expansion": null
+        }],
+        "children": [],
+        "rendered": format!("error: {message}\n --> {relative}:{line}:{column}\n"),
+    }))
+    .ok()?;
+    Some(Diagnostic {
+        file,
+        line,
+        column,
+        severity: Severity::Error,
+        message,
+        package: String::new(),
         rustc,
     })
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DaemonConfig;
 use crate::depinfo::{self, DepInfo};
+use crate::diagnostics;
 use crate::job::{self, Gate, JobEvent, JobSpec, Stage};
 use crate::key::{self, BuildKey};
 use crate::load::{self, Loaded};
@@ -24,8 +25,9 @@ use crate::paths::ensure_private_dir;
 use crate::plan;
 use crate::predict::Graph;
 use crate::protocol::{
-    DaemonInfo, ErrorCode, EventKind, JobResult, JobSummary, LastChange, PROTOCOL_VERSION, Request,
-    ServerMessage, Severity, StatusReport, WorkspaceEvent, WorkspaceSettings, binary_version,
+    DaemonInfo, ErrorCode, EventKind, JobResult, JobSummary, LastChange, PROTOCOL_VERSION, Report,
+    Request, ServerMessage, Severity, StatusReport, WorkspaceEvent, WorkspaceSettings,
+    binary_version,
 };
 use crate::settings;
 use crate::watch::{self, WatchEvent, WatchHandle};
@@ -303,6 +305,13 @@ impl Dispatcher {
                         job.cancel.cancel();
                     }
                     tracing::info!(root = %root.display(), "unregistered");
+                    ServerMessage::Ok { id }
+                }
+                Err(e) => e.reply(id),
+            },
+            Request::Report { root, report } => match self.workspace_of(&root) {
+                Ok(root) => {
+                    self.report(&root, report);
                     ServerMessage::Ok { id }
                 }
                 Err(e) => e.reply(id),
@@ -735,7 +744,6 @@ impl Dispatcher {
             units_done: 0,
             units_compiled: 0,
         });
-        self.announce(root);
         self.broadcast(
             root,
             EventKind::JobStarted {
@@ -744,6 +752,7 @@ impl Dispatcher {
                 expected_units,
             },
         );
+        self.announce(root);
     }
 
     fn job_event(&mut self, root: &Path, job_id: u64, event: JobEvent) {
@@ -851,6 +860,36 @@ impl Dispatcher {
             }
         };
         self.broadcast(root, kind);
+    }
+
+    /// Takes a watch loop's report: test results (located failures become diagnostics of the
+    /// job that was tested) and what happened to the program it runs.
+    fn report(&mut self, root: &Path, report: Report) {
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
+        let mut events = Vec::new();
+        match report {
+            Report::Tests(tests) => {
+                for failing in &tests.failing {
+                    let Some(diagnostic) = diagnostics::test_failure(root, failing) else {
+                        continue;
+                    };
+                    if ws.diagnostics.add(tests.job, &diagnostic) {
+                        events.push(EventKind::Diagnostic {
+                            job: tests.job,
+                            diagnostic: Box::new(diagnostic),
+                        });
+                    }
+                }
+                ws.last_tests = Some(tests.clone());
+                events.push(EventKind::Tests { report: tests });
+            }
+            Report::Process(process) => events.push(EventKind::Process { report: process }),
+        }
+        for event in events {
+            self.broadcast(root, event);
+        }
     }
 
     /// Tells a running job which stages the user commands waiting for the dir need, and

@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 /// Bumped on any incompatible change to the messages below.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The version of the event schema `buildd events --json` prints (each line's `v`). Bumped
+/// when an event's existing fields change meaning or go away; new kinds and new fields do
+/// not bump it, so readers must ignore what they do not know.
+pub const EVENTS_SCHEMA_VERSION: u32 = 1;
+
 /// The environment variable that makes a binary report another version. Only the tests use
 /// it, to play the part of an older client or daemon without building a second binary.
 pub const FAKE_VERSION_ENV: &str = "BUILDD_TEST_FAKE_VERSION";
@@ -97,9 +102,74 @@ pub enum Request {
     Cancel {
         root: PathBuf,
     },
+    /// A watch loop (`buildd watch --test/--run`) tells the daemon what happened after a job,
+    /// so that status, editors and event streams see it.
+    Report {
+        root: PathBuf,
+        report: Report,
+    },
     /// Stop the daemon: jobs cancelled, children gone, socket removed. Accepted from a client
     /// of any version, so a newer client can replace an older daemon.
     Shutdown,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "report", rename_all = "snake_case")]
+pub enum Report {
+    Tests(TestReport),
+    Process(ProcessReport),
+}
+
+/// The result of running a workspace's tests after a job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TestReport {
+    /// The job whose build was tested.
+    pub job: u64,
+    /// `cargo nextest run` or `cargo test`.
+    pub runner: String,
+    pub passed: u64,
+    pub failed: u64,
+    pub ignored: u64,
+    pub failing: Vec<FailingTest>,
+    pub duration_ms: u64,
+    /// The runner's exit code.
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailingTest {
+    /// As the runner names it (`tests::adds`, or `crate::bin tests::adds` for nextest).
+    pub name: String,
+    /// Where it panicked, when the output says.
+    pub file: Option<PathBuf>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub message: Option<String>,
+}
+
+/// What a watch loop did with the program it keeps running.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProcessReport {
+    pub bin: String,
+    pub action: ProcessAction,
+    pub pid: Option<u32>,
+    /// Exit code or signal description, for `exited` and `stopped`.
+    pub status: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessAction {
+    Started,
+    /// Stopped for a new build, and started again.
+    Restarted,
+    /// Exited on its own.
+    Exited,
+    /// A build or test run failed: the old process keeps running.
+    Kept,
+    /// Stopped with the watch loop.
+    Stopped,
 }
 
 /// Per-workspace settings as a client gives them: every field is optional.
@@ -239,6 +309,8 @@ pub struct WorkspaceStatus {
     /// The job running now.
     pub current_job: Option<CurrentJob>,
     pub last_job: Option<JobSummary>,
+    /// The last test run a watch loop reported.
+    pub last_tests: Option<TestReport>,
     /// Jobs started for this workspace since it was registered.
     pub jobs_started: u64,
     /// How well predictions matched what cargo rebuilt, over the jobs so far.
@@ -420,5 +492,11 @@ pub enum EventKind {
         summary: JobSummary,
         /// Files that had diagnostics before this job and have none now.
         cleared: Vec<PathBuf>,
+    },
+    Tests {
+        report: TestReport,
+    },
+    Process {
+        report: ProcessReport,
     },
 }

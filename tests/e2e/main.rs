@@ -4,3 +4,4 @@ mod daemon_lifecycle;
 mod pipeline;
 mod support;
 mod warm;
+mod watch;
