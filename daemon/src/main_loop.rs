@@ -21,6 +21,7 @@ use crate::diagnostics;
 use crate::job::{self, Gate, JobEvent, JobSpec, Stage};
 use crate::key::{self, BuildKey};
 use crate::load::{self, Loaded};
+use crate::orphans::Orphans;
 use crate::paths::ensure_private_dir;
 use crate::plan;
 use crate::predict::Graph;
@@ -105,6 +106,7 @@ pub(crate) struct Dispatcher {
     next_id: u64,
     /// When the daemon last had a client or work.
     last_busy: Instant,
+    orphans: Arc<Orphans>,
 }
 
 impl Dispatcher {
@@ -112,6 +114,7 @@ impl Dispatcher {
         config: DaemonConfig,
         tx: mpsc::UnboundedSender<Event>,
         subscribers: Subscribers,
+        orphans: Arc<Orphans>,
     ) -> Dispatcher {
         Dispatcher {
             config,
@@ -122,6 +125,7 @@ impl Dispatcher {
             clients: 0,
             next_id: 1,
             last_busy: Instant::now(),
+            orphans,
         }
     }
 
@@ -376,6 +380,15 @@ impl Dispatcher {
             ws.watcher = self.start_watcher(&root);
             ws.needs_reload = true;
             self.workspaces.insert(root.clone(), ws);
+        }
+        // A workspace whose directory went away and came back (or was registered again where
+        // it is now) gets its watcher back and is loaded again.
+        if self.workspaces[&root].watcher.is_none() && root.is_dir() {
+            let watcher = self.start_watcher(&root);
+            let ws = self.workspaces.get_mut(&root).expect("inserted above");
+            ws.watcher = watcher;
+            ws.needs_reload = true;
+            ws.error = None;
         }
         let ws = self.workspaces.get_mut(&root).expect("inserted above");
         if !env.is_empty() && key::build_env(&env) != key::build_env(&ws.env) {
@@ -698,6 +711,8 @@ impl Dispatcher {
             jobs: resolved.jobs,
             nice: resolved.nice,
             gate: gate.clone(),
+            timeout: resolved.job_timeout,
+            orphans: self.orphans.clone(),
         };
         let job_id = self.next_id;
         self.next_id += 1;

@@ -185,6 +185,8 @@ pub struct WorkspaceSettings {
     /// The niceness of the daemon's cargo and everything it runs (0 to 19; default 10), so
     /// that builds ahead of time yield the CPU to the editor and the user's own commands.
     pub nice: Option<i32>,
+    /// A job running longer is stopped and fails, in seconds (default 3600).
+    pub job_timeout_secs: Option<u64>,
 }
 
 /// One line from the daemon.
