@@ -3,6 +3,7 @@
 mod cargo;
 mod daemon;
 mod env;
+mod lsp;
 mod status;
 mod wait;
 mod watch;
@@ -23,6 +24,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
         Command::Wait { path, timeout } => wait::run(&session, path, timeout).await,
         Command::Status { path, json } => status::run(&session, path, json).await,
         Command::Stop => daemon::stop().await,
+        Command::Lsp { stdio: _ } => lsp::run(&session).await,
         Command::Daemon {
             idle_timeout,
             debounce,
