@@ -1,5 +1,8 @@
 //! End-to-end tests of the real `buildd` binary with the real cargo on fixture workspaces.
 
 mod daemon_lifecycle;
+mod lsp;
+mod lsp_client;
+mod neovim;
 mod support;
 mod warm;
