@@ -15,6 +15,7 @@ mod main_loop;
 mod position;
 mod progress;
 mod server;
+mod state_feed;
 mod uri;
 mod workspaces;
 

@@ -26,14 +26,13 @@ use crate::config::Options;
 use crate::convert::{self, Context};
 use crate::daemon_link::{self, LinkEvent};
 use crate::diagnostics::{Generation, Store};
-use crate::ext::{DaemonLink, StateNotification, StateParams};
+use crate::ext::{DaemonLink, StateNotification};
 use crate::position::Encoding;
 use crate::progress::{JobProgress, Reporter};
+use crate::state_feed::StateFeed;
 use crate::uri;
 use crate::workspaces::{self, ActiveJob, Folder, Folders, Workspace};
 
-/// A progress-only change of a workspace's state is sent at most this often.
-const STATE_THROTTLE: Duration = Duration::from_millis(100);
 /// Inputs taken in before publishing, so a burst of diagnostics makes one publish per file.
 const BATCH: usize = 256;
 
@@ -146,10 +145,8 @@ pub(crate) struct MainLoop {
     folders: Folders,
     workspaces: BTreeMap<PathBuf, Workspace>,
     store: Store,
-    /// The last `buildd/state` sent for folders without a workspace.
-    folder_states: BTreeMap<PathBuf, StateParams>,
-    /// When each workspace's state was last sent, for the throttle.
-    state_sent_at: HashMap<PathBuf, Instant>,
+    /// The `buildd/state`s sent, and those held back.
+    states: StateFeed,
 }
 
 impl MainLoop {
@@ -171,13 +168,28 @@ impl MainLoop {
             folders: Folders::new(),
             workspaces: BTreeMap::new(),
             store: Store::default(),
-            folder_states: BTreeMap::new(),
-            state_sent_at: HashMap::new(),
+            states: StateFeed::default(),
         }
     }
 
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
-        while let Some(event) = rx.recv().await {
+        loop {
+            // A state held back by the throttle is sent when its time comes, even if nothing
+            // else happens meanwhile (rustc compiling one big crate).
+            let event = match self.states.deferred() {
+                Some(at) => tokio::select! {
+                    event = rx.recv() => event,
+                    _ = tokio::time::sleep_until(at.into()) => {
+                        self.states.clear_deferred();
+                        self.flush().await;
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            let Some(event) = event else {
+                break;
+            };
             self.handle(event).await;
             for _ in 0..BATCH {
                 match rx.try_recv() {
@@ -228,7 +240,7 @@ impl MainLoop {
             LspEvent::FoldersChanged { added, removed } => {
                 for folder in removed {
                     self.folders.remove(&folder);
-                    self.folder_states.remove(&folder);
+                    self.states.forget(&folder);
                 }
                 self.drop_unused_workspaces();
                 for folder in added {
@@ -704,7 +716,7 @@ impl MainLoop {
                 ws.end_job("the folder was removed from the editor".into());
             }
             self.store.remove_root(&root);
-            self.state_sent_at.remove(&root);
+            self.states.forget(&root);
         }
     }
 
@@ -726,39 +738,13 @@ impl MainLoop {
         };
         let now = Instant::now();
         let mut states = Vec::new();
-        for ws in self.workspaces.values_mut().filter(|ws| ws.ready) {
+        for ws in self.workspaces.values().filter(|ws| ws.ready) {
             let params = ws.state_params(
                 self.store.count(&ws.root, DiagnosticSeverity::ERROR),
                 self.store.count(&ws.root, DiagnosticSeverity::WARNING),
                 daemon,
             );
-            let Some(sent) = &ws.sent else {
-                ws.sent = Some(params.clone());
-                states.push(params);
-                continue;
-            };
-            if *sent == params {
-                continue;
-            }
-            // A running job changes its percentage and message with every unit; those alone
-            // are sent at most every STATE_THROTTLE, anything else at once.
-            let progress_only = StateParams {
-                percentage: sent.percentage,
-                message: sent.message.clone(),
-                ..params.clone()
-            } == *sent;
-            let recent = self
-                .state_sent_at
-                .get(&ws.root)
-                .is_some_and(|at| now.duration_since(*at) < STATE_THROTTLE);
-            if progress_only && recent {
-                continue;
-            }
-            ws.sent = Some(params.clone());
-            states.push(params);
-        }
-        for params in &states {
-            self.state_sent_at.insert(PathBuf::from(&params.root), now);
+            states.extend(self.states.offer(&ws.root, params, now));
         }
         for (folder, entry) in &self.folders {
             if entry.root.is_some() {
@@ -773,10 +759,7 @@ impl MainLoop {
                 }
                 _ => continue,
             };
-            if self.folder_states.get(folder) != Some(&params) {
-                self.folder_states.insert(folder.clone(), params.clone());
-                states.push(params);
-            }
+            states.extend(self.states.offer(folder, params, now));
         }
         for params in states {
             self.client

@@ -40,8 +40,6 @@ pub(crate) struct Workspace {
     pub(crate) target_dir: Option<PathBuf>,
     pub(crate) last_job: Option<JobSummary>,
     pub(crate) job: Option<ActiveJob>,
-    /// The last `buildd/state` sent, so unchanged states are not sent again.
-    pub(crate) sent: Option<StateParams>,
     /// Whether what this server knows is current: false from a (re)connection until the
     /// workspace is registered again and its diagnostics snapshot is in. No state is sent
     /// meanwhile.
@@ -57,7 +55,6 @@ impl Workspace {
             target_dir: None,
             last_job: None,
             job: None,
-            sent: None,
             ready: false,
         }
     }

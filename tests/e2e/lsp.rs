@@ -260,6 +260,14 @@ fn every_job_has_a_progress_from_its_stages_to_its_result_with_a_growing_percent
         .clone();
     let percentages = check_progress(client.seen(), &token, &["build", "test"], "done");
     assert!(percentages.len() >= 2, "{percentages:?}");
+    // Status bars follow the progress too, through buildd/state.
+    let running = client.wait_state(&ws, "a state with the job's progress", |s| {
+        s["state"] == "running" && s["percentage"].as_u64() > Some(0)
+    });
+    assert!(
+        running["message"].as_str().unwrap().contains('/'),
+        "{running:#}"
+    );
     assert!(
         *percentages.last().unwrap() >= 90,
         "a known total ends near 100: {percentages:?}"
