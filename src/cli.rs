@@ -96,6 +96,15 @@ pub(crate) enum Command {
     },
     /// Stop the daemon: cancel its jobs and remove its socket.
     Stop,
+    /// Serve LSP on stdio for an editor: diagnostics and progress of the daemon's jobs.
+    ///
+    /// Registers the editor's workspace folders (starting the daemon unless --no-start) and
+    /// publishes the jobs' diagnostics and progress. See docs/editors/lsp.md.
+    Lsp {
+        /// Accepted for editors that pass it; stdio is the only transport.
+        #[arg(long)]
+        stdio: bool,
+    },
     /// Run the daemon in the foreground.
     Daemon {
         /// Shut down after this long without clients or work.

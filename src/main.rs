@@ -1,4 +1,5 @@
-//! The `buildd` binary: the CLI, the daemon (`buildd daemon`) and, later, the LSP sidecar.
+//! The `buildd` binary: the CLI, the daemon (`buildd daemon`) and the LSP sidecar
+//! (`buildd lsp`).
 
 mod cli;
 mod commands;

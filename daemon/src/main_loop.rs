@@ -303,6 +303,14 @@ impl Dispatcher {
                 }
                 Err(e) => e.reply(id),
             },
+            Request::Diagnostics { root } => match self.workspace_of(&root) {
+                Ok(root) => ServerMessage::Diagnostics {
+                    id,
+                    files: self.workspaces[&root].diagnostics.files(),
+                    root,
+                },
+                Err(e) => e.reply(id),
+            },
             Request::Unregister { root } => match self.workspace_of(&root) {
                 Ok(root) => {
                     if let Some(job) = self.workspaces.remove(&root).and_then(|ws| ws.job) {

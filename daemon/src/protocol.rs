@@ -108,6 +108,14 @@ pub enum Request {
         root: PathBuf,
         report: Report,
     },
+    /// The workspace's current diagnostics in full (rustc's JSON included), per file and
+    /// stamped with the job that reported them, so that a client that subscribes late (a
+    /// second editor, an editor restarted on a warm workspace) can show what the last jobs
+    /// found without waiting for the next one. Subscribe first: events sent before the reply
+    /// are already part of it.
+    Diagnostics {
+        root: PathBuf,
+    },
     /// Stop the daemon: jobs cancelled, children gone, socket removed. Accepted from a client
     /// of any version, so a newer client can replace an older daemon.
     Shutdown,
@@ -218,6 +226,12 @@ pub enum ServerMessage {
     Ok {
         id: u64,
     },
+    Diagnostics {
+        id: u64,
+        /// The workspace the snapshot is of.
+        root: PathBuf,
+        files: Vec<FileDiagnostics>,
+    },
     Error {
         /// Absent when the line could not be read far enough to find an id.
         id: Option<u64>,
@@ -237,6 +251,7 @@ impl ServerMessage {
             | ServerMessage::Registered { id, .. }
             | ServerMessage::Status { id, .. }
             | ServerMessage::Acquired { id, .. }
+            | ServerMessage::Diagnostics { id, .. }
             | ServerMessage::Ok { id } => Some(*id),
             ServerMessage::Error { id, .. } => *id,
             ServerMessage::Event { .. } => None,
@@ -449,6 +464,15 @@ impl Diagnostic {
             message: self.message.clone(),
         }
     }
+}
+
+/// One file's current diagnostics, all from one job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileDiagnostics {
+    pub file: PathBuf,
+    /// The job that reported them: the file's generation.
+    pub job: u64,
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -4,6 +4,7 @@ mod cargo;
 mod daemon;
 mod env;
 mod events;
+mod lsp;
 mod status;
 mod wait;
 mod watch;
@@ -43,6 +44,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
         Command::Wait { path, timeout } => wait::run(&session, path, timeout).await,
         Command::Status { path, json } => status::run(&session, path, json).await,
         Command::Stop => daemon::stop().await,
+        Command::Lsp { stdio: _ } => lsp::run(&session).await,
         Command::Daemon {
             idle_timeout,
             debounce,
