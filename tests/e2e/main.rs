@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `buildd` binary with the real cargo on fixture workspaces.
 
 mod daemon_lifecycle;
+mod faults;
 mod lsp;
 mod lsp_client;
 mod neovim;
