@@ -1034,7 +1034,7 @@ fn disk_full(
         });
     let free = nix::sys::statvfs::statvfs(target_dir)
         .ok()
-        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64);
+        .map(|s| s.blocks_available() * s.fragment_size());
     if !said_so && free.is_none_or(|free| free >= DISK_NEARLY_FULL) {
         return None;
     }
