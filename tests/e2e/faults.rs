@@ -354,3 +354,24 @@ fn a_full_disk_fails_the_job_with_a_clear_message_and_the_daemon_lives() {
     world.status(&ws);
     world.ok(&ws, &["stop"]);
 }
+
+#[test]
+fn a_symlink_loop_inside_a_workspace_is_harmless() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    // A directory that contains itself, and a link to the workspace's root.
+    std::os::unix::fs::symlink("..", ws.join("util/src/up")).unwrap();
+    std::os::unix::fs::symlink(".", ws.join("core-lib/self")).unwrap();
+    world.ok(&ws, &["wait"]);
+    let before = world.last_job_id(&ws);
+    edit(&ws.join("util/src/lib.rs"), "\"!\"", "\"!!\"");
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert!(
+        status["last_job"]["rebuilt"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "util")
+    );
+}
