@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::procs;
 use crate::support::{World, artifacts, wait_until};
 
 struct Raw {
@@ -252,7 +253,7 @@ fn twenty_clients_on_three_workspaces_lose_no_final_state() {
                             drop(raw);
                         }
                     }
-                    if let Some(rss) = rss_kib(daemon) {
+                    if let Some(rss) = procs::rss_kib(daemon) {
                         peak_rss.fetch_max(rss, std::sync::atomic::Ordering::Relaxed);
                     }
                     std::thread::sleep(Duration::from_millis(300));
@@ -285,14 +286,6 @@ fn twenty_clients_on_three_workspaces_lose_no_final_state() {
         peak > 0 && peak < 100 * 1024,
         "the daemon's peak RSS was {peak} KiB"
     );
-}
-
-fn rss_kib(pid: u64) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 #[test]

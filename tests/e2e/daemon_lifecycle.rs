@@ -86,22 +86,15 @@ fn racing_clients_end_with_exactly_one_daemon() {
 /// The `buildd daemon` processes whose BUILDD_HOME is `home`.
 fn daemons_of(home: &Path) -> Vec<u64> {
     let needle = format!("BUILDD_HOME={}", home.display());
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u64>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.get(1) != Some(&&b"daemon"[..]) || !alive(pid) {
-            continue;
-        }
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        if environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
+    crate::procs::processes()
+        .into_iter()
+        .filter(|p| p.cmdline.split(' ').nth(1) == Some("daemon"))
+        .filter(|p| {
+            let environ = std::fs::read(format!("/proc/{}/environ", p.pid)).unwrap_or_default();
+            environ.split(|b| *b == 0).any(|v| v == needle.as_bytes())
+        })
+        .map(|p| u64::from(p.pid))
+        .collect()
 }
 
 #[test]

@@ -3,54 +3,13 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::procs;
 use crate::support::{World, alive, artifacts, edit, wait_until};
-
-/// Processes whose command line names `dir`, with their process group.
-fn processes_naming(dir: &Path) -> Vec<(u32, u32, String)> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.first() == Some(&"Z") {
-            continue;
-        }
-        let pgid = fields.get(2).and_then(|f| f.parse().ok()).unwrap_or(0);
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(&needle) {
-            found.push((pid, pgid, cmdline));
-        }
-    }
-    found
-}
-
-fn blocked_build_scripts(home: &Path) -> Vec<(u32, u32)> {
-    processes_naming(home)
-        .into_iter()
-        .filter(|(_, _, cmd)| cmd.contains("build-script-build"))
-        .map(|(pid, pgid, _)| (pid, pgid))
-        .collect()
-}
-
-/// Blocks slowdev's build script (see the `slow` fixture) until `flag` is removed.
-fn block_build(ws: &Path, flag: &Path) {
-    std::fs::write(flag, "").unwrap();
-    std::fs::write(ws.join("slowdev/delay.txt"), flag.to_str().unwrap()).unwrap();
-}
 
 fn sigkill(pid: u32) {
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
@@ -65,14 +24,11 @@ fn a_daemon_killed_mid_build_is_replaced_and_its_dir_stays_usable() {
     let old_daemon = world.status(&ws)["daemon"]["pid"].as_u64().unwrap() as u32;
 
     let flag = world.dir.path().join("hold");
-    block_build(&ws, &flag);
+    procs::block_slow_build(&ws, &flag);
     wait_until("the build script to block", || {
-        !blocked_build_scripts(&home).is_empty()
+        !procs::build_scripts(&home).is_empty()
     });
-    let orphans: Vec<u32> = blocked_build_scripts(&home)
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
+    let orphans: Vec<u32> = procs::build_scripts(&home).iter().map(|p| p.pid).collect();
     sigkill(old_daemon);
     wait_until("the daemon to die", || !alive(old_daemon as u64));
     assert!(
@@ -116,16 +72,16 @@ fn cargo_killed_under_a_job_fails_it_cleanly_and_the_next_edit_builds() {
     world.ok(&ws, &["wait"]);
     let home = world.home();
     let flag = world.dir.path().join("hold");
-    block_build(&ws, &flag);
+    procs::block_slow_build(&ws, &flag);
     wait_until("the build script to block", || {
-        !blocked_build_scripts(&home).is_empty()
+        !procs::build_scripts(&home).is_empty()
     });
     let job = world.workspace_status(&ws).unwrap()["current_job"]["id"]
         .as_u64()
         .unwrap();
 
     // cargo leads the job's process group.
-    let (_, cargo) = blocked_build_scripts(&home)[0];
+    let cargo = procs::build_scripts(&home)[0].pgid;
     sigkill(cargo);
     let status = world.wait_settled(&ws, job - 1);
     assert_eq!(status["last_job"]["id"].as_u64(), Some(job));
@@ -143,7 +99,7 @@ fn cargo_killed_under_a_job_fails_it_cleanly_and_the_next_edit_builds() {
     edit(&ws.join("app/src/lib.rs"), "42", "41 + 1");
     let status = world.wait_settled(&ws, job);
     assert_eq!(status["state"], "idle", "{status:#}");
-    assert!(blocked_build_scripts(&home).is_empty());
+    assert!(procs::build_scripts(&home).is_empty());
 }
 
 #[test]
@@ -185,7 +141,7 @@ fn a_hanging_build_script_is_ended_by_the_job_timeout() {
     let home = world.home();
     let flag = world.dir.path().join("hold");
     let before = world.last_job_id(&ws);
-    block_build(&ws, &flag);
+    procs::block_slow_build(&ws, &flag);
     let status = world.wait_settled(&ws, before);
     assert_eq!(status["last_job"]["result"], "failed", "{status:#}");
     let failure = status["last_job"]["failure"].as_str().unwrap();
@@ -194,18 +150,9 @@ fn a_hanging_build_script_is_ended_by_the_job_timeout() {
         "{failure}"
     );
     wait_until("the hung build script to be killed", || {
-        blocked_build_scripts(&home).is_empty()
+        procs::build_scripts(&home).is_empty()
     });
     std::fs::remove_file(&flag).unwrap();
-}
-
-fn rss_kib(pid: u64) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
 }
 
 #[test]
@@ -224,7 +171,7 @@ fn a_build_script_that_prints_megabytes_builds_and_the_daemon_stays_small() {
         "{status:#}"
     );
     let daemon = status["daemon"]["pid"].as_u64().unwrap();
-    let rss = rss_kib(daemon);
+    let rss = procs::rss_kib(daemon).unwrap();
     assert!(
         rss < 64 * 1024,
         "the daemon holds {rss} KiB after 16 MiB of build script output"

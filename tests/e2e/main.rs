@@ -7,6 +7,7 @@ mod lsp;
 mod lsp_client;
 mod neovim;
 mod pipeline;
+mod procs;
 mod support;
 mod warm;
 mod watch;
