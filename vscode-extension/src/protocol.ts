@@ -1,0 +1,124 @@
+/**
+ * The wire types the extension shares with `buildd lsp`, mirroring the Rust types by name.
+ *
+ * The LSP extensions (`buildd/state`, `buildd/status`, the `buildd.rebuild` and `buildd.cancel`
+ * commands, the initialization options) are the `lsp` crate's; `StatusReport` and the types
+ * below it are `daemon/src/protocol.rs`'s, documented field by field in `docs/protocol.md`.
+ * Only types and method names live here: no logic, and no import of `vscode`, so that every
+ * module can use them and the unit tests run without VS Code.
+ */
+
+/** The notification `buildd lsp` sends when a workspace's state changes. */
+export const STATE_NOTIFICATION = 'buildd/state';
+/** The request whose result is exactly `buildd status --json`. */
+export const STATUS_REQUEST = 'buildd/status';
+/** `workspace/executeCommand` commands of the server; their optional argument is `[uri]`. */
+export const REBUILD_COMMAND = 'buildd.rebuild';
+export const CANCEL_COMMAND = 'buildd.cancel';
+
+/** The stages a daemon job can run, in the order given. */
+export type Stage = 'check' | 'build' | 'test';
+export const STAGES: readonly Stage[] = ['check', 'build', 'test'];
+
+/** `initializationOptions` of `initialize`; every field is optional. */
+export interface InitializationOptions {
+    stages?: Stage[];
+    jobs?: number;
+    debounceMs?: number;
+    noStart?: boolean;
+}
+
+/** `WorkspaceState` in `daemon/src/protocol.rs`. */
+export type WorkspaceState = 'idle' | 'queued' | 'running' | 'failed' | 'error';
+
+/** The params of `buildd/state`. */
+export interface StateParams {
+    /** The cargo workspace root, an absolute path. */
+    root: string;
+    /** The same root as a `file://` URI. */
+    uri: string;
+    state: WorkspaceState;
+    /** Why the workspace cannot be built, in the `error` state. */
+    error: string | null;
+    errors: number;
+    warnings: number;
+    /** The running (or last) job's generation number. */
+    job: number | null;
+    /** 0 to 100, while a job runs and its size is known. */
+    percentage: number | null;
+    /** What the job is doing, such as the crate being compiled. */
+    message: string | null;
+    /** The isolated target dir; null until the build key is known. */
+    targetDir: string | null;
+    /** Whether `buildd lsp` is connected to the daemon. */
+    daemon: 'up' | 'down';
+}
+
+/** The params of `buildd/status`: any URI inside a workspace, or none for all of them. */
+export interface StatusParams {
+    uri?: string;
+}
+
+/** `StatusReport`: the result of `buildd/status`, and the output of `buildd status --json`. */
+export interface StatusReport {
+    daemon: DaemonInfo;
+    workspaces: WorkspaceStatus[];
+}
+
+export interface DaemonInfo {
+    pid: number;
+    version: string;
+    protocol: number;
+    uptime_secs: number;
+    socket: string;
+    log_path: string;
+    cache_dir: string;
+    idle_timeout_secs: number;
+    clients: number;
+}
+
+export interface WorkspaceStatus {
+    root: string;
+    state: WorkspaceState;
+    error: string | null;
+    target_dir: string | null;
+    target_dir_size: number | null;
+    key: BuildKeyInfo | null;
+    last_job: JobSummary | null;
+    diagnostics: DiagnosticSummary[];
+}
+
+export interface BuildKeyInfo {
+    hash: string;
+    rustc: string;
+    host: string;
+    target: string;
+    profile: string;
+    features: string;
+    env: Record<string, string>;
+}
+
+export type JobResult = 'success' | 'failed' | 'cancelled';
+
+export interface JobSummary {
+    id: number;
+    stages: string[];
+    result: JobResult;
+    duration_ms: number;
+    units_compiled: number;
+    errors: number;
+    warnings: number;
+    failure: string | null;
+}
+
+export type Severity = 'error' | 'warning' | 'note' | 'help';
+
+export interface DiagnosticSummary {
+    file: string;
+    /** 1-based. */
+    line: number;
+    /** 1-based, in characters. */
+    column: number;
+    severity: Severity;
+    message: string;
+}
