@@ -32,7 +32,7 @@ export default tseslint.config(
         files: ['**/*.mjs'],
         extends: [tseslint.configs.disableTypeChecked],
         languageOptions: {
-            globals: { process: 'readonly', console: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
+            globals: { process: 'readonly', console: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', fetch: 'readonly' },
         },
         rules: { 'no-console': 'off' },
     },

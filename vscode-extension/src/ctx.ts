@@ -4,17 +4,20 @@
  * entry point that (re)starts the server; activation, the restart command and a change of
  * settings all go through it.
  */
-import { execFile } from 'node:child_process';
+import { ChildProcess, execFile, spawn } from 'node:child_process';
 
 import * as vscode from 'vscode';
 import {
+    CloseAction,
+    ErrorAction,
     ExecuteCommandRequest,
-    Executable,
     LanguageClient,
     LanguageClientOptions,
+    RevealOutputChannelOn,
     State,
 } from 'vscode-languageclient/node';
 
+import { crashMessage, lastError, startFailureMessage, Tail } from './failure';
 import { Config, initializationOptions, needsRestart, readConfig, resolveServerPath } from './config';
 import {
     STATE_NOTIFICATION,
@@ -113,7 +116,20 @@ export class Ctx implements vscode.Disposable {
         this.serverPath = server.path;
         this.output.info(`starting ${server.path} lsp (from ${server.source}) with ${JSON.stringify(initializationOptions(this.config))}`);
 
-        const run: Executable = { command: server.path, args: ['lsp'], options: { env: process.env } };
+        const serverPath = server.path;
+        const stderr = new Tail();
+        let exited: Promise<void> = Promise.resolve();
+        // The server is spawned here rather than by the client, so that its stderr (which the
+        // client also copies to the output channel) can be quoted when it fails.
+        const spawnServer = (): Promise<ChildProcess> => {
+            const child = spawn(serverPath, ['lsp'], { env: process.env, stdio: 'pipe' });
+            child.stderr.setEncoding('utf8');
+            child.stderr.on('data', (chunk: string) => stderr.push(chunk));
+            exited = new Promise((resolve) => child.on('close', () => resolve()));
+            return Promise.resolve(child);
+        };
+        let started = false;
+        const crashes: number[] = [];
         const clientOptions: LanguageClientOptions = {
             // The server learns of saves through these documents; its diagnostics are published
             // for any file of the workspace, whatever the selector.
@@ -124,13 +140,34 @@ export class Ctx implements vscode.Disposable {
             ],
             initializationOptions: initializationOptions(this.config),
             outputChannel: this.output,
+            revealOutputChannelOn: RevealOutputChannelOn.Never,
             diagnosticCollectionName: 'buildd',
             initializationFailedHandler: (error) => {
                 this.output.error(`buildd lsp failed to initialize: ${String(error)}`);
                 return false;
             },
+            errorHandler: {
+                error: (_error, _message, count) => ({
+                    action: (count ?? 0) <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown,
+                    handled: true,
+                }),
+                closed: () => {
+                    if (!started || generation !== this.generation) {
+                        // A failed start is reported once, by restart() below.
+                        return { action: CloseAction.DoNotRestart, handled: true };
+                    }
+                    const now = Date.now();
+                    crashes.push(now);
+                    while (crashes.length > 0 && crashes[0] < now - 3 * 60_000) {
+                        crashes.shift();
+                    }
+                    const again = crashes.length <= 3;
+                    this.reportCrash(crashMessage(stderr.text(), crashes.length, again), again);
+                    return { action: again ? CloseAction.Restart : CloseAction.DoNotRestart, handled: true };
+                },
+            },
         };
-        const client = new LanguageClient('buildd', 'buildd', { run, debug: run }, clientOptions);
+        const client = new BuilddClient('buildd', 'buildd', spawnServer, clientOptions);
         this.client = client;
         client.onNotification(STATE_NOTIFICATION, (params: StateParams) => {
             if (generation === this.generation) {
@@ -144,32 +181,30 @@ export class Ctx implements vscode.Disposable {
             if (e.newState === State.Running) {
                 this.setServerStatus({ kind: 'running' });
             } else if (e.newState === State.Stopped && this.serverStatus.kind === 'running') {
-                this.setServerStatus({ kind: 'stopped', reason: 'the buildd lsp process stopped' });
+                this.setServerStatus({ kind: 'stopped', reason: lastError(stderr.text()) ?? 'buildd lsp stopped' });
             }
         });
 
         try {
             await client.start();
+            started = true;
         } catch (e) {
+            // The client notices a broken pipe before the process has written (and closed)
+            // its stderr: give it a moment to finish saying why.
+            await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
             if (generation !== this.generation) {
                 return;
             }
-            const why = e instanceof Error ? e.message : String(e);
-            this.setServerStatus({ kind: 'stopped', reason: why });
-            void vscode.window
-                .showErrorMessage(
-                    `buildd could not start: ${why}. The Output panel (buildd) has the server's log; `
-                        + 'run `buildd status` in a terminal to check the daemon, then restart buildd.',
-                    'Show Output',
-                    'Restart',
-                )
-                .then((choice) => {
-                    if (choice === 'Show Output') {
-                        this.output.show();
-                    } else if (choice === 'Restart') {
-                        void this.restart();
-                    }
-                });
+            const message = startFailureMessage(serverPath, stderr.text(), e instanceof Error ? e.message : String(e));
+            this.output.error(message);
+            this.setServerStatus({ kind: 'stopped', reason: message });
+            void vscode.window.showErrorMessage(message, 'Show Output', 'Restart').then((choice) => {
+                if (choice === 'Show Output') {
+                    this.output.show();
+                } else if (choice === 'Restart') {
+                    void this.restart();
+                }
+            });
             return;
         }
         if (generation !== this.generation) {
@@ -181,6 +216,18 @@ export class Ctx implements vscode.Disposable {
             (report) => (this.logPath = report.daemon.log_path),
             (e) => this.output.warn(`buildd/status failed: ${String(e)}`),
         );
+    }
+
+    private reportCrash(message: string, restarted: boolean): void {
+        this.output.error(message);
+        const actions = restarted ? ['Show Output'] : ['Show Output', 'Restart'];
+        void vscode.window.showErrorMessage(message, ...actions).then((choice) => {
+            if (choice === 'Show Output') {
+                this.output.show();
+            } else if (choice === 'Restart') {
+                void this.restart();
+            }
+        });
     }
 
     private async stopClient(): Promise<void> {
@@ -359,6 +406,17 @@ export class Ctx implements vscode.Disposable {
         for (const d of this.disposables) {
             d.dispose();
         }
+    }
+}
+
+/**
+ * The language client, with its own notifications turned into log lines: every failure of
+ * `buildd lsp` is reported once by the `Ctx`, in buildd's words and with what to do, instead
+ * of the client's generic "couldn't create connection to server" and "crashed 5 times".
+ */
+class BuilddClient extends LanguageClient {
+    override error(message: string, data?: unknown): void {
+        super.error(message, data, false);
     }
 }
 
