@@ -124,7 +124,11 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
         assert.ok(fs.existsSync(vsix), `${vsix} is missing: run npm run package first`);
         assert.ok(fs.existsSync(buildd), `${buildd} is missing: run cargo build -p buildd, or set BUILDD_BIN`);
         // The real server or nothing: a buildd without the lsp subcommand fails here.
-        execFileSync(buildd, ['lsp', '--help'], { stdio: 'ignore' });
+        try {
+            execFileSync(buildd, ['lsp', '--help'], { stdio: 'pipe' });
+        } catch (e) {
+            throw new Error(`${buildd} has no working \`buildd lsp\`, which this test needs: ${e.stderr?.toString().split('\n')[0] ?? e.message}`);
+        }
 
         const cache = execFileSync('bash', [path.join(here, 'setup.sh')], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' })
             .trim()
