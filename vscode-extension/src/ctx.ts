@@ -20,6 +20,7 @@ import {
 import { crashMessage, lastError, startFailureMessage, Tail } from './failure';
 import { Config, initializationOptions, needsRestart, readConfig, resolveServerPath } from './config';
 import {
+    DaemonLink,
     STATE_NOTIFICATION,
     STATUS_REQUEST,
     StateParams,
@@ -35,6 +36,9 @@ import {
     WarmEnv,
 } from './terminal_env';
 
+/** How long the daemon may stay down before a notification says so. */
+const DAEMON_DOWN_GRACE_MS = 10_000;
+
 export class Ctx implements vscode.Disposable {
     private client: LanguageClient | undefined;
     private serverPath: string | undefined;
@@ -42,7 +46,8 @@ export class Ctx implements vscode.Disposable {
     private serverStatus: ServerStatus = { kind: 'starting' };
     /** The latest `buildd/state` per workspace root. */
     private readonly states = new Map<string, StateParams>();
-    private daemon: 'up' | 'down' | undefined;
+    private daemon: DaemonLink | undefined;
+    private daemonDownTimer: NodeJS.Timeout | undefined;
     /** The daemon's log, remembered so it can be opened when the daemon is gone. */
     private logPath: string | undefined;
     /** Increases on every (re)start, so an old client's late events are ignored. */
@@ -218,6 +223,21 @@ export class Ctx implements vscode.Disposable {
         );
     }
 
+    private reportDaemonDown(): void {
+        const why = [...this.states.values()].find((s) => s.daemon === 'down' && s.error)?.error;
+        const message = `buildd: the daemon has been down for ${DAEMON_DOWN_GRACE_MS / 1000} seconds, so nothing is `
+            + `being built${why ? ` (${why})` : ''}. \`buildd status\` in a terminal says why, and the daemon's log `
+            + 'has the details; restarting buildd starts a new daemon.';
+        this.output.error(message);
+        void vscode.window.showErrorMessage(message, 'Open Daemon Log', 'Restart').then((choice) => {
+            if (choice === 'Open Daemon Log') {
+                void vscode.commands.executeCommand('buildd.openLog');
+            } else if (choice === 'Restart') {
+                void this.restart();
+            }
+        });
+    }
+
     private reportCrash(message: string, restarted: boolean): void {
         this.output.error(message);
         const actions = restarted ? ['Show Output'] : ['Show Output', 'Restart'];
@@ -251,21 +271,17 @@ export class Ctx implements vscode.Disposable {
         const wasDown = this.daemon === 'down';
         this.daemon = params.daemon;
         if (params.daemon === 'down' && !wasDown) {
-            this.output.error(`the daemon is down (workspace ${params.root})`);
-            void vscode.window
-                .showErrorMessage(
-                    'buildd: the daemon stopped, so nothing is being built. Its log says why; '
-                        + 'restarting buildd starts a new daemon.',
-                    'Open Daemon Log',
-                    'Restart',
-                )
-                .then((choice) => {
-                    if (choice === 'Open Daemon Log') {
-                        void vscode.commands.executeCommand('buildd.openLog');
-                    } else if (choice === 'Restart') {
-                        void this.restart();
-                    }
-                });
+            this.output.warn(`the daemon is down${params.error ? `: ${params.error}` : ''}`);
+            // buildd lsp reconnects by itself, starting a new daemon when it can (after a
+            // `buildd stop`, or an upgrade): only a daemon that stays down is worth a
+            // notification. The status bar says "daemon down" at once.
+            clearTimeout(this.daemonDownTimer);
+            const generation = this.generation;
+            this.daemonDownTimer = setTimeout(() => {
+                if (generation === this.generation && this.daemon === 'down') {
+                    this.reportDaemonDown();
+                }
+            }, DAEMON_DOWN_GRACE_MS);
         }
         if (this.envTargetDirs.get(params.root) !== params.targetDir && params.targetDir !== null) {
             void this.refreshTerminalEnv();
@@ -402,6 +418,7 @@ export class Ctx implements vscode.Disposable {
 
     async dispose(): Promise<void> {
         this.generation++;
+        clearTimeout(this.daemonDownTimer);
         await this.stopClient();
         for (const d of this.disposables) {
             d.dispose();

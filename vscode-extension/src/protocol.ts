@@ -50,9 +50,11 @@ export interface StateParams {
     message: string | null;
     /** The isolated target dir; null until the build key is known. */
     targetDir: string | null;
-    /** Whether `buildd lsp` is connected to the daemon. */
-    daemon: 'up' | 'down';
+    daemon: DaemonLink;
 }
+
+/** Whether `buildd lsp` is connected to the daemon. */
+export type DaemonLink = 'up' | 'down';
 
 /** The params of `buildd/status`: any URI inside a workspace, or none for all of them. */
 export interface StatusParams {

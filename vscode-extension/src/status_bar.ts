@@ -50,7 +50,7 @@ export function statusBarView(
     if (state.daemon === 'down') {
         return {
             text: '$(debug-disconnect) buildd: daemon down',
-            tooltip: `The buildd daemon is not reachable; nothing is being built.\n${where}\n`
+            tooltip: `The buildd daemon is not reachable; nothing is being built.${state.error ? `\n${state.error}` : ''}\n${where}\n`
                 + 'Run "buildd: Restart the Server" to start it again, or "buildd: Open the Daemon Log" to see why it stopped.',
             background: 'error',
         };

@@ -57,6 +57,10 @@ describe('statusBarView', () => {
             /^Building \(job 7\)\.\ncore-lib\n\/home\/me\/app\n/,
         );
         assert.match(statusBarView(running, [state()]).tooltip, /Click to show the status\.$/);
+        assert.match(
+            statusBarView(running, [state({ daemon: 'down', error: 'the buildd daemon is not reachable: connection refused' })]).tooltip,
+            /^The buildd daemon is not reachable; nothing is being built\.\nthe buildd daemon is not reachable: connection refused\n/,
+        );
     });
 
     it('says when the server is starting or stopped, whatever the last state was', () => {
