@@ -106,6 +106,25 @@ function statusBarItem() {
     return page.locator('.statusbar-item').filter({ hasText: /buildd:/ });
 }
 
+/** The text of an editor, with Monaco's non-breaking spaces read as spaces. */
+async function editorText(locator) {
+    return ((await locator.textContent()) ?? '').replace(/\u00a0/g, ' ');
+}
+
+/** A test step whose failure leaves a screenshot of what was on screen. */
+function step(name, body) {
+    it(name, { timeout: STEP_MS }, async () => {
+        try {
+            await body();
+        } catch (e) {
+            if (page) {
+                await screenshot(`FAILED-${name.split(' ').slice(0, 4).join('-').toLowerCase()}`).catch(() => undefined);
+            }
+            throw e;
+        }
+    });
+}
+
 async function runCommand(title) {
     await page.keyboard.press('F1');
     const input = page.locator('.quick-input-widget input');
@@ -161,6 +180,8 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
             'editor.autoClosingBrackets': 'never',
             'terminal.integrated.defaultProfile.linux': 'bash',
             'terminal.integrated.gpuAcceleration': 'off',
+            // Shell integration would write its escape sequences into the output the test reads.
+            'terminal.integrated.shellIntegration.enabled': false,
         };
         fs.writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
         const config = path.join(tmp, 'code-server.yaml');
@@ -227,8 +248,9 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
         }
     });
 
-    it('shows the type error in the Problems panel with source buildd', { timeout: STEP_MS }, async () => {
-        await screenshot('workbench-opened');
+    step('shows the type error in the Problems panel with source buildd', async () => {
+        await statusBarItem().waitFor({ state: 'visible', timeout: UI_MS });
+        await screenshot('extension-started');
         await page.keyboard.press('Control+Shift+M');
         const row = page.locator('.markers-panel .monaco-list-row').filter({ hasText: 'mismatched types' }).first();
         await row.waitFor({ state: 'visible', timeout: BUILD_MS });
@@ -237,7 +259,7 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
         await screenshot('problems-panel-error');
     });
 
-    it('shows the failed state and its count in the status bar', { timeout: STEP_MS }, async () => {
+    step('shows the failed state and its count in the status bar', async () => {
         const item = statusBarItem();
         await waitFor('the status bar to say 1 error', async () => /buildd: 1 error/.test(await item.textContent()), BUILD_MS);
         await item.hover();
@@ -246,20 +268,21 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
         await screenshot('status-bar-failed');
     });
 
-    it('shows the status when the status bar item is clicked', { timeout: STEP_MS }, async () => {
+    step('shows the status when the status bar item is clicked', async () => {
         await page.mouse.move(0, 0);
         await statusBarItem().click();
         const editor = page.locator('.editor-instance .view-lines').first();
         await waitFor('the status view', async () => {
-            const text = await editor.textContent();
-            return text.includes('buildd status') && text.includes('State: **failed**');
+            const text = await editorText(editor);
+            return text.includes('# buildd status') && text.includes(`## ${workspace}`) && text.includes('State: **failed**')
+                && text.includes('mismatched types');
         }, UI_MS);
         const tab = page.locator('.tabs-container .tab').filter({ hasText: 'buildd status' });
         await tab.waitFor({ state: 'visible', timeout: UI_MS });
         await screenshot('status-view');
     });
 
-    it('clears the error once the file is fixed in the editor and saved', { timeout: STEP_MS }, async () => {
+    step('clears the error once the file is fixed in the editor and saved', async () => {
         const file = path.join(workspace, 'src', 'main.rs');
         const line = fs.readFileSync(file, 'utf8').split('\n').indexOf(BROKEN_LINE) + 1;
         assert.ok(line > 0, 'the fixture has the broken line');
@@ -273,7 +296,7 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
             .waitFor({ state: 'visible', timeout: UI_MS });
         await page.keyboard.press('Enter');
         const editor = page.locator('.editor-instance .monaco-editor').first();
-        await waitFor('main.rs in the editor', async () => (await editor.textContent()).includes('forty-two'), UI_MS);
+        await waitFor('main.rs in the editor', async () => (await editorText(editor)).includes('let answer: u32 = "forty-two";'), UI_MS);
 
         // Go to the line, select its code and type the fix, as a user would.
         await editor.locator('.view-lines').click();
@@ -297,7 +320,7 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
         await screenshot('fixed-and-warm');
     });
 
-    it('gives the integrated terminal the warm environment, so plain cargo compiles nothing', { timeout: STEP_MS }, async () => {
+    step('gives the integrated terminal the warm environment, so plain cargo compiles nothing', async () => {
         const report = builddJson('--no-start', 'status', '--json');
         const ws = report.workspaces.find((w) => w.root === workspace);
         assert.ok(ws?.target_dir, `the daemon has a target dir for ${workspace}`);
@@ -306,9 +329,9 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
         const out = path.join(tmp, 'terminal-out.txt');
         await runCommand('Terminal: Create New Terminal');
         await page.locator('.terminal-wrapper.active, .terminal.xterm').first().waitFor({ state: 'visible', timeout: UI_MS });
-        // What a user types; the output goes to a file the test reads, since the terminal draws
-        // its text on a canvas.
-        await page.keyboard.type(`{ echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"; cargo build --offline 2>&1; echo "exit=$?"; } > ${out}\n`);
+        // What a user types; the output is also copied to a file for the test to read, since
+        // the terminal draws its text on a canvas.
+        await page.keyboard.type(`{ echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"; cargo build --offline; echo "exit=$?"; } 2>&1 | tee ${out}\n`);
         const text = await waitFor('cargo to finish in the terminal', () => {
             const t = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '';
             return /exit=\d+/.test(t) && t;
@@ -320,16 +343,24 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
         assert.doesNotMatch(text, /Compiling typo/, 'the daemon had already built it');
     });
 
-    it('restarts on a change of buildd.path, and says how to fix a missing binary', { timeout: STEP_MS }, async () => {
+    step('restarts on a change of buildd.path, and says how to fix a missing binary', async () => {
+        // buildd.path is a machine setting: in code-server it is set in the Remote tab of the
+        // settings editor, where it overrides the user settings file.
+        await runCommand('Preferences: Open Remote Settings');
+        await page.locator('.settings-editor').waitFor({ state: 'visible', timeout: UI_MS });
+        await page.keyboard.type('buildd.path');
+        const box = page.locator('.setting-item').filter({ hasText: 'Path to the' }).locator('input[aria-label="buildd.path"]');
+        await box.waitFor({ state: 'visible', timeout: UI_MS });
+
         const missing = path.join(tmp, 'no-such-dir', 'buildd');
-        fs.writeFileSync(settingsFile, JSON.stringify({ ...settings, 'buildd.path': missing }, null, 2));
+        await box.fill(missing);
         const toast = page.locator('.notifications-toasts .notification-toast').filter({ hasText: 'which is not an executable file' });
         await toast.waitFor({ state: 'visible', timeout: UI_MS });
         assert.match(await toast.textContent(), new RegExp(`buildd\\.path is ${escapeRegExp(missing)}, which is not an executable file: set it to the buildd binary`));
         await waitFor('the status bar to say stopped', async () => /buildd: stopped/.test(await statusBarItem().textContent()), UI_MS);
         await screenshot('missing-binary');
 
-        fs.writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
+        await box.fill(buildd);
         await waitFor('the status bar to say warm again', async () => /buildd: warm/.test(await statusBarItem().textContent()), BUILD_MS);
         await screenshot('restarted-warm');
     });

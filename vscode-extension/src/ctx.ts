@@ -48,6 +48,12 @@ export class Ctx implements vscode.Disposable {
     private readonly states = new Map<string, StateParams>();
     private daemon: DaemonLink | undefined;
     private daemonDownTimer: NodeJS.Timeout | undefined;
+    /**
+     * Whether "daemon down" is news: the daemon was up since the server started, or has been
+     * down longer than the grace. Before that, buildd lsp is still connecting (and starting the
+     * daemon), and the status bar says so instead.
+     */
+    private daemonDownIsNews = false;
     /** The daemon's log, remembered so it can be opened when the daemon is gone. */
     private logPath: string | undefined;
     /** Increases on every (re)start, so an old client's late events are ignored. */
@@ -90,6 +96,8 @@ export class Ctx implements vscode.Disposable {
         await this.stopClient();
         this.states.clear();
         this.daemon = undefined;
+        this.daemonDownIsNews = false;
+        clearTimeout(this.daemonDownTimer);
         this.setServerStatus({ kind: 'starting' });
 
         const resolved = readConfig((key) => vscode.workspace.getConfiguration('buildd').get(key));
@@ -217,10 +225,6 @@ export class Ctx implements vscode.Disposable {
         }
         this.setServerStatus({ kind: 'running' });
         void this.refreshTerminalEnv();
-        void this.status().then(
-            (report) => (this.logPath = report.daemon.log_path),
-            (e) => this.output.warn(`buildd/status failed: ${String(e)}`),
-        );
     }
 
     private reportDaemonDown(): void {
@@ -270,6 +274,17 @@ export class Ctx implements vscode.Disposable {
         this.states.set(params.root, params);
         const wasDown = this.daemon === 'down';
         this.daemon = params.daemon;
+        if (params.daemon === 'up') {
+            this.daemonDownIsNews = true;
+            if (this.logPath === undefined) {
+                // Remembered now, so that the log can be opened when the daemon has stopped.
+                this.logPath = '';
+                this.status().catch((e) => {
+                    this.logPath = undefined;
+                    this.output.warn(`buildd/status failed: ${String(e)}`);
+                });
+            }
+        }
         if (params.daemon === 'down' && !wasDown) {
             this.output.warn(`the daemon is down${params.error ? `: ${params.error}` : ''}`);
             // buildd lsp reconnects by itself, starting a new daemon when it can (after a
@@ -279,6 +294,8 @@ export class Ctx implements vscode.Disposable {
             const generation = this.generation;
             this.daemonDownTimer = setTimeout(() => {
                 if (generation === this.generation && this.daemon === 'down') {
+                    this.daemonDownIsNews = true;
+                    this.render();
                     this.reportDaemonDown();
                 }
             }, DAEMON_DOWN_GRACE_MS);
@@ -300,6 +317,7 @@ export class Ctx implements vscode.Disposable {
             this.serverStatus,
             [...this.states.values()],
             active?.scheme === 'file' ? active.fsPath : undefined,
+            this.daemonDownIsNews,
         );
         this.statusBar.text = view.text;
         this.statusBar.tooltip = view.tooltip;
@@ -340,7 +358,7 @@ export class Ctx implements vscode.Disposable {
 
     /** The last known daemon log path, for when the daemon cannot be asked. */
     get knownLogPath(): string | undefined {
-        return this.logPath;
+        return this.logPath || undefined;
     }
 
     /** Runs one of the server's `workspace/executeCommand` commands on a workspace. */

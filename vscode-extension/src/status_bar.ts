@@ -29,6 +29,7 @@ export function statusBarView(
     server: ServerStatus,
     states: readonly StateParams[],
     activeFile?: string,
+    daemonDownIsNews = true,
 ): StatusBarView {
     if (server.kind === 'stopped') {
         return {
@@ -47,6 +48,13 @@ export function statusBarView(
     }
     const others = states.length > 1 ? `\n(${states.length} workspaces: this is ${path.basename(state.root)})` : '';
     const where = `${state.root}${others}`;
+    if (state.daemon === 'down' && !daemonDownIsNews) {
+        return {
+            text: '$(loading~spin) buildd: connecting',
+            tooltip: `buildd lsp is connecting to the daemon, starting it if needed.${state.error ? `\n${state.error}` : ''}\n${where}`,
+            background: undefined,
+        };
+    }
     if (state.daemon === 'down') {
         return {
             text: '$(debug-disconnect) buildd: daemon down',

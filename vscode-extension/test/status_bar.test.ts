@@ -72,6 +72,12 @@ describe('statusBarView', () => {
         assert.match(stopped.tooltip, /not running: buildd was not found on PATH\nRun "buildd: Restart the Server"/);
     });
 
+    it('says connecting rather than down while the daemon has not been up yet', () => {
+        const down = state({ daemon: 'down', error: 'not connected to the buildd daemon yet' });
+        assert.equal(statusBarView(running, [down], undefined, false).text, '$(loading~spin) buildd: connecting');
+        assert.equal(statusBarView(running, [down], undefined, true).text, '$(debug-disconnect) buildd: daemon down');
+    });
+
     it('names the workspace shown when there are several', () => {
         const view = statusBarView(running, [state(), state({ root: '/home/me/lib' })], '/home/me/lib/src/x.rs');
         assert.match(view.tooltip, /\(2 workspaces: this is lib\)/);
