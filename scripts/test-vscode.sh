@@ -7,6 +7,7 @@
 # Every step runs even when an earlier one failed (but not without dependencies); the exit
 # code is non-zero when any failed. With BUILDD_TEST_COUNTS=FILE, it appends one line
 # "NAME PASSED FAILED" per test runner to FILE, for the total that scripts/test.sh prints.
+# BUILDD_BIN picks another buildd binary for the e2e test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -78,7 +79,7 @@ if ! (cd "$repo" && cargo build -p buildd --locked); then
     exit "$status"
 fi
 rc=0
-BUILDD_BIN="$repo/target/debug/buildd" npm run --silent e2e 2>&1 | tee "$log" || rc=$?
+BUILDD_BIN="${BUILDD_BIN:-$repo/target/debug/buildd}" npm run --silent e2e 2>&1 | tee "$log" || rc=$?
 record extension-e2e "$rc"
 [ "$rc" -eq 0 ] || status=1
 
