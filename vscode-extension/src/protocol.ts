@@ -86,8 +86,41 @@ export interface WorkspaceStatus {
     target_dir: string | null;
     target_dir_size: number | null;
     key: BuildKeyInfo | null;
+    // The fields below are optional here so that the view still works with a daemon from
+    // before they existed.
+    last_change?: LastChange | null;
+    current_job?: CurrentJob | null;
     last_job: JobSummary | null;
+    jobs_started?: number;
+    prediction?: PredictionStats;
+    watcher?: WatcherStatus;
     diagnostics: DiagnosticSummary[];
+}
+
+export interface CurrentJob {
+    id: number;
+    stages: string[];
+    stage: string | null;
+    units_done: number;
+}
+
+export interface LastChange {
+    files: string[];
+    predicted: string[];
+    full: boolean;
+}
+
+export interface PredictionStats {
+    jobs: number;
+    precision: number | null;
+    recall: number | null;
+}
+
+export interface WatcherStatus {
+    /** `native` or `poll`. */
+    kind: string;
+    rescans: number;
+    note: string | null;
 }
 
 export interface BuildKeyInfo {
@@ -100,7 +133,7 @@ export interface BuildKeyInfo {
     env: Record<string, string>;
 }
 
-export type JobResult = 'success' | 'failed' | 'cancelled';
+export type JobResult = 'success' | 'failed' | 'cancelled' | 'yielded';
 
 export interface JobSummary {
     id: number;
@@ -110,6 +143,7 @@ export interface JobSummary {
     units_compiled: number;
     errors: number;
     warnings: number;
+    rebuilt?: string[];
     failure: string | null;
 }
 

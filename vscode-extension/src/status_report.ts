@@ -41,6 +41,19 @@ function renderWorkspace(w: WorkspaceStatus): string[] {
         lines.push('', `Error: ${w.error}`);
     }
     lines.push('');
+    if (w.current_job) {
+        const c = w.current_job;
+        lines.push(
+            `- running: job #${c.id} (${c.stages.join(', ')})${c.stage ? `, stage ${c.stage}` : ''}, `
+                + `${c.units_done} ${c.units_done === 1 ? 'unit' : 'units'} so far`,
+        );
+    }
+    if (w.last_change) {
+        const ch = w.last_change;
+        const files = ch.files.length === 1 ? `\`${ch.files[0]}\`` : `${ch.files.length} files`;
+        const what = ch.full ? 'everything' : ch.predicted.length > 0 ? ch.predicted.join(', ') : 'nothing (no target reads it)';
+        lines.push(`- last change: ${files}; rebuilds ${what}`);
+    }
     if (w.last_job) {
         const j = w.last_job;
         lines.push(
@@ -48,6 +61,9 @@ function renderWorkspace(w: WorkspaceStatus): string[] {
                 + `${j.units_compiled} ${j.units_compiled === 1 ? 'unit' : 'units'} compiled, `
                 + `${j.errors} ${j.errors === 1 ? 'error' : 'errors'}, ${j.warnings} ${j.warnings === 1 ? 'warning' : 'warnings'}`,
         );
+        if (j.rebuilt && j.rebuilt.length > 0) {
+            lines.push(`- rebuilt: ${j.rebuilt.join(', ')}`);
+        }
         if (j.failure) {
             lines.push(`- cargo failed: ${j.failure.split('\n')[0]}`);
         }
@@ -64,6 +80,9 @@ function renderWorkspace(w: WorkspaceStatus): string[] {
             `- build key ${w.key.hash}: ${w.key.rustc}, ${w.key.target}, ${w.key.profile}, features ${w.key.features}`
                 + (env ? `, ${env}` : ''),
         );
+    }
+    if (w.watcher && (w.watcher.kind !== 'native' || w.watcher.note)) {
+        lines.push(`- watcher: ${w.watcher.kind}${w.watcher.note ? `: ${w.watcher.note}` : ''}`);
     }
     if (w.diagnostics.length > 0) {
         lines.push('', '### Diagnostics', '');

@@ -25,10 +25,15 @@ const REPORT: StatusReport = {
                 host: 'x86_64-unknown-linux-gnu', target: 'x86_64-unknown-linux-gnu',
                 profile: 'dev', features: 'default', env: { RUSTFLAGS: '-Cforce-frame-pointers=yes' },
             },
+            last_change: { files: ['/home/me/src/app/util/src/lib.rs'], predicted: ['util', 'app'], full: false },
+            current_job: null,
             last_job: {
                 id: 7, stages: ['build', 'test'], result: 'failed', duration_ms: 1840,
-                units_compiled: 2, errors: 1, warnings: 0, failure: null,
+                units_compiled: 2, errors: 1, warnings: 0, rebuilt: ['util'], failure: null,
             },
+            jobs_started: 7,
+            prediction: { jobs: 5, precision: 1.0, recall: 1.0 },
+            watcher: { kind: 'native', rescans: 0, note: null },
             diagnostics: [
                 { file: '/home/me/src/app/util/src/lib.rs', line: 2, column: 5, severity: 'error', message: 'mismatched types' },
             ],
@@ -51,7 +56,9 @@ describe('renderStatus', () => {
             '',
             'State: **failed**',
             '',
+            '- last change: `/home/me/src/app/util/src/lib.rs`; rebuilds util, app',
             '- last job: #7 (build, test) failed in 1.8s, 2 units compiled, 1 error, 0 warnings',
+            '- rebuilt: util',
             '- target dir: `/home/me/.cache/buildd/targets/app-1a2b3c4d5e6f/9f8e7d6c5b4a3928` (37.5 MiB)',
             '- build key 9f8e7d6c5b4a3928: rustc 1.95.0 (59807616e 2026-04-14), x86_64-unknown-linux-gnu, dev, '
                 + 'features default, RUSTFLAGS=-Cforce-frame-pointers=yes',
@@ -79,6 +86,31 @@ describe('renderStatus', () => {
         const text = renderStatus({ ...REPORT, workspaces: [{ ...REPORT.workspaces[0], last_job: job }] });
         assert.match(text, /\n- cargo failed: error: no matching package named `nope` found\n/);
         assert.doesNotMatch(text, /location searched/);
+    });
+
+    it('shows the running job and a degraded watcher', () => {
+        const text = renderStatus({
+            ...REPORT,
+            workspaces: [{
+                ...REPORT.workspaces[0],
+                state: 'running',
+                current_job: { id: 8, stages: ['build', 'test'], stage: 'test', units_done: 3 },
+                last_change: { files: ['/a', '/b'], predicted: [], full: true },
+                watcher: { kind: 'poll', rescans: 2, note: 'inotify watches ran out: raise fs.inotify.max_user_watches' },
+            }],
+        });
+        assert.match(text, /\n- running: job #8 \(build, test\), stage test, 3 units so far\n- last change: 2 files; rebuilds everything\n/);
+        assert.match(text, /\n- watcher: poll: inotify watches ran out: raise fs\.inotify\.max_user_watches\n/);
+    });
+
+    it('reads a status from a daemon without the newer fields', () => {
+        const old = { ...REPORT.workspaces[0] };
+        delete old.last_change;
+        delete old.current_job;
+        delete old.watcher;
+        delete old.jobs_started;
+        delete old.prediction;
+        assert.match(renderStatus({ ...REPORT, workspaces: [old] }), /State: \*\*failed\*\*/);
     });
 
     it('says when no workspace is registered', () => {
