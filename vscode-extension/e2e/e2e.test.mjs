@@ -320,6 +320,26 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
         await screenshot('fixed-and-warm');
     });
 
+    step('rebuilds from the command palette, and opens the daemon log', async () => {
+        const before = builddJson('--no-start', 'status', '--json').workspaces.find((w) => w.root === workspace);
+        assert.ok(before?.last_job, 'a job has run');
+        await runCommand('buildd: Rebuild the Workspace');
+        const after = await waitFor('a new job to finish', () => {
+            const w = builddJson('--no-start', 'status', '--json').workspaces.find((x) => x.root === workspace);
+            return w?.last_job && w.last_job.id > before.last_job.id && w.state === 'idle' && w;
+        }, BUILD_MS);
+        assert.equal(after.last_job.result, 'success');
+        await waitFor('the status bar to say warm', async () => /buildd: warm/.test(await statusBarItem().textContent()), BUILD_MS);
+
+        const report = builddJson('--no-start', 'status', '--json');
+        await runCommand('buildd: Open the Daemon Log');
+        const logName = path.basename(report.daemon.log_path);
+        await page.locator('.tabs-container .tab.active').filter({ hasText: logName }).waitFor({ state: 'visible', timeout: UI_MS });
+        const editor = page.locator('.editor-instance .view-lines').first();
+        await waitFor('the log in the editor', async () => (await editorText(editor)).includes('INFO'), UI_MS);
+        await screenshot('daemon-log');
+    });
+
     step('gives the integrated terminal the warm environment, so plain cargo compiles nothing', async () => {
         const report = builddJson('--no-start', 'status', '--json');
         const ws = report.workspaces.find((w) => w.root === workspace);
