@@ -94,6 +94,10 @@ export class Ctx implements vscode.Disposable {
     async restart(): Promise<void> {
         const generation = ++this.generation;
         await this.stopClient();
+        if (generation !== this.generation) {
+            // Another restart began while this one stopped the old client: it wins.
+            return;
+        }
         this.states.clear();
         this.daemon = undefined;
         this.daemonDownIsNews = false;
