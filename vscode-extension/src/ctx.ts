@@ -154,6 +154,7 @@ export class Ctx implements vscode.Disposable {
                 { scheme: 'file', language: 'rust' },
                 { scheme: 'file', pattern: '**/Cargo.toml' },
                 { scheme: 'file', pattern: '**/Cargo.lock' },
+                { scheme: 'file', pattern: '**/buildd.toml' },
             ],
             initializationOptions: initializationOptions(this.config),
             outputChannel: this.output,
