@@ -23,6 +23,8 @@ export interface Config {
     stages: Stage[] | undefined;
     jobs: number | undefined;
     debounceMs: number | undefined;
+    nice: number | undefined;
+    jobTimeoutSecs: number | undefined;
     /** `buildd.terminal.environment`: give the workspace's terminals the warm environment. */
     terminalEnvironment: boolean;
     /** `buildd.rustAnalyzer.offerToDisableCheckOnSave`. */
@@ -59,8 +61,10 @@ export function readConfig(get: (key: string) => unknown): Resolved {
         }
     }
 
-    const jobs = positiveInteger(get('jobs'), 'buildd.jobs', 1, problems);
-    const debounceMs = positiveInteger(get('debounceMs'), 'buildd.debounceMs', 0, problems);
+    const jobs = integerSetting(get('jobs'), 'buildd.jobs', 1, undefined, problems);
+    const debounceMs = integerSetting(get('debounceMs'), 'buildd.debounceMs', 0, undefined, problems);
+    const nice = integerSetting(get('nice'), 'buildd.nice', 0, 19, problems);
+    const jobTimeoutSecs = integerSetting(get('jobTimeoutSecs'), 'buildd.jobTimeoutSecs', 1, undefined, problems);
 
     return {
         config: {
@@ -68,6 +72,8 @@ export function readConfig(get: (key: string) => unknown): Resolved {
             stages,
             jobs,
             debounceMs,
+            nice,
+            jobTimeoutSecs,
             terminalEnvironment: get('terminal.environment') !== false,
             offerToDisableCheckOnSave: get('rustAnalyzer.offerToDisableCheckOnSave') !== false,
         },
@@ -75,14 +81,21 @@ export function readConfig(get: (key: string) => unknown): Resolved {
     };
 }
 
-function positiveInteger(value: unknown, name: string, min: number, problems: string[]): number | undefined {
+function integerSetting(
+    value: unknown,
+    name: string,
+    min: number,
+    max: number | undefined,
+    problems: string[],
+): number | undefined {
     if (value === undefined || value === null) {
         return undefined;
     }
-    if (typeof value === 'number' && Number.isInteger(value) && value >= min) {
+    if (typeof value === 'number' && Number.isInteger(value) && value >= min && (max === undefined || value <= max)) {
         return value;
     }
-    problems.push(`${name} must be an integer of at least ${min}; the daemon's default is used`);
+    const range = max === undefined ? `of at least ${min}` : `from ${min} to ${max}`;
+    problems.push(`${name} must be an integer ${range}; the daemon's default is used`);
     return undefined;
 }
 
@@ -97,6 +110,12 @@ export function initializationOptions(config: Config): InitializationOptions {
     }
     if (config.debounceMs !== undefined) {
         options.debounceMs = config.debounceMs;
+    }
+    if (config.nice !== undefined) {
+        options.nice = config.nice;
+    }
+    if (config.jobTimeoutSecs !== undefined) {
+        options.jobTimeoutSecs = config.jobTimeoutSecs;
     }
     return options;
 }

@@ -25,6 +25,8 @@ export interface InitializationOptions {
     stages?: Stage[];
     jobs?: number;
     debounceMs?: number;
+    nice?: number;
+    jobTimeoutSecs?: number;
     noStart?: boolean;
 }
 
@@ -91,10 +93,31 @@ export interface WorkspaceStatus {
     last_change?: LastChange | null;
     current_job?: CurrentJob | null;
     last_job: JobSummary | null;
+    last_tests?: TestReport | null;
     jobs_started?: number;
     prediction?: PredictionStats;
     watcher?: WatcherStatus;
     diagnostics: DiagnosticSummary[];
+}
+
+/** The last test run a `buildd watch --test` loop reported. */
+export interface TestReport {
+    job: number;
+    runner: string;
+    passed: number;
+    failed: number;
+    ignored: number;
+    failing: FailingTest[];
+    duration_ms: number;
+    exit_code: number | null;
+}
+
+export interface FailingTest {
+    name: string;
+    file: string | null;
+    line: number | null;
+    column: number | null;
+    message: string | null;
 }
 
 export interface CurrentJob {

@@ -70,6 +70,17 @@ function renderWorkspace(w: WorkspaceStatus): string[] {
     } else {
         lines.push('- no job has finished yet');
     }
+    if (w.last_tests) {
+        const t = w.last_tests;
+        lines.push(
+            `- last tests (${t.runner}, job #${t.job}): ${t.passed} passed, ${t.failed} failed, ${t.ignored} ignored `
+                + `in ${duration(t.duration_ms)}`,
+        );
+        for (const f of t.failing) {
+            const where = f.file ? ` at \`${f.file}${f.line ? `:${f.line}` : ''}\`` : '';
+            lines.push(`  - failing: ${f.name}${where}${f.message ? `: ${f.message.split('\n')[0]}` : ''}`);
+        }
+    }
     if (w.target_dir) {
         const size = w.target_dir_size === null ? '' : ` (${bytes(w.target_dir_size)})`;
         lines.push(`- target dir: \`${w.target_dir}\`${size}`);

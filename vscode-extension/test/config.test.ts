@@ -18,10 +18,14 @@ describe('readConfig and initializationOptions', () => {
         assert.equal(config.offerToDisableCheckOnSave, true);
     });
 
-    it('passes stages, jobs and debounce in camelCase', () => {
-        const { config, problems } = readConfig(settings({ stages: ['check', 'test'], jobs: 2, debounceMs: 0 }));
+    it('passes stages, jobs, debounce, nice and the job timeout in camelCase', () => {
+        const { config, problems } = readConfig(settings({
+            stages: ['check', 'test'], jobs: 2, debounceMs: 0, nice: 19, jobTimeoutSecs: 600,
+        }));
         assert.deepEqual(problems, []);
-        assert.deepEqual(initializationOptions(config), { stages: ['check', 'test'], jobs: 2, debounceMs: 0 });
+        assert.deepEqual(initializationOptions(config), {
+            stages: ['check', 'test'], jobs: 2, debounceMs: 0, nice: 19, jobTimeoutSecs: 600,
+        });
     });
 
     it('keeps the order of the stages and drops repeats', () => {
@@ -36,12 +40,17 @@ describe('readConfig and initializationOptions', () => {
     });
 
     it('drops values the daemon would refuse, naming the setting', () => {
-        const { config, problems } = readConfig(settings({ stages: ['build', 'bench'], jobs: 0, debounceMs: 1.5 }));
+        const { config, problems } = readConfig(settings({
+            stages: ['build', 'bench'], jobs: 0, debounceMs: 1.5, nice: 20, jobTimeoutSecs: 0,
+        }));
         assert.deepEqual(initializationOptions(config), {});
-        assert.equal(problems.length, 3);
-        assert.match(problems[0], /^buildd\.stages must be a non-empty list of "check", "build", "test"/);
-        assert.match(problems[1], /^buildd\.jobs must be an integer of at least 1/);
-        assert.match(problems[2], /^buildd\.debounceMs must be an integer of at least 0/);
+        assert.deepEqual(problems.map((p) => p.split(';')[0]), [
+            'buildd.stages must be a non-empty list of "check", "build", "test"',
+            'buildd.jobs must be an integer of at least 1',
+            'buildd.debounceMs must be an integer of at least 0',
+            'buildd.nice must be an integer from 0 to 19',
+            'buildd.jobTimeoutSecs must be an integer of at least 1',
+        ]);
     });
 
     it('refuses an empty list of stages', () => {
@@ -67,6 +76,7 @@ describe('readConfig and initializationOptions', () => {
         assert.equal(needsRestart(base, readConfig(settings({ jobs: 3 })).config), true);
         assert.equal(needsRestart(base, readConfig(settings({ jobs: 2, stages: ['check'] })).config), true);
         assert.equal(needsRestart(base, readConfig(settings({ jobs: 2, debounceMs: 10 })).config), true);
+        assert.equal(needsRestart(base, readConfig(settings({ jobs: 2, nice: 5 })).config), true);
         assert.equal(needsRestart(base, readConfig(settings({ jobs: 2, path: '/x/buildd' })).config), true);
         assert.equal(needsRestart(base, readConfig(settings({ jobs: 2, 'terminal.environment': false })).config), false);
     });

@@ -88,6 +88,20 @@ describe('renderStatus', () => {
         assert.doesNotMatch(text, /location searched/);
     });
 
+    it('shows the last test run of a watch loop, with its failing tests', () => {
+        const text = renderStatus({
+            ...REPORT,
+            workspaces: [{
+                ...REPORT.workspaces[0],
+                last_tests: {
+                    job: 7, runner: 'cargo test', passed: 3, failed: 1, ignored: 0, duration_ms: 420, exit_code: 101,
+                    failing: [{ name: 'tests::adds', file: '/home/me/src/app/util/src/lib.rs', line: 9, column: 5, message: 'assertion failed\nleft: 1' }],
+                },
+            }],
+        });
+        assert.match(text, /\n- last tests \(cargo test, job #7\): 3 passed, 1 failed, 0 ignored in 420ms\n {2}- failing: tests::adds at `\/home\/me\/src\/app\/util\/src\/lib\.rs:9`: assertion failed\n/);
+    });
+
     it('shows the running job and a degraded watcher', () => {
         const text = renderStatus({
             ...REPORT,
