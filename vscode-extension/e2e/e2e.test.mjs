@@ -238,7 +238,7 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
             if (fs.existsSync(logs)) {
                 fs.cpSync(logs, path.join(artifacts, 'vscode-logs'), { recursive: true });
             }
-            const daemonLogs = path.join(buildHome, 'logs');
+            const daemonLogs = path.join(buildHome, 'state', 'logs');
             if (fs.existsSync(daemonLogs)) {
                 fs.cpSync(daemonLogs, path.join(artifacts, 'daemon-logs'), { recursive: true });
             }

@@ -60,7 +60,7 @@ export class Ctx implements vscode.Disposable {
     private generation = 0;
     /** Increases on every terminal environment refresh; only the latest one applies. */
     private envGeneration = 0;
-    /** The target dir each root's terminal environment was made for. */
+    /** The target dir each root's terminal environment was last refreshed for. */
     private readonly envTargetDirs = new Map<string, string | null>();
     private readonly statusBar: vscode.StatusBarItem;
     readonly output: vscode.LogOutputChannel;
@@ -305,7 +305,9 @@ export class Ctx implements vscode.Disposable {
                 }
             }, DAEMON_DOWN_GRACE_MS);
         }
-        if (this.envTargetDirs.get(params.root) !== params.targetDir && params.targetDir !== null) {
+        if (params.targetDir !== null && this.envTargetDirs.get(params.root) !== params.targetDir) {
+            // Noted before the refresh, so that the states that follow do not start another.
+            this.envTargetDirs.set(params.root, params.targetDir);
             void this.refreshTerminalEnv();
         }
         this.render();
@@ -419,11 +421,6 @@ export class Ctx implements vscode.Disposable {
                     process.env,
                     `buildd: cargo uses the warm target dir${targetDir ? ` ${targetDir}` : ''}`,
                 );
-                for (const state of this.states.values()) {
-                    if (state.targetDir === targetDir) {
-                        this.envTargetDirs.set(state.root, targetDir);
-                    }
-                }
                 this.output.info(`terminal environment of ${folder.uri.fsPath}: ${env.set.map(([k, v]) => `${k}=${v}`).join(' ')}`);
             } catch (e) {
                 if (generation !== this.envGeneration) {
