@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 
 import { initializationOptions, needsRestart, readConfig, resolveServerPath, SERVER_PATH_ENV } from '../src/config';
 
@@ -90,6 +90,7 @@ describe('resolveServerPath', () => {
     fs.writeFileSync(exe, '#!/bin/sh\n', { mode: 0o755 });
     const notExe = path.join(dir, 'not-executable');
     fs.writeFileSync(notExe, '', { mode: 0o644 });
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     it('finds buildd on PATH, skipping directories that do not have it', () => {
         const found = resolveServerPath({ setting: '', env: { PATH: [path.join(dir, 'none'), dir, binDir].join(path.delimiter) } });
