@@ -189,3 +189,25 @@ fn without_a_daemon_buildd_cargo_falls_back_to_plain_cargo() {
     let output = world.run(&ws, &["--no-start", "cargo", "no-such-subcommand"]);
     assert_eq!(output.status.code(), Some(101));
 }
+
+#[test]
+fn an_idle_daemon_shuts_down_by_itself_after_its_idle_timeout() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let output = world
+        .cmd(&ws, &["wait"])
+        .env("BUILDD_IDLE_TIMEOUT", "2s")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let socket = world.home().join("run/daemon.sock");
+    let log = world.home().join("state/logs");
+    // No client and no work: the daemon leaves, and takes its socket with it.
+    wait_until("the idle daemon to exit", || !socket.exists());
+    let text: String = std::fs::read_dir(log)
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(text.contains("no clients or work for 2s"), "{text}");
+}

@@ -127,6 +127,13 @@ fn an_edit_during_a_long_job_kills_it_and_only_the_last_edit_counts() {
         !build_scripts_under(&home, daemon).is_empty()
     });
     let blocked = build_scripts_under(&home, daemon);
+    // Builds ahead of time run at low priority: niceness 10 (the 19th field of stat).
+    let nice: i64 = std::fs::read_to_string(format!("/proc/{}/stat", blocked[0]))
+        .unwrap()
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(16)?.parse().ok())
+        .unwrap();
+    assert_eq!(nice, 10);
     let cancelled_job = world.workspace_status(&ws).unwrap()["current_job"]["id"]
         .as_u64()
         .unwrap();
