@@ -64,6 +64,11 @@ pub(crate) enum Command {
     },
     /// Stop the daemon: cancel its jobs and remove its socket.
     Stop,
+    /// The isolated dirs: list them, evict to the budget, clear, export and import.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Run the daemon in the foreground.
     Daemon {
         /// Shut down after this long without clients or work.
@@ -72,6 +77,45 @@ pub(crate) enum Command {
         /// How long to wait after a change for more changes before building.
         #[arg(long, value_parser = parse_duration, env = "BUILDD_DEBOUNCE", default_value = "150ms")]
         debounce: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CacheCommand {
+    /// List every isolated dir: workspace, key, size, last use.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evict least recently used dirs until the cache fits its budget (never a dir in use).
+    Gc {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the isolated dirs of the workspace at PATH (every dir without PATH), except
+    /// those in use.
+    Clear {
+        path: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the workspace's warm dir to a compressed archive with a manifest.
+    Export {
+        /// A path in the workspace; the current directory by default.
+        path: Option<PathBuf>,
+        /// The archive to write (conventionally NAME.tar.zst).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Install an archive from `buildd cache export` as the workspace's warm dir.
+    ///
+    /// Refuses an archive built by another toolchain or with other build settings. Packages
+    /// whose files differ from the exporter's are rebuilt by the next build; the rest is
+    /// fresh.
+    Import {
+        file: PathBuf,
+        /// A path in the workspace; the current directory by default.
+        path: Option<PathBuf>,
     },
 }
 

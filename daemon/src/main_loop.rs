@@ -15,6 +15,10 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod cache_ops;
+
+pub(crate) use cache_ops::ToolsEvent;
+
 use crate::config::DaemonConfig;
 use crate::depinfo::{self, DepInfo};
 use crate::job::{self, Gate, JobEvent, JobSpec, Stage};
@@ -79,6 +83,8 @@ pub(crate) enum Event {
         depinfo: DepInfo,
         size: Option<u64>,
     },
+    /// Seeding, after-job work of the tools, cache requests: see `cache_ops.rs`.
+    Tools(ToolsEvent),
     /// SIGTERM or SIGINT.
     Terminate,
 }
@@ -103,6 +109,8 @@ pub(crate) struct Dispatcher {
     next_id: u64,
     /// When the daemon last had a client or work.
     last_busy: Instant,
+    /// The linker wrapper, sccache, the cache's totals.
+    tools: crate::tools::Tools,
 }
 
 impl Dispatcher {
@@ -111,7 +119,9 @@ impl Dispatcher {
         tx: mpsc::UnboundedSender<Event>,
         subscribers: Subscribers,
     ) -> Dispatcher {
+        let tools = crate::tools::Tools::new(&config);
         Dispatcher {
+            tools,
             config,
             started: Instant::now(),
             tx,
@@ -218,6 +228,7 @@ impl Dispatcher {
                     }
                 }
             }
+            Event::Tools(event) => self.tools_event(event),
             Event::Terminate => return true,
         }
         false
@@ -307,6 +318,10 @@ impl Dispatcher {
                 }
                 Err(e) => e.reply(id),
             },
+            Request::CacheList | Request::CacheGc | Request::CacheClear { .. } => {
+                self.cache_request(id, request, reply);
+                return false;
+            }
             Request::Shutdown => {
                 tracing::info!("shutdown requested by a client");
                 let _ = reply.try_send(ServerMessage::Ok { id });
@@ -346,6 +361,13 @@ impl Dispatcher {
                 clients: self.clients,
             },
             workspaces,
+            cache: self.tools.totals.clone(),
+            sccache: self.tools.sccache().map(|s| {
+                s.status(
+                    self.tools.sccache_stats.clone(),
+                    self.tools.sccache_note.clone(),
+                )
+            }),
         })
     }
 
@@ -584,10 +606,16 @@ impl Dispatcher {
         }
         ws.loading = None;
         let mut errors = Vec::new();
+        let mut new_dir = false;
         match loaded.toolchain {
             Ok(toolchain) => {
-                let key = BuildKey::new(&targets_dir, root, &toolchain, &ws.env);
-                if let Err(e) = prepare_target_dir(&key) {
+                let file_settings = loaded.settings.clone().unwrap_or_default();
+                let linker =
+                    crate::tools::linker_setting(&settings::over(&ws.settings, &file_settings));
+                let key = BuildKey::new(&targets_dir, root, &toolchain, &ws.env, &linker);
+                // A new dir is seeded from the most similar one before any job runs there.
+                new_dir = !key.target_dir.exists();
+                if !new_dir && let Err(e) = prepare_target_dir(&key, root) {
                     errors.push(e);
                 }
                 if ws.key.as_ref() != Some(&key) {
@@ -626,6 +654,16 @@ impl Dispatcher {
         if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
             scan_target_dir(self.tx.clone(), root, &key.target_dir, graph, false);
         }
+        let has_key = ws.key.is_some();
+        if has_key {
+            self.configure_tools(root);
+            if new_dir {
+                self.start_seed(root);
+            }
+        }
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
         let status = ws.status();
         for (id, reply) in std::mem::take(&mut ws.waiting_register) {
             let _ = reply.try_send(ServerMessage::Registered {
@@ -681,11 +719,15 @@ impl Dispatcher {
             .collect();
         let key = ws.key.as_ref().expect("caller checked");
         let gate: Gate = Arc::new(Mutex::new(None));
+        let sccache = self
+            .tools
+            .sccache()
+            .filter(|_| ws.tools.sccache.as_ref().is_some_and(|s| s.enabled));
         let spec = JobSpec {
             root: root.to_path_buf(),
             stages: job_plan.stages,
             env: Arc::new(ws.env.clone()),
-            target_dir: key.target_dir.clone(),
+            cargo_env: Arc::new(key::cargo_env(&key.target_dir, &ws.tools.env)),
             jobs: resolved.jobs,
             nice: resolved.nice,
             gate: gate.clone(),
@@ -697,7 +739,13 @@ impl Dispatcher {
         let tx = self.tx.clone();
         let job_root = root.to_path_buf();
         let token = cancel.clone();
+        self.job_starting(root);
         let handle = tokio::spawn(async move {
+            if let Some(sccache) = sccache
+                && let Err(e) = sccache.ensure_running().await
+            {
+                tracing::warn!("{e}");
+            }
             job::run(spec, token, |event| {
                 let _ = tx.send(Event::Job {
                     root: job_root.clone(),
@@ -843,6 +891,9 @@ impl Dispatcher {
                 if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
                     scan_target_dir(self.tx.clone(), root, &key.target_dir, graph, true);
                 }
+                if matches!(result, JobResult::Success | JobResult::Failed) {
+                    self.job_finished_tools(root, &summary, job.units_done);
+                }
                 EventKind::JobFinished {
                     job: job_id,
                     summary,
@@ -927,6 +978,9 @@ impl Dispatcher {
     }
 
     async fn shutdown(mut self) {
+        if let Some(sccache) = self.tools.sccache() {
+            sccache.stop().await;
+        }
         let mut handles = Vec::new();
         for ws in self.workspaces.values_mut() {
             ws.watcher = None;
@@ -1006,13 +1060,18 @@ fn grant_acquires(ws: &mut Workspace) {
         }
         return;
     };
-    let (env_set, env_remove) = key::cargo_env(&key.target_dir);
+    if ws.waiting_acquire.is_empty() {
+        return;
+    }
+    let env = key::cargo_env(&key.target_dir, &ws.tools.env);
+    crate::cache::touch_used(&key.target_dir);
     for waiting in ws.waiting_acquire.drain(..) {
         ws.leases.insert(waiting.conn);
         let _ = waiting.reply.try_send(ServerMessage::Acquired {
             id: waiting.id,
-            env_set: env_set.clone(),
-            env_remove: env_remove.clone(),
+            env_set: env.set.clone(),
+            env_remove: env.remove.clone(),
+            args: env.args.clone(),
             waited_ms: waiting.since.elapsed().as_millis() as u64,
         });
     }
@@ -1032,8 +1091,9 @@ fn is_manifest(root: &Path, path: &Path) -> bool {
         || (path.parent() == Some(root) && name.starts_with("rust-toolchain"))
 }
 
-fn prepare_target_dir(key: &BuildKey) -> Result<(), String> {
+fn prepare_target_dir(key: &BuildKey, root: &Path) -> Result<(), String> {
     ensure_private_dir(&key.target_dir).map_err(|e| e.to_string())?;
+    crate::cache::write_record(&key.target_dir, root);
     let info = serde_json::to_string_pretty(&key.info).unwrap_or_default();
     std::fs::write(key.target_dir.join("buildd-key.json"), info).map_err(|e| {
         format!(

@@ -23,9 +23,11 @@ pub(crate) async fn run(session: &Session, args: Vec<OsString>) -> anyhow::Resul
         return plain_cargo(&args, None);
     }
     match lease(session, &args).await {
-        Ok((client, env_set, env_remove)) => {
+        Ok((client, env_set, env_remove, prefix)) => {
             let mut command = std::process::Command::new("cargo");
-            command.args(&args).envs(env_set);
+            command
+                .args(buildd_daemon::cargo_args(&prefix, args))
+                .envs(env_set);
             for name in env_remove {
                 command.env_remove(name);
             }
@@ -44,6 +46,7 @@ pub(crate) async fn run(session: &Session, args: Vec<OsString>) -> anyhow::Resul
 type Lease = (
     Client,
     std::collections::BTreeMap<String, String>,
+    Vec<String>,
     Vec<String>,
 );
 
@@ -73,8 +76,9 @@ async fn lease(session: &Session, args: &[OsString]) -> anyhow::Result<Lease> {
         ServerMessage::Acquired {
             env_set,
             env_remove,
+            args,
             ..
-        } => Ok((client, env_set, env_remove)),
+        } => Ok((client, env_set, env_remove, args)),
         other => bail!("unexpected reply to acquire: {other:?}"),
     }
 }

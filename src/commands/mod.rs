@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod cache;
 mod cargo;
 mod daemon;
 mod env;
@@ -23,6 +24,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
         Command::Wait { path, timeout } => wait::run(&session, path, timeout).await,
         Command::Status { path, json } => status::run(&session, path, json).await,
         Command::Stop => daemon::stop().await,
+        Command::Cache { command } => cache::run(&session, command).await,
         Command::Daemon {
             idle_timeout,
             debounce,

@@ -95,6 +95,10 @@ pub(crate) async fn run(session: &Session, path: Option<PathBuf>) -> anyhow::Res
                 }
                 println!("{}", render::job_line(&summary));
             }
+            EventKind::Disk { message, .. } => match message {
+                Some(message) => println!("disk full: {message}"),
+                None => println!("the disk has room again"),
+            },
             EventKind::State { state, error } => {
                 if state == WorkspaceState::Error
                     && let Some(error) = error
