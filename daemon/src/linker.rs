@@ -35,7 +35,7 @@ const CANDIDATES: &[(&str, Option<&str>, Option<&str>)] = &[
     ("bfd", Some("-fuse-ld=bfd"), Some("ld.bfd")),
 ];
 /// Timed runs of each link per candidate; the minimum counts.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// Links measured at most: the largest of the captured ones.
 const MAX_LINKS: usize = 3;
 /// A candidate must beat the default by this share to be picked: a smaller difference is
@@ -112,8 +112,8 @@ pub(crate) struct Measurement {
     pub(crate) links: usize,
     /// Seconds since the epoch.
     pub(crate) at: u64,
-    /// Candidates that could not link here, and why.
-    pub(crate) failed: BTreeMap<String, String>,
+    /// Candidates not measured (could not link here, or are the default itself), and why.
+    pub(crate) not_measured: BTreeMap<String, String>,
 }
 
 /// Writes the wrapper into `<tools>/bin` (when it changed) and returns that dir.
@@ -224,6 +224,17 @@ pub(crate) fn measure(capture_dir: &Path, path_var: &str) -> Result<Measurement,
         .collect();
     let mut best: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    // Since Rust 1.90, rustc links x86_64 Linux binaries with its own rust-lld
+    // (`-fuse-ld=lld` and `-B` its gcc-ld dir): `lld` would time the default twice.
+    if captures
+        .iter()
+        .any(|c| c.args.iter().any(|a| a == "-fuse-ld=lld"))
+    {
+        failed.insert(
+            "lld".to_owned(),
+            "the default here: rustc already links with rust-lld".to_owned(),
+        );
+    }
     // One untimed round first warms the page cache for every candidate alike; then rounds
     // interleave the candidates, so that a change in the machine's load hits all of them.
     for round in 0..=ROUNDS {
@@ -270,7 +281,7 @@ pub(crate) fn measure(capture_dir: &Path, path_var: &str) -> Result<Measurement,
         at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        failed,
+        not_measured: failed,
     })
 }
 

@@ -181,7 +181,7 @@ impl Sccache {
     /// without a server still compiles (the sccache client falls back to a local server).
     pub(crate) async fn ensure_running(&self) -> Result<(), String> {
         let _one = self.start.lock().await;
-        if self.stats().await.is_ok() {
+        if self.answers().await {
             return Ok(());
         }
         let mut cmd = self.command("--start-server");
@@ -203,6 +203,12 @@ impl Sccache {
         Ok(())
     }
 
+    /// Whether a server listens on buildd's socket. (`sccache --show-stats` cannot tell: with
+    /// no server it prints zeros and succeeds.)
+    async fn answers(&self) -> bool {
+        tokio::net::UnixStream::connect(&self.socket).await.is_ok()
+    }
+
     /// The server's counts since it started.
     pub(crate) async fn stats(&self) -> Result<(Stats, Option<String>), String> {
         let mut cmd = self.command("--show-stats");
@@ -218,7 +224,7 @@ impl Sccache {
     }
 
     pub(crate) async fn stop(&self) {
-        if self.stats().await.is_ok() {
+        if self.answers().await {
             let _ = self.command("--stop-server").output().await;
         }
     }

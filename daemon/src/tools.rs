@@ -183,7 +183,7 @@ pub(crate) fn configure(
             Setting::Driver(path) => ("default".to_owned(), Some(path.clone())),
             Setting::Auto => match &remembered {
                 Some(m) => {
-                    status.note = Some(format!(
+                    let mut note = format!(
                         "measured on this workspace over {} link(s): {}",
                         m.links,
                         m.millis
@@ -191,7 +191,11 @@ pub(crate) fn configure(
                             .map(|(n, ms)| format!("{n} {ms} ms"))
                             .collect::<Vec<_>>()
                             .join(", ")
-                    ));
+                    );
+                    for (name, why) in &m.not_measured {
+                        note.push_str(&format!("; {name}: {why}"));
+                    }
+                    status.note = Some(note);
                     (m.chosen.clone(), None)
                 }
                 None => {
@@ -227,8 +231,9 @@ pub(crate) fn configure(
             link_log(&key.target_dir).to_string_lossy().into_owned(),
         );
         if state.capturing {
+            // The dir itself is made when a job starts: the key dir may not exist yet (it is
+            // about to be seeded).
             let capture = capture_dir(&key.target_dir);
-            let _ = std::fs::create_dir_all(&capture);
             tool_env.set.insert(
                 "BUILDD_LINK_CAPTURE".to_owned(),
                 capture.to_string_lossy().into_owned(),

@@ -133,6 +133,9 @@ impl Dispatcher {
             ws.tools.sccache_before = before;
             if let Some(key) = &ws.key {
                 cache::touch_used(&key.target_dir);
+                if ws.tools.capturing {
+                    let _ = std::fs::create_dir_all(tools::capture_dir(&key.target_dir));
+                }
             }
         }
     }
@@ -220,7 +223,7 @@ impl Dispatcher {
                         if let Err(e) = linker::remember(&memory, m) {
                             tracing::warn!("cannot remember the linker measurement: {e}");
                         }
-                        tracing::info!(chosen = %m.chosen, millis = ?m.millis, failed = ?m.failed, "measured the linkers");
+                        tracing::info!(chosen = %m.chosen, millis = ?m.millis, not_measured = ?m.not_measured, "measured the linkers");
                     }
                     // Captured links hold hard links to old objects: drop them either way,
                     // new links are captured while no measurement is remembered.
