@@ -830,6 +830,7 @@ impl Dispatcher {
                 }
             }
             JobEvent::Diagnostic(diagnostic) => {
+                crate::tools::note_diagnostic(&mut ws.tools, &diagnostic);
                 if !ws.diagnostics.add(job_id, &diagnostic) {
                     return;
                 }

@@ -579,8 +579,9 @@ pub enum EventKind {
         /// Files that had diagnostics before this job and have none now.
         cleared: Vec<PathBuf>,
     },
-    /// The disk that holds the isolated dirs became full (`full` with what to do) or has room
-    /// again. Sent to every subscriber, with the root of the workspace whose job noticed.
+    /// The disk that holds the isolated dirs is full (`full`, with what to do: sent when it
+    /// becomes full and after every job that ran out of space) or has room again. Sent with
+    /// the root of the workspace whose job noticed.
     Disk {
         full: bool,
         message: Option<String>,

@@ -83,6 +83,24 @@ pub(crate) struct WorkspaceTools {
     pub(crate) seed_pending: bool,
     /// The sccache server's counts when the running job started.
     pub(crate) sccache_before: Option<Stats>,
+    /// The running job reported a write that failed for lack of space.
+    pub(crate) out_of_space: bool,
+}
+
+/// Notes a compiler message that says the disk is full (rustc puts the OS error in the
+/// rendered text, below a first line such as "linking with `cc` failed").
+pub(crate) fn note_diagnostic(
+    state: &mut WorkspaceTools,
+    diagnostic: &crate::protocol::Diagnostic,
+) {
+    let text = diagnostic
+        .rustc
+        .rendered
+        .as_deref()
+        .unwrap_or(&diagnostic.message);
+    if text.contains(crate::cache::ENOSPC_TEXT) {
+        state.out_of_space = true;
+    }
 }
 
 /// The dir of buildd's own state inside a key dir.

@@ -1,6 +1,8 @@
 //! End-to-end tests of the real `buildd` binary with the real cargo on fixture workspaces.
 
+mod cache;
 mod daemon_lifecycle;
 mod pipeline;
 mod support;
+mod tools;
 mod warm;

@@ -131,6 +131,7 @@ impl Dispatcher {
         let before = self.tools.sccache_stats.as_ref().map(|(s, _)| *s);
         if let Some(ws) = self.workspaces.get_mut(root) {
             ws.tools.sccache_before = before;
+            ws.tools.out_of_space = false;
             if let Some(key) = &ws.key {
                 cache::touch_used(&key.target_dir);
                 if ws.tools.capturing {
@@ -157,15 +158,11 @@ impl Dispatcher {
         let Some(key) = ws.key.clone() else {
             return;
         };
-        let out_of_space = summary
-            .failure
-            .as_deref()
-            .is_some_and(|f| f.contains(cache::ENOSPC_TEXT))
-            || ws
-                .diagnostics
-                .summaries()
-                .iter()
-                .any(|d| d.message.contains(cache::ENOSPC_TEXT));
+        let out_of_space = ws.tools.out_of_space
+            || summary
+                .failure
+                .as_deref()
+                .is_some_and(|f| f.contains(cache::ENOSPC_TEXT));
         if ws.tools.seed_pending && summary.result == JobResult::Success {
             ws.tools.seed_pending = false;
             if let Some(seed) = &mut ws.tools.seed {
@@ -193,6 +190,8 @@ impl Dispatcher {
         if out_of_space {
             let free = cache::free_space(&targets).unwrap_or(0);
             let message = cache::disk_full_message(&targets, free);
+            // Every job that runs out of space is news for the editor, not only the first.
+            self.tools.disk_announced = false;
             self.set_disk_full(root, Some(message));
         }
         let tx = self.tx.clone();
@@ -333,7 +332,8 @@ impl Dispatcher {
         }
     }
 
-    /// Records a full disk (or its end) and tells subscribers when that changes.
+    /// Records a full disk (or its end) and tells subscribers when that changes (and after
+    /// every job that ran out of space).
     fn set_disk_full(&mut self, root: &Path, message: Option<String>) {
         self.tools.totals.disk_full = message.clone();
         if self.tools.disk_announced != message.is_some() {
