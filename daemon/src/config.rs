@@ -60,6 +60,10 @@ pub struct SccacheConfig {
     /// The environment of buildd's own sccache server beyond what buildd sets: the shared
     /// backend (`SCCACHE_REDIS_ENDPOINT`, `SCCACHE_BUCKET`, ...), `SCCACHE_CACHE_SIZE`...
     pub env: BTreeMap<String, String>,
+    /// An sccache configuration file for buildd's server (`SCCACHE_CONF`), for what only a
+    /// file can say, such as sccache-dist's `[dist]` section; by default an empty one, so
+    /// that the user's own `~/.config/sccache/config` is not read.
+    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +109,8 @@ struct SccacheSection {
     /// The environment of buildd's sccache server: the shared backend and its options.
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// An sccache configuration file for buildd's server.
+    config: Option<PathBuf>,
 }
 
 impl RawDaemonConfig {
@@ -154,6 +160,7 @@ impl RawDaemonConfig {
             sccache: SccacheConfig {
                 mode,
                 env: file.sccache.env,
+                config_file: file.sccache.config,
             },
         })
     }

@@ -107,12 +107,26 @@ pub(crate) fn detect(config: &SccacheConfig, paths: &Paths) -> Detected {
         }
     }
     let dir = paths.tools_dir().join("sccache");
-    let conf = dir.join("config");
-    if let Err(e) = std::fs::create_dir_all(dir.join("cache"))
-        .and_then(|()| std::fs::write(&conf, "# buildd's sccache: configured by the environment\n"))
-    {
+    let empty = dir.join("config");
+    if let Err(e) = std::fs::create_dir_all(dir.join("cache")).and_then(|()| {
+        std::fs::write(
+            &empty,
+            "# buildd's sccache: configured by the environment\n",
+        )
+    }) {
         return Detected::Unavailable(Some(format!("cannot prepare {}: {e}", dir.display())));
     }
+    let conf = match &config.config_file {
+        Some(file) if !file.is_file() => {
+            return Detected::Unavailable(Some(format!(
+                "sccache.config in {} names {}, which is not a file",
+                paths.config_file().display(),
+                file.display()
+            )));
+        }
+        Some(file) => file.clone(),
+        None => empty,
+    };
     Detected::Ready(Arc::new(Sccache {
         binary,
         version,
@@ -300,6 +314,7 @@ mod tests {
         let config = SccacheConfig {
             mode: SccacheMode::Binary(fake),
             env: BTreeMap::new(),
+            config_file: None,
         };
         match detect(&config, &Paths::under(dir.path())) {
             Detected::Unavailable(Some(note)) => {
