@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{World, artifacts, edit, snapshot};
+use std::process::Command;
+
+use crate::support::{World, apt_install, artifacts, edit, snapshot};
 
 fn target_dir(status: &Value) -> PathBuf {
     PathBuf::from(status["target_dir"].as_str().unwrap())
@@ -36,9 +38,8 @@ fn compiled(stdout: &str) -> Vec<String> {
 /// packages without incremental data but registry packages never use it, so only the
 /// workspace's own units differ. The seeded dir must rebuild exactly those, and nothing that
 /// happens in it, not even a rebuild of a hard-linked library, may change the original.
-#[test]
-fn cache_seeding_rebuilds_only_the_units_a_key_change_affects_and_never_touches_the_original() {
-    let world = World::new();
+/// Returns the seed's report.
+fn seed_and_check_the_original(world: &World) -> Value {
     let ws = world.workspace("cache", "ws");
     world.ok(&ws, &["wait"]);
     let first = world.workspace_status(&ws).unwrap();
@@ -51,7 +52,7 @@ fn cache_seeding_rebuilds_only_the_units_a_key_change_affects_and_never_touches_
     let status = world.workspace_status(&ws).unwrap();
     let seeded = target_dir(&status);
     assert_ne!(seeded, original, "CARGO_INCREMENTAL=0 is a key of its own");
-    let seed = &status["seed"];
+    let seed = status["seed"].clone();
     assert_eq!(seed["from"], first["key"]["hash"], "{status:#}");
     assert!(
         seed["reflinked"].as_u64().unwrap() + seed["hard_linked"].as_u64().unwrap() > 0,
@@ -68,8 +69,8 @@ fn cache_seeding_rebuilds_only_the_units_a_key_change_affects_and_never_touches_
     assert!(seed["units_fresh"].as_u64().unwrap() >= 2, "{seed:#}");
     eprintln!("seeding: {seed:#}");
 
-    // Make cargo rewrite a library that seeding hard-linked (if the file system could not
-    // clone): forget its fingerprint, so cargo builds it again under the same file name.
+    // Make cargo rewrite a library that seeding cloned or hard-linked: forget its
+    // fingerprint, so cargo builds it again under the same file name. And edit a member.
     let deps = seeded.join("debug/deps");
     let itoa_rlib = std::fs::read_dir(&deps)
         .unwrap()
@@ -111,6 +112,82 @@ fn cache_seeding_rebuilds_only_the_units_a_key_change_affects_and_never_touches_
         let (now_bytes, now_mtime) = &after[path];
         assert!(bytes == now_bytes, "{} changed content", path.display());
         assert_eq!(mtime, now_mtime, "{} changed mtime", path.display());
+    }
+    seed
+}
+
+/// On a file system that cannot clone (ext4, tmpfs, overlayfs: this machine's), seeding
+/// copies and hard-links libraries.
+#[test]
+fn cache_seeding_rebuilds_only_the_units_a_key_change_affects_and_never_touches_the_original() {
+    let world = World::new();
+    let seed = seed_and_check_the_original(&world);
+    if seed["method"] == "copy" {
+        assert!(seed["hard_linked"].as_u64().unwrap() >= 4, "{seed:#}");
+    }
+}
+
+/// On btrfs (a loop-mounted image), seeding clones every file copy-on-write.
+#[test]
+fn cache_seeding_on_btrfs_clones_copy_on_write() {
+    apt_install("mkfs.btrfs", &["btrfs-progs"]);
+    let world = World::new();
+    let image = world.dir.path().join("btrfs.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(512 << 20)
+        .unwrap();
+    let status = Command::new("mkfs.btrfs")
+        .arg("-q")
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfs.btrfs failed");
+    let _mounted = Mounted::new(&world, &["-o", "loop"], &image);
+    let seed = seed_and_check_the_original(&world);
+    assert_eq!(seed["method"], "reflink", "{seed:#}");
+    assert_eq!(seed["reflinked"], seed["files"], "{seed:#}");
+    assert_eq!(seed["hard_linked"], 0, "{seed:#}");
+}
+
+/// A file system mounted on the world's cache dir (as root, which CI is), unmounted after
+/// the world's daemon stopped.
+struct Mounted {
+    at: PathBuf,
+    home: PathBuf,
+}
+
+impl Mounted {
+    fn new(world: &World, options: &[&str], source: &Path) -> Mounted {
+        let at = world.home().join("cache");
+        std::fs::create_dir_all(&at).unwrap();
+        let status = Command::new("mount")
+            .args(options)
+            .arg(source)
+            .arg(&at)
+            .status()
+            .expect("cannot run mount");
+        assert!(
+            status.success(),
+            "mounting {} on {} failed: this test needs root, as CI has",
+            source.display(),
+            at.display()
+        );
+        Mounted {
+            at,
+            home: world.home(),
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new(crate::support::buildd_bin())
+            .args(["--no-start", "stop"])
+            .env("BUILDD_HOME", &self.home)
+            .current_dir("/")
+            .status();
+        let _ = Command::new("umount").arg(&self.at).status();
     }
 }
 
@@ -250,29 +327,11 @@ fn cache_export_then_import_into_another_home_and_path_compiles_only_what_change
 fn cache_a_full_disk_is_reported_and_the_daemon_keeps_serving() {
     let world = World::new();
     let ws = world.workspace("basic", "ws");
-    let cache = world.home().join("cache");
-    std::fs::create_dir_all(&cache).unwrap();
-    let mount = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
-        .arg(&cache)
-        .status()
-        .expect("this test mounts a small tmpfs: it needs root, as CI has");
-    assert!(
-        mount.success(),
-        "mounting a tmpfs failed: this test needs root"
+    let _mounted = Mounted::new(
+        &world,
+        &["-t", "tmpfs", "-o", "size=3m"],
+        Path::new("tmpfs"),
     );
-    struct Unmount(PathBuf, PathBuf, PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(crate::support::buildd_bin())
-                .args(["--no-start", "stop"])
-                .env("BUILDD_HOME", &self.1)
-                .current_dir(&self.2)
-                .status();
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(cache.clone(), world.home(), ws.clone());
 
     let events = world
         .cmd(&ws, &["watch"])

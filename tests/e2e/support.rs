@@ -57,6 +57,9 @@ impl World {
             // Tests that want sccache say so; the others must not depend on whether the
             // machine has one on PATH.
             .env("BUILDD_SCCACHE", "off")
+            // Eviction is tested on purpose, with small budgets; elsewhere a machine short of
+            // disk must not evict a dir a test still looks at.
+            .env("BUILDD_CACHE_BUDGET", "1TiB")
             .env_remove("BUILDD_NO_START")
             .env_remove("BUILDD_TEST_FAKE_VERSION")
             .env_remove("CARGO_TARGET_DIR");
