@@ -22,7 +22,10 @@ pub(crate) fn status(report: &StatusReport) -> String {
     let _ = writeln!(out, "  socket: {}", d.socket.display());
     let _ = writeln!(out, "  log:    {}", d.log_path.display());
     let _ = writeln!(out, "  cache:  {}", d.cache_dir.display());
-    out.push_str(&indent(&cache_totals(&report.cache)));
+    match &report.cache {
+        Some(totals) => out.push_str(&indent(&cache_totals(totals))),
+        None => out.push_str("  isolated dirs: being measured (the daemon just started)\n"),
+    }
     if let Some(sc) = &report.sccache {
         let _ = writeln!(
             out,

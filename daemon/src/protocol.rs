@@ -218,9 +218,10 @@ pub enum ErrorCode {
 pub struct StatusReport {
     pub daemon: DaemonInfo,
     pub workspaces: Vec<WorkspaceStatus>,
-    /// The isolated dirs' totals, the budget and the disk.
+    /// The isolated dirs' totals, the budget and the disk; `null` until first measured (just
+    /// after the daemon started).
     #[serde(default)]
-    pub cache: CacheTotals,
+    pub cache: Option<CacheTotals>,
     /// buildd's sccache, when its jobs use one.
     #[serde(default)]
     pub sccache: Option<SccacheStatus>,

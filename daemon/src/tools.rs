@@ -25,7 +25,7 @@ pub(crate) struct Tools {
     /// The server's counts after the last job, and where it stores.
     pub(crate) sccache_stats: Option<(Stats, Option<String>)>,
     pub(crate) sccache_note: Option<String>,
-    pub(crate) totals: CacheTotals,
+    pub(crate) totals: Option<CacheTotals>,
     /// When eviction last ran.
     pub(crate) last_gc: Option<std::time::Instant>,
     /// Whether subscribers were last told that the disk is full.
@@ -55,7 +55,7 @@ impl Tools {
             sccache,
             sccache_stats: None,
             sccache_note: None,
-            totals: CacheTotals::default(),
+            totals: None,
             last_gc: None,
             disk_announced: false,
         }

@@ -38,9 +38,30 @@ pub(crate) enum ToolsEvent {
         reply: Reply,
         report: Result<CacheReport, (ErrorCode, String)>,
     },
+    /// The totals measured when the daemon started.
+    Totals(CacheReport),
 }
 
 impl Dispatcher {
+    /// Measures the cache once at start-up, so that status has totals before the first job.
+    /// It evicts nothing: which dirs are in use is known only once clients registered.
+    pub(super) fn measure_cache(&self) {
+        let targets = self.config.paths.targets_dir();
+        let budget = self.config.budget;
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let dirs = cache::list(&targets, &BTreeSet::new());
+            let used = dirs.iter().map(|d| d.bytes).sum();
+            let budget = cache::budget(budget, &targets, used);
+            let report = CacheReport {
+                totals: cache::totals(&targets, &dirs, budget),
+                dirs,
+                ..CacheReport::default()
+            };
+            let _ = tx.send(Event::Tools(ToolsEvent::Totals(report)));
+        });
+    }
+
     /// The key dir of `root` does not exist yet: seed it from the most similar dir of the
     /// workspace, in the background. The workspace counts as loading meanwhile, so no job and
     /// no user command touches the dir.
@@ -264,14 +285,17 @@ impl Dispatcher {
                 }
             }
             ToolsEvent::AfterJob { root, job_ms, done } => self.after_job(&root, job_ms, done),
+            ToolsEvent::Totals(report) => {
+                // A job's collection may have measured already; it is newer.
+                if self.tools.totals.is_none() {
+                    self.tools.totals = Some(report.totals);
+                }
+            }
             ToolsEvent::CacheDone { id, reply, report } => {
                 let answer = match report {
                     Ok(report) => {
-                        self.tools.totals.evicted += report.removed.len() as u64;
-                        let evicted = self.tools.totals.evicted;
-                        self.tools.totals = totals_with_evicted(&report, evicted);
-                        let disk = self.tools.totals.disk_full.clone();
-                        self.set_disk_full_quiet(disk);
+                        let evicted = self.evicted() + report.removed.len() as u64;
+                        self.tools.totals = Some(totals_with_evicted(&report, evicted));
                         ServerMessage::Cache { id, cache: report }
                     }
                     Err((code, message)) => error(id, code, &message),
@@ -292,10 +316,10 @@ impl Dispatcher {
             }
         }
         if let Some(report) = &done.gc {
-            self.tools.totals.evicted += report.removed.len() as u64;
-            let evicted = self.tools.totals.evicted;
-            self.tools.totals = totals_with_evicted(report, evicted);
-            let disk = self.tools.totals.disk_full.clone();
+            let evicted = self.evicted() + report.removed.len() as u64;
+            let totals = totals_with_evicted(report, evicted);
+            let disk = totals.disk_full.clone();
+            self.tools.totals = Some(totals);
             // A full disk found by a job stays reported until a collection finds room.
             if disk.is_some() || report.totals.free_bytes.is_some() {
                 self.set_disk_full(root, disk);
@@ -335,7 +359,10 @@ impl Dispatcher {
     /// Records a full disk (or its end) and tells subscribers when that changes (and after
     /// every job that ran out of space).
     fn set_disk_full(&mut self, root: &Path, message: Option<String>) {
-        self.tools.totals.disk_full = message.clone();
+        self.tools
+            .totals
+            .get_or_insert_with(Default::default)
+            .disk_full = message.clone();
         if self.tools.disk_announced != message.is_some() {
             self.tools.disk_announced = message.is_some();
             if let Some(m) = &message {
@@ -351,8 +378,8 @@ impl Dispatcher {
         }
     }
 
-    fn set_disk_full_quiet(&mut self, message: Option<String>) {
-        self.tools.totals.disk_full = message;
+    fn evicted(&self) -> u64 {
+        self.tools.totals.as_ref().map_or(0, |t| t.evicted)
     }
 
     /// `cache_list`, `cache_gc`, `cache_clear`: answered from a blocking task.
