@@ -88,6 +88,14 @@ pub fn export(
     key: &BuildKeyInfo,
     output: &Path,
 ) -> Result<ExportReport, String> {
+    // The lease keeps the daemon's jobs out; the locks keep out a plain cargo in a shell
+    // after `buildd env`, which would otherwise change the dir under the export.
+    let Some(_locks) = crate::cache::lock_all(target_dir) else {
+        return Err(format!(
+            "a cargo is building in {} (a shell after `buildd env`?): export when it is done",
+            target_dir.display()
+        ));
+    };
     let built_at = oldest_fingerprint(target_dir);
     let files = hash_workspace(root, built_at)
         .map_err(|e| format!("failed to read the workspace {}: {e}", root.display()))?;
@@ -278,7 +286,23 @@ pub fn import(
     let key_json = serde_json::to_string_pretty(key).unwrap_or_default();
     let _ = fs::write(staging.join(KEY_FILE), key_json);
     crate::cache::write_record(&staging, root);
-    // Swap: the old dir goes aside first, so that the dir is always whole.
+    // Swap: the old dir goes aside first, so that the dir is always whole; not while a cargo
+    // builds in it.
+    let _locks = if target_dir.exists() {
+        match crate::cache::lock_all(target_dir) {
+            Some(locks) => locks,
+            None => {
+                let _ = fs::remove_dir_all(&staging);
+                return Err(format!(
+                    "a cargo is building in {} (a shell after `buildd env`?): import when it \
+                     is done",
+                    target_dir.display()
+                ));
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let old = target_dir.with_extension("replaced");
     let _ = fs::remove_dir_all(&old);
     if target_dir.exists() {

@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -24,6 +25,18 @@ const DEFAULT_MAX_BUDGET: u64 = 20 << 30;
 pub(crate) const LOW_SPACE: u64 = 256 << 20;
 /// What a job's failure says when the disk is full.
 pub(crate) const ENOSPC_TEXT: &str = "No space left on device";
+
+/// The dirs in use by registered workspaces, shared with eviction: the dispatcher updates it
+/// whenever a workspace's key changes, and eviction checks it again, under its lock, right
+/// before it takes a dir away, so a dir that became current meanwhile is kept.
+pub(crate) type InUse = Mutex<BTreeSet<PathBuf>>;
+
+fn is_in_use(in_use: &InUse, dir: &Path) -> bool {
+    in_use
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(dir)
+}
 
 /// Stamps a dir as used now: eviction goes by this time.
 pub(crate) fn touch_used(dir: &Path) {
@@ -44,7 +57,7 @@ pub(crate) fn last_used(dir: &Path) -> SystemTime {
 
 /// Every key dir under `targets`: `<targets>/<workspace>/<key>/`. Staging dirs (seeding,
 /// importing) have a `.` in their names and are not listed.
-pub(crate) fn list(targets: &Path, in_use: &BTreeSet<PathBuf>) -> Vec<CacheDir> {
+pub(crate) fn list(targets: &Path, in_use: &InUse) -> Vec<CacheDir> {
     let mut dirs = Vec::new();
     for workspace in read_dirs(targets) {
         for dir in read_dirs(&workspace) {
@@ -57,7 +70,7 @@ pub(crate) fn list(targets: &Path, in_use: &BTreeSet<PathBuf>) -> Vec<CacheDir> 
                 last_used: last_used(&dir)
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
-                in_use: in_use.contains(&dir) || locked(&dir),
+                in_use: is_in_use(in_use, &dir) || locked(&dir),
                 path: dir,
             });
         }
@@ -117,7 +130,8 @@ fn locked(dir: &Path) -> bool {
 }
 
 /// Takes every cargo lock in the dir (`<profile>/.cargo-lock`), or none when one is held.
-fn lock_all(dir: &Path) -> Option<Vec<Flock<fs::File>>> {
+/// While they are held, a cargo that starts in the dir waits.
+pub(crate) fn lock_all(dir: &Path) -> Option<Vec<Flock<fs::File>>> {
     let mut held = Vec::new();
     for profile in read_dirs(dir) {
         let lock = profile.join(".cargo-lock");
@@ -148,17 +162,20 @@ pub(crate) fn budget(configured: Option<u64>, targets: &Path, used: u64) -> u64 
     })
 }
 
-/// Removes one dir: renamed out of `targets/` while its cargo locks are held, then deleted.
-/// Refuses (returns false) when some cargo holds a lock.
-fn evict(dir: &Path) -> bool {
-    let Some(_locks) = lock_all(dir) else {
+/// Removes one dir: renamed out of `targets/` while its cargo locks are held and it is not in
+/// use, then deleted. Refuses (returns false) otherwise.
+fn evict(dir: &Path, in_use: &InUse) -> bool {
+    let Some(locks) = lock_all(dir) else {
         return false;
     };
     let trash = dir.with_extension(format!("evicted-{}", std::process::id()));
-    if fs::rename(dir, &trash).is_err() {
-        return false;
+    {
+        let current = in_use.lock().unwrap_or_else(|e| e.into_inner());
+        if current.contains(dir) || fs::rename(dir, &trash).is_err() {
+            return false;
+        }
     }
-    drop(_locks);
+    drop(locks);
     if let Err(e) = fs::remove_dir_all(&trash) {
         tracing::warn!("failed to remove {}: {e}", trash.display());
     }
@@ -170,7 +187,7 @@ fn evict(dir: &Path) -> bool {
 }
 
 /// Evicts least recently used dirs not in use until the total fits `budget`.
-pub(crate) fn gc(targets: &Path, budget: Option<u64>, in_use: &BTreeSet<PathBuf>) -> CacheReport {
+pub(crate) fn gc(targets: &Path, budget: Option<u64>, in_use: &InUse) -> CacheReport {
     let mut dirs = list(targets, in_use);
     let mut used: u64 = dirs.iter().map(|d| d.bytes).sum();
     let budget = self::budget(budget, targets, used);
@@ -179,7 +196,7 @@ pub(crate) fn gc(targets: &Path, budget: Option<u64>, in_use: &BTreeSet<PathBuf>
     dirs.sort_by_key(|d| d.last_used);
     let mut kept = Vec::new();
     for dir in dirs {
-        if used > budget && !dir.in_use && evict(&dir.path) {
+        if used > budget && !dir.in_use && evict(&dir.path, in_use) {
             tracing::info!(
                 dir = %dir.path.display(),
                 bytes = dir.bytes,
@@ -203,7 +220,7 @@ pub(crate) fn gc(targets: &Path, budget: Option<u64>, in_use: &BTreeSet<PathBuf>
 /// Removes the dirs `which` selects, except those in use.
 pub(crate) fn clear(
     targets: &Path,
-    in_use: &BTreeSet<PathBuf>,
+    in_use: &InUse,
     configured_budget: Option<u64>,
     which: impl Fn(&CacheDir) -> bool,
 ) -> CacheReport {
@@ -211,7 +228,7 @@ pub(crate) fn clear(
     for dir in list(targets, in_use) {
         if !which(&dir) {
             report.dirs.push(dir);
-        } else if dir.in_use || !evict(&dir.path) {
+        } else if dir.in_use || !evict(&dir.path, in_use) {
             report.skipped.push(dir.clone());
             report.dirs.push(dir);
         } else {
@@ -275,7 +292,7 @@ mod tests {
         let in_use = make(t, "b-2", "k2", 4000, 200);
         let middle = make(t, "a-1", "k3", 4000, 100);
         let newest = make(t, "c-3", "k4", 4000, 0);
-        let report = gc(t, Some(9000), &BTreeSet::from([in_use.clone()]));
+        let report = gc(t, Some(9000), &Mutex::new(BTreeSet::from([in_use.clone()])));
         let removed: Vec<_> = report.removed.iter().map(|d| d.path.clone()).collect();
         assert_eq!(removed, vec![oldest.clone(), middle.clone()]);
         assert!(!oldest.exists() && !middle.exists());
@@ -290,11 +307,11 @@ mod tests {
         let dir = make(targets.path(), "a-1", "k1", 10, 500);
         let lock = fs::File::create(dir.join("debug/.cargo-lock")).unwrap();
         let held = Flock::lock(lock, FlockArg::LockExclusive).unwrap();
-        let report = gc(targets.path(), Some(0), &BTreeSet::new());
+        let report = gc(targets.path(), Some(0), &InUse::default());
         assert!(report.removed.is_empty() && dir.exists());
         assert_eq!(report.skipped.len(), 1);
         drop(held);
-        let report = gc(targets.path(), Some(0), &BTreeSet::new());
+        let report = gc(targets.path(), Some(0), &InUse::default());
         assert_eq!(report.removed.len(), 1);
         assert!(!dir.exists());
     }

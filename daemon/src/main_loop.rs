@@ -136,7 +136,7 @@ impl Dispatcher {
     /// Runs until a client asks for shutdown, a signal arrives, or the daemon is idle for
     /// the idle timeout; then cancels every job and waits for their processes.
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
-        self.measure_cache();
+        self.start_tools();
         loop {
             let deadline = self.next_deadline();
             let event = tokio::select! {

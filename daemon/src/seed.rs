@@ -87,6 +87,13 @@ pub(crate) fn read_key(dir: &Path) -> Option<BuildKeyInfo> {
 /// what it did; on error, nothing is left at `to`.
 pub(crate) fn seed(from: &Path, to: &Path, from_hash: &str) -> io::Result<SeedStatus> {
     let started = Instant::now();
+    // A cargo building in the original (a shell after `buildd env`) could leave a copy whose
+    // fingerprints and artifacts disagree: hold its locks, so such a cargo waits instead.
+    let Some(_locks) = crate::cache::lock_all(from) else {
+        return Err(io::Error::other(
+            "a cargo is building in it; a later key change will try again",
+        ));
+    };
     let staging = to.with_extension("seeding");
     let _ = fs::remove_dir_all(&staging);
     let mut copier = Copier::default();

@@ -30,6 +30,8 @@ pub(crate) struct Tools {
     pub(crate) last_gc: Option<std::time::Instant>,
     /// Whether subscribers were last told that the disk is full.
     pub(crate) disk_announced: bool,
+    /// The registered workspaces' current dirs, shared with eviction.
+    pub(crate) in_use: Arc<crate::cache::InUse>,
 }
 
 impl Tools {
@@ -58,6 +60,7 @@ impl Tools {
             totals: None,
             last_gc: None,
             disk_announced: false,
+            in_use: Arc::default(),
         }
     }
 

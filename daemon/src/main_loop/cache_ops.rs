@@ -43,14 +43,23 @@ pub(crate) enum ToolsEvent {
 }
 
 impl Dispatcher {
-    /// Measures the cache once at start-up, so that status has totals before the first job.
-    /// It evicts nothing: which dirs are in use is known only once clients registered.
-    pub(super) fn measure_cache(&self) {
+    /// At start-up: starts buildd's sccache server (before any `buildd cargo` could start a
+    /// server of its own without the configured backend), and measures the cache, so that
+    /// status has totals before the first job. It evicts nothing: which dirs are in use is
+    /// known only once clients registered.
+    pub(super) fn start_tools(&self) {
+        if let Some(sccache) = self.tools.sccache() {
+            tokio::spawn(async move {
+                if let Err(e) = sccache.ensure_running().await {
+                    tracing::warn!("{e}");
+                }
+            });
+        }
         let targets = self.config.paths.targets_dir();
         let budget = self.config.budget;
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
-            let dirs = cache::list(&targets, &BTreeSet::new());
+            let dirs = cache::list(&targets, &cache::InUse::default());
             let used = dirs.iter().map(|d| d.bytes).sum();
             let budget = cache::budget(budget, &targets, used);
             let report = CacheReport {
@@ -137,14 +146,20 @@ impl Dispatcher {
         };
         let settings = crate::settings::over(&ws.settings, &ws.file_settings);
         tools::configure(&self.tools, &mut ws.tools, key, &ws.env, &settings);
+        // A new key: its dir is in use from now on.
+        self.in_use();
     }
 
-    /// The dirs eviction must leave alone: every registered workspace's current dir.
-    fn in_use(&self) -> BTreeSet<PathBuf> {
-        self.workspaces
+    /// Updates the dirs eviction must leave alone (every registered workspace's current dir)
+    /// and returns the shared set.
+    fn in_use(&self) -> std::sync::Arc<cache::InUse> {
+        let current: BTreeSet<PathBuf> = self
+            .workspaces
             .values()
             .filter_map(|w| w.key.as_ref().map(|k| k.target_dir.clone()))
-            .collect()
+            .collect();
+        *self.tools.in_use.lock().unwrap_or_else(|e| e.into_inner()) = current;
+        self.tools.in_use.clone()
     }
 
     /// A job is about to start in the workspace's dir.
