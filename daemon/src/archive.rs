@@ -22,9 +22,14 @@
 //! A file the exporter changed after its last build (newer than the oldest fingerprint of the
 //! dir) has no trustworthy hash and counts as changed.
 //!
-//! Not covered, as cargo itself does not cover it: a crate that bakes an absolute path into
-//! its code (`env!("CARGO_MANIFEST_DIR")`, `file!()` in a panic message) keeps the exporter's
-//! path until it is rebuilt.
+//! Path dependencies outside the workspace are not hashed: they always rebuild after an
+//! import, with what depends on them.
+//!
+//! Not covered: a `[patch]` that points at a path outside the workspace (its package is not
+//! among the members' path dependencies, so it is neither hashed nor rebuilt); and, as cargo
+//! itself does not cover it, a crate that bakes an absolute path into its code
+//! (`env!("CARGO_MANIFEST_DIR")`, `file!()` in a panic message) keeps the exporter's path
+//! until it is rebuilt.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -403,11 +408,7 @@ fn unpack_and_fix(
             nix::sys::stat::UtimensatFlags::NoFollowSymlink,
         );
     }
-    let invalidated = if changed.is_empty() {
-        BTreeSet::new()
-    } else {
-        affected_packages(root, staging, &changed, env)?
-    };
+    let invalidated = affected_packages(root, staging, &changed, env)?;
     for profile in fs::read_dir(staging).map_err(io_err)?.flatten() {
         let fingerprints = profile.path().join(".fingerprint");
         for unit in fs::read_dir(&fingerprints).into_iter().flatten().flatten() {
@@ -443,6 +444,23 @@ fn affected_packages(
         .exec()
         .map_err(|e| format!("cargo metadata failed in {}: {e}", root.display()))?;
     let graph = Graph::new(&metadata);
+    // Path dependencies outside the workspace were not hashed (they are not the workspace's
+    // files): their artifacts cannot be trusted after the move, so they always rebuild (and
+    // what uses them, as cargo sees their newer outputs).
+    let mut affected: BTreeSet<String> = metadata
+        .packages
+        .iter()
+        .flat_map(|p| &p.dependencies)
+        .filter(|d| {
+            d.path
+                .as_ref()
+                .is_some_and(|p| !p.as_std_path().starts_with(root))
+        })
+        .map(|d| d.name.clone())
+        .collect();
+    if changed.is_empty() {
+        return Ok(affected);
+    }
     let manifest_like = changed.iter().any(|rel| {
         let name = Path::new(rel)
             .file_name()
@@ -454,11 +472,12 @@ fn affected_packages(
             || rel.starts_with(".cargo/")
     });
     if manifest_like {
-        return Ok(graph.members());
+        affected.extend(graph.members());
+        return Ok(affected);
     }
     let info = depinfo::scan(staging, root, &graph.crate_names(), &graph.package_dirs());
     let files: BTreeSet<PathBuf> = changed.iter().map(|rel| root.join(rel)).collect();
-    let mut affected = graph.predict(&files, &info).affected;
+    affected.extend(graph.predict(&files, &info).affected);
     // A package whose sources moved under it with no dep-info to say who reads them.
     for file in &files {
         if let Some(owner) = graph.package_of(file)

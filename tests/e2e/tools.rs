@@ -191,6 +191,20 @@ fn cache_sccache_shares_compilations_between_homes_through_redis() {
     let report = second.status(second.dir.path());
     assert_eq!(report["sccache"]["misses"], 0, "{:#}", report["sccache"]);
 
+    // A user's own wrapper wins: buildd adds no sccache of its own to that workspace.
+    let own = second.workspace("cache", "own-wrapper");
+    let env = [
+        ("BUILDD_SCCACHE", sccache.to_str().unwrap()),
+        ("RUSTC_WRAPPER", "/usr/bin/env"),
+    ];
+    second.ok_with(&own, &env, &["wait"]);
+    let status = second.workspace_status(&own).unwrap();
+    assert_eq!(status["sccache"]["enabled"], false, "{status:#}");
+    let note = status["sccache"]["note"].as_str().unwrap();
+    assert!(note.contains("RUSTC_WRAPPER=/usr/bin/env"), "{note}");
+    assert!(status["cargo_env"]["set"]["RUSTC_WRAPPER"].is_null());
+    assert_eq!(status["last_job"]["result"], "success", "{status:#}");
+
     // buildd stops its server with the daemon.
     let socket = server_socket.unwrap();
     assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok());
