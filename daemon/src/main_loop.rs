@@ -1091,6 +1091,8 @@ fn is_manifest(root: &Path, path: &Path) -> bool {
         || name == "Cargo.lock"
         || (in_cargo_dir && (name == "config" || name == "config.toml"))
         || (path.parent() == Some(root) && name.starts_with("rust-toolchain"))
+        // Settings such as the linker change the key: load again.
+        || (path.parent() == Some(root) && name == settings::FILE_NAME)
 }
 
 fn prepare_target_dir(key: &BuildKey, root: &Path) -> Result<(), String> {
@@ -1144,6 +1146,7 @@ mod tests {
         assert!(is_manifest(root, Path::new("/w/Cargo.lock")));
         assert!(is_manifest(root, Path::new("/w/.cargo/config.toml")));
         assert!(is_manifest(root, Path::new("/w/rust-toolchain.toml")));
+        assert!(is_manifest(root, Path::new("/w/buildd.toml")));
         assert!(!is_manifest(root, Path::new("/w/src/lib.rs")));
         assert!(!is_manifest(root, Path::new("/w/src/config.toml")));
     }

@@ -266,14 +266,18 @@ fn cache_linker_auto_measures_the_workspace_and_an_explicit_linker_applies_to_bu
     let share = status["linker"]["last_link_share"].as_f64().unwrap();
     assert!(share > 0.0, "{:#}", status["linker"]);
 
-    // An explicit linker: the user's own command links with it.
-    let ws = world.workspace("cache", "mold");
+    // An explicit linker, set by editing buildd.toml: a new key, seeded from the last one
+    // (the wrapper's name is the same, so everything stays fresh), and the user's own command
+    // links with mold.
+    let auto_key = status["key"]["hash"].clone();
     std::fs::write(ws.join("buildd.toml"), "linker = \"mold\"\n").unwrap();
-    world.ok(&ws, &["wait"]);
-    edit(&ws.join("cli/src/main.rs"), "42", "45");
+    let status = world.wait_for(&ws, "the key of linker = mold", |ws| {
+        ws["key"]["linker"] == "mold" && ws["state"] == "idle"
+    });
+    assert_eq!(status["seed"]["from"], auto_key, "{status:#}");
+    assert_eq!(status["seed"]["units_rebuilt"], 0, "{status:#}");
+    edit(&ws.join("cli/src/main.rs"), "44", "45");
     world.ok(&ws, &["cargo", "build"]);
-    let status = world.workspace_status(&ws).unwrap();
-    assert_eq!(status["key"]["linker"], "mold");
     let binary = PathBuf::from(status["target_dir"].as_str().unwrap()).join("debug/cli");
     let comment = linker_of(&binary);
     assert!(comment.contains("mold"), "{}: {comment}", binary.display());
