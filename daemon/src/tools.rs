@@ -306,3 +306,129 @@ pub(crate) struct AfterJob {
     pub(crate) measurement: Option<Result<Measurement, String>>,
     pub(crate) gc: Option<crate::protocol::CacheReport>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Toolchain;
+
+    fn tools(dir: &Path) -> Tools {
+        Tools {
+            tools_dir: dir.to_path_buf(),
+            wrapper_bin: Ok(dir.join("bin")),
+            sccache: Detected::Unavailable(Some("no sccache here".into())),
+            sccache_stats: None,
+            sccache_note: None,
+            totals: None,
+            last_gc: None,
+            disk_announced: false,
+            in_use: Arc::default(),
+        }
+    }
+
+    fn key(dir: &Path, linker: &str) -> BuildKey {
+        let toolchain = Toolchain {
+            rustc_verbose: "rustc 1.95.0\nhost: x86_64-unknown-linux-gnu\n".into(),
+            cargo_version: "cargo 1.95.0".into(),
+        };
+        BuildKey::new(
+            dir,
+            Path::new("/w/app"),
+            &toolchain,
+            &BTreeMap::new(),
+            linker,
+        )
+    }
+
+    fn settings(linker: &str) -> WorkspaceSettings {
+        WorkspaceSettings {
+            linker: Some(linker.into()),
+            ..WorkspaceSettings::default()
+        }
+    }
+
+    #[test]
+    fn the_default_linker_adds_nothing_and_a_named_one_goes_through_the_wrapper() {
+        let dir = tempfile::tempdir().unwrap();
+        let tools = tools(dir.path());
+        let env = BTreeMap::from([("PATH".to_owned(), "/usr/bin".to_owned())]);
+        let mut state = WorkspaceTools::default();
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "default"),
+            &env,
+            &settings("default"),
+        );
+        assert!(state.env.set.is_empty(), "{:?}", state.env);
+        assert_eq!(state.linker.as_ref().unwrap().linker, "default");
+
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "bfd"),
+            &env,
+            &settings("bfd"),
+        );
+        let set = &state.env.set;
+        assert_eq!(
+            set["CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"],
+            "buildd-cc"
+        );
+        assert!(set["PATH"].starts_with(&dir.path().join("bin").display().to_string()));
+        assert!(set["PATH"].ends_with(":/usr/bin"));
+        let expected = if linker::on_path("ld.bfd", "/usr/bin") {
+            "bfd"
+        } else {
+            "default"
+        };
+        assert_eq!(set["BUILDD_LINKER"], expected);
+
+        let mut state = WorkspaceTools::default();
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "mold"),
+            &env,
+            &settings("mold"),
+        );
+        if !linker::on_path("ld.mold", "/usr/bin") {
+            let note = state.linker.unwrap().note.unwrap();
+            assert!(note.contains("apt-get install mold"), "{note}");
+        }
+    }
+
+    #[test]
+    fn a_linker_of_the_user_and_auto_before_its_measurement() {
+        let dir = tempfile::tempdir().unwrap();
+        let tools = tools(dir.path());
+        let var = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER";
+        let env = BTreeMap::from([(var.to_owned(), "clang".to_owned())]);
+        let mut state = WorkspaceTools::default();
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "mold"),
+            &env,
+            &settings("mold"),
+        );
+        assert!(state.env.set.is_empty());
+        assert!(state.linker.unwrap().note.unwrap().contains(var));
+
+        let mut state = WorkspaceTools::default();
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "auto"),
+            &BTreeMap::new(),
+            &settings("auto"),
+        );
+        assert!(state.capturing);
+        assert_eq!(state.env.set["BUILDD_LINKER"], "default");
+        assert!(state.env.set.contains_key("BUILDD_LINK_CAPTURE"));
+        // sccache is not here: it says why, and adds nothing.
+        let sccache = state.sccache.unwrap();
+        assert!(!sccache.enabled && sccache.note.unwrap().contains("no sccache"));
+        assert!(!state.env.dir_in_args);
+    }
+}

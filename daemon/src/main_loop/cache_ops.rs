@@ -247,7 +247,9 @@ impl Dispatcher {
             let blocking = tokio::task::spawn_blocking(move || {
                 let mut done = done;
                 if uses_wrapper {
-                    done.link_ms = linker::take_link_log(&tools::link_log(&key.target_dir));
+                    // A job that linked nothing spent no time linking.
+                    done.link_ms =
+                        Some(linker::take_link_log(&tools::link_log(&key.target_dir)).unwrap_or(0));
                 }
                 if measure {
                     let capture = tools::capture_dir(&key.target_dir);
