@@ -92,6 +92,11 @@ pub(crate) enum Command {
         #[arg(long)]
         stdio: bool,
     },
+    /// The isolated dirs: list them, evict to the budget, clear, export and import.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Run the daemon in the foreground.
     Daemon {
         /// Shut down after this long without clients or work.
@@ -124,6 +129,45 @@ pub(crate) struct WatchOptions {
     /// Arguments for the program with --run, for the test runner otherwise.
     #[arg(last = true)]
     pub(crate) args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CacheCommand {
+    /// List every isolated dir: workspace, key, size, last use.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evict least recently used dirs until the cache fits its budget (never a dir in use).
+    Gc {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the isolated dirs of the workspace at PATH (every dir without PATH), except
+    /// those in use.
+    Clear {
+        path: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the workspace's warm dir to a compressed archive with a manifest.
+    Export {
+        /// A path in the workspace; the current directory by default.
+        path: Option<PathBuf>,
+        /// The archive to write (conventionally NAME.tar.zst).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Install an archive from `buildd cache export` as the workspace's warm dir.
+    ///
+    /// Refuses an archive built by another toolchain or with other build settings. Packages
+    /// whose files differ from the exporter's are rebuilt by the next build; the rest is
+    /// fresh.
+    Import {
+        file: PathBuf,
+        /// A path in the workspace; the current directory by default.
+        path: Option<PathBuf>,
+    },
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -19,6 +19,8 @@ pub(crate) struct Lease {
     _client: Client,
     env_set: BTreeMap<String, String>,
     env_remove: Vec<String>,
+    /// Arguments cargo takes before the user's (a `--config` for the target dir).
+    args_prefix: Vec<String>,
 }
 
 impl Lease {
@@ -51,20 +53,27 @@ impl Lease {
             ServerMessage::Acquired {
                 env_set,
                 env_remove,
+                args,
                 ..
             } => Ok(Lease {
                 _client: client,
                 env_set,
                 env_remove,
+                args_prefix: args,
             }),
             other => bail!("unexpected reply to acquire: {other:?}"),
         }
     }
 
-    /// A command with the environment the daemon builds with.
-    pub(crate) fn command(&self, program: &str) -> std::process::Command {
-        let mut command = std::process::Command::new(program);
-        command.envs(&self.env_set);
+    /// `cargo ARGS` with the environment and arguments the daemon builds with.
+    pub(crate) fn cargo<T: From<String> + AsRef<std::ffi::OsStr>>(
+        &self,
+        args: Vec<T>,
+    ) -> std::process::Command {
+        let mut command = std::process::Command::new("cargo");
+        command
+            .args(buildd_daemon::cargo_args(&self.args_prefix, args))
+            .envs(&self.env_set);
         for name in &self.env_remove {
             command.env_remove(name);
         }

@@ -3,7 +3,8 @@
 use std::fmt::Write;
 
 use buildd_daemon::protocol::{
-    Diagnostic, JobResult, JobSummary, Severity, StatusReport, WorkspaceStatus,
+    CacheDir, CacheTotals, Diagnostic, JobResult, JobSummary, Severity, StatusReport,
+    WorkspaceStatus,
 };
 
 pub(crate) fn status(report: &StatusReport) -> String {
@@ -21,6 +22,24 @@ pub(crate) fn status(report: &StatusReport) -> String {
     let _ = writeln!(out, "  socket: {}", d.socket.display());
     let _ = writeln!(out, "  log:    {}", d.log_path.display());
     let _ = writeln!(out, "  cache:  {}", d.cache_dir.display());
+    match &report.cache {
+        Some(totals) => out.push_str(&indent(&cache_totals(totals))),
+        None => out.push_str("  isolated dirs: being measured (the daemon just started)\n"),
+    }
+    if let Some(sc) = &report.sccache {
+        let _ = writeln!(
+            out,
+            "  sccache: {} hit(s), {} miss(es) since its server started ({}, {}{})",
+            sc.hits,
+            sc.misses,
+            sc.version,
+            sc.location.as_deref().unwrap_or("location unknown"),
+            sc.note
+                .as_deref()
+                .map(|n| format!("; {n}"))
+                .unwrap_or_default()
+        );
+    }
     if report.workspaces.is_empty() {
         let _ = writeln!(
             out,
@@ -51,6 +70,60 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
             .map(human_size)
             .unwrap_or_else(|| "size unknown".into());
         let _ = writeln!(out, "  target dir: {} ({size})", dir.display());
+    }
+    if let Some(seed) = &ws.seed {
+        let rebuilt = match (seed.units_rebuilt, seed.units_fresh) {
+            (Some(rebuilt), Some(fresh)) => {
+                format!("; the first job then compiled {rebuilt} unit(s), {fresh} were fresh")
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  seeded from key {} ({}: {} files, {} reflinked, {} hard-linked, {} copied, {}){rebuilt}",
+            seed.from,
+            seed.method,
+            seed.files,
+            seed.reflinked,
+            seed.hard_linked,
+            seed.copied,
+            human_size(seed.bytes)
+        );
+    }
+    if let Some(linker) = &ws.linker
+        && (linker.setting != "default" || linker.last_link_ms.is_some())
+    {
+        let share = match (linker.last_link_ms, linker.last_link_share) {
+            (Some(ms), Some(share)) => format!(
+                ", last job linked for {:.1}s ({:.0}% of the job)",
+                ms as f64 / 1000.0,
+                share * 100.0
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  linker: {} (setting: {}){share}",
+            linker.linker, linker.setting
+        );
+        if let Some(note) = &linker.note {
+            let _ = writeln!(out, "    {note}");
+        }
+    }
+    if let Some(sc) = &ws.sccache {
+        match (sc.enabled, sc.last_job_hits, sc.last_job_misses) {
+            (true, Some(hits), Some(misses)) => {
+                let _ = writeln!(out, "  sccache: last job {hits} hit(s), {misses} miss(es)");
+            }
+            (true, _, _) => {
+                let _ = writeln!(out, "  sccache: on");
+            }
+            (false, _, _) => {
+                if let Some(note) = &sc.note {
+                    let _ = writeln!(out, "  sccache: off: {note}");
+                }
+            }
+        }
     }
     if let Some(change) = &ws.last_change {
         let what = if change.full {
@@ -146,7 +219,70 @@ fn severity(s: Severity) -> &'static str {
     }
 }
 
-fn human_size(bytes: u64) -> String {
+pub(crate) fn cache_totals(t: &CacheTotals) -> String {
+    let mut out = format!(
+        "isolated dirs: {} in {} dir(s), budget {}",
+        human_size(t.bytes),
+        t.dirs,
+        human_size(t.budget_bytes)
+    );
+    if let Some(free) = t.free_bytes {
+        let _ = write!(out, ", {} free on disk", human_size(free));
+    }
+    if t.evicted > 0 {
+        let _ = write!(out, ", {} evicted since the daemon started", t.evicted);
+    }
+    out.push('\n');
+    if let Some(full) = &t.disk_full {
+        let _ = writeln!(out, "DISK FULL: {full}");
+    }
+    out
+}
+
+pub(crate) fn cache_dirs(dirs: &[CacheDir]) -> String {
+    let mut out = String::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for dir in dirs {
+        let workspace = dir
+            .workspace
+            .as_ref()
+            .map(|w| w.display().to_string())
+            .unwrap_or_else(|| "(unknown workspace)".into());
+        let key = dir
+            .key
+            .as_ref()
+            .map(|k| {
+                let mut text = format!("{} {}", k.hash, k.rustc);
+                for (name, value) in &k.env {
+                    let _ = write!(text, " {name}={value}");
+                }
+                if k.linker != "default" {
+                    let _ = write!(text, " linker={}", k.linker);
+                }
+                text
+            })
+            .unwrap_or_else(|| "(no key record)".into());
+        let ago = humantime::format_duration(std::time::Duration::from_secs(
+            now.saturating_sub(dir.last_used),
+        ));
+        let _ = writeln!(
+            out,
+            "{workspace}\n  key {key}\n  {}, last used {ago} ago{}\n  {}",
+            human_size(dir.bytes),
+            if dir.in_use { ", in use" } else { "" },
+            dir.path.display()
+        );
+    }
+    out
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

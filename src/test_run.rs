@@ -68,8 +68,8 @@ pub(crate) async fn run(
     args.extend(extra.iter().cloned());
     let lease = Lease::acquire(session, Some(root), &args).await?;
     let started = Instant::now();
-    let mut command = lease.command("cargo");
-    command.args(&args).current_dir(root);
+    let mut command = lease.cargo(args.clone());
+    command.current_dir(root);
     let output = tokio::task::spawn_blocking(move || command.output())
         .await?
         .with_context(|| format!("failed to run {}", runner.name()))?;

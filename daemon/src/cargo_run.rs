@@ -42,7 +42,8 @@ pub(crate) struct CargoCommand<'a> {
     pub(crate) root: &'a Path,
     pub(crate) args: Vec<String>,
     pub(crate) env: &'a BTreeMap<String, String>,
-    pub(crate) target_dir: &'a Path,
+    /// The key's dir and tools, from `key::cargo_env`.
+    pub(crate) cargo_env: &'a crate::protocol::CargoEnv,
     /// The niceness cargo and everything it starts run at.
     pub(crate) nice: i32,
     pub(crate) orphans: &'a Orphans,
@@ -56,11 +57,11 @@ pub(crate) async fn run(
     mut on_message: impl FnMut(Message),
 ) -> std::io::Result<Outcome> {
     let mut cmd = load::command("cargo", command.root, command.env);
-    let (set, remove) = crate::key::cargo_env(command.target_dir);
-    for name in remove {
+    for name in &command.cargo_env.remove {
         cmd.env_remove(name);
     }
-    cmd.envs(set)
+    cmd.envs(&command.cargo_env.set)
+        .args(&command.cargo_env.args)
         .args(&command.args)
         .arg("--message-format=json")
         .process_group(0);

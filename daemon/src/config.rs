@@ -1,17 +1,27 @@
 //! The daemon's own settings, resolved once at start-up.
 //!
-//! Raw settings come from `buildd daemon` flags and from the environment of whichever
-//! client started the daemon (`BUILDD_IDLE_TIMEOUT`, `BUILDD_DEBOUNCE`); they are resolved
-//! here into one [`DaemonConfig`] with defaults, and bad values are errors that name the
-//! variable.
+//! Raw settings come from `buildd daemon` flags, from the environment of whichever client
+//! started the daemon (`BUILDD_IDLE_TIMEOUT`, `BUILDD_DEBOUNCE`, `BUILDD_CACHE_BUDGET`,
+//! `BUILDD_SCCACHE`) and from the daemon's configuration file (`config.toml` in the config
+//! dir, or in `BUILDD_HOME`); they are resolved here into one [`DaemonConfig`] with
+//! defaults. The environment wins over the file. Bad values are errors that name the
+//! variable or the file.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use serde::Deserialize;
 
 use crate::paths::Paths;
 
 pub const IDLE_TIMEOUT_ENV: &str = "BUILDD_IDLE_TIMEOUT";
 pub const DEBOUNCE_ENV: &str = "BUILDD_DEBOUNCE";
 pub const MAX_FRAME_ENV: &str = "BUILDD_MAX_FRAME";
+/// The disk budget of all isolated dirs, such as `20GiB`.
+pub const BUDGET_ENV: &str = "BUILDD_CACHE_BUDGET";
+/// `off`, or the sccache binary to use.
+pub const SCCACHE_ENV: &str = "BUILDD_SCCACHE";
 
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3 * 60 * 60);
 /// Long enough to gather an editor's save of several files or a `git checkout` into one
@@ -20,6 +30,17 @@ const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(150);
 /// The longest line a client may send; a longer one closes its connection.
 const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
 
+/// Variables of sccache's that buildd decides itself for its own server: setting them in the
+/// configuration could point buildd's server at the user's own cache dir or server.
+const RESERVED_SCCACHE_ENV: &[&str] = &[
+    "SCCACHE_DIR",
+    "SCCACHE_SERVER_UDS",
+    "SCCACHE_SERVER_PORT",
+    "SCCACHE_CONF",
+    "SCCACHE_NO_DAEMON",
+    "SCCACHE_START_SERVER",
+];
+
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     pub paths: Paths,
@@ -27,17 +48,104 @@ pub struct DaemonConfig {
     pub idle_timeout: Duration,
     pub debounce: Duration,
     pub max_frame: usize,
+    /// The disk budget of all isolated dirs in bytes; `None`: the smaller of 20 GiB and a
+    /// quarter of the space buildd can use (free space plus what its dirs hold).
+    pub budget: Option<u64>,
+    pub sccache: SccacheConfig,
 }
 
-/// Settings that may be given; `None` takes the environment, then the default.
+/// Whether and how buildd's jobs use sccache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SccacheConfig {
+    pub mode: SccacheMode,
+    /// The environment of buildd's own sccache server beyond what buildd sets: the shared
+    /// backend (`SCCACHE_REDIS_ENDPOINT`, `SCCACHE_BUCKET`, ...), `SCCACHE_CACHE_SIZE`...
+    pub env: BTreeMap<String, String>,
+    /// An sccache configuration file for buildd's server (`SCCACHE_CONF`), for what only a
+    /// file can say, such as sccache-dist's `[dist]` section; by default an empty one, so
+    /// that the user's own `~/.config/sccache/config` is not read.
+    pub config_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SccacheMode {
+    /// Use `sccache` from the daemon's `PATH` when there is one.
+    Auto,
+    Off,
+    Binary(PathBuf),
+}
+
+/// Settings that may be given; `None` takes the environment, then the file, then the
+/// default.
 #[derive(Debug, Clone, Default)]
 pub struct RawDaemonConfig {
     pub idle_timeout: Option<Duration>,
     pub debounce: Option<Duration>,
 }
 
+/// `config.toml`, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    cache: CacheSection,
+    #[serde(default)]
+    sccache: SccacheSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheSection {
+    /// A size such as `20GiB`, `500MB` or a number of bytes.
+    budget: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SccacheSection {
+    /// `false` turns sccache off.
+    enabled: Option<bool>,
+    /// The sccache binary; default: `sccache` on `PATH`.
+    path: Option<PathBuf>,
+    /// The environment of buildd's sccache server: the shared backend and its options.
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    /// An sccache configuration file for buildd's server.
+    config: Option<PathBuf>,
+}
+
 impl RawDaemonConfig {
     pub fn resolve(self, paths: Paths) -> Result<DaemonConfig, String> {
+        let file = read_file(&paths.config_file())?;
+        let file_name = paths.config_file().display().to_string();
+        let budget = match env_value(BUDGET_ENV) {
+            Some(value) => Some(parse_size(&value).map_err(|e| format!("{BUDGET_ENV}: {e}"))?),
+            None => match &file.cache.budget {
+                Some(value) => {
+                    Some(parse_size(value).map_err(|e| format!("{file_name}: cache.budget: {e}"))?)
+                }
+                None => None,
+            },
+        };
+        for name in file.sccache.env.keys() {
+            if RESERVED_SCCACHE_ENV.contains(&name.as_str()) {
+                return Err(format!(
+                    "{file_name}: sccache.env.{name}: buildd sets {name} itself for its own \
+                     sccache server, so that it never shares the user's cache dir or server; \
+                     remove it"
+                ));
+            }
+        }
+        let mode = match env_value(SCCACHE_ENV) {
+            Some(value) if value == "off" => SccacheMode::Off,
+            Some(value) if value == "auto" => SccacheMode::Auto,
+            Some(value) => SccacheMode::Binary(PathBuf::from(value)),
+            None => match (file.sccache.enabled, &file.sccache.path) {
+                (Some(false), _) => SccacheMode::Off,
+                (_, Some(path)) => SccacheMode::Binary(path.clone()),
+                _ => SccacheMode::Auto,
+            },
+        };
         Ok(DaemonConfig {
             paths,
             idle_timeout: match self.idle_timeout {
@@ -59,7 +167,21 @@ impl RawDaemonConfig {
                     })?,
                 _ => DEFAULT_MAX_FRAME,
             },
+            budget,
+            sccache: SccacheConfig {
+                mode,
+                env: file.sccache.env,
+                config_file: file.sccache.config,
+            },
         })
+    }
+}
+
+fn read_file(path: &Path) -> Result<ConfigFile, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+        Err(e) => Err(format!("failed to read {}: {e}", path.display())),
     }
 }
 
@@ -73,12 +195,41 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{text}` is not a duration ({e}): write it like 3h, 90s or 150ms"))
 }
 
+/// Parses a size such as `20GiB`, `1.5G`, `500MB`, `64k` or a number of bytes. `K`, `M`, `G`
+/// and `T` with or without `iB` are powers of 1024; `KB`, `MB`, `GB`, `TB` powers of 1000.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || format!("`{text}` is not a size: write it like 20GiB, 500MB or 1073741824");
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024f64.powi(2),
+        "g" | "gib" => 1024f64.powi(3),
+        "t" | "tib" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => return Err(bad()),
+    };
+    Ok((number * factor) as u64)
+}
+
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
 fn env_duration(name: &str) -> Result<Option<Duration>, String> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => parse_duration(&value)
+    match env_value(name) {
+        Some(value) => parse_duration(&value)
             .map(Some)
             .map_err(|e| format!("{name}: {e}")),
-        _ => Ok(None),
+        None => Ok(None),
     }
 }
 
@@ -92,5 +243,50 @@ mod tests {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("150ms").unwrap(), Duration::from_millis(150));
         assert!(parse_duration("soon").unwrap_err().contains("soon"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("20GiB").unwrap(), 20 << 30);
+        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_size("500MB").unwrap(), 500_000_000);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").unwrap_err().contains("lots"));
+        assert!(parse_size("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn the_file_is_read_and_its_errors_name_it() {
+        let home = tempfile::tempdir().unwrap();
+        let paths = Paths::under(home.path());
+        std::fs::write(
+            paths.config_file(),
+            "[cache]\nbudget = \"2GiB\"\n[sccache]\npath = \"/opt/sccache\"\n\
+             [sccache.env]\nSCCACHE_REDIS_ENDPOINT = \"redis://127.0.0.1:6379\"\n",
+        )
+        .unwrap();
+        let config = RawDaemonConfig::default().resolve(paths.clone()).unwrap();
+        assert_eq!(config.budget, Some(2 << 30));
+        assert_eq!(
+            config.sccache.mode,
+            SccacheMode::Binary("/opt/sccache".into())
+        );
+        assert_eq!(config.sccache.env.len(), 1);
+
+        std::fs::write(paths.config_file(), "[sccache.env]\nSCCACHE_DIR = \"/x\"\n").unwrap();
+        let err = RawDaemonConfig::default()
+            .resolve(paths.clone())
+            .unwrap_err();
+        assert!(
+            err.contains("config.toml") && err.contains("SCCACHE_DIR"),
+            "{err}"
+        );
+
+        std::fs::write(paths.config_file(), "[cache]\nbudget = \"huge\"\n").unwrap();
+        let err = RawDaemonConfig::default().resolve(paths).unwrap_err();
+        assert!(
+            err.contains("cache.budget") && err.contains("huge"),
+            "{err}"
+        );
     }
 }

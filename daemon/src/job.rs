@@ -93,7 +93,8 @@ pub(crate) struct JobSpec {
     pub(crate) root: PathBuf,
     pub(crate) stages: Vec<StagePlan>,
     pub(crate) env: Arc<BTreeMap<String, String>>,
-    pub(crate) target_dir: PathBuf,
+    /// What `key::cargo_env` adds for the workspace's key.
+    pub(crate) cargo_env: Arc<crate::protocol::CargoEnv>,
     /// cargo's `-j`.
     pub(crate) jobs: Option<u32>,
     pub(crate) nice: i32,
@@ -157,7 +158,7 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             root: &spec.root,
             args,
             env: &spec.env,
-            target_dir: &spec.target_dir,
+            cargo_env: &spec.cargo_env,
             nice: spec.nice,
             orphans: &spec.orphans,
         };

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::protocol::BuildKeyInfo;
+use crate::protocol::{BuildKeyInfo, CargoEnv};
 
 /// Variables that change what cargo builds. Prefix entries end in `_`.
 const KEY_ENV: &[&str] = &[
@@ -101,11 +101,14 @@ impl Toolchain {
 }
 
 impl BuildKey {
+    /// `linker` is the workspace's linker setting; `default` leaves existing keys as they
+    /// were.
     pub(crate) fn new(
         targets_dir: &Path,
         workspace_root: &Path,
         toolchain: &Toolchain,
         env: &BTreeMap<String, String>,
+        linker: &str,
     ) -> BuildKey {
         let key_env: BTreeMap<String, String> = env
             .iter()
@@ -139,6 +142,14 @@ impl BuildKey {
             hasher.update(v.as_bytes());
             hasher.update([0]);
         }
+        // The linker is part of the key: cargo's fingerprints do not see buildd's choice (it
+        // goes through the environment of one wrapper), so binaries linked by different
+        // linkers would otherwise share a dir.
+        if linker != "default" {
+            hasher.update(b"linker=");
+            hasher.update(linker.as_bytes());
+            hasher.update([0]);
+        }
         let hash = hex(&hasher.finalize()[..8]);
         let target_dir = workspace_dir(targets_dir, workspace_root).join(&hash);
         BuildKey {
@@ -150,6 +161,7 @@ impl BuildKey {
                 profile,
                 features,
                 env: key_env,
+                linker: linker.to_owned(),
             },
             target_dir,
         }
@@ -181,18 +193,63 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The environment changes that point cargo at a key's isolated dir: variables to set and
-/// variables to remove from the client's environment.
-pub fn cargo_env(target_dir: &Path) -> (BTreeMap<String, String>, Vec<String>) {
+/// What buildd's tools (the linker wrapper, sccache) add to cargo's environment for a
+/// workspace; decided by the dispatcher from the settings, see `tools.rs`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ToolEnv {
+    pub(crate) set: BTreeMap<String, String>,
+    /// Give cargo the target dir as `--config` arguments instead of `CARGO_TARGET_DIR`: cargo
+    /// passes its whole environment to rustc, sccache hashes every `CARGO_*` variable into
+    /// its cache keys, and a path that differs between two homes or machines would make every
+    /// lookup a miss.
+    pub(crate) dir_in_args: bool,
+}
+
+/// The environment changes that point cargo at a key's isolated dir and at buildd's tools:
+/// variables to set, variables to remove from the client's environment, and arguments to put
+/// before cargo's subcommand.
+pub(crate) fn cargo_env(target_dir: &Path, tools: &ToolEnv) -> CargoEnv {
     let dir = target_dir.to_string_lossy().into_owned();
-    let set = BTreeMap::from([
-        ("CARGO_TARGET_DIR".to_owned(), dir.clone()),
-        // Cargo's `build.build-dir` would otherwise let a user's config share intermediate
-        // artifacts (and their lock) with the user's own builds.
-        ("CARGO_BUILD_BUILD_DIR".to_owned(), dir),
-    ]);
-    let remove = vec!["CARGO_BUILD_TARGET_DIR".to_owned()];
-    (set, remove)
+    let mut env = CargoEnv::default();
+    if tools.dir_in_args {
+        let quoted = toml::Value::String(dir).to_string();
+        env.args = vec![
+            "--config".to_owned(),
+            format!("build.target-dir={quoted}"),
+            "--config".to_owned(),
+            format!("build.build-dir={quoted}"),
+        ];
+        env.remove = OVERRIDDEN_ENV.iter().map(|v| (*v).to_owned()).collect();
+    } else {
+        env.set = BTreeMap::from([
+            ("CARGO_TARGET_DIR".to_owned(), dir.clone()),
+            // Cargo's `build.build-dir` would otherwise let a user's config share
+            // intermediate artifacts (and their lock) with the user's own builds.
+            ("CARGO_BUILD_BUILD_DIR".to_owned(), dir),
+        ]);
+        env.remove = vec!["CARGO_BUILD_TARGET_DIR".to_owned()];
+    }
+    env.set
+        .extend(tools.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// Puts `prefix` (from [`cargo_env`]) before a user's cargo arguments, after a leading
+/// `+toolchain`, which rustup's cargo proxy needs first.
+pub fn cargo_args<T: From<String> + AsRef<std::ffi::OsStr>>(
+    prefix: &[String],
+    args: Vec<T>,
+) -> Vec<T> {
+    let mut args = args.into_iter().peekable();
+    let mut out = Vec::new();
+    if let Some(first) = args.peek()
+        && first.as_ref().to_string_lossy().starts_with('+')
+    {
+        out.extend(args.next());
+    }
+    out.extend(prefix.iter().cloned().map(T::from));
+    out.extend(args);
+    out
 }
 
 #[cfg(test)]
@@ -210,7 +267,7 @@ mod tests {
     fn unrelated_env_does_not_change_the_key() {
         let tc = toolchain();
         let root = Path::new("/w/app");
-        let a = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new());
+        let a = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new(), "default");
         let b = BuildKey::new(
             Path::new("/c"),
             root,
@@ -219,6 +276,7 @@ mod tests {
                 ("TERM".into(), "xterm".into()),
                 ("CARGO_TARGET_DIR".into(), "/t".into()),
             ]),
+            "default",
         );
         assert_eq!(a, b);
         assert_eq!(a.info.host, "x86_64-unknown-linux-gnu");
@@ -229,19 +287,44 @@ mod tests {
     fn rustflags_and_toolchain_change_the_key() {
         let tc = toolchain();
         let root = Path::new("/w/app");
-        let base = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new());
+        let base = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new(), "default");
         let flags = BuildKey::new(
             Path::new("/c"),
             root,
             &tc,
             &BTreeMap::from([("RUSTFLAGS".into(), "-Copt-level=1".into())]),
+            "default",
         );
         let mut other = tc.clone();
         other.rustc_verbose = other.rustc_verbose.replace("1.95.0", "1.96.0");
-        let newer = BuildKey::new(Path::new("/c"), root, &other, &BTreeMap::new());
+        let newer = BuildKey::new(Path::new("/c"), root, &other, &BTreeMap::new(), "default");
+        let mold = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new(), "mold");
         assert_ne!(base.info.hash, flags.info.hash);
         assert_ne!(base.info.hash, newer.info.hash);
+        assert_ne!(base.info.hash, mold.info.hash);
+        assert_eq!(mold.info.linker, "mold");
         assert_eq!(flags.info.env.get("RUSTFLAGS").unwrap(), "-Copt-level=1");
+    }
+
+    #[test]
+    fn the_dir_goes_in_arguments_when_tools_ask_and_after_a_toolchain() {
+        let tools = ToolEnv {
+            set: BTreeMap::from([("RUSTC_WRAPPER".into(), "/s/sccache".into())]),
+            dir_in_args: true,
+        };
+        let env = cargo_env(Path::new("/c/my dir"), &tools);
+        assert!(!env.set.contains_key("CARGO_TARGET_DIR"));
+        assert!(env.remove.contains(&"CARGO_TARGET_DIR".to_owned()));
+        assert_eq!(env.args[1], "build.target-dir=\"/c/my dir\"");
+        assert_eq!(env.set["RUSTC_WRAPPER"], "/s/sccache");
+        let args: Vec<String> = cargo_args(&env.args, vec!["+nightly".into(), "build".into()]);
+        assert_eq!(args[0], "+nightly");
+        assert_eq!(args[1], "--config");
+        assert_eq!(args.last().unwrap(), "build");
+
+        let plain = cargo_env(Path::new("/c/d"), &ToolEnv::default());
+        assert_eq!(plain.set["CARGO_TARGET_DIR"], "/c/d");
+        assert!(plain.args.is_empty());
     }
 
     #[test]

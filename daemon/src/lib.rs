@@ -4,6 +4,8 @@
 //! This crate knows nothing about LSP; the `lsp` crate turns its events into LSP messages.
 //! See `docs/ARCHITECTURE.md` for the map.
 
+pub mod archive;
+mod cache;
 mod cargo_run;
 pub mod client;
 pub mod config;
@@ -11,6 +13,7 @@ mod depinfo;
 mod diagnostics;
 mod job;
 mod key;
+mod linker;
 mod load;
 pub mod logging;
 mod main_loop;
@@ -19,9 +22,12 @@ pub mod paths;
 mod plan;
 mod predict;
 pub mod protocol;
+mod sccache;
+mod seed;
 pub mod server;
 mod settings;
+mod tools;
 mod watch;
 mod workspace;
 
-pub use key::cargo_env;
+pub use key::cargo_args;

@@ -15,6 +15,10 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod cache_ops;
+
+pub(crate) use cache_ops::ToolsEvent;
+
 use crate::config::DaemonConfig;
 use crate::depinfo::{self, DepInfo};
 use crate::diagnostics;
@@ -82,6 +86,8 @@ pub(crate) enum Event {
         depinfo: DepInfo,
         size: Option<u64>,
     },
+    /// Seeding, after-job work of the tools, cache requests: see `cache_ops.rs`.
+    Tools(ToolsEvent),
     /// SIGTERM or SIGINT.
     Terminate,
 }
@@ -107,6 +113,8 @@ pub(crate) struct Dispatcher {
     /// When the daemon last had a client or work.
     last_busy: Instant,
     orphans: Arc<Orphans>,
+    /// The linker wrapper, sccache, the cache's totals.
+    tools: crate::tools::Tools,
 }
 
 impl Dispatcher {
@@ -116,7 +124,9 @@ impl Dispatcher {
         subscribers: Subscribers,
         orphans: Arc<Orphans>,
     ) -> Dispatcher {
+        let tools = crate::tools::Tools::new(&config);
         Dispatcher {
+            tools,
             config,
             started: Instant::now(),
             tx,
@@ -132,6 +142,7 @@ impl Dispatcher {
     /// Runs until a client asks for shutdown, a signal arrives, or the daemon is idle for
     /// the idle timeout; then cancels every job and waits for their processes.
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        self.start_tools();
         loop {
             let deadline = self.next_deadline();
             let event = tokio::select! {
@@ -224,6 +235,7 @@ impl Dispatcher {
                     }
                 }
             }
+            Event::Tools(event) => self.tools_event(event),
             Event::Terminate => return true,
         }
         false
@@ -328,6 +340,10 @@ impl Dispatcher {
                 }
                 Err(e) => e.reply(id),
             },
+            Request::CacheList | Request::CacheGc | Request::CacheClear { .. } => {
+                self.cache_request(id, request, reply);
+                return false;
+            }
             Request::Shutdown => {
                 tracing::info!("shutdown requested by a client");
                 let _ = reply.try_send(ServerMessage::Ok { id });
@@ -367,6 +383,13 @@ impl Dispatcher {
                 clients: self.clients,
             },
             workspaces,
+            cache: self.tools.totals.clone(),
+            sccache: self.tools.sccache().map(|s| {
+                s.status(
+                    self.tools.sccache_stats.clone(),
+                    self.tools.sccache_note.clone(),
+                )
+            }),
         })
     }
 
@@ -614,10 +637,16 @@ impl Dispatcher {
         }
         ws.loading = None;
         let mut errors = Vec::new();
+        let mut new_dir = false;
         match loaded.toolchain {
             Ok(toolchain) => {
-                let key = BuildKey::new(&targets_dir, root, &toolchain, &ws.env);
-                if let Err(e) = prepare_target_dir(&key) {
+                let file_settings = loaded.settings.clone().unwrap_or_default();
+                let linker =
+                    crate::tools::linker_setting(&settings::over(&ws.settings, &file_settings));
+                let key = BuildKey::new(&targets_dir, root, &toolchain, &ws.env, &linker);
+                // A new dir is seeded from the most similar one before any job runs there.
+                new_dir = !key.target_dir.exists();
+                if !new_dir && let Err(e) = prepare_target_dir(&key, root) {
                     errors.push(e);
                 }
                 if ws.key.as_ref() != Some(&key) {
@@ -656,6 +685,16 @@ impl Dispatcher {
         if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
             scan_target_dir(self.tx.clone(), root, &key.target_dir, graph, false);
         }
+        let has_key = ws.key.is_some();
+        if has_key {
+            self.configure_tools(root);
+            if new_dir {
+                self.start_seed(root);
+            }
+        }
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
         let status = ws.status();
         for (id, reply) in std::mem::take(&mut ws.waiting_register) {
             let _ = reply.try_send(ServerMessage::Registered {
@@ -711,11 +750,15 @@ impl Dispatcher {
             .collect();
         let key = ws.key.as_ref().expect("caller checked");
         let gate: Gate = Arc::new(Mutex::new(None));
+        let sccache = self
+            .tools
+            .sccache()
+            .filter(|_| ws.tools.sccache.as_ref().is_some_and(|s| s.enabled));
         let spec = JobSpec {
             root: root.to_path_buf(),
             stages: job_plan.stages,
             env: Arc::new(ws.env.clone()),
-            target_dir: key.target_dir.clone(),
+            cargo_env: Arc::new(key::cargo_env(&key.target_dir, &ws.tools.env)),
             jobs: resolved.jobs,
             nice: resolved.nice,
             gate: gate.clone(),
@@ -729,7 +772,13 @@ impl Dispatcher {
         let tx = self.tx.clone();
         let job_root = root.to_path_buf();
         let token = cancel.clone();
+        self.job_starting(root);
         let handle = tokio::spawn(async move {
+            if let Some(sccache) = sccache
+                && let Err(e) = sccache.ensure_running().await
+            {
+                tracing::warn!("{e}");
+            }
             job::run(spec, token, |event| {
                 let _ = tx.send(Event::Job {
                     root: job_root.clone(),
@@ -814,6 +863,7 @@ impl Dispatcher {
                 }
             }
             JobEvent::Diagnostic(diagnostic) => {
+                crate::tools::note_diagnostic(&mut ws.tools, &diagnostic);
                 if !ws.diagnostics.add(job_id, &diagnostic) {
                     return;
                 }
@@ -855,6 +905,8 @@ impl Dispatcher {
                         disk_full(&key.target_dir, failure.as_deref(), &ws.diagnostics)
                 {
                     tracing::warn!(root = %root.display(), "{full}");
+                    // The cache's after-job work reports it in status and to editors.
+                    ws.tools.out_of_space = true;
                     failure = Some(full);
                 }
                 let summary = JobSummary {
@@ -883,6 +935,9 @@ impl Dispatcher {
                 ws.last_job = Some(summary.clone());
                 if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
                     scan_target_dir(self.tx.clone(), root, &key.target_dir, graph, true);
+                }
+                if matches!(result, JobResult::Success | JobResult::Failed) {
+                    self.job_finished_tools(root, &summary, job.units_done);
                 }
                 EventKind::JobFinished {
                     job: job_id,
@@ -998,6 +1053,9 @@ impl Dispatcher {
     }
 
     async fn shutdown(mut self) {
+        if let Some(sccache) = self.tools.sccache() {
+            sccache.stop().await;
+        }
         let mut handles = Vec::new();
         for ws in self.workspaces.values_mut() {
             ws.watcher = None;
@@ -1023,26 +1081,22 @@ fn disk_full(
     failure: Option<&str>,
     diagnostics: &diagnostics::DiagnosticStore,
 ) -> Option<String> {
-    const ENOSPC: &str = "No space left on device";
-    let said_so = failure.is_some_and(|f| f.contains(ENOSPC))
+    let enospc = crate::cache::ENOSPC_TEXT;
+    let said_so = failure.is_some_and(|f| f.contains(enospc))
         || diagnostics.iter().any(|d| {
             d.rustc
                 .rendered
                 .as_deref()
-                .is_some_and(|r| r.contains(ENOSPC))
-                || d.rustc.children.iter().any(|c| c.message.contains(ENOSPC))
+                .is_some_and(|r| r.contains(enospc))
+                || d.rustc.children.iter().any(|c| c.message.contains(enospc))
         });
-    let free = nix::sys::statvfs::statvfs(target_dir)
-        .ok()
-        .map(|s| s.blocks_available() * s.fragment_size());
+    let free = crate::cache::free_space(target_dir);
     if !said_so && free.is_none_or(|free| free >= DISK_NEARLY_FULL) {
         return None;
     }
-    let free = free.map_or("unknown".to_owned(), |f| format!("{} KiB", f / 1024));
-    Some(format!(
-        "the disk holding the isolated target dir {} is full ({free} free): free some space; \
-         the daemon keeps running and builds again on the next change",
-        target_dir.display()
+    Some(crate::cache::disk_full_message(
+        target_dir,
+        free.unwrap_or(0),
     ))
 }
 
@@ -1110,13 +1164,18 @@ fn grant_acquires(ws: &mut Workspace) {
         }
         return;
     };
-    let (env_set, env_remove) = key::cargo_env(&key.target_dir);
+    if ws.waiting_acquire.is_empty() {
+        return;
+    }
+    let env = key::cargo_env(&key.target_dir, &ws.tools.env);
+    crate::cache::touch_used(&key.target_dir);
     for waiting in ws.waiting_acquire.drain(..) {
         ws.leases.insert(waiting.conn);
         let _ = waiting.reply.try_send(ServerMessage::Acquired {
             id: waiting.id,
-            env_set: env_set.clone(),
-            env_remove: env_remove.clone(),
+            env_set: env.set.clone(),
+            env_remove: env.remove.clone(),
+            args: env.args.clone(),
             waited_ms: waiting.since.elapsed().as_millis() as u64,
         });
     }
@@ -1134,10 +1193,13 @@ fn is_manifest(root: &Path, path: &Path) -> bool {
         || name == "Cargo.lock"
         || (in_cargo_dir && (name == "config" || name == "config.toml"))
         || (path.parent() == Some(root) && name.starts_with("rust-toolchain"))
+        // Settings such as the linker change the key: load again.
+        || (path.parent() == Some(root) && name == settings::FILE_NAME)
 }
 
-fn prepare_target_dir(key: &BuildKey) -> Result<(), String> {
+fn prepare_target_dir(key: &BuildKey, root: &Path) -> Result<(), String> {
     ensure_private_dir(&key.target_dir).map_err(|e| e.to_string())?;
+    crate::cache::write_record(&key.target_dir, root);
     let info = serde_json::to_string_pretty(&key.info).unwrap_or_default();
     std::fs::write(key.target_dir.join("buildd-key.json"), info).map_err(|e| {
         format!(
@@ -1186,6 +1248,7 @@ mod tests {
         assert!(is_manifest(root, Path::new("/w/Cargo.lock")));
         assert!(is_manifest(root, Path::new("/w/.cargo/config.toml")));
         assert!(is_manifest(root, Path::new("/w/rust-toolchain.toml")));
+        assert!(is_manifest(root, Path::new("/w/buildd.toml")));
         assert!(!is_manifest(root, Path::new("/w/src/lib.rs")));
         assert!(!is_manifest(root, Path::new("/w/src/config.toml")));
     }

@@ -42,6 +42,8 @@ pub struct Paths {
     pub cache_dir: PathBuf,
     /// Holds the logs.
     pub state_dir: PathBuf,
+    /// Holds the daemon's configuration file, `config.toml`.
+    pub config_dir: PathBuf,
 }
 
 impl Paths {
@@ -66,6 +68,7 @@ impl Paths {
             runtime_dir,
             cache_dir: dirs.cache_dir().to_path_buf(),
             state_dir,
+            config_dir: dirs.config_dir().to_path_buf(),
         })
     }
 
@@ -75,6 +78,7 @@ impl Paths {
             runtime_dir: home.join("run"),
             cache_dir: home.join("cache"),
             state_dir: home.join("state"),
+            config_dir: home,
         }
     }
 
@@ -99,6 +103,17 @@ impl Paths {
         self.cache_dir.join("targets")
     }
 
+    /// The daemon's configuration file: the disk budget, sccache and its backend.
+    pub fn config_file(&self) -> PathBuf {
+        self.config_dir.join("config.toml")
+    }
+
+    /// Where buildd keeps its own tools: the linker wrapper, sccache's local cache and
+    /// configuration, remembered linker measurements.
+    pub fn tools_dir(&self) -> PathBuf {
+        self.cache_dir.join("tools")
+    }
+
     /// Creates every directory the daemon needs, private to the user.
     pub fn create_all(&self) -> Result<(), PathsError> {
         for dir in [
@@ -107,6 +122,7 @@ impl Paths {
             &self.state_dir,
             &self.log_dir(),
             &self.targets_dir(),
+            &self.tools_dir(),
         ] {
             ensure_private_dir(dir)?;
         }

@@ -119,6 +119,16 @@ pub enum Request {
     /// Stop the daemon: jobs cancelled, children gone, socket removed. Accepted from a client
     /// of any version, so a newer client can replace an older daemon.
     Shutdown,
+    /// Every isolated dir in the cache, with its size and when it was last used.
+    CacheList,
+    /// Evict least recently used dirs until the cache fits its budget; never a dir in use.
+    CacheGc,
+    /// Remove the isolated dirs of the workspace containing `path` (all dirs when absent),
+    /// except those in use.
+    CacheClear {
+        #[serde(default)]
+        path: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -195,6 +205,12 @@ pub struct WorkspaceSettings {
     pub nice: Option<i32>,
     /// A job running longer is stopped and fails, in seconds (default 3600).
     pub job_timeout_secs: Option<u64>,
+    /// The linker: `auto` (measured on the workspace, remembered), `default` (whatever rustc
+    /// and cargo's configuration pick), `mold`, `lld`, `bfd`, or a path to a linker driver.
+    pub linker: Option<String>,
+    /// Use sccache as the compilation cache when one is configured or installed (default
+    /// true); never when the client's environment already sets a `RUSTC_WRAPPER`.
+    pub sccache: Option<bool>,
 }
 
 /// Reads one line from a client. A line that is not a valid message becomes the error reply
@@ -234,9 +250,17 @@ pub enum ServerMessage {
         id: u64,
         /// The environment the user's cargo must run with: set these...
         env_set: BTreeMap<String, String>,
-        /// ...and remove these.
+        /// ...and remove these...
         env_remove: Vec<String>,
+        /// ...and put these arguments before the user's (after a `+toolchain`).
+        #[serde(default)]
+        args: Vec<String>,
         waited_ms: u64,
+    },
+    /// The answer to `cache_list`, `cache_gc` and `cache_clear`.
+    Cache {
+        id: u64,
+        cache: CacheReport,
     },
     Ok {
         id: u64,
@@ -267,6 +291,7 @@ impl ServerMessage {
             | ServerMessage::Status { id, .. }
             | ServerMessage::Acquired { id, .. }
             | ServerMessage::Diagnostics { id, .. }
+            | ServerMessage::Cache { id, .. }
             | ServerMessage::Ok { id } => Some(*id),
             ServerMessage::Error { id, .. } => *id,
             ServerMessage::Event { .. } => None,
@@ -295,6 +320,13 @@ pub enum ErrorCode {
 pub struct StatusReport {
     pub daemon: DaemonInfo,
     pub workspaces: Vec<WorkspaceStatus>,
+    /// The isolated dirs' totals, the budget and the disk; `null` until first measured (just
+    /// after the daemon started).
+    #[serde(default)]
+    pub cache: Option<CacheTotals>,
+    /// buildd's sccache, when its jobs use one.
+    #[serde(default)]
+    pub sccache: Option<SccacheStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -349,6 +381,126 @@ pub struct WorkspaceStatus {
     pub prediction: PredictionStats,
     pub watcher: WatcherStatus,
     pub diagnostics: Vec<DiagnosticSummary>,
+    /// What cargo runs with for this workspace, beyond the client's environment: the same
+    /// for the daemon's jobs, `buildd cargo` and `buildd env`. Absent until the key is known.
+    #[serde(default)]
+    pub cargo_env: Option<CargoEnv>,
+    /// How the isolated dir was started: seeded from another key's dir, imported, or cold.
+    #[serde(default)]
+    pub seed: Option<SeedStatus>,
+    #[serde(default)]
+    pub linker: Option<LinkerStatus>,
+    /// Whether the workspace's jobs use buildd's sccache, and what it did in the last job.
+    #[serde(default)]
+    pub sccache: Option<WorkspaceSccache>,
+}
+
+/// The environment changes that point cargo at a key's isolated dir and buildd's tools.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CargoEnv {
+    pub set: BTreeMap<String, String>,
+    pub remove: Vec<String>,
+    /// Arguments before the subcommand (`--config build.target-dir=...` when sccache is on).
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SeedStatus {
+    /// The key hash of the dir it was seeded from.
+    pub from: String,
+    /// `reflink` (copy-on-write clones), `copy` (copies, with hard links for files cargo and
+    /// rustc never rewrite in place).
+    pub method: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub reflinked: u64,
+    pub hard_linked: u64,
+    pub copied: u64,
+    pub duration_ms: u64,
+    /// Units the first job after seeding compiled; absent until it finished.
+    pub units_rebuilt: Option<u64>,
+    /// Units that job found fresh.
+    pub units_fresh: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LinkerStatus {
+    /// The setting: `auto`, `default`, `mold`, `lld`, `bfd` or a path.
+    pub setting: String,
+    /// The linker the jobs use now.
+    pub linker: String,
+    /// Why this linker, or why not the one asked for.
+    pub note: Option<String>,
+    /// Milliseconds per candidate, from the measurement on this workspace (auto only).
+    pub measured: BTreeMap<String, u64>,
+    /// Wall-clock milliseconds the linker ran during the last job, summed over its links.
+    pub last_link_ms: Option<u64>,
+    /// `last_link_ms` over the last job's duration.
+    pub last_link_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkspaceSccache {
+    pub enabled: bool,
+    /// Why not, when not.
+    pub note: Option<String>,
+    /// Hits and misses of the server during the last job (other workspaces' jobs running at
+    /// the same time count too).
+    pub last_job_hits: Option<u64>,
+    pub last_job_misses: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SccacheStatus {
+    pub binary: PathBuf,
+    pub version: String,
+    /// The server's Unix socket.
+    pub socket: PathBuf,
+    /// Where the server stores: its local dir, or the shared backend.
+    pub location: Option<String>,
+    /// Counts since buildd's sccache server started.
+    pub hits: u64,
+    pub misses: u64,
+    /// Compilations the server was asked for, cacheable or not.
+    pub requests: u64,
+    pub note: Option<String>,
+}
+
+/// The isolated dirs together.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CacheTotals {
+    pub dirs: u64,
+    pub bytes: u64,
+    pub budget_bytes: u64,
+    /// Free bytes on the cache's file system.
+    pub free_bytes: Option<u64>,
+    /// Set when the disk is (nearly) full or a job ran out of space: what happened and what
+    /// to do. The daemon keeps running.
+    pub disk_full: Option<String>,
+    /// Dirs evicted since the daemon started.
+    pub evicted: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CacheReport {
+    pub dirs: Vec<CacheDir>,
+    /// Dirs removed by this request.
+    pub removed: Vec<CacheDir>,
+    /// Dirs kept because they are in use.
+    pub skipped: Vec<CacheDir>,
+    pub totals: CacheTotals,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CacheDir {
+    pub path: PathBuf,
+    /// The workspace it belongs to, when its record says.
+    pub workspace: Option<PathBuf>,
+    pub key: Option<BuildKeyInfo>,
+    pub bytes: u64,
+    /// Seconds since the Unix epoch.
+    pub last_used: u64,
+    pub in_use: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -402,6 +554,13 @@ pub struct BuildKeyInfo {
     pub features: String,
     /// The build-affecting environment variables that were set, by name.
     pub env: BTreeMap<String, String>,
+    /// The linker setting (`default` unless configured).
+    #[serde(default = "default_linker")]
+    pub linker: String,
+}
+
+fn default_linker() -> String {
+    "default".to_owned()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -539,5 +698,12 @@ pub enum EventKind {
     },
     Process {
         report: ProcessReport,
+    },
+    /// The disk that holds the isolated dirs is full (`full`, with what to do: sent when it
+    /// becomes full and after every job that ran out of space) or has room again. Sent with
+    /// the root of the workspace whose job noticed.
+    Disk {
+        full: bool,
+        message: Option<String>,
     },
 }

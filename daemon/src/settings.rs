@@ -59,6 +59,8 @@ pub(crate) fn over(high: &WorkspaceSettings, low: &WorkspaceSettings) -> Workspa
         debounce_ms: high.debounce_ms.or(low.debounce_ms),
         nice: high.nice.or(low.nice),
         job_timeout_secs: high.job_timeout_secs.or(low.job_timeout_secs),
+        linker: high.linker.clone().or_else(|| low.linker.clone()),
+        sccache: high.sccache.or(low.sccache),
     }
 }
 
@@ -77,6 +79,9 @@ pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), String> {
         && !(0..=19).contains(&nice)
     {
         return Err(format!("nice must be between 0 and 19, not {nice}"));
+    }
+    if let Some(linker) = &settings.linker {
+        crate::linker::Setting::parse(linker)?;
     }
     Ok(())
 }

@@ -108,6 +108,8 @@ pub(crate) struct Workspace {
     pub(crate) waiting_register: Vec<(u64, Reply)>,
     /// The state last announced to subscribers.
     pub(crate) announced: Option<WorkspaceState>,
+    /// The linker wrapper, sccache and the seed of the isolated dir.
+    pub(crate) tools: crate::tools::WorkspaceTools,
 }
 
 impl Workspace {
@@ -148,6 +150,7 @@ impl Workspace {
             waiting_acquire: Vec::new(),
             waiting_register: Vec::new(),
             announced: None,
+            tools: Default::default(),
         }
     }
 
@@ -192,6 +195,13 @@ impl Workspace {
             prediction: self.stats.report(),
             watcher: self.watcher_status.clone(),
             diagnostics: self.diagnostics.summaries(),
+            cargo_env: self
+                .key
+                .as_ref()
+                .map(|k| crate::key::cargo_env(&k.target_dir, &self.tools.env)),
+            seed: self.tools.seed.clone(),
+            linker: self.tools.linker.clone(),
+            sccache: self.tools.sccache.clone(),
         }
     }
 

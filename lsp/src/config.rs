@@ -23,6 +23,10 @@ pub(crate) struct RawOptions {
     pub(crate) nice: Option<i32>,
     /// How long a job may run before it is stopped, in seconds.
     pub(crate) job_timeout_secs: Option<u64>,
+    /// The linker: `auto`, `default`, `mold`, `lld`, `bfd` or a path.
+    pub(crate) linker: Option<String>,
+    /// Whether buildd's sccache serves this workspace.
+    pub(crate) sccache: Option<bool>,
     /// Never start the daemon; wait for one to appear instead.
     pub(crate) no_start: Option<bool>,
 }
@@ -49,10 +53,13 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
                     "debounceMs" => raw.debounce_ms = field(key, value, &mut warnings),
                     "nice" => raw.nice = field(key, value, &mut warnings),
                     "jobTimeoutSecs" => raw.job_timeout_secs = field(key, value, &mut warnings),
+                    "linker" => raw.linker = field(key, value, &mut warnings),
+                    "sccache" => raw.sccache = field(key, value, &mut warnings),
                     "noStart" => raw.no_start = field(key, value, &mut warnings),
                     _ => warnings.push(format!(
                         "buildd: unknown initializationOptions field `{key}` ignored \
-                         (known: stages, jobs, debounceMs, nice, jobTimeoutSecs, noStart)"
+                         (known: stages, jobs, debounceMs, nice, jobTimeoutSecs, linker, \
+                         sccache, noStart)"
                     )),
                 }
             }
@@ -68,6 +75,8 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
             debounce_ms: raw.debounce_ms,
             nice: raw.nice,
             job_timeout_secs: raw.job_timeout_secs,
+            linker: raw.linker,
+            sccache: raw.sccache,
         },
         no_start: raw.no_start.unwrap_or(no_start_default),
     };
@@ -110,6 +119,8 @@ mod tests {
                 debounce_ms: Some(150),
                 nice: Some(5),
                 job_timeout_secs: Some(60),
+                linker: None,
+                sccache: None,
             }
         );
         assert!(options.no_start);

@@ -23,7 +23,11 @@ pub(crate) enum LinkEvent {
     /// No connection (no daemon and `noStart`, or it failed to start).
     Failed { epoch: u64, error: String },
     /// A reply or an event, in the order the daemon sent them.
-    Message { epoch: u64, message: ServerMessage },
+    /// Boxed: a status reply is large, and most messages are small events.
+    Message {
+        epoch: u64,
+        message: Box<ServerMessage>,
+    },
     /// The daemon closed the connection or died.
     Lost { epoch: u64, error: String },
 }
@@ -72,7 +76,10 @@ where
             match reader.recv().await {
                 Ok(Some(message)) => {
                     if tx
-                        .send(E::from(LinkEvent::Message { epoch, message }))
+                        .send(E::from(LinkEvent::Message {
+                            epoch,
+                            message: Box::new(message),
+                        }))
                         .is_err()
                     {
                         return;

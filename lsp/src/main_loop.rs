@@ -354,12 +354,12 @@ impl MainLoop {
                 }
                 if let Some(id) = message.reply_id() {
                     match self.pending.remove(&id) {
-                        Some(pending) => self.reply(pending, message).await,
+                        Some(pending) => self.reply(pending, *message).await,
                         None => tracing::debug!(id, "a reply nobody waits for"),
                     }
                     return;
                 }
-                match message {
+                match *message {
                     ServerMessage::Event { event } => self.workspace_event(event),
                     ServerMessage::Error { message, .. } => {
                         tracing::warn!("the daemon reported: {message}");
@@ -648,6 +648,20 @@ impl MainLoop {
             // Failing tests arrive as diagnostics too; the reports themselves are for status
             // bars and scripts, not for the editor's problem list.
             EventKind::Tests { .. } | EventKind::Process { .. } => {}
+            // A full disk stops every build: the user hears of it at once.
+            EventKind::Disk {
+                full: true,
+                message,
+            } => {
+                let client = self.client.clone();
+                let text = message.unwrap_or_else(|| "the disk of buildd's cache is full".into());
+                tokio::spawn(async move {
+                    client
+                        .show_message(MessageType::WARNING, format!("buildd: {text}"))
+                        .await;
+                });
+            }
+            EventKind::Disk { full: false, .. } => {}
         }
     }
 

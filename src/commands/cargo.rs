@@ -25,7 +25,7 @@ pub(crate) async fn run(session: &Session, args: Vec<OsString>) -> anyhow::Resul
         .collect();
     match Lease::acquire(session, None, &lossy).await {
         Ok(lease) => {
-            let status = lease.command("cargo").args(&args).status();
+            let status = lease.cargo(args.clone()).status();
             // The lease ends with the connection.
             drop(lease);
             match status {

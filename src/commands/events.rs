@@ -104,5 +104,15 @@ fn text_line(event: &WorkspaceEvent) -> String {
             report.job, report.passed, report.failed, report.ignored
         ),
         EventKind::Process { report } => format!("{root}: [{}] {}", report.bin, report.message),
+        EventKind::Disk {
+            full: true,
+            message,
+        } => format!(
+            "{root}: disk full: {}",
+            message
+                .as_deref()
+                .unwrap_or("the disk of buildd's cache is full")
+        ),
+        EventKind::Disk { full: false, .. } => format!("{root}: the disk has room again"),
     }
 }

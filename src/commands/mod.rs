@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod cache;
 mod cargo;
 mod daemon;
 mod env;
@@ -27,6 +28,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
         Command::Status { path, json } => status::run(&session, path, json).await,
         Command::Stop => daemon::stop().await,
         Command::Lsp { stdio: _ } => lsp::run(&session).await,
+        Command::Cache { command } => cache::run(&session, command).await,
         Command::Daemon {
             idle_timeout,
             debounce,

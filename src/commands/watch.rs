@@ -223,6 +223,10 @@ pub(crate) async fn run(
                     JobResult::Cancelled | JobResult::Yielded => {}
                 }
             }
+            EventKind::Disk { message, .. } => match message {
+                Some(message) => println!("disk full: {message}"),
+                None => println!("the disk has room again"),
+            },
             EventKind::State { state, error } => {
                 if state == WorkspaceState::Error
                     && let Some(error) = error

