@@ -309,9 +309,11 @@ pub(crate) fn render(report: &Report) -> String {
     let i = &r.idle;
     let _ = writeln!(
         out,
-        "idle: {:.1}s with {} workspaces: daemon CPU {:.3}s ({} ticks), RSS {:.1} MB, {} events",
+        "idle: {:.1}s with {} workspaces (window opened {:.1}s after the last job's idle \
+         state): daemon CPU {:.3}s ({} ticks), RSS {:.1} MB, {} events",
         i.window_secs,
         i.workspaces,
+        i.settle_secs,
         i.cpu_secs,
         i.cpu_ticks,
         i.rss_bytes as f64 / MB,
