@@ -52,8 +52,38 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
             .unwrap_or_else(|| "size unknown".into());
         let _ = writeln!(out, "  target dir: {} ({size})", dir.display());
     }
+    if let Some(change) = &ws.last_change {
+        let what = if change.full {
+            "everything".to_owned()
+        } else if change.predicted.is_empty() {
+            "nothing (no target reads it)".to_owned()
+        } else {
+            change.predicted.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "  last change: {} file(s), affects {what}",
+            change.files.len()
+        );
+    }
     if let Some(job) = &ws.last_job {
         let _ = writeln!(out, "  last job: {}", job_line(job));
+        if !job.rebuilt.is_empty() {
+            let _ = writeln!(out, "    rebuilt: {}", job.rebuilt.join(", "));
+        }
+    }
+    let p = &ws.prediction;
+    if let (Some(precision), Some(recall)) = (p.precision, p.recall) {
+        let _ = writeln!(
+            out,
+            "  prediction: precision {:.0}%, recall {:.0}% over {} job(s)",
+            precision * 100.0,
+            recall * 100.0,
+            p.jobs
+        );
+    }
+    if let Some(note) = &ws.watcher.note {
+        let _ = writeln!(out, "  watcher ({}): {note}", ws.watcher.kind);
     }
     for d in &ws.diagnostics {
         let _ = writeln!(
@@ -74,6 +104,7 @@ pub(crate) fn job_line(job: &JobSummary) -> String {
         JobResult::Success => "success",
         JobResult::Failed => "failed",
         JobResult::Cancelled => "cancelled",
+        JobResult::Yielded => "yielded to a user command",
     };
     let mut line = format!(
         "#{} {} ({}) in {:.1}s, {} unit(s) compiled, {} error(s), {} warning(s)",

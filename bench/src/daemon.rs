@@ -221,7 +221,7 @@ impl Daemon {
 
     /// Waits until a job newer than `after` has finished on `root` and the workspace's state
     /// is idle (or failed) again, noting when the first diagnostic containing `marker`
-    /// arrived. A cancelled job does not count: a newer one follows it.
+    /// arrived. A cancelled or yielded job does not count: a newer one follows it.
     pub(crate) fn wait_settled(
         &mut self,
         root: &Path,
@@ -259,7 +259,9 @@ impl Daemon {
                     first_marked = Some(stamped.at);
                 }
                 EventKind::JobFinished { job, summary, .. } if job > after => {
-                    finished = (summary.result != JobResult::Cancelled).then_some(summary);
+                    // A cancelled or yielded job gives its changes back: a newer one follows.
+                    let done = matches!(summary.result, JobResult::Success | JobResult::Failed);
+                    finished = done.then_some(summary);
                 }
                 EventKind::State { state, error } => match (state, &finished) {
                     (WorkspaceState::Idle | WorkspaceState::Failed, Some(summary)) => {

@@ -1,15 +1,14 @@
 //! A job: the stages of cargo commands that warm one workspace's isolated target dir.
 //!
 //! A job reports facts ([`JobEvent`]) through a callback and owns no state of the daemon's;
-//! the dispatcher decides what they mean. The stages leave the dir warm for the two commands
-//! users type most: `build` runs `cargo build --workspace` and `test` runs
-//! `cargo test --workspace --no-run`, so that afterwards the user's `cargo build` and
-//! `cargo test --no-run` (dev profile, default features) compile nothing. A stage that fails
-//! ends the job: the next one would fail on the same errors.
+//! the dispatcher plans the stages ([`StagePlan`]) and decides what the facts mean. A stage
+//! that fails ends the job: the next one would fail on the same errors. Before each stage
+//! the job looks at its [`Gate`]: when a user's `buildd cargo` waits for the dir and does not
+//! need the next stage, the job stops there (it yields) and runs again after the command.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cargo_metadata::{Message, PackageId};
@@ -58,23 +57,46 @@ impl Stage {
         names.iter().map(|n| Stage::parse(n)).collect()
     }
 
-    fn args(self) -> Vec<String> {
-        let args: &[&str] = match self {
-            Stage::Check => &["check", "--workspace"],
-            Stage::Build => &["build", "--workspace"],
-            Stage::Test => &["test", "--workspace", "--no-run"],
+    /// cargo's arguments for this stage over `packages` (`None`: the whole workspace).
+    pub(crate) fn args(self, packages: Option<&[String]>) -> Vec<String> {
+        let mut args: Vec<String> = match self {
+            Stage::Check => vec!["check".into()],
+            Stage::Build => vec!["build".into()],
+            Stage::Test => vec!["test".into(), "--no-run".into()],
         };
-        args.iter().map(|s| s.to_string()).collect()
+        match packages {
+            None => args.push("--workspace".into()),
+            Some(packages) => {
+                for package in packages {
+                    args.push("--package".into());
+                    args.push(package.clone());
+                }
+            }
+        }
+        args
     }
 }
 
+/// One cargo invocation of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StagePlan {
+    pub(crate) stage: Stage,
+    pub(crate) args: Vec<String>,
+}
+
+/// The stages a waiting user command needs; `None` while no command waits. Shared between
+/// the dispatcher, which sets it, and the job, which reads it before each stage.
+pub(crate) type Gate = Arc<Mutex<Option<Vec<Stage>>>>;
+
 pub(crate) struct JobSpec {
     pub(crate) root: PathBuf,
-    pub(crate) stages: Vec<Stage>,
+    pub(crate) stages: Vec<StagePlan>,
     pub(crate) env: Arc<BTreeMap<String, String>>,
     pub(crate) target_dir: PathBuf,
     /// cargo's `-j`.
     pub(crate) jobs: Option<u32>,
+    pub(crate) nice: i32,
+    pub(crate) gate: Gate,
 }
 
 #[derive(Debug)]
@@ -104,10 +126,16 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
     let started = Instant::now();
     let mut result = JobResult::Success;
     let mut failure = None;
-    for stage in spec.stages.iter().copied() {
+    for plan in &spec.stages {
+        let stage = plan.stage;
+        let needed = spec.gate.lock().map(|g| g.clone()).unwrap_or_default();
+        if needed.is_some_and(|needed| !needed.contains(&stage)) {
+            result = JobResult::Yielded;
+            break;
+        }
         emit(JobEvent::StageStarted { stage });
         let mut compile_errors = 0u64;
-        let mut args = stage.args();
+        let mut args = plan.args.clone();
         if let Some(jobs) = spec.jobs {
             args.push(format!("--jobs={jobs}"));
         }
@@ -116,6 +144,7 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             args,
             env: &spec.env,
             target_dir: &spec.target_dir,
+            nice: spec.nice,
         };
         let outcome = cargo_run::run(command, &cancel, |message| match message {
             Message::CompilerArtifact(artifact) => emit(JobEvent::Unit {
@@ -147,7 +176,7 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             }) => {
                 result = JobResult::Failed;
                 if compile_errors == 0 {
-                    failure = Some(explain_failure(stage, status, &stderr_tail));
+                    failure = Some(explain_failure(&plan.args, status, &stderr_tail));
                 }
                 break;
             }
@@ -173,7 +202,7 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
 
 /// Cargo's error lines (those starting with `error`) and what follows them, or the last
 /// lines of its output.
-fn explain_failure(stage: Stage, status: std::process::ExitStatus, stderr: &str) -> String {
+fn explain_failure(args: &[String], status: std::process::ExitStatus, stderr: &str) -> String {
     let lines: Vec<&str> = stderr.lines().collect();
     let start = lines
         .iter()
@@ -182,7 +211,7 @@ fn explain_failure(stage: Stage, status: std::process::ExitStatus, stderr: &str)
     let text = lines[start..].join("\n");
     format!(
         "cargo {} failed ({status}): {}",
-        stage.args().join(" "),
+        args.join(" "),
         text.trim()
     )
 }

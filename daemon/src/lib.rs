@@ -7,6 +7,7 @@
 mod cargo_run;
 pub mod client;
 pub mod config;
+mod depinfo;
 mod diagnostics;
 mod job;
 mod key;
@@ -14,8 +15,11 @@ mod load;
 pub mod logging;
 mod main_loop;
 pub mod paths;
+mod plan;
+mod predict;
 pub mod protocol;
 pub mod server;
+mod settings;
 mod watch;
 mod workspace;
 

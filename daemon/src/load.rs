@@ -15,6 +15,8 @@ use cargo_metadata::Metadata;
 use tokio::process::Command;
 
 use crate::key::Toolchain;
+use crate::protocol::WorkspaceSettings;
+use crate::settings;
 
 /// `cargo metadata` resolves dependencies and may update the registry index; give it time.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(300);
@@ -27,6 +29,8 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(120);
 pub(crate) struct Loaded {
     pub(crate) toolchain: Result<Toolchain, String>,
     pub(crate) metadata: Result<Box<Metadata>, String>,
+    /// `buildd.toml` and `[workspace.metadata.buildd]`, merged.
+    pub(crate) settings: Result<WorkspaceSettings, String>,
 }
 
 /// A command built from a client's environment. An empty environment (a client that sent
@@ -113,9 +117,11 @@ pub(crate) fn nearest_manifest_dir(dir: &Path) -> Option<PathBuf> {
 
 pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded {
     let (toolchain, metadata) = tokio::join!(toolchain(root, env), metadata(root, env));
+    let settings = settings::read(root, metadata.as_deref().ok());
     Loaded {
         toolchain,
         metadata,
+        settings,
     }
 }
 

@@ -6,9 +6,9 @@
 //! and the idle timeout are timers of the same loop. Replies go back on each connection's
 //! own channel; events go to subscribers through the shared registry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -16,16 +16,26 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DaemonConfig;
-use crate::job::{self, JobEvent, JobSpec, Stage};
+use crate::depinfo::{self, DepInfo};
+use crate::job::{self, Gate, JobEvent, JobSpec, Stage};
 use crate::key::{self, BuildKey};
 use crate::load::{self, Loaded};
 use crate::paths::ensure_private_dir;
+use crate::plan;
+use crate::predict::Graph;
 use crate::protocol::{
-    DaemonInfo, ErrorCode, EventKind, JobResult, JobSummary, PROTOCOL_VERSION, Request,
+    DaemonInfo, ErrorCode, EventKind, JobResult, JobSummary, LastChange, PROTOCOL_VERSION, Request,
     ServerMessage, Severity, StatusReport, WorkspaceEvent, WorkspaceSettings, binary_version,
 };
-use crate::watch::{self, WatchEvent};
+use crate::settings;
+use crate::watch::{self, WatchEvent, WatchHandle};
 use crate::workspace::{ConnId, PendingAcquire, Reply, RunningJob, Workspace};
+
+/// A burst of changes touching this many files is a storm (a `git checkout`, `cargo fmt`):
+/// it is likely to go on, possibly with pauses on a loaded machine, so the debounce
+/// stretches to [`STORM_DEBOUNCE`] to gather it into one job.
+const STORM_FILES: usize = 100;
+const STORM_DEBOUNCE: Duration = Duration::from_secs(1);
 
 /// How long shutdown waits for cancelled jobs to reap their processes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -63,9 +73,11 @@ pub(crate) enum Event {
         job: u64,
         event: JobEvent,
     },
-    Size {
+    /// The isolated dir was read: dep-info, and the size when measured.
+    Scanned {
         root: PathBuf,
-        size: u64,
+        depinfo: DepInfo,
+        size: Option<u64>,
     },
     /// SIGTERM or SIGINT.
     Terminate,
@@ -170,9 +182,12 @@ impl Dispatcher {
             Event::Connected => self.clients += 1,
             Event::Disconnected { conn } => {
                 self.clients = self.clients.saturating_sub(1);
-                for ws in self.workspaces.values_mut() {
+                let roots: Vec<PathBuf> = self.workspaces.keys().cloned().collect();
+                for root in roots {
+                    let ws = self.workspaces.get_mut(&root).expect("listed");
                     ws.leases.remove(&conn);
                     ws.waiting_acquire.retain(|w| w.conn != conn);
+                    self.update_gate(&root);
                 }
             }
             Event::Request {
@@ -191,9 +206,16 @@ impl Dispatcher {
             Event::Watch { root, event } => self.watch_event(&root, event),
             Event::Loaded { root, load, loaded } => self.loaded(&root, load, loaded),
             Event::Job { root, job, event } => self.job_event(&root, job, event),
-            Event::Size { root, size } => {
+            Event::Scanned {
+                root,
+                depinfo,
+                size,
+            } => {
                 if let Some(ws) = self.workspaces.get_mut(&root) {
-                    ws.target_dir_size = Some(size);
+                    ws.depinfo = depinfo;
+                    if size.is_some() {
+                        ws.target_dir_size = size;
+                    }
                 }
             }
             Event::Terminate => return true,
@@ -211,7 +233,7 @@ impl Dispatcher {
                 Ok(status) => ServerMessage::Status { id, status },
                 Err(e) => e.reply(id),
             },
-            Request::Acquire { root } => match self.workspace_of(&root) {
+            Request::Acquire { root, args } => match self.workspace_of(&root) {
                 Ok(root) => {
                     let ws = self.workspaces.get_mut(&root).expect("found above");
                     ws.waiting_acquire.push(PendingAcquire {
@@ -219,24 +241,22 @@ impl Dispatcher {
                         id,
                         reply,
                         since: Instant::now(),
+                        needed: plan::needed_stages(&args),
                     });
+                    self.update_gate(&root);
                     return false;
                 }
                 Err(e) => e.reply(id),
             },
             Request::Saved { paths } => {
+                let mut by_root: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
                 for path in paths {
-                    let Ok(root) = self.workspace_of(&path) else {
-                        continue;
-                    };
-                    let ws = self.workspaces.get_mut(&root).expect("found");
-                    let manifest = is_manifest(&root, &path);
-                    ws.needs_reload |= manifest;
-                    ws.pending_files.insert(path);
-                    ws.dirty = true;
-                    // No debounce: the user said the file is done.
-                    ws.deadline = None;
-                    cancel_stale(ws);
+                    if let Ok(root) = self.workspace_of(&path) {
+                        by_root.entry(root).or_default().push(path);
+                    }
+                }
+                for (root, paths) in by_root {
+                    self.files_changed(&root, paths, true);
                 }
                 ServerMessage::Ok { id }
             }
@@ -254,6 +274,7 @@ impl Dispatcher {
                 Ok(root) => {
                     let ws = self.workspaces.get_mut(&root).expect("found");
                     ws.dirty = true;
+                    ws.full_pending = true;
                     ws.deadline = None;
                     if let Some(job) = &ws.job {
                         job.cancel.cancel();
@@ -268,7 +289,8 @@ impl Dispatcher {
                     ws.dirty = false;
                     ws.deadline = None;
                     ws.pending_files.clear();
-                    if let Some(job) = &ws.job {
+                    if let Some(job) = &mut ws.job {
+                        job.forget = true;
                         job.cancel.cancel();
                     }
                     ServerMessage::Ok { id }
@@ -335,24 +357,14 @@ impl Dispatcher {
         settings: WorkspaceSettings,
         reply: Reply,
     ) {
-        if let Some(Err(e)) = settings.stages.as_deref().map(Stage::parse_all) {
+        if let Err(e) = settings::validate(&settings) {
             let _ = reply.try_send(error(id, ErrorCode::BadRequest, &format!("settings: {e}")));
             return;
         }
         if !self.workspaces.contains_key(&root) {
             tracing::info!(root = %root.display(), "registered");
             let mut ws = Workspace::new(root.clone(), env.clone());
-            let tx = self.tx.clone();
-            let watch_root = root.clone();
-            match watch::start(root.clone(), move |event| {
-                let _ = tx.send(Event::Watch {
-                    root: watch_root.clone(),
-                    event,
-                });
-            }) {
-                Ok(handle) => ws.watcher = Some(handle),
-                Err(e) => tracing::warn!("{e}"),
-            }
+            ws.watcher = self.start_watcher(&root);
             ws.needs_reload = true;
             self.workspaces.insert(root.clone(), ws);
         }
@@ -379,49 +391,30 @@ impl Dispatcher {
     }
 
     fn watch_event(&mut self, root: &Path, event: WatchEvent) {
+        // A rescan rebuilds the watch; the new watcher gets the roots and ignored dirs from
+        // the load that the rescan starts.
+        let new_watcher = matches!(event, WatchEvent::Rescan)
+            .then(|| self.start_watcher(root))
+            .flatten();
         let Some(ws) = self.workspaces.get_mut(root) else {
             return;
         };
-        let debounce = ws
-            .settings
-            .debounce_ms
-            .map_or(self.config.debounce, Duration::from_millis);
         match event {
-            WatchEvent::Changed(paths) => {
-                // The watcher reports a write a little after it happened; a running job that
-                // started after the write (an editor's save starts one at once) reads the new
-                // content, and is not stale because of it.
-                if let Some(job) = &ws.job
-                    && paths.iter().all(|p| written_before(p, job.started_at))
-                {
-                    tracing::debug!(
-                        job = job.id,
-                        ?paths,
-                        "change already covered by the running job"
-                    );
-                    return;
-                }
-                tracing::debug!(root = %root.display(), ?paths, "changed");
-                if paths.iter().any(|p| is_manifest(root, p)) {
-                    ws.needs_reload = true;
-                }
-                // Cargo writes Cargo.lock itself at the start of a job when it is missing or
-                // outdated; that must not cancel the job that wrote it.
-                let stale = paths
-                    .iter()
-                    .any(|p| p.file_name().is_none_or(|n| n != "Cargo.lock"));
-                ws.pending_files.extend(paths);
-                ws.dirty = true;
-                ws.deadline = Some(Instant::now() + debounce);
-                if stale {
-                    cancel_stale(ws);
-                }
-                return;
-            }
+            WatchEvent::Changed(paths) => self.files_changed(root, paths, false),
             WatchEvent::Rescan => {
-                tracing::warn!(root = %root.display(), "watcher asked for a rescan");
+                tracing::warn!(root = %root.display(), "the watcher overflowed; rebuilding everything");
+                ws.watcher_status.rescans += 1;
+                ws.watcher_status.note = Some(format!(
+                    "the watcher overflowed {} time(s) and may have missed changes; each time \
+                     buildd rebuilt the watch and everything",
+                    ws.watcher_status.rescans
+                ));
                 ws.needs_reload = true;
+                ws.full_pending = true;
                 ws.dirty = true;
+                ws.deadline = Some(Instant::now());
+                cancel_stale(ws);
+                ws.watcher = new_watcher;
             }
             WatchEvent::RootRemoved => {
                 ws.error = Some(format!(
@@ -432,18 +425,111 @@ impl Dispatcher {
                 ws.watcher = None;
                 ws.dirty = false;
                 ws.needs_reload = false;
-                if let Some(job) = &ws.job {
+                ws.deadline = None;
+                if let Some(job) = &mut ws.job {
+                    job.forget = true;
                     job.cancel.cancel();
                 }
-                return;
+            }
+            WatchEvent::Degraded(note) => {
+                tracing::warn!(root = %root.display(), "{note}");
+                ws.watcher_status.kind = "poll".into();
+                ws.watcher_status.note = Some(note);
             }
             WatchEvent::Error(e) => {
+                // An error may mean lost events: build everything, as for an overflow.
                 tracing::warn!(root = %root.display(), "watcher error: {e}");
+                ws.watcher_status.note = Some(format!("watcher error: {e}"));
+                ws.full_pending = true;
                 ws.dirty = true;
+                ws.deadline = Some(Instant::now() + self.config.debounce);
             }
         }
-        ws.deadline = Some(Instant::now() + debounce);
-        cancel_stale(ws);
+    }
+
+    /// Files changed: the watcher saw them (debounced) or an editor saved them (at once).
+    fn files_changed(&mut self, root: &Path, paths: Vec<PathBuf>, saved: bool) {
+        let debounce = self.config.debounce;
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
+        // The watcher reports a write a little after it happened; a running job that started
+        // after the write (an editor's save starts one at once) reads the new content, and is
+        // not stale because of it.
+        if !saved
+            && let Some(job) = &ws.job
+            && paths.iter().all(|p| written_before(p, job.started_at))
+        {
+            tracing::debug!(
+                job = job.id,
+                ?paths,
+                "change already covered by the running job"
+            );
+            return;
+        }
+        let files: BTreeSet<PathBuf> = paths.into_iter().collect();
+        let manifest = files.iter().any(|p| is_manifest(root, p));
+        let prediction = ws.graph.as_ref().map(|g| g.predict(&files, &ws.depinfo));
+        let reload = manifest || prediction.as_ref().is_some_and(|p| p.reload);
+        if reload {
+            ws.needs_reload = true;
+            ws.full_pending = true;
+        } else if let Some(prediction) = &prediction
+            && prediction.affected.is_empty()
+        {
+            tracing::debug!(root = %root.display(), ?files, "no target reads these files");
+            ws.last_change = Some(LastChange {
+                files: files.into_iter().collect(),
+                predicted: Vec::new(),
+                full: false,
+            });
+            return;
+        }
+        if saved {
+            ws.focus = files
+                .iter()
+                .find_map(|f| ws.graph.as_ref()?.package_of(f).map(str::to_owned));
+        }
+        let tests_only = !reload && prediction.is_some_and(|p| p.tests_only);
+        // Cargo writes Cargo.lock itself at the start of a job when it is missing or
+        // outdated; that must not cancel the job that wrote it.
+        let only_lock = files
+            .iter()
+            .all(|p| p.file_name().is_some_and(|n| n == "Cargo.lock"));
+        ws.pending_files.extend(files);
+        ws.dirty = true;
+        ws.deadline = if saved {
+            // No debounce: the user said the file is done.
+            None
+        } else if ws.pending_files.len() >= STORM_FILES {
+            Some(Instant::now() + STORM_DEBOUNCE.max(ws.resolved(debounce).debounce))
+        } else {
+            Some(Instant::now() + ws.resolved(debounce).debounce)
+        };
+        if let Some(job) = &ws.job {
+            // A change only tests read does not make a check or build stage stale.
+            let covered = tests_only && matches!(job.stage, Some(Stage::Check | Stage::Build));
+            if !only_lock && !covered {
+                cancel_stale(ws);
+            }
+        }
+    }
+
+    fn start_watcher(&self, root: &Path) -> Option<WatchHandle> {
+        let tx = self.tx.clone();
+        let watch_root = root.to_path_buf();
+        match watch::start(root.to_path_buf(), move |event| {
+            let _ = tx.send(Event::Watch {
+                root: watch_root.clone(),
+                event,
+            });
+        }) {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        }
     }
 
     /// Starts whatever a workspace is owed, once its debounce is over and nothing runs.
@@ -514,12 +600,18 @@ impl Dispatcher {
         }
         match loaded.metadata {
             Ok(metadata) => {
-                let target = metadata.target_directory.clone().into_std_path_buf();
+                let graph = Graph::new(&metadata);
                 if let Some(watcher) = &ws.watcher {
-                    watcher.set_ignored(vec![target]);
+                    watcher
+                        .set_ignored(vec![metadata.target_directory.clone().into_std_path_buf()]);
+                    watcher.add_roots(graph.outside_dirs());
                 }
-                ws.metadata = Some(metadata);
+                ws.graph = Some(graph);
             }
+            Err(e) => errors.push(e),
+        }
+        match loaded.settings {
+            Ok(settings) => ws.file_settings = settings,
             Err(e) => errors.push(e),
         }
         ws.error = (!errors.is_empty()).then(|| errors.join("\n"));
@@ -527,6 +619,12 @@ impl Dispatcher {
             tracing::warn!(root = %root.display(), "cannot build: {e}");
         } else {
             ws.dirty = true;
+            ws.full_pending = true;
+        }
+        // The isolated dir may hold dep-info from an earlier daemon: read it now, so that
+        // the first edits are predicted too.
+        if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
+            scan_target_dir(self.tx.clone(), root, &key.target_dir, graph, false);
         }
         let status = ws.status();
         for (id, reply) in std::mem::take(&mut ws.waiting_register) {
@@ -538,22 +636,62 @@ impl Dispatcher {
     }
 
     fn start_job(&mut self, root: &Path) {
-        let job_id = self.next_id;
-        self.next_id += 1;
+        let debounce = self.config.debounce;
         let ws = self.workspaces.get_mut(root).expect("caller checked");
-        let key = ws.key.as_ref().expect("caller checked");
-        // Validated when the settings were registered.
-        let stages = match ws.settings.stages.as_deref().map(Stage::parse_all) {
-            Some(Ok(stages)) => stages,
-            _ => Stage::DEFAULT.to_vec(),
+        let resolved = ws.resolved(debounce);
+        let full = ws.full_pending || ws.graph.is_none();
+        let files = std::mem::take(&mut ws.pending_files);
+        let members = ws.graph.as_ref().map(Graph::members).unwrap_or_default();
+        let predicted = match &ws.graph {
+            Some(graph) if !full => Some(graph.predict(&files, &ws.depinfo).affected),
+            _ => None,
         };
+        ws.dirty = false;
+        ws.last_change = Some(LastChange {
+            files: files.iter().cloned().collect(),
+            predicted: predicted
+                .as_ref()
+                .unwrap_or(&members)
+                .iter()
+                .cloned()
+                .collect(),
+            full,
+        });
+        if predicted.as_ref().is_some_and(BTreeSet::is_empty) {
+            tracing::debug!(root = %root.display(), "nothing to build for the pending changes");
+            return;
+        }
+        let focus = ws.focus.take();
+        let focus_alone = match (&ws.graph, &focus, &predicted) {
+            (Some(graph), Some(focus), Some(predicted)) => {
+                predicted.is_subset(&graph.affected_by(focus))
+            }
+            _ => true,
+        };
+        let job_plan = plan::plan(
+            &resolved.stages,
+            predicted.as_ref(),
+            focus.as_deref(),
+            focus_alone,
+        );
+        let stage_names: Vec<String> = resolved
+            .stages
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect();
+        let key = ws.key.as_ref().expect("caller checked");
+        let gate: Gate = Arc::new(Mutex::new(None));
         let spec = JobSpec {
             root: root.to_path_buf(),
-            stages: stages.clone(),
+            stages: job_plan.stages,
             env: Arc::new(ws.env.clone()),
             target_dir: key.target_dir.clone(),
-            jobs: ws.settings.jobs,
+            jobs: resolved.jobs,
+            nice: resolved.nice,
+            gate: gate.clone(),
         };
+        let job_id = self.next_id;
+        self.next_id += 1;
         let cancel = CancellationToken::new();
         let started_at = std::time::SystemTime::now();
         let tx = self.tx.clone();
@@ -569,13 +707,27 @@ impl Dispatcher {
             })
             .await;
         });
-        let files = std::mem::take(&mut ws.pending_files);
-        tracing::info!(root = %root.display(), job = job_id, changed = files.len(), "job started");
-        ws.dirty = false;
-        let stage_names: Vec<String> = stages.iter().map(|s| s.name().to_owned()).collect();
+        tracing::info!(
+            root = %root.display(),
+            job = job_id,
+            changed = files.len(),
+            predicted = ?predicted,
+            "job started"
+        );
+        let ws = self.workspaces.get_mut(root).expect("caller checked");
+        ws.full_pending = false;
+        ws.jobs_started += 1;
         let expected_units = ws.last_units;
         ws.job = Some(RunningJob {
             id: job_id,
+            stage: None,
+            gate,
+            files,
+            full,
+            predicted,
+            rebuilt: BTreeSet::new(),
+            forget: false,
+            yielding: false,
             started_at,
             stages: stage_names.clone(),
             cancel,
@@ -602,10 +754,13 @@ impl Dispatcher {
             return;
         };
         let kind = match event {
-            JobEvent::StageStarted { stage } => EventKind::StageStarted {
-                job: job_id,
-                stage: stage.name().to_owned(),
-            },
+            JobEvent::StageStarted { stage } => {
+                job.stage = Some(stage);
+                EventKind::StageStarted {
+                    job: job_id,
+                    stage: stage.name().to_owned(),
+                }
+            }
             JobEvent::Unit {
                 stage,
                 package,
@@ -615,6 +770,7 @@ impl Dispatcher {
                 job.units_done += 1;
                 if !fresh {
                     job.units_compiled += 1;
+                    job.rebuilt.insert(package.clone());
                 }
                 EventKind::UnitFinished {
                     job: job_id,
@@ -636,18 +792,39 @@ impl Dispatcher {
             }
             JobEvent::Finished(outcome) => {
                 let job = ws.job.take().expect("matched above");
-                let cleared = match outcome.result {
-                    JobResult::Cancelled => Vec::new(),
-                    _ => ws.diagnostics.finish(job_id),
+                let mut result = outcome.result;
+                if job.yielding && result == JobResult::Cancelled {
+                    result = JobResult::Yielded;
+                }
+                let cleared = match result {
+                    JobResult::Cancelled | JobResult::Yielded => {
+                        // The changes it covered are still to be built.
+                        if !job.forget {
+                            ws.pending_files.extend(job.files);
+                            ws.full_pending |= job.full;
+                            ws.dirty = true;
+                        }
+                        Vec::new()
+                    }
+                    JobResult::Success | JobResult::Failed => ws.diagnostics.finish(job_id),
                 };
+                if result == JobResult::Success
+                    && let (Some(predicted), Some(graph)) = (&job.predicted, &ws.graph)
+                {
+                    let members = graph.members();
+                    let rebuilt: BTreeSet<String> =
+                        job.rebuilt.intersection(&members).cloned().collect();
+                    ws.stats.add(predicted, &rebuilt);
+                }
                 let summary = JobSummary {
                     id: job_id,
                     stages: job.stages,
-                    result: outcome.result,
+                    result,
                     duration_ms: outcome.duration.as_millis() as u64,
                     units_compiled: job.units_compiled,
                     errors: ws.diagnostics.count(Severity::Error),
                     warnings: ws.diagnostics.count(Severity::Warning),
+                    rebuilt: job.rebuilt.into_iter().collect(),
                     failure: outcome.failure,
                 };
                 tracing::info!(
@@ -656,14 +833,15 @@ impl Dispatcher {
                     result = ?summary.result,
                     ms = summary.duration_ms,
                     compiled = summary.units_compiled,
+                    rebuilt = ?summary.rebuilt,
                     "job finished"
                 );
-                if summary.result != JobResult::Cancelled {
+                if matches!(result, JobResult::Success | JobResult::Failed) {
                     ws.last_units = Some(job.units_done);
                 }
                 ws.last_job = Some(summary.clone());
-                if let Some(key) = &ws.key {
-                    measure_size(self.tx.clone(), root, key.target_dir.clone());
+                if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
+                    scan_target_dir(self.tx.clone(), root, &key.target_dir, graph, true);
                 }
                 EventKind::JobFinished {
                     job: job_id,
@@ -673,6 +851,42 @@ impl Dispatcher {
             }
         };
         self.broadcast(root, kind);
+    }
+
+    /// Tells a running job which stages the user commands waiting for the dir need, and
+    /// cancels it at once when the stage it runs is not among them.
+    fn update_gate(&mut self, root: &Path) {
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
+        let Some(job) = &mut ws.job else {
+            return;
+        };
+        let needed: Option<Vec<Stage>> = if ws.waiting_acquire.is_empty() {
+            None
+        } else {
+            // Any command that may need every stage makes every stage needed.
+            ws.waiting_acquire
+                .iter()
+                .map(|w| w.needed.clone())
+                .collect::<Option<Vec<Vec<Stage>>>>()
+                .map(|all| all.concat())
+        };
+        let everything = !ws.waiting_acquire.is_empty() && needed.is_none();
+        if let Ok(mut gate) = job.gate.lock() {
+            *gate = if everything { None } else { needed.clone() };
+        }
+        if let (Some(needed), Some(stage)) = (&needed, job.stage)
+            && !needed.contains(&stage)
+        {
+            tracing::info!(
+                job = job.id,
+                stage = stage.name(),
+                "yielding to a user command"
+            );
+            job.yielding = true;
+            job.cancel.cancel();
+        }
     }
 
     /// Tells subscribers when a workspace's state changed.
@@ -743,18 +957,35 @@ fn cancel_stale(ws: &Workspace) {
     }
 }
 
-/// Measures the isolated dir in the background; the size arrives as an event.
-fn measure_size(tx: mpsc::UnboundedSender<Event>, root: &Path, dir: PathBuf) {
+/// Reads the isolated dir in the background: its dep-info, and (after a job) its size. The
+/// results arrive as events.
+fn scan_target_dir(
+    tx: mpsc::UnboundedSender<Event>,
+    root: &Path,
+    dir: &Path,
+    graph: &Graph,
+    measure: bool,
+) {
     let root = root.to_path_buf();
+    let dir = dir.to_path_buf();
+    let crate_names = graph.crate_names();
+    let packages = graph.package_dirs();
     tokio::task::spawn_blocking(move || {
-        let size = walkdir::WalkDir::new(&dir)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.metadata().ok())
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
-            .sum();
-        let _ = tx.send(Event::Size { root, size });
+        let depinfo = depinfo::scan(&dir, &root, &crate_names, &packages);
+        let size = measure.then(|| {
+            walkdir::WalkDir::new(&dir)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        });
+        let _ = tx.send(Event::Scanned {
+            root,
+            depinfo,
+            size,
+        });
     });
 }
 

@@ -75,6 +75,11 @@ pub enum Request {
     /// [`Request::Release`] or with the connection.
     Acquire {
         root: PathBuf,
+        /// The user's cargo arguments (`build`, `test --no-run`...). The daemon lets a running
+        /// stage the command needs finish, and cancels the stages it does not need. Empty
+        /// means the command may need any stage.
+        #[serde(default)]
+        args: Vec<String>,
     },
     Release {
         root: PathBuf,
@@ -107,6 +112,9 @@ pub struct WorkspaceSettings {
     pub jobs: Option<u32>,
     /// How long to wait after a file-system change for more changes, in milliseconds.
     pub debounce_ms: Option<u64>,
+    /// The niceness of the daemon's cargo and everything it runs (0 to 19; default 10), so
+    /// that builds ahead of time yield the CPU to the editor and the user's own commands.
+    pub nice: Option<i32>,
 }
 
 /// One line from the daemon.
@@ -225,8 +233,58 @@ pub struct WorkspaceStatus {
     /// Bytes, measured after the last job.
     pub target_dir_size: Option<u64>,
     pub key: Option<BuildKeyInfo>,
+    /// The latest change the watcher or an editor reported, and what it was predicted to
+    /// affect.
+    pub last_change: Option<LastChange>,
+    /// The job running now.
+    pub current_job: Option<CurrentJob>,
     pub last_job: Option<JobSummary>,
+    /// Jobs started for this workspace since it was registered.
+    pub jobs_started: u64,
+    /// How well predictions matched what cargo rebuilt, over the jobs so far.
+    pub prediction: PredictionStats,
+    pub watcher: WatcherStatus,
     pub diagnostics: Vec<DiagnosticSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CurrentJob {
+    pub id: u64,
+    pub stages: Vec<String>,
+    /// The stage running now; absent before the first starts.
+    pub stage: Option<String>,
+    /// Units cargo reported so far.
+    pub units_done: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LastChange {
+    pub files: Vec<PathBuf>,
+    /// The affected packages: those whose targets read the files, and their reverse
+    /// dependencies inside the workspace. All members when `full`.
+    pub predicted: Vec<String>,
+    /// A manifest, lock file, toolchain file or watcher rescan: everything is rebuilt.
+    pub full: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PredictionStats {
+    /// Successful jobs whose prediction was measured (full jobs are not).
+    pub jobs: u64,
+    /// Of the packages predicted, the share cargo rebuilt; `null` before any measurement.
+    pub precision: Option<f64>,
+    /// Of the workspace packages cargo rebuilt, the share that was predicted.
+    pub recall: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WatcherStatus {
+    /// `native` (inotify) or `poll` (when inotify watches ran out, or `BUILDD_WATCHER=poll`).
+    pub kind: String,
+    /// Times the watcher overflowed and everything was rebuilt.
+    pub rescans: u64,
+    /// Why the watcher is degraded, and what to do about it.
+    pub note: Option<String>,
 }
 
 /// What went into the build key; two environments with the same key share artifacts.
@@ -252,6 +310,8 @@ pub struct JobSummary {
     pub units_compiled: u64,
     pub errors: u64,
     pub warnings: u64,
+    /// Packages with artifacts cargo reported as not fresh.
+    pub rebuilt: Vec<String>,
     /// Why the job failed when it was not compile errors (cargo's own error output, cut).
     pub failure: Option<String>,
 }
@@ -261,7 +321,11 @@ pub struct JobSummary {
 pub enum JobResult {
     Success,
     Failed,
+    /// A newer edit made it stale.
     Cancelled,
+    /// It stopped for a user's `buildd cargo` that did not need its remaining stages; it
+    /// runs again after the command.
+    Yielded,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -7,6 +7,11 @@
 //! with the `ignore` crate skips them the way git and ripgrep do. Events pass the same rules
 //! (`.git/`, the workspace's target dirs, `.gitignore` files, editor swap files) before they
 //! reach the daemon as [`WatchEvent`]s. This module does not debounce: the dispatcher does.
+//!
+//! When inotify watches run out (`fs.inotify.max_user_watches`), the thread switches to
+//! notify's polling watcher over the same directories rather than go blind, and says so with
+//! [`WatchEvent::Degraded`]. `BUILDD_WATCHER=poll` asks for polling from the start (network
+//! file systems, where inotify sees nothing).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,13 +31,21 @@ pub(crate) enum WatchEvent {
     Rescan,
     /// The workspace's root directory is gone.
     RootRemoved,
+    /// The watcher now polls; the text says why and what to do about it.
+    Degraded(String),
     Error(String),
 }
+
+/// The environment variable that chooses the watcher: `poll` polls.
+pub(crate) const WATCHER_ENV: &str = "BUILDD_WATCHER";
+const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 enum Control {
     Notify(notify::Result<notify::Event>),
     /// Directories to ignore besides the defaults, such as a target dir from metadata.
     SetIgnored(Vec<PathBuf>),
+    /// Directories outside the workspace to watch too (path dependencies).
+    AddRoots(Vec<PathBuf>),
     Stop,
 }
 
@@ -45,6 +58,10 @@ impl WatchHandle {
     pub(crate) fn set_ignored(&self, dirs: Vec<PathBuf>) {
         let _ = self.control.send(Control::SetIgnored(dirs));
     }
+
+    pub(crate) fn add_roots(&self, dirs: Vec<PathBuf>) {
+        let _ = self.control.send(Control::AddRoots(dirs));
+    }
 }
 
 impl Drop for WatchHandle {
@@ -53,36 +70,118 @@ impl Drop for WatchHandle {
     }
 }
 
+type DynWatcher = Box<dyn Watcher + Send>;
+
+/// The inotify watches ran out.
+struct OutOfWatches;
+
+fn native_watcher(tx: &mpsc::Sender<Control>) -> notify::Result<DynWatcher> {
+    let tx = tx.clone();
+    let watcher = notify::recommended_watcher(move |event| {
+        let _ = tx.send(Control::Notify(event));
+    })?;
+    Ok(Box::new(watcher))
+}
+
+fn poll_watcher(tx: &mpsc::Sender<Control>) -> notify::Result<DynWatcher> {
+    let tx = tx.clone();
+    let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
+    let watcher = notify::PollWatcher::new(
+        move |event| {
+            let _ = tx.send(Control::Notify(event));
+        },
+        config,
+    )?;
+    Ok(Box::new(watcher))
+}
+
+/// Why the watcher polls, with the fix.
+fn out_of_watches_note() -> String {
+    let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    format!(
+        "inotify watches ran out (fs.inotify.max_user_watches = {limit}); buildd polls this \
+         workspace every {}s instead. Raise the limit: sudo sysctl fs.inotify.max_user_watches=524288",
+        POLL_INTERVAL.as_secs()
+    )
+}
+
 pub(crate) fn start(
     root: PathBuf,
     emit: impl Fn(WatchEvent) + Send + 'static,
 ) -> Result<WatchHandle, String> {
     let (tx, rx) = mpsc::channel();
-    let notify_tx = tx.clone();
-    let mut watcher = notify::recommended_watcher(move |event| {
-        let _ = notify_tx.send(Control::Notify(event));
-    })
-    .map_err(|e| format!("failed to start a file watcher for {}: {e}", root.display()))?;
+    let failed =
+        |e: notify::Error| format!("failed to start a file watcher for {}: {e}", root.display());
     let rules = Rules::new(root.clone());
-    rules.watch_tree(&mut watcher, &root);
+    let forced_poll = std::env::var(WATCHER_ENV).is_ok_and(|v| v == "poll");
+    let mut watcher = if forced_poll {
+        poll_watcher(&tx)
+    } else {
+        native_watcher(&tx)
+    }
+    .map_err(failed)?;
+    let mut degraded = forced_poll.then(|| {
+        format!(
+            "{WATCHER_ENV}=poll: polling every {}s",
+            POLL_INTERVAL.as_secs()
+        )
+    });
+    if rules.watch_tree(watcher.as_mut(), &root).is_err() {
+        watcher = poll_watcher(&tx).map_err(failed)?;
+        let _ = rules.watch_tree(watcher.as_mut(), &root);
+        degraded = Some(out_of_watches_note());
+    }
+    if let Some(note) = degraded {
+        emit(WatchEvent::Degraded(note));
+    }
+    let poll_tx = tx.clone();
     thread::Builder::new()
         .name(format!("watch {}", root.display()))
-        .spawn(move || run(watcher, rules, rx, emit))
+        .spawn(move || run(watcher, rules, rx, poll_tx, emit))
         .map_err(|e| format!("failed to start the watcher thread: {e}"))?;
     Ok(WatchHandle { control: tx })
 }
 
 fn run(
-    mut watcher: notify::RecommendedWatcher,
+    mut watcher: DynWatcher,
     mut rules: Rules,
     rx: mpsc::Receiver<Control>,
+    tx: mpsc::Sender<Control>,
     emit: impl Fn(WatchEvent),
 ) {
+    // Watches `dir`, switching to polling for good when inotify runs out of watches.
+    let watch_tree = |watcher: &mut DynWatcher, rules: &Rules, dir: &Path| -> Vec<PathBuf> {
+        if let Ok(files) = rules.watch_tree(watcher.as_mut(), dir) {
+            return files;
+        }
+        match poll_watcher(&tx) {
+            Ok(mut poll) => {
+                for root in std::iter::once(&rules.root).chain(&rules.extra_roots) {
+                    let _ = rules.watch_tree(poll.as_mut(), root);
+                }
+                *watcher = poll;
+                emit(WatchEvent::Degraded(out_of_watches_note()));
+            }
+            Err(e) => emit(WatchEvent::Error(format!("cannot poll either: {e}"))),
+        }
+        Vec::new()
+    };
     while let Ok(message) = rx.recv() {
         let event = match message {
             Control::Stop => return,
             Control::SetIgnored(dirs) => {
                 rules.extra_ignored = dirs;
+                continue;
+            }
+            Control::AddRoots(dirs) => {
+                for dir in dirs {
+                    if !rules.extra_roots.contains(&dir) {
+                        rules.extra_roots.push(dir.clone());
+                        let _ = watch_tree(&mut watcher, &rules, &dir);
+                    }
+                }
                 continue;
             }
             Control::Notify(Err(e)) => {
@@ -117,7 +216,8 @@ fn run(
                 rules.gitignores.clear();
             }
             if created && is_dir {
-                rules.watch_tree(&mut watcher, &path);
+                let inside = watch_tree(&mut watcher, &rules, &path);
+                changed.extend(inside.into_iter().filter(|f| !rules.is_ignored(f, false)));
             }
             changed.push(path);
         }
@@ -129,6 +229,8 @@ fn run(
 
 struct Rules {
     root: PathBuf,
+    /// Watched directories outside the root: path dependencies.
+    extra_roots: Vec<PathBuf>,
     extra_ignored: Vec<PathBuf>,
     /// The parsed `.gitignore` of each directory, loaded when first needed.
     gitignores: HashMap<PathBuf, Option<Gitignore>>,
@@ -151,14 +253,21 @@ impl Rules {
         }
         Rules {
             root,
+            extra_roots: Vec::new(),
             extra_ignored: Vec::new(),
             gitignores: HashMap::new(),
             base,
         }
     }
 
-    /// Watches `dir` and every directory below it that is not ignored.
-    fn watch_tree(&self, watcher: &mut impl Watcher, dir: &Path) {
+    /// Watches `dir` and every directory below it that is not ignored, and returns the files
+    /// found there: in a directory that was just created, they may have been written before
+    /// its watch was in place.
+    fn watch_tree(
+        &self,
+        watcher: &mut dyn Watcher,
+        dir: &Path,
+    ) -> Result<Vec<PathBuf>, OutOfWatches> {
         let root = self.root.clone();
         let extra = self.extra_ignored.clone();
         let walk = WalkBuilder::new(dir)
@@ -172,18 +281,29 @@ impl Rules {
                     || extra.iter().any(|d| path == d))
             })
             .build();
+        let mut files = Vec::new();
         for entry in walk.flatten() {
-            if entry.file_type().is_some_and(|t| t.is_dir())
-                && let Err(e) = watcher.watch(entry.path(), RecursiveMode::NonRecursive)
-            {
-                tracing::warn!(dir = %entry.path().display(), "cannot watch: {e}");
+            if !entry.file_type().is_some_and(|t| t.is_dir()) {
+                files.push(entry.into_path());
+                continue;
+            }
+            match watcher.watch(entry.path(), RecursiveMode::NonRecursive) {
+                Ok(()) => {}
+                Err(e) if is_out_of_watches(&e) => return Err(OutOfWatches),
+                Err(e) => tracing::warn!(dir = %entry.path().display(), "cannot watch: {e}"),
             }
         }
+        Ok(files)
     }
 
     fn is_ignored(&mut self, path: &Path, is_dir: bool) -> bool {
         let Ok(relative) = path.strip_prefix(&self.root) else {
-            return true;
+            // A path dependency outside the workspace: only the basic rules apply.
+            return !self.extra_roots.iter().any(|r| path.starts_with(r))
+                || path
+                    .components()
+                    .any(|c| c.as_os_str() == ".git" || c.as_os_str() == "target")
+                || is_editor_temp(path);
         };
         if relative.components().any(|c| c.as_os_str() == ".git")
             || path.starts_with(self.root.join("target"))
@@ -220,6 +340,15 @@ impl Rules {
             }
         }
         ignored
+    }
+}
+
+/// inotify's ENOSPC: no watches left for this user.
+fn is_out_of_watches(error: &notify::Error) -> bool {
+    match &error.kind {
+        notify::ErrorKind::MaxFilesWatch => true,
+        notify::ErrorKind::Io(e) => e.raw_os_error() == Some(libc::ENOSPC),
+        _ => false,
     }
 }
 

@@ -5,18 +5,22 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use cargo_metadata::Metadata;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::depinfo::DepInfo;
 use crate::diagnostics::DiagnosticStore;
+use crate::job::{Gate, Stage};
 use crate::key::{BuildKey, Toolchain};
+use crate::predict::Graph;
 use crate::protocol::{
-    JobResult, JobSummary, ServerMessage, WorkspaceSettings, WorkspaceState, WorkspaceStatus,
+    CurrentJob, JobResult, JobSummary, LastChange, PredictionStats, ServerMessage, WatcherStatus,
+    WorkspaceSettings, WorkspaceState, WorkspaceStatus,
 };
+use crate::settings::{self, Resolved};
 use crate::watch::WatchHandle;
 
 pub(crate) type ConnId = u64;
@@ -24,6 +28,20 @@ pub(crate) type Reply = mpsc::Sender<ServerMessage>;
 
 pub(crate) struct RunningJob {
     pub(crate) id: u64,
+    /// The stage running now.
+    pub(crate) stage: Option<Stage>,
+    pub(crate) gate: Gate,
+    /// The changes this job covers, given back to the queue if it does not finish.
+    pub(crate) files: BTreeSet<PathBuf>,
+    pub(crate) full: bool,
+    /// The packages predicted to rebuild; `None` for a full job.
+    pub(crate) predicted: Option<BTreeSet<String>>,
+    /// Packages cargo reported artifacts of as not fresh.
+    pub(crate) rebuilt: BTreeSet<String>,
+    /// A client cancelled it: its changes are forgotten, not queued again.
+    pub(crate) forget: bool,
+    /// It was stopped for a user's command: it ends as yielded, not cancelled.
+    pub(crate) yielding: bool,
     /// When the job started: a file written before then is read by the job.
     pub(crate) started_at: std::time::SystemTime,
     pub(crate) stages: Vec<String>,
@@ -39,6 +57,8 @@ pub(crate) struct PendingAcquire {
     pub(crate) id: u64,
     pub(crate) reply: Reply,
     pub(crate) since: Instant,
+    /// The stages the user's command needs; `None`: any.
+    pub(crate) needed: Option<Vec<Stage>>,
 }
 
 pub(crate) struct Workspace {
@@ -47,9 +67,22 @@ pub(crate) struct Workspace {
     pub(crate) env: BTreeMap<String, String>,
     /// The settings the latest registering client asked for.
     pub(crate) settings: WorkspaceSettings,
+    /// The settings of `buildd.toml` and `[workspace.metadata.buildd]`.
+    pub(crate) file_settings: WorkspaceSettings,
+    /// The members and their path dependencies, from the metadata.
+    pub(crate) graph: Option<Graph>,
+    /// What cargo's records say each target reads, scanned after each job.
+    pub(crate) depinfo: DepInfo,
+    /// The next job must build everything: the workspace was (re)loaded, the watcher
+    /// overflowed, or a client asked for a rebuild.
+    pub(crate) full_pending: bool,
+    /// The package of the file an editor saved last: its stage goes first.
+    pub(crate) focus: Option<String>,
+    pub(crate) last_change: Option<LastChange>,
+    pub(crate) stats: PredictionCounts,
+    pub(crate) watcher_status: WatcherStatus,
     pub(crate) toolchain: Option<Toolchain>,
     pub(crate) key: Option<BuildKey>,
-    pub(crate) metadata: Option<Box<Metadata>>,
     /// Why the workspace cannot be built; cleared by a successful load.
     pub(crate) error: Option<String>,
     pub(crate) watcher: Option<WatchHandle>,
@@ -63,6 +96,7 @@ pub(crate) struct Workspace {
     pub(crate) deadline: Option<Instant>,
     pub(crate) job: Option<RunningJob>,
     pub(crate) last_job: Option<JobSummary>,
+    pub(crate) jobs_started: u64,
     /// Units the last complete job reported: the estimate for the next one's progress.
     pub(crate) last_units: Option<u64>,
     pub(crate) diagnostics: DiagnosticStore,
@@ -81,9 +115,20 @@ impl Workspace {
             root,
             env,
             settings: WorkspaceSettings::default(),
+            file_settings: WorkspaceSettings::default(),
+            graph: None,
+            depinfo: DepInfo::default(),
+            full_pending: true,
+            focus: None,
+            last_change: None,
+            stats: PredictionCounts::default(),
+            watcher_status: WatcherStatus {
+                kind: "native".into(),
+                rescans: 0,
+                note: None,
+            },
             toolchain: None,
             key: None,
-            metadata: None,
             error: None,
             watcher: None,
             loading: None,
@@ -93,6 +138,7 @@ impl Workspace {
             deadline: None,
             job: None,
             last_job: None,
+            jobs_started: 0,
             last_units: None,
             diagnostics: DiagnosticStore::default(),
             target_dir_size: None,
@@ -131,8 +177,54 @@ impl Workspace {
             target_dir: self.key.as_ref().map(|k| k.target_dir.clone()),
             target_dir_size: self.target_dir_size,
             key: self.key.as_ref().map(|k| k.info.clone()),
+            last_change: self.last_change.clone(),
+            current_job: self.job.as_ref().map(|j| CurrentJob {
+                id: j.id,
+                stages: j.stages.clone(),
+                stage: j.stage.map(|s| s.name().to_owned()),
+                units_done: j.units_done,
+            }),
             last_job: self.last_job.clone(),
+            jobs_started: self.jobs_started,
+            prediction: self.stats.report(),
+            watcher: self.watcher_status.clone(),
             diagnostics: self.diagnostics.summaries(),
+        }
+    }
+
+    /// The settings in force: the client's over the files', over the defaults.
+    pub(crate) fn resolved(&self, default_debounce: Duration) -> Resolved {
+        settings::resolve(
+            &settings::over(&self.settings, &self.file_settings),
+            default_debounce,
+        )
+    }
+}
+
+/// Running sums for the precision and recall of predictions.
+#[derive(Debug, Default)]
+pub(crate) struct PredictionCounts {
+    jobs: u64,
+    predicted: u64,
+    rebuilt: u64,
+    both: u64,
+}
+
+impl PredictionCounts {
+    /// Counts one job: `predicted` against the workspace packages it rebuilt.
+    pub(crate) fn add(&mut self, predicted: &BTreeSet<String>, rebuilt: &BTreeSet<String>) {
+        self.jobs += 1;
+        self.predicted += predicted.len() as u64;
+        self.rebuilt += rebuilt.len() as u64;
+        self.both += predicted.intersection(rebuilt).count() as u64;
+    }
+
+    pub(crate) fn report(&self) -> PredictionStats {
+        let share = |part: u64, whole: u64| (whole > 0).then(|| part as f64 / whole as f64);
+        PredictionStats {
+            jobs: self.jobs,
+            precision: share(self.both, self.predicted),
+            recall: share(self.both, self.rebuilt),
         }
     }
 }

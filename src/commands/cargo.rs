@@ -22,7 +22,7 @@ pub(crate) async fn run(session: &Session, args: Vec<OsString>) -> anyhow::Resul
         // `cargo new`, `cargo install` and friends need no workspace.
         return plain_cargo(&args, None);
     }
-    match lease(session).await {
+    match lease(session, &args).await {
         Ok((client, env_set, env_remove)) => {
             let mut command = std::process::Command::new("cargo");
             command.args(&args).envs(env_set);
@@ -47,7 +47,7 @@ type Lease = (
     Vec<String>,
 );
 
-async fn lease(session: &Session) -> anyhow::Result<Lease> {
+async fn lease(session: &Session, args: &[OsString]) -> anyhow::Result<Lease> {
     let mut client = session.connect().await?;
     let workspace = session.register(&mut client, None).await?;
     client
@@ -60,6 +60,10 @@ async fn lease(session: &Session) -> anyhow::Result<Lease> {
         .call_with(
             Request::Acquire {
                 root: workspace.root.clone(),
+                args: args
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
             },
             |message| progress.update(&message),
         )

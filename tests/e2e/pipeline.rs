@@ -1,0 +1,268 @@
+//! Prediction, cancellation, file storms, yielding to the user, and the polling watcher.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{World, alive, wait_until};
+
+fn names(value: &Value) -> BTreeSet<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {value}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn append(path: &Path, text: &str) {
+    let mut content = std::fs::read_to_string(path).unwrap();
+    content.push_str(text);
+    std::fs::write(path, content).unwrap();
+}
+
+#[test]
+fn the_predicted_set_equals_what_cargo_rebuilt_for_each_kind_of_edit() {
+    let world = World::new();
+    let ws = world.workspace("graph", "ws");
+    world.ok(&ws, &["wait"]);
+
+    let all_of_base = &["base", "left", "right", "top"][..];
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("base/src/lib.rs", "lib", all_of_base),
+        ("base/data/words.txt", " delta", all_of_base),
+        ("left/src/lib.rs", "lib", &["left", "top"]),
+        ("right/src/lib.rs", "lib", &["right", "top"]),
+        ("top/src/main.rs", "bin", &["top"]),
+        ("solo/src/lib.rs", "lib", &["solo"]),
+        ("solo/examples/demo.rs", "bin", &["solo"]),
+        ("solo/tests/it.rs", "bin", &["solo"]),
+        ("base/nested/src/lib.rs", "lib", &["nested"]),
+        ("gen/schema.txt", "field\n", &["gen"]),
+        ("gen/build.rs", "bin", &["gen"]),
+    ];
+    for (n, (file, kind, expected)) in cases.iter().enumerate() {
+        let text = match *kind {
+            "lib" => format!("\npub fn added_{n}() -> usize {{ {n} }}\n"),
+            "bin" => format!("\n#[allow(dead_code)]\nfn added_{n}() -> usize {{ {n} }}\n"),
+            text => text.to_owned(),
+        };
+        let before = world.last_job_id(&ws);
+        append(&ws.join(file), &text);
+        let status = world.wait_settled(&ws, before);
+        assert_eq!(status["state"], "idle", "{file}: {status:#}");
+        let predicted = names(&status["last_change"]["predicted"]);
+        let rebuilt = names(&status["last_job"]["rebuilt"]);
+        assert_eq!(predicted, set(expected), "predicted for {file}: {status:#}");
+        assert_eq!(rebuilt, set(expected), "rebuilt for {file}: {status:#}");
+    }
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(status["prediction"]["precision"], 1.0, "{status:#}");
+    assert_eq!(status["prediction"]["recall"], 1.0, "{status:#}");
+    assert_eq!(status["prediction"]["jobs"], cases.len() as u64);
+
+    // A file no target reads starts no job.
+    let jobs = status["jobs_started"].as_u64().unwrap();
+    append(&ws.join("NOTES.md"), "more notes\n");
+    let status = world.wait_for(&ws, "the notes change to be seen", |ws| {
+        ws["last_change"]["files"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f.as_str().unwrap().ends_with("NOTES.md")))
+    });
+    assert_eq!(status["last_change"]["predicted"], serde_json::json!([]));
+    assert_eq!(status["jobs_started"].as_u64().unwrap(), jobs, "{status:#}");
+    assert_eq!(status["state"], "idle");
+}
+
+/// Processes other than the daemon whose command line mentions `dir`.
+fn processes_under(dir: &Path, except: u64) -> Vec<(u64, String)> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u64>() else {
+            continue;
+        };
+        if pid == except || pid == std::process::id() as u64 || !alive(pid) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&needle) {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+fn build_scripts_under(dir: &Path, except: u64) -> Vec<u64> {
+    processes_under(dir, except)
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains("build-script-build"))
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+#[test]
+fn an_edit_during_a_long_job_kills_it_and_only_the_last_edit_counts() {
+    let world = World::new();
+    let ws = world.workspace("slow", "ws");
+    world.ok(&ws, &["wait"]);
+    let daemon = world.status(&ws)["daemon"]["pid"].as_u64().unwrap();
+    let home = world.home();
+
+    // Make the next build of slowdev's build script block.
+    let flag = world.dir.path().join("hold");
+    std::fs::write(&flag, "").unwrap();
+    append(
+        &ws.join("app/src/lib.rs"),
+        "\npub fn first() { let unused_first = 1; }\n",
+    );
+    std::fs::write(ws.join("slowdev/delay.txt"), flag.to_str().unwrap()).unwrap();
+    wait_until("the blocking build script to run", || {
+        !build_scripts_under(&home, daemon).is_empty()
+    });
+    let blocked = build_scripts_under(&home, daemon);
+    let cancelled_job = world.workspace_status(&ws).unwrap()["current_job"]["id"]
+        .as_u64()
+        .unwrap();
+
+    // The newer edit makes the running job stale.
+    std::fs::write(ws.join("slowdev/delay.txt"), "").unwrap();
+    let lib = ws.join("app/src/lib.rs");
+    let text = std::fs::read_to_string(&lib)
+        .unwrap()
+        .replace("unused_first", "unused_second");
+    std::fs::write(&lib, text).unwrap();
+    wait_until("the blocked build script to be killed", || {
+        blocked.iter().all(|p| !alive(*p))
+    });
+
+    let status = world.wait_settled(&ws, cancelled_job);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    let warnings: Vec<&str> = status["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        warnings.iter().any(|m| m.contains("unused_second")),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|m| m.contains("unused_first")),
+        "{warnings:?}"
+    );
+    // Nothing of the cancelled job survives: no rustc, no build script.
+    let left = processes_under(&home, daemon);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    std::fs::remove_file(flag).unwrap();
+}
+
+#[test]
+fn a_storm_of_two_thousand_writes_starts_exactly_one_job() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let before = world.workspace_status(&ws).unwrap();
+    let jobs = before["jobs_started"].as_u64().unwrap();
+    let last = before["last_job"]["id"].as_u64().unwrap();
+
+    // As a `git checkout` would: a thousand new files in a new directory, then a thousand
+    // rewrites of one file.
+    let storm = ws.join("util/src/storm");
+    std::fs::create_dir(&storm).unwrap();
+    for i in 0..1000 {
+        std::fs::write(storm.join(format!("m{i}.rs")), format!("// {i}\n")).unwrap();
+    }
+    let lib = ws.join("util/src/lib.rs");
+    let original = std::fs::read_to_string(&lib).unwrap();
+    for i in 0..1000 {
+        std::fs::write(&lib, format!("{original}\n// write {i}\n")).unwrap();
+    }
+    let status = world.wait_settled(&ws, last);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert_eq!(
+        status["jobs_started"].as_u64().unwrap(),
+        jobs + 1,
+        "{status:#}"
+    );
+    assert!(names(&status["last_change"]["predicted"]).contains("util"));
+}
+
+#[test]
+fn buildd_cargo_build_does_not_wait_for_a_test_stage_it_does_not_need() {
+    let world = World::new();
+    let ws = world.workspace("slow", "ws");
+    world.ok(&ws, &["wait"]);
+    let daemon = world.status(&ws)["daemon"]["pid"].as_u64().unwrap();
+    let home = world.home();
+
+    let flag = world.dir.path().join("hold");
+    std::fs::write(&flag, "").unwrap();
+    std::fs::write(ws.join("slowdev/delay.txt"), flag.to_str().unwrap()).unwrap();
+    let running = world.wait_for(&ws, "the test stage to block", |ws| {
+        ws["current_job"]["stage"] == "test"
+    });
+    let job = running["current_job"]["id"].as_u64().unwrap();
+    wait_until("the blocking build script", || {
+        !build_scripts_under(&home, daemon).is_empty()
+    });
+    let blocked = build_scripts_under(&home, daemon);
+
+    // The user's build needs the build stage only: the daemon's test stage makes way.
+    let output = world.run(&ws, &["cargo", "build", "--message-format=json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        blocked.iter().all(|p| !alive(*p)),
+        "the test stage still runs"
+    );
+    let status = world.wait_for(&ws, "the yielded job", |ws| {
+        ws["last_job"]["id"].as_u64() >= Some(job)
+    });
+    assert_eq!(status["last_job"]["id"].as_u64(), Some(job));
+    assert_eq!(status["last_job"]["result"], "yielded", "{status:#}");
+
+    // After the command, the daemon resumes and finishes the work.
+    std::fs::remove_file(&flag).unwrap();
+    let status = world.wait_settled(&ws, job);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert_eq!(status["last_job"]["result"], "success", "{status:#}");
+}
+
+#[test]
+fn the_polling_watcher_sees_edits_and_says_so() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let output = world
+        .cmd(&ws, &["wait"])
+        .env("BUILDD_WATCHER", "poll")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(status["watcher"]["kind"], "poll", "{status:#}");
+    assert!(
+        status["watcher"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("BUILDD_WATCHER")
+    );
+
+    let before = status["last_job"]["id"].as_u64().unwrap();
+    append(&ws.join("util/src/lib.rs"), "\npub fn polled() {}\n");
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(
+        names(&status["last_change"]["predicted"]),
+        set(&["util", "core-lib", "app"])
+    );
+}
