@@ -43,7 +43,39 @@ pub(crate) enum Command {
         path: Option<PathBuf>,
     },
     /// Watch a workspace and follow its jobs, with progress and diagnostics, until Ctrl-C.
-    Watch { path: Option<PathBuf> },
+    ///
+    /// With --test, run the workspace's tests (cargo-nextest when installed, else cargo test)
+    /// after every successful build. With --run, keep a binary running and restart it when a
+    /// build changed it (with --test, only when the tests pass); a failed build keeps the old
+    /// one running. Arguments after `--` go to the program with --run, to the test runner
+    /// otherwise.
+    Watch {
+        path: Option<PathBuf>,
+        /// Run the tests after every successful build.
+        #[arg(long)]
+        test: bool,
+        /// Keep a binary of the workspace running, restarted on every build that changed it.
+        #[arg(long)]
+        run: bool,
+        /// The binary to run, when the workspace has several.
+        #[arg(long, requires = "run")]
+        bin: Option<String>,
+        /// How long the program gets to stop on SIGTERM before SIGKILL.
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        grace: std::time::Duration,
+        /// Restart the program, with backoff, when it exits on its own.
+        #[arg(long, requires = "run")]
+        restart_on_exit: bool,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Print the daemon's events as they happen (one JSON object per line with --json).
+    Events {
+        /// A workspace to follow (registered if it is not); every workspace by default.
+        path: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Register a workspace and wait until the daemon has it warm.
     ///
     /// Exits 0 when the last job succeeded, 1 when it failed, 6 when the workspace cannot
@@ -64,6 +96,15 @@ pub(crate) enum Command {
     },
     /// Stop the daemon: cancel its jobs and remove its socket.
     Stop,
+    /// Serve LSP on stdio for an editor: diagnostics and progress of the daemon's jobs.
+    ///
+    /// Registers the editor's workspace folders (starting the daemon unless --no-start) and
+    /// publishes the jobs' diagnostics and progress. See docs/editors/lsp.md.
+    Lsp {
+        /// Accepted for editors that pass it; stdio is the only transport.
+        #[arg(long)]
+        stdio: bool,
+    },
     /// Run the daemon in the foreground.
     Daemon {
         /// Shut down after this long without clients or work.

@@ -1,10 +1,14 @@
-//! The `buildd` binary: the CLI, the daemon (`buildd daemon`) and, later, the LSP sidecar.
+//! The `buildd` binary: the CLI, the daemon (`buildd daemon`) and the LSP sidecar
+//! (`buildd lsp`).
 
 mod cli;
 mod commands;
 mod connect;
 mod exit;
+mod lease;
 mod render;
+mod supervise;
+mod test_run;
 
 use clap::Parser;
 

@@ -30,8 +30,50 @@ pub(crate) struct Unavailable {
 /// A message from the server and when it arrived; `None` when the server closed stdout.
 type Incoming = (Instant, Option<Value>);
 
+/// Which document notifications the server asked for in its `textDocumentSync`
+/// capability: a client sends only those, as editors do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sync {
+    open_close: bool,
+    change: bool,
+    save: bool,
+}
+
+impl Sync {
+    fn of(initialize_result: &Value) -> Sync {
+        let sync = &initialize_result["capabilities"]["textDocumentSync"];
+        match sync {
+            // The short form is a change kind: 0 none, 1 full, 2 incremental.
+            Value::Number(kind) => {
+                let on = kind.as_u64().is_some_and(|k| k > 0);
+                Sync {
+                    open_close: on,
+                    change: on,
+                    save: on,
+                }
+            }
+            Value::Object(options) => Sync {
+                open_close: options.get("openClose") == Some(&Value::Bool(true)),
+                change: options
+                    .get("change")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|k| k > 0),
+                save: options
+                    .get("save")
+                    .is_some_and(|s| s.is_object() || s == &Value::Bool(true)),
+            },
+            _ => Sync {
+                open_close: false,
+                change: false,
+                save: false,
+            },
+        }
+    }
+}
+
 pub(crate) struct LspClient {
     child: Child,
+    sync: Sync,
     stdin: Arc<Mutex<ChildStdin>>,
     incoming: mpsc::Receiver<Incoming>,
     next_id: i64,
@@ -71,6 +113,11 @@ impl LspClient {
             stdin,
             incoming,
             next_id: 1,
+            sync: Sync {
+                open_close: false,
+                change: false,
+                save: false,
+            },
             versions: BTreeMap::new(),
             stderr_path: stderr_path.to_path_buf(),
             closed: false,
@@ -96,7 +143,7 @@ impl LspClient {
             }
         });
         match client.request("initialize", params, timeout) {
-            Ok(_) => {}
+            Ok(result) => client.sync = Sync::of(&result),
             Err(error) => {
                 if let Some(status) = client.exit_status(Duration::from_secs(5)) {
                     let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
@@ -114,6 +161,13 @@ impl LspClient {
                 }
                 return Err(error);
             }
+        }
+        // The harness's clock starts at a save: a server that does not ask for saves cannot
+        // be measured the way an editor would drive it.
+        if !client.sync.save {
+            bail!(
+                "buildd lsp does not ask for textDocument/didSave in its textDocumentSync                  capability, so an editor would not tell it about saves"
+            );
         }
         client.notify("initialized", json!({}))?;
         Ok(Ok(client))
@@ -182,8 +236,12 @@ impl LspClient {
         }
     }
 
-    /// Opens `path` with `text`, as an editor does when the user opens the file.
+    /// Opens `path` with `text`, as an editor does when the user opens the file (if the
+    /// server asked for open and close notifications).
     pub(crate) fn did_open(&mut self, path: &Path, text: &str) -> anyhow::Result<()> {
+        if !self.sync.open_close {
+            return Ok(());
+        }
         let uri = file_uri(path);
         self.versions.insert(uri.clone(), 1);
         self.notify(
@@ -192,8 +250,12 @@ impl LspClient {
         )
     }
 
-    /// The user typed: the buffer now holds `text` (not yet on disk).
+    /// The user typed: the buffer now holds `text`, not yet on disk (if the server asked for
+    /// changes).
     pub(crate) fn did_change(&mut self, path: &Path, text: &str) -> anyhow::Result<()> {
+        if !self.sync.change {
+            return Ok(());
+        }
         let uri = file_uri(path);
         let version = self.versions.entry(uri.clone()).or_insert(1);
         *version += 1;
@@ -420,6 +482,25 @@ mod tests {
                     content-length: 2\r\n\r\n{}";
         let mut reader = BufReader::new(text.as_bytes());
         assert_eq!(read_message(&mut reader).unwrap(), Some(json!({})));
+    }
+
+    #[test]
+    fn sends_only_the_notifications_the_server_asked_for() {
+        let of = |sync: Value| Sync::of(&json!({"capabilities": {"textDocumentSync": sync}}));
+        let saves_only = of(json!({"save": {"includeText": false}}));
+        assert_eq!(
+            saves_only,
+            Sync {
+                open_close: false,
+                change: false,
+                save: true
+            }
+        );
+        let full = of(json!({"openClose": true, "change": 1, "save": true}));
+        assert!(full.open_close && full.change && full.save);
+        assert!(!of(json!(0)).save);
+        assert!(of(json!(2)).change);
+        assert!(!Sync::of(&json!({"capabilities": {}})).save);
     }
 
     #[test]

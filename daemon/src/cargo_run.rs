@@ -19,6 +19,7 @@ use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
 use crate::load;
+use crate::orphans::Orphans;
 
 /// How long cargo gets to stop on SIGTERM before the group is killed. Cancellation must be
 /// done within 200 ms, and cargo's target dir survives SIGKILL: a unit whose output was cut
@@ -44,6 +45,7 @@ pub(crate) struct CargoCommand<'a> {
     pub(crate) target_dir: &'a Path,
     /// The niceness cargo and everything it starts run at.
     pub(crate) nice: i32,
+    pub(crate) orphans: &'a Orphans,
 }
 
 /// Runs cargo with `--message-format=json` and calls `on_message` for every message, as
@@ -67,12 +69,30 @@ pub(crate) async fn run(
     unsafe {
         cmd.pre_exec(move || {
             lower_priority(nice);
+            // cargo dies with the daemon; what it started is reaped by the next daemon.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())
         });
     }
     let mut child = cmd.spawn()?;
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    if let Some(pgid) = pgid {
+        command.orphans.record(pgid.as_raw());
+    }
+    let outcome = supervise(&mut child, pgid, cancel, &mut on_message).await;
+    if let Some(pgid) = pgid {
+        command.orphans.forget(pgid.as_raw());
+    }
+    outcome
+}
 
+/// Streams cargo's messages until it exits, or kills its group when `cancel` fires.
+async fn supervise(
+    child: &mut Child,
+    pgid: Option<Pid>,
+    cancel: &CancellationToken,
+    on_message: &mut impl FnMut(Message),
+) -> std::io::Result<Outcome> {
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let stderr_task = tokio::spawn(read_tail(stderr));
@@ -82,7 +102,7 @@ pub(crate) async fn run(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => {
-                kill_group(&mut child, pgid).await;
+                kill_group(child, pgid).await;
                 stderr_task.abort();
                 return Ok(Outcome::Cancelled);
             }
@@ -101,7 +121,7 @@ pub(crate) async fn run(
     let status = tokio::select! {
         biased;
         _ = cancel.cancelled() => {
-            kill_group(&mut child, pgid).await;
+            kill_group(child, pgid).await;
             stderr_task.abort();
             return Ok(Outcome::Cancelled);
         }

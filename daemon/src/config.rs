@@ -11,6 +11,7 @@ use crate::paths::Paths;
 
 pub const IDLE_TIMEOUT_ENV: &str = "BUILDD_IDLE_TIMEOUT";
 pub const DEBOUNCE_ENV: &str = "BUILDD_DEBOUNCE";
+pub const MAX_FRAME_ENV: &str = "BUILDD_MAX_FRAME";
 
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3 * 60 * 60);
 /// Long enough to gather an editor's save of several files or a `git checkout` into one
@@ -47,7 +48,17 @@ impl RawDaemonConfig {
                 Some(d) => d,
                 None => env_duration(DEBOUNCE_ENV)?.unwrap_or(DEFAULT_DEBOUNCE),
             },
-            max_frame: DEFAULT_MAX_FRAME,
+            max_frame: match std::env::var(MAX_FRAME_ENV) {
+                Ok(value) if !value.trim().is_empty() => value
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1024)
+                    .ok_or_else(|| {
+                        format!("{MAX_FRAME_ENV}: `{value}` is not a byte count of at least 1024")
+                    })?,
+                _ => DEFAULT_MAX_FRAME,
+            },
         })
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use cargo_metadata::CompilerMessage;
 use cargo_metadata::diagnostic::{DiagnosticLevel, DiagnosticSpan};
 
-use crate::protocol::{Diagnostic, DiagnosticSummary, Severity};
+use crate::protocol::{Diagnostic, DiagnosticSummary, FailingTest, FileDiagnostics, Severity};
 
 /// Converts a compiler message, or returns `None` for rustc's summaries ("aborting due to
 /// 2 previous errors", "3 warnings emitted") and notes that carry no place of their own.
@@ -46,6 +46,48 @@ pub(crate) fn convert(root: &Path, message: CompilerMessage) -> Option<Diagnosti
         severity,
         message: rustc.message.clone(),
         package,
+        rustc,
+    })
+}
+
+/// A failing test with a known place, as a diagnostic at that place. rustc's part is made
+/// up in rustc's own JSON shape, so that every edge converts it like any other.
+pub(crate) fn test_failure(root: &Path, failing: &FailingTest) -> Option<Diagnostic> {
+    let file = resolve(root, failing.file.as_ref()?.to_str()?);
+    let line = failing.line?;
+    let column = failing.column.unwrap_or(1);
+    let message = match &failing.message {
+        Some(m) => format!("test `{}` failed: {m}", failing.name),
+        None => format!("test `{}` failed", failing.name),
+    };
+    let relative = file
+        .strip_prefix(root)
+        .unwrap_or(&file)
+        .to_string_lossy()
+        .into_owned();
+    let rustc = serde_json::from_value(serde_json::json!({
+        "message": message,
+        "code": null,
+        "level": "error",
+        "spans": [{
+            "file_name": relative,
+            "byte_start": 0, "byte_end": 0,
+            "line_start": line, "line_end": line,
+            "column_start": column, "column_end": column,
+            "is_primary": true, "text": [], "label": null,
+            "suggested_replacement": null, "suggestion_applicability": null, "expansion": null
+        }],
+        "children": [],
+        "rendered": format!("error: {message}\n --> {relative}:{line}:{column}\n"),
+    }))
+    .ok()?;
+    Some(Diagnostic {
+        file,
+        line,
+        column,
+        severity: Severity::Error,
+        message,
+        package: String::new(),
         rustc,
     })
 }
@@ -152,6 +194,18 @@ impl DiagnosticStore {
         cleared
     }
 
+    /// Every file's diagnostics with the job that reported them, for the `diagnostics` reply.
+    pub(crate) fn files(&self) -> Vec<FileDiagnostics> {
+        self.files
+            .iter()
+            .map(|(file, entry)| FileDiagnostics {
+                file: file.clone(),
+                job: entry.job,
+                diagnostics: entry.items.clone(),
+            })
+            .collect()
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.files.values().flat_map(|e| e.items.iter())
     }
@@ -214,5 +268,28 @@ mod tests {
         );
         assert_eq!(store.finish(2), vec![PathBuf::from("/w/app/src/main.rs")]);
         assert_eq!(store.count(Severity::Error), 1);
+    }
+
+    #[test]
+    fn files_carry_the_job_that_reported_them() {
+        let d = convert(Path::new("/w"), compiler_message(TYPE_ERROR)).unwrap();
+        let mut other = d.clone();
+        other.file = PathBuf::from("/w/app/src/main.rs");
+        let mut store = DiagnosticStore::default();
+        store.add(3, &other);
+        store.add(4, &d);
+        let files = store.files();
+        let stamps: Vec<(&Path, u64, usize)> = files
+            .iter()
+            .map(|f| (f.file.as_path(), f.job, f.diagnostics.len()))
+            .collect();
+        assert_eq!(
+            stamps,
+            vec![
+                (Path::new("/w/app/src/main.rs"), 3, 1),
+                (Path::new("/w/core/src/lib.rs"), 4, 1)
+            ]
+        );
+        assert_eq!(files[1].diagnostics[0], d);
     }
 }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cargo_run::{self, CargoCommand, Outcome};
 use crate::diagnostics;
+use crate::orphans::Orphans;
 use crate::protocol::{Diagnostic, JobResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,9 @@ pub(crate) struct JobSpec {
     pub(crate) jobs: Option<u32>,
     pub(crate) nice: i32,
     pub(crate) gate: Gate,
+    /// A job that runs longer is stopped and fails (a build script that hangs).
+    pub(crate) timeout: Duration,
+    pub(crate) orphans: Arc<Orphans>,
 }
 
 #[derive(Debug)]
@@ -126,6 +130,16 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
     let started = Instant::now();
     let mut result = JobResult::Success;
     let mut failure = None;
+    // The timeout cancels the job like a newer edit would, and the outcome says why.
+    let job_cancel = cancel.child_token();
+    let timer = {
+        let job_cancel = job_cancel.clone();
+        let timeout = spec.timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            job_cancel.cancel();
+        })
+    };
     for plan in &spec.stages {
         let stage = plan.stage;
         let needed = spec.gate.lock().map(|g| g.clone()).unwrap_or_default();
@@ -145,8 +159,9 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             env: &spec.env,
             target_dir: &spec.target_dir,
             nice: spec.nice,
+            orphans: &spec.orphans,
         };
-        let outcome = cargo_run::run(command, &cancel, |message| match message {
+        let outcome = cargo_run::run(command, &job_cancel, |message| match message {
             Message::CompilerArtifact(artifact) => emit(JobEvent::Unit {
                 stage,
                 package: package_name(&artifact.package_id),
@@ -165,6 +180,16 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
         })
         .await;
         match outcome {
+            Ok(Outcome::Cancelled) if !cancel.is_cancelled() => {
+                result = JobResult::Failed;
+                failure = Some(format!(
+                    "the job ran longer than its timeout of {}s and was stopped (a build \
+                     script or proc macro that hangs?); raise job_timeout_secs in buildd.toml \
+                     if the build needs longer",
+                    spec.timeout.as_secs()
+                ));
+                break;
+            }
             Ok(Outcome::Cancelled) => {
                 result = JobResult::Cancelled;
                 break;
@@ -193,6 +218,7 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             }
         }
     }
+    timer.abort();
     emit(JobEvent::Finished(JobOutcome {
         result,
         duration: started.elapsed(),

@@ -14,6 +14,7 @@ mod key;
 mod load;
 pub mod logging;
 mod main_loop;
+mod orphans;
 pub mod paths;
 mod plan;
 mod predict;

@@ -17,15 +17,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DaemonConfig;
 use crate::depinfo::{self, DepInfo};
+use crate::diagnostics;
 use crate::job::{self, Gate, JobEvent, JobSpec, Stage};
 use crate::key::{self, BuildKey};
 use crate::load::{self, Loaded};
+use crate::orphans::Orphans;
 use crate::paths::ensure_private_dir;
 use crate::plan;
 use crate::predict::Graph;
 use crate::protocol::{
-    DaemonInfo, ErrorCode, EventKind, JobResult, JobSummary, LastChange, PROTOCOL_VERSION, Request,
-    ServerMessage, Severity, StatusReport, WorkspaceEvent, WorkspaceSettings, binary_version,
+    DaemonInfo, ErrorCode, EventKind, JobResult, JobSummary, LastChange, PROTOCOL_VERSION, Report,
+    Request, ServerMessage, Severity, StatusReport, WorkspaceEvent, WorkspaceSettings,
+    binary_version,
 };
 use crate::settings;
 use crate::watch::{self, WatchEvent, WatchHandle};
@@ -103,6 +106,7 @@ pub(crate) struct Dispatcher {
     next_id: u64,
     /// When the daemon last had a client or work.
     last_busy: Instant,
+    orphans: Arc<Orphans>,
 }
 
 impl Dispatcher {
@@ -110,6 +114,7 @@ impl Dispatcher {
         config: DaemonConfig,
         tx: mpsc::UnboundedSender<Event>,
         subscribers: Subscribers,
+        orphans: Arc<Orphans>,
     ) -> Dispatcher {
         Dispatcher {
             config,
@@ -120,6 +125,7 @@ impl Dispatcher {
             clients: 0,
             next_id: 1,
             last_busy: Instant::now(),
+            orphans,
         }
     }
 
@@ -297,12 +303,27 @@ impl Dispatcher {
                 }
                 Err(e) => e.reply(id),
             },
+            Request::Diagnostics { root } => match self.workspace_of(&root) {
+                Ok(root) => ServerMessage::Diagnostics {
+                    id,
+                    files: self.workspaces[&root].diagnostics.files(),
+                    root,
+                },
+                Err(e) => e.reply(id),
+            },
             Request::Unregister { root } => match self.workspace_of(&root) {
                 Ok(root) => {
                     if let Some(job) = self.workspaces.remove(&root).and_then(|ws| ws.job) {
                         job.cancel.cancel();
                     }
                     tracing::info!(root = %root.display(), "unregistered");
+                    ServerMessage::Ok { id }
+                }
+                Err(e) => e.reply(id),
+            },
+            Request::Report { root, report } => match self.workspace_of(&root) {
+                Ok(root) => {
+                    self.report(&root, report);
                     ServerMessage::Ok { id }
                 }
                 Err(e) => e.reply(id),
@@ -367,6 +388,15 @@ impl Dispatcher {
             ws.watcher = self.start_watcher(&root);
             ws.needs_reload = true;
             self.workspaces.insert(root.clone(), ws);
+        }
+        // A workspace whose directory went away and came back (or was registered again where
+        // it is now) gets its watcher back and is loaded again.
+        if self.workspaces[&root].watcher.is_none() && root.is_dir() {
+            let watcher = self.start_watcher(&root);
+            let ws = self.workspaces.get_mut(&root).expect("inserted above");
+            ws.watcher = watcher;
+            ws.needs_reload = true;
+            ws.error = None;
         }
         let ws = self.workspaces.get_mut(&root).expect("inserted above");
         if !env.is_empty() && key::build_env(&env) != key::build_env(&ws.env) {
@@ -689,6 +719,8 @@ impl Dispatcher {
             jobs: resolved.jobs,
             nice: resolved.nice,
             gate: gate.clone(),
+            timeout: resolved.job_timeout,
+            orphans: self.orphans.clone(),
         };
         let job_id = self.next_id;
         self.next_id += 1;
@@ -735,7 +767,6 @@ impl Dispatcher {
             units_done: 0,
             units_compiled: 0,
         });
-        self.announce(root);
         self.broadcast(
             root,
             EventKind::JobStarted {
@@ -744,6 +775,7 @@ impl Dispatcher {
                 expected_units,
             },
         );
+        self.announce(root);
     }
 
     fn job_event(&mut self, root: &Path, job_id: u64, event: JobEvent) {
@@ -851,6 +883,36 @@ impl Dispatcher {
             }
         };
         self.broadcast(root, kind);
+    }
+
+    /// Takes a watch loop's report: test results (located failures become diagnostics of the
+    /// job that was tested) and what happened to the program it runs.
+    fn report(&mut self, root: &Path, report: Report) {
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
+        let mut events = Vec::new();
+        match report {
+            Report::Tests(tests) => {
+                for failing in &tests.failing {
+                    let Some(diagnostic) = diagnostics::test_failure(root, failing) else {
+                        continue;
+                    };
+                    if ws.diagnostics.add(tests.job, &diagnostic) {
+                        events.push(EventKind::Diagnostic {
+                            job: tests.job,
+                            diagnostic: Box::new(diagnostic),
+                        });
+                    }
+                }
+                ws.last_tests = Some(tests.clone());
+                events.push(EventKind::Tests { report: tests });
+            }
+            Report::Process(process) => events.push(EventKind::Process { report: process }),
+        }
+        for event in events {
+            self.broadcast(root, event);
+        }
     }
 
     /// Tells a running job which stages the user commands waiting for the dir need, and

@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 /// Bumped on any incompatible change to the messages below.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The version of the event schema `buildd events --json` prints (each line's `v`). Bumped
+/// when an event's existing fields change meaning or go away; new kinds and new fields do
+/// not bump it, so readers must ignore what they do not know.
+pub const EVENTS_SCHEMA_VERSION: u32 = 1;
+
 /// The environment variable that makes a binary report another version. Only the tests use
 /// it, to play the part of an older client or daemon without building a second binary.
 pub const FAKE_VERSION_ENV: &str = "BUILDD_TEST_FAKE_VERSION";
@@ -97,9 +102,82 @@ pub enum Request {
     Cancel {
         root: PathBuf,
     },
+    /// A watch loop (`buildd watch --test/--run`) tells the daemon what happened after a job,
+    /// so that status, editors and event streams see it.
+    Report {
+        root: PathBuf,
+        report: Report,
+    },
+    /// The workspace's current diagnostics in full (rustc's JSON included), per file and
+    /// stamped with the job that reported them, so that a client that subscribes late (a
+    /// second editor, an editor restarted on a warm workspace) can show what the last jobs
+    /// found without waiting for the next one. Subscribe first: events sent before the reply
+    /// are already part of it.
+    Diagnostics {
+        root: PathBuf,
+    },
     /// Stop the daemon: jobs cancelled, children gone, socket removed. Accepted from a client
     /// of any version, so a newer client can replace an older daemon.
     Shutdown,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "report", rename_all = "snake_case")]
+pub enum Report {
+    Tests(TestReport),
+    Process(ProcessReport),
+}
+
+/// The result of running a workspace's tests after a job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TestReport {
+    /// The job whose build was tested.
+    pub job: u64,
+    /// `cargo nextest run` or `cargo test`.
+    pub runner: String,
+    pub passed: u64,
+    pub failed: u64,
+    pub ignored: u64,
+    pub failing: Vec<FailingTest>,
+    pub duration_ms: u64,
+    /// The runner's exit code.
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailingTest {
+    /// As the runner names it (`tests::adds`, or `crate::bin tests::adds` for nextest).
+    pub name: String,
+    /// Where it panicked, when the output says.
+    pub file: Option<PathBuf>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub message: Option<String>,
+}
+
+/// What a watch loop did with the program it keeps running.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProcessReport {
+    pub bin: String,
+    pub action: ProcessAction,
+    pub pid: Option<u32>,
+    /// Exit code or signal description, for `exited` and `stopped`.
+    pub status: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessAction {
+    Started,
+    /// Stopped for a new build, and started again.
+    Restarted,
+    /// Exited on its own.
+    Exited,
+    /// A build or test run failed: the old process keeps running.
+    Kept,
+    /// Stopped with the watch loop.
+    Stopped,
 }
 
 /// Per-workspace settings as a client gives them: every field is optional.
@@ -115,6 +193,8 @@ pub struct WorkspaceSettings {
     /// The niceness of the daemon's cargo and everything it runs (0 to 19; default 10), so
     /// that builds ahead of time yield the CPU to the editor and the user's own commands.
     pub nice: Option<i32>,
+    /// A job running longer is stopped and fails, in seconds (default 3600).
+    pub job_timeout_secs: Option<u64>,
 }
 
 /// One line from the daemon.
@@ -146,6 +226,12 @@ pub enum ServerMessage {
     Ok {
         id: u64,
     },
+    Diagnostics {
+        id: u64,
+        /// The workspace the snapshot is of.
+        root: PathBuf,
+        files: Vec<FileDiagnostics>,
+    },
     Error {
         /// Absent when the line could not be read far enough to find an id.
         id: Option<u64>,
@@ -165,6 +251,7 @@ impl ServerMessage {
             | ServerMessage::Registered { id, .. }
             | ServerMessage::Status { id, .. }
             | ServerMessage::Acquired { id, .. }
+            | ServerMessage::Diagnostics { id, .. }
             | ServerMessage::Ok { id } => Some(*id),
             ServerMessage::Error { id, .. } => *id,
             ServerMessage::Event { .. } => None,
@@ -239,6 +326,8 @@ pub struct WorkspaceStatus {
     /// The job running now.
     pub current_job: Option<CurrentJob>,
     pub last_job: Option<JobSummary>,
+    /// The last test run a watch loop reported.
+    pub last_tests: Option<TestReport>,
     /// Jobs started for this workspace since it was registered.
     pub jobs_started: u64,
     /// How well predictions matched what cargo rebuilt, over the jobs so far.
@@ -377,6 +466,15 @@ impl Diagnostic {
     }
 }
 
+/// One file's current diagnostics, all from one job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileDiagnostics {
+    pub file: PathBuf,
+    /// The job that reported them: the file's generation.
+    pub job: u64,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WorkspaceEvent {
     pub root: PathBuf,
@@ -420,5 +518,11 @@ pub enum EventKind {
         summary: JobSummary,
         /// Files that had diagnostics before this job and have none now.
         cleared: Vec<PathBuf>,
+    },
+    Tests {
+        report: TestReport,
+    },
+    Process {
+        report: ProcessReport,
     },
 }

@@ -27,6 +27,7 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use crate::config::DaemonConfig;
 use crate::load;
 use crate::main_loop::{Dispatcher, Event, Subscribers, Subscription};
+use crate::orphans::Orphans;
 use crate::protocol::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, Request, ServerMessage, binary_version,
 };
@@ -89,6 +90,12 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<RunOutcome> {
         "daemon started"
     );
 
+    let orphans = Arc::new(Orphans::new(paths.runtime_dir.join("jobs.pgids")));
+    let reaped = orphans.reap_leftovers(&paths.targets_dir());
+    if reaped > 0 {
+        tracing::warn!("killed {reaped} build(s) an earlier daemon left running");
+    }
+
     let (tx, rx) = mpsc::unbounded_channel();
     let subscribers: Subscribers = Arc::new(DashMap::new());
     let accept = tokio::spawn(accept_loop(
@@ -98,7 +105,9 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<RunOutcome> {
         config.max_frame,
     ));
     let signals = tokio::spawn(forward_signals(tx.clone()));
-    Dispatcher::new(config, tx, subscribers).run(rx).await;
+    Dispatcher::new(config, tx, subscribers, orphans)
+        .run(rx)
+        .await;
 
     accept.abort();
     signals.abort();

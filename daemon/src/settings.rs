@@ -15,6 +15,9 @@ use crate::protocol::WorkspaceSettings;
 
 pub(crate) const FILE_NAME: &str = "buildd.toml";
 const DEFAULT_NICE: i32 = 10;
+/// An hour: longer than any sane build of the dev profile, short enough that a hung build
+/// script does not hold a workspace forever.
+const DEFAULT_JOB_TIMEOUT_SECS: u64 = 3600;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Resolved {
@@ -22,6 +25,7 @@ pub(crate) struct Resolved {
     pub(crate) jobs: Option<u32>,
     pub(crate) debounce: Duration,
     pub(crate) nice: i32,
+    pub(crate) job_timeout: Duration,
 }
 
 /// Reads `buildd.toml` and `[workspace.metadata.buildd]`, the file winning field by field.
@@ -54,6 +58,7 @@ pub(crate) fn over(high: &WorkspaceSettings, low: &WorkspaceSettings) -> Workspa
         jobs: high.jobs.or(low.jobs),
         debounce_ms: high.debounce_ms.or(low.debounce_ms),
         nice: high.nice.or(low.nice),
+        job_timeout_secs: high.job_timeout_secs.or(low.job_timeout_secs),
     }
 }
 
@@ -64,6 +69,9 @@ pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), String> {
     }
     if settings.jobs == Some(0) {
         return Err("jobs must be at least 1".into());
+    }
+    if settings.job_timeout_secs == Some(0) {
+        return Err("job_timeout_secs must be at least 1".into());
     }
     if let Some(nice) = settings.nice
         && !(0..=19).contains(&nice)
@@ -86,6 +94,11 @@ pub(crate) fn resolve(settings: &WorkspaceSettings, default_debounce: Duration) 
             .debounce_ms
             .map_or(default_debounce, Duration::from_millis),
         nice: settings.nice.unwrap_or(DEFAULT_NICE),
+        job_timeout: Duration::from_secs(
+            settings
+                .job_timeout_secs
+                .unwrap_or(DEFAULT_JOB_TIMEOUT_SECS),
+        ),
     }
 }
 

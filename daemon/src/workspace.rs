@@ -17,8 +17,8 @@ use crate::job::{Gate, Stage};
 use crate::key::{BuildKey, Toolchain};
 use crate::predict::Graph;
 use crate::protocol::{
-    CurrentJob, JobResult, JobSummary, LastChange, PredictionStats, ServerMessage, WatcherStatus,
-    WorkspaceSettings, WorkspaceState, WorkspaceStatus,
+    CurrentJob, JobResult, JobSummary, LastChange, PredictionStats, ServerMessage, TestReport,
+    WatcherStatus, WorkspaceSettings, WorkspaceState, WorkspaceStatus,
 };
 use crate::settings::{self, Resolved};
 use crate::watch::WatchHandle;
@@ -96,6 +96,7 @@ pub(crate) struct Workspace {
     pub(crate) deadline: Option<Instant>,
     pub(crate) job: Option<RunningJob>,
     pub(crate) last_job: Option<JobSummary>,
+    pub(crate) last_tests: Option<TestReport>,
     pub(crate) jobs_started: u64,
     /// Units the last complete job reported: the estimate for the next one's progress.
     pub(crate) last_units: Option<u64>,
@@ -138,6 +139,7 @@ impl Workspace {
             deadline: None,
             job: None,
             last_job: None,
+            last_tests: None,
             jobs_started: 0,
             last_units: None,
             diagnostics: DiagnosticStore::default(),
@@ -185,6 +187,7 @@ impl Workspace {
                 units_done: j.units_done,
             }),
             last_job: self.last_job.clone(),
+            last_tests: self.last_tests.clone(),
             jobs_started: self.jobs_started,
             prediction: self.stats.report(),
             watcher: self.watcher_status.clone(),

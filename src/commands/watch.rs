@@ -1,45 +1,158 @@
-//! `buildd watch`: follow a workspace's jobs in the terminal until Ctrl-C. The daemon keeps
-//! running afterwards.
+//! `buildd watch`: follow a workspace's jobs in the terminal until Ctrl-C (the daemon keeps
+//! running afterwards), and optionally act after each successful build:
+//!
+//! - `--test` runs the workspace's tests on the warm dir and reports the counts;
+//! - `--run` keeps a binary of the workspace running, restarting it when a build changed it
+//!   (and, with `--test`, only when the tests pass); a failed build keeps the old one.
+//!
+//! What it does is reported to the daemon, so that `buildd status`, editors and
+//! `buildd events` see test results and restarts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use buildd_daemon::protocol::{EventKind, Request, ServerMessage, WorkspaceState};
+use anyhow::{Context, bail};
+use buildd_daemon::protocol::{
+    EventKind, JobResult, ProcessAction, ProcessReport, Report, Request, ServerMessage,
+    WorkspaceState, WorkspaceStatus,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::connect::Session;
+use crate::supervise::Supervisor;
+use crate::test_run::{self, Runner};
 use crate::{exit, render};
 
-pub(crate) async fn run(session: &Session, path: Option<PathBuf>) -> anyhow::Result<i32> {
+/// What `buildd watch` does besides following jobs.
+pub(crate) struct WatchOptions {
+    pub(crate) test: bool,
+    pub(crate) run: bool,
+    pub(crate) bin: Option<String>,
+    pub(crate) grace: Duration,
+    pub(crate) restart_on_exit: bool,
+    /// Arguments for the program with `--run`, for the test runner otherwise.
+    pub(crate) args: Vec<String>,
+}
+
+/// Restarts of a program that keeps exiting back off from one second to half a minute; a run
+/// longer than that resets the backoff.
+const BACKOFF_START: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+pub(crate) async fn run(
+    session: &Session,
+    path: Option<PathBuf>,
+    options: WatchOptions,
+) -> anyhow::Result<i32> {
     let mut client = session.connect().await?;
     let workspace = session.register(&mut client, path.as_deref()).await?;
+    let root = workspace.root.clone();
+    let mut supervisor = match options.run {
+        true => Some(supervisor_for(&workspace, &options)?),
+        false => None,
+    };
+    let runner = options.test.then(Runner::detect);
     client
         .call(Request::Subscribe {
-            root: Some(workspace.root.clone()),
+            root: Some(root.clone()),
         })
         .await?;
     print!("{}", render::workspace(&workspace));
     println!(
         "watching {} (Ctrl-C to stop watching; the daemon keeps running)",
-        workspace.root.display()
+        root.display()
     );
 
+    let mut loop_state = Loop {
+        session,
+        root: root.clone(),
+        options: &options,
+        runner,
+        reports: Vec::new(),
+    };
+    // A workspace that is warm already gets its tests and program at once.
+    if let (WorkspaceState::Idle, Some(job)) = (workspace.state, &workspace.last_job) {
+        loop_state
+            .after_success(job.id, supervisor.as_mut())
+            .await?;
+    }
+
     let mut bar: Option<ProgressBar> = None;
+    let mut backoff = BACKOFF_START;
+    let mut restart_at: Option<tokio::time::Instant> = None;
     loop {
+        for report in loop_state.reports.drain(..) {
+            client
+                .send(Request::Report {
+                    root: root.clone(),
+                    report,
+                })
+                .await?;
+        }
+        let program_exit = async {
+            match supervisor.as_mut() {
+                Some(s) => s.exited().await,
+                None => std::future::pending().await,
+            }
+        };
+        let restart = async {
+            match restart_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let message = tokio::select! {
             _ = tokio::signal::ctrl_c() => {
                 if let Some(bar) = bar.take() {
                     bar.finish_and_clear();
                 }
+                if let Some(supervisor) = supervisor.as_mut()
+                    && let Some(pid) = supervisor.pid()
+                    && let Some(status) = supervisor.stop().await
+                {
+                    let report = process_report(supervisor, ProcessAction::Stopped, Some(pid), Some(status.clone()),
+                        format!("stopped (pid {pid}, {status})"));
+                    let _ = client.send(Request::Report { root: root.clone(), report }).await;
+                }
                 return Ok(exit::SUCCESS);
+            }
+            status = program_exit => {
+                let supervisor = supervisor.as_mut().expect("only polled with a supervisor");
+                let message = format!("exited on its own ({status})");
+                println!("[{}] {message}", supervisor.name);
+                loop_state.reports.push(process_report(supervisor, ProcessAction::Exited, None, Some(status), message));
+                if options.restart_on_exit {
+                    println!("[{}] restarting in {}s", supervisor.name, backoff.as_secs());
+                    restart_at = Some(tokio::time::Instant::now() + backoff);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+                continue;
+            }
+            _ = restart => {
+                restart_at = None;
+                let supervisor = supervisor.as_mut().expect("only set with a supervisor");
+                let pid = supervisor.start()?;
+                loop_state.reports.push(process_report(supervisor, ProcessAction::Started, Some(pid), None,
+                    format!("started again (pid {pid})")));
+                continue;
             }
             message = client.recv() => message?,
         };
+        if supervisor
+            .as_ref()
+            .and_then(|s| s.uptime())
+            .is_some_and(|u| u > BACKOFF_MAX)
+        {
+            backoff = BACKOFF_START;
+        }
         let Some(message) = message else {
             if let Some(bar) = bar.take() {
                 bar.finish_and_clear();
             }
             eprintln!("buildd: the daemon stopped");
+            if let Some(supervisor) = supervisor.as_mut() {
+                supervisor.stop().await;
+            }
             return Ok(exit::UNREACHABLE);
         };
         let ServerMessage::Event { event } = message else {
@@ -94,6 +207,31 @@ pub(crate) async fn run(session: &Session, path: Option<PathBuf>) -> anyhow::Res
                     bar.finish_and_clear();
                 }
                 println!("{}", render::job_line(&summary));
+                match summary.result {
+                    JobResult::Success => {
+                        loop_state
+                            .after_success(summary.id, supervisor.as_mut())
+                            .await?;
+                    }
+                    JobResult::Failed => {
+                        if let Some(supervisor) = supervisor.as_mut()
+                            && let Some(pid) = supervisor.pid()
+                        {
+                            let message = format!(
+                                "the build failed; keeping the old process (pid {pid}) running"
+                            );
+                            println!("[{}] {message}", supervisor.name);
+                            loop_state.reports.push(process_report(
+                                supervisor,
+                                ProcessAction::Kept,
+                                Some(pid),
+                                None,
+                                message,
+                            ));
+                        }
+                    }
+                    JobResult::Cancelled | JobResult::Yielded => {}
+                }
             }
             EventKind::State { state, error } => {
                 if state == WorkspaceState::Error
@@ -102,6 +240,191 @@ pub(crate) async fn run(session: &Session, path: Option<PathBuf>) -> anyhow::Res
                     println!("error: {error}");
                 }
             }
+            EventKind::Tests { .. } | EventKind::Process { .. } => {}
         }
     }
+}
+
+/// The state of the loop that outlives one event.
+struct Loop<'a> {
+    session: &'a Session,
+    root: PathBuf,
+    options: &'a WatchOptions,
+    runner: Option<Runner>,
+    /// Reports to send to the daemon.
+    reports: Vec<Report>,
+}
+
+impl Loop<'_> {
+    /// After a successful build: the tests, then the program.
+    async fn after_success(
+        &mut self,
+        job: u64,
+        supervisor: Option<&mut Supervisor>,
+    ) -> anyhow::Result<()> {
+        let mut tests_pass = true;
+        if let Some(runner) = self.runner {
+            // With --run the trailing arguments are the program's.
+            let extra = if self.options.run {
+                &[][..]
+            } else {
+                &self.options.args[..]
+            };
+            match test_run::run(self.session, &self.root, job, runner, extra).await {
+                Ok((report, output)) => {
+                    println!(
+                        "tests: {} passed, {} failed, {} ignored ({}, {:.1}s)",
+                        report.passed,
+                        report.failed,
+                        report.ignored,
+                        report.runner,
+                        report.duration_ms as f64 / 1000.0
+                    );
+                    for failing in &report.failing {
+                        let place = match (&failing.file, failing.line) {
+                            (Some(file), Some(line)) => format!(" at {}:{line}", file.display()),
+                            _ => String::new(),
+                        };
+                        let message = failing
+                            .message
+                            .as_deref()
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default();
+                        println!("  FAILED {}{place}{message}", failing.name);
+                    }
+                    // A runner that failed without a failing test (a compile error in a test,
+                    // a crash) shows its output: nothing else would explain it.
+                    let success = report.exit_code == Some(0);
+                    if !success && report.failing.is_empty() {
+                        println!("{}", output.trim_end());
+                    }
+                    tests_pass = success && report.failed == 0;
+                    self.reports.push(Report::Tests(report));
+                }
+                Err(e) => {
+                    println!("tests: could not run them: {e:#}");
+                    tests_pass = false;
+                }
+            }
+        }
+        let Some(supervisor) = supervisor else {
+            return Ok(());
+        };
+        if !tests_pass {
+            if let Some(pid) = supervisor.pid() {
+                let message = format!("tests failed; keeping the old process (pid {pid}) running");
+                println!("[{}] {message}", supervisor.name);
+                self.reports.push(process_report(
+                    supervisor,
+                    ProcessAction::Kept,
+                    Some(pid),
+                    None,
+                    message,
+                ));
+            }
+            return Ok(());
+        }
+        if supervisor.pid().is_some() && !supervisor.binary_changed() {
+            return Ok(());
+        }
+        let (action, stopped) = match supervisor.pid() {
+            Some(_) => (ProcessAction::Restarted, supervisor.stop().await),
+            None => (ProcessAction::Started, None),
+        };
+        let pid = supervisor.start()?;
+        let message = match &stopped {
+            Some(status) => {
+                format!("restarted with the new build (pid {pid}; the old one ended with {status})")
+            }
+            None => format!("started (pid {pid})"),
+        };
+        println!("[{}] {message}", supervisor.name);
+        self.reports.push(process_report(
+            supervisor,
+            action,
+            Some(pid),
+            stopped,
+            message,
+        ));
+        Ok(())
+    }
+}
+
+fn process_report(
+    supervisor: &Supervisor,
+    action: ProcessAction,
+    pid: Option<u32>,
+    status: Option<String>,
+    message: String,
+) -> Report {
+    Report::Process(ProcessReport {
+        bin: supervisor.name.clone(),
+        action,
+        pid,
+        status,
+        message,
+    })
+}
+
+/// The supervisor of the binary `--run` keeps running: `--bin NAME`, or the workspace's only
+/// binary.
+fn supervisor_for(
+    workspace: &WorkspaceStatus,
+    options: &WatchOptions,
+) -> anyhow::Result<Supervisor> {
+    let Some(target_dir) = &workspace.target_dir else {
+        bail!(
+            "{} cannot be built as it is: {}",
+            workspace.root.display(),
+            workspace.error.as_deref().unwrap_or("no target dir")
+        );
+    };
+    let bins = binaries(&workspace.root)?;
+    let name = match (&options.bin, bins.as_slice()) {
+        (Some(bin), _) if bins.contains(bin) => bin.clone(),
+        (Some(bin), _) => bail!(
+            "the workspace has no binary `{bin}`; it has: {}",
+            if bins.is_empty() {
+                "none".to_owned()
+            } else {
+                bins.join(", ")
+            }
+        ),
+        (None, [only]) => only.clone(),
+        (None, []) => bail!(
+            "the workspace at {} has no binary to run",
+            workspace.root.display()
+        ),
+        (None, _) => bail!(
+            "the workspace has several binaries ({}): pick one with --bin",
+            bins.join(", ")
+        ),
+    };
+    let path = target_dir.join("debug").join(&name);
+    Ok(Supervisor::new(
+        name,
+        path,
+        options.args.clone(),
+        options.grace,
+    ))
+}
+
+/// The names of the binaries of the workspace's members.
+fn binaries(root: &Path) -> anyhow::Result<Vec<String>> {
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .current_dir(root)
+        .no_deps()
+        .exec()
+        .with_context(|| format!("cargo metadata failed in {}", root.display()))?;
+    let members: std::collections::BTreeSet<_> = metadata.workspace_members.iter().collect();
+    let mut bins: Vec<String> = metadata
+        .packages
+        .iter()
+        .filter(|p| members.contains(&p.id))
+        .flat_map(|p| p.targets.iter())
+        .filter(|t| t.is_bin())
+        .map(|t| t.name.clone())
+        .collect();
+    bins.sort();
+    Ok(bins)
 }

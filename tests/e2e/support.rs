@@ -4,8 +4,10 @@
 //! Tests wait on conditions with generous deadlines instead of sleeping: a slow machine makes
 //! a test slower, never wrong.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -43,6 +45,42 @@ impl World {
         let dest = self.dir.path().join(name);
         copy_dir(&fixture(fixture_name), &dest);
         std::fs::canonicalize(dest).unwrap()
+    }
+
+    /// Copies one of the repository's example workspaces to `<world>/<name>`.
+    pub(crate) fn example(&self, example: &str, name: &str) -> PathBuf {
+        let dest = self.dir.path().join(name);
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("examples")
+                .join(example),
+            &dest,
+        );
+        std::fs::canonicalize(dest).unwrap()
+    }
+
+    /// Starts `buildd ARGS` in the background, collecting its output lines.
+    pub(crate) fn spawn(&self, cwd: &Path, args: &[&str]) -> Spawned {
+        let mut child = self
+            .cmd(cwd, args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    eprintln!("| {line}");
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Spawned { child, lines }
     }
 
     /// `buildd ARGS` in `cwd`, with this world's home.
@@ -202,4 +240,45 @@ pub(crate) fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains(from), "{} has no {from:?}", path.display());
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// A `buildd` running in the background; killed when dropped.
+pub(crate) struct Spawned {
+    pub(crate) child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Spawned {
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits for an output line that satisfies `matches`, and returns it.
+    pub(crate) fn wait_line(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        while Instant::now() < deadline {
+            if let Some(line) = self.lines().into_iter().find(|l| matches(l)) {
+                return line;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "timed out waiting for {what}; output:\n{}",
+            self.lines().join("\n")
+        );
+    }
+
+    /// Sends SIGINT, as Ctrl-C would, and waits for the exit.
+    pub(crate) fn interrupt(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

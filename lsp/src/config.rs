@@ -1,0 +1,149 @@
+//! `initializationOptions`: what an editor may set, read leniently and resolved once.
+//!
+//! The options are a small camelCase object, every field optional (documented in
+//! `docs/editors/lsp.md`). A field of the wrong type or one this version does not know is a
+//! warning for the user (`window/showMessage`), never a failed `initialize`: an editor
+//! configuration written for a newer buildd must still start the server.
+
+use buildd_daemon::protocol::WorkspaceSettings;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// The options as the editor sends them (`initializationOptions`), in camelCase on the wire.
+/// Read field by field by [`resolve`], so that one bad field spoils only itself.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct RawOptions {
+    /// The stages a job runs: any of `check`, `build`, `test`.
+    pub(crate) stages: Option<Vec<String>>,
+    /// cargo's `--jobs` for the daemon's jobs.
+    pub(crate) jobs: Option<u32>,
+    /// How long the daemon waits after a file-system change for more changes.
+    pub(crate) debounce_ms: Option<u64>,
+    /// The niceness of the daemon's builds.
+    pub(crate) nice: Option<i32>,
+    /// How long a job may run before it is stopped, in seconds.
+    pub(crate) job_timeout_secs: Option<u64>,
+    /// Never start the daemon; wait for one to appear instead.
+    pub(crate) no_start: Option<bool>,
+}
+
+/// The options resolved: what to ask the daemon for, and how to reach it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Options {
+    pub(crate) settings: WorkspaceSettings,
+    pub(crate) no_start: bool,
+}
+
+/// Reads `initializationOptions`. Returns the options and the warnings to show the user.
+/// `no_start_default` is the command line's `--no-start` (or `BUILDD_NO_START`).
+pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut raw = RawOptions::default();
+    match value {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (key, value) in map {
+                match key.as_str() {
+                    "stages" => raw.stages = field(key, value, &mut warnings),
+                    "jobs" => raw.jobs = field(key, value, &mut warnings),
+                    "debounceMs" => raw.debounce_ms = field(key, value, &mut warnings),
+                    "nice" => raw.nice = field(key, value, &mut warnings),
+                    "jobTimeoutSecs" => raw.job_timeout_secs = field(key, value, &mut warnings),
+                    "noStart" => raw.no_start = field(key, value, &mut warnings),
+                    _ => warnings.push(format!(
+                        "buildd: unknown initializationOptions field `{key}` ignored \
+                         (known: stages, jobs, debounceMs, nice, jobTimeoutSecs, noStart)"
+                    )),
+                }
+            }
+        }
+        Some(other) => warnings.push(format!(
+            "buildd: initializationOptions must be an object, got {other}; using the defaults"
+        )),
+    }
+    let options = Options {
+        settings: WorkspaceSettings {
+            stages: raw.stages,
+            jobs: raw.jobs,
+            debounce_ms: raw.debounce_ms,
+            nice: raw.nice,
+            job_timeout_secs: raw.job_timeout_secs,
+        },
+        no_start: raw.no_start.unwrap_or(no_start_default),
+    };
+    (options, warnings)
+}
+
+/// One field, or `None` and a warning when it has the wrong type. `null` means unset.
+fn field<T: DeserializeOwned>(key: &str, value: &Value, warnings: &mut Vec<String>) -> Option<T> {
+    if value.is_null() {
+        return None;
+    }
+    match serde_json::from_value(value.clone()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            warnings.push(format!(
+                "buildd: initializationOptions.{key} ignored: {e} (got {value})"
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn every_field_maps_to_the_daemon_settings() {
+        let value = json!({"stages": ["check"], "jobs": 2, "debounceMs": 150, "nice": 5,
+            "jobTimeoutSecs": 60, "noStart": true});
+        let (options, warnings) = resolve(Some(&value), false);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            options.settings,
+            WorkspaceSettings {
+                stages: Some(vec!["check".into()]),
+                jobs: Some(2),
+                debounce_ms: Some(150),
+                nice: Some(5),
+                job_timeout_secs: Some(60),
+            }
+        );
+        assert!(options.no_start);
+    }
+
+    #[test]
+    fn absent_options_are_the_defaults_and_no_start_follows_the_command_line() {
+        let (options, warnings) = resolve(None, true);
+        assert!(warnings.is_empty());
+        assert_eq!(options.settings, WorkspaceSettings::default());
+        assert!(options.no_start);
+        let (options, _) = resolve(Some(&json!({"noStart": false})), true);
+        assert!(!options.no_start);
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_warn_and_keep_the_rest() {
+        let value = json!({"jobs": "two", "colour": "blue", "stages": ["build"]});
+        let (options, warnings) = resolve(Some(&value), false);
+        assert_eq!(options.settings.stages, Some(vec!["build".into()]));
+        assert_eq!(options.settings.jobs, None);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings.iter().any(|w| w.contains("`colour`")));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("initializationOptions.jobs"))
+        );
+    }
+
+    #[test]
+    fn a_non_object_is_a_warning() {
+        let (options, warnings) = resolve(Some(&json!([1, 2])), false);
+        assert_eq!(options, Options::default());
+        assert_eq!(warnings.len(), 1);
+    }
+}

@@ -1,0 +1,283 @@
+//! The diagnostics this editor shows, per file, each file stamped with the generation of the
+//! run that reported them.
+//!
+//! A generation is the daemon job's id within one connection to the daemon (an *epoch*):
+//! after a daemon restart job ids start again from 1, so generations compare the epoch
+//! first. The rules mirror the daemon's own store, so what an editor shows is what
+//! `buildd status` lists:
+//! - a run's first diagnostic for a file replaces what older runs said of it, and a
+//!   diagnostic of an older run than the file's is dropped, so a cancelled or superseded run
+//!   never overwrites a newer one;
+//! - a run that finishes (not cancelled) clears the files of its workspace that it did not
+//!   report on;
+//! - a file left with nothing is published once as empty, so the client clears it.
+//!
+//! This module decides what to publish; it does not publish.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use tower_lsp_server::ls_types::{Diagnostic, DiagnosticSeverity};
+
+/// The run that reported a file's diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Generation {
+    /// Which connection to the daemon (a restarted daemon numbers its jobs from 1 again).
+    pub(crate) epoch: u64,
+    /// The daemon's job id.
+    pub(crate) job: u64,
+}
+
+#[derive(Debug)]
+struct FileEntry {
+    root: PathBuf,
+    generation: Generation,
+    items: Vec<Diagnostic>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    files: BTreeMap<PathBuf, FileEntry>,
+    /// Files whose diagnostics changed since the last [`Store::take_changes`].
+    changed: BTreeSet<PathBuf>,
+}
+
+impl Store {
+    /// Adds a diagnostic of a run of `root`. Returns false when the file holds a newer run's
+    /// diagnostics (the stale one is dropped) or the same diagnostic already.
+    pub(crate) fn add(
+        &mut self,
+        root: &Path,
+        generation: Generation,
+        file: PathBuf,
+        diagnostic: Diagnostic,
+    ) -> bool {
+        let entry = self.files.entry(file.clone()).or_insert_with(|| FileEntry {
+            root: root.to_path_buf(),
+            generation,
+            items: Vec::new(),
+        });
+        if entry.generation > generation {
+            return false;
+        }
+        if entry.generation < generation {
+            entry.generation = generation;
+            entry.root = root.to_path_buf();
+            entry.items.clear();
+        }
+        if entry.items.contains(&diagnostic) {
+            return false;
+        }
+        entry.items.push(diagnostic);
+        self.changed.insert(file);
+        true
+    }
+
+    /// Ends a run of `root` that was not cancelled: files of `root` from older runs are
+    /// cleared.
+    pub(crate) fn finish(&mut self, root: &Path, generation: Generation) {
+        let stale: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|(_, e)| e.root == root && e.generation < generation)
+            .map(|(f, _)| f.clone())
+            .collect();
+        for file in stale {
+            self.files.remove(&file);
+            self.changed.insert(file);
+        }
+    }
+
+    /// Replaces what this epoch knows of `root` by the daemon's snapshot (the `diagnostics`
+    /// reply). Files from an earlier epoch stay until a run of this one finishes: a restarted
+    /// daemon knows nothing yet, and its first job will say.
+    pub(crate) fn replace(
+        &mut self,
+        root: &Path,
+        epoch: u64,
+        files: Vec<(PathBuf, Generation, Vec<Diagnostic>)>,
+    ) {
+        let gone: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|(_, e)| e.root == root && e.generation.epoch >= epoch)
+            .map(|(f, _)| f.clone())
+            .collect();
+        for file in gone {
+            self.files.remove(&file);
+            self.changed.insert(file);
+        }
+        for (file, generation, items) in files {
+            for item in items {
+                self.add(root, generation, file.clone(), item);
+            }
+        }
+    }
+
+    /// Forgets a workspace this editor no longer shows.
+    pub(crate) fn remove_root(&mut self, root: &Path) {
+        let files: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|(_, e)| e.root == root)
+            .map(|(f, _)| f.clone())
+            .collect();
+        for file in files {
+            self.files.remove(&file);
+            self.changed.insert(file);
+        }
+    }
+
+    /// The files whose diagnostics changed, with all their diagnostics now (empty for a
+    /// cleared file), and forgets that they changed.
+    pub(crate) fn take_changes(&mut self) -> Vec<(PathBuf, Vec<Diagnostic>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|file| {
+                let items = self
+                    .files
+                    .get(&file)
+                    .map(|e| e.items.clone())
+                    .unwrap_or_default();
+                (file, items)
+            })
+            .collect()
+    }
+
+    /// How many diagnostics of `severity` the editor shows for `root`.
+    pub(crate) fn count(&self, root: &Path, severity: DiagnosticSeverity) -> u64 {
+        self.files
+            .values()
+            .filter(|e| e.root == root)
+            .flat_map(|e| &e.items)
+            .filter(|d| d.severity == Some(severity))
+            .count() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tower_lsp_server::ls_types::{Position, Range};
+
+    use super::*;
+
+    const ROOT: &str = "/w";
+
+    fn generation(epoch: u64, job: u64) -> Generation {
+        Generation { epoch, job }
+    }
+
+    fn diag(message: &str) -> Diagnostic {
+        Diagnostic {
+            range: Range::new(Position::new(0, 0), Position::new(0, 1)),
+            severity: Some(DiagnosticSeverity::ERROR),
+            message: message.into(),
+            ..Default::default()
+        }
+    }
+
+    fn changes(store: &mut Store) -> Vec<(String, Vec<String>)> {
+        store
+            .take_changes()
+            .into_iter()
+            .map(|(f, items)| {
+                (
+                    f.display().to_string(),
+                    items.into_iter().map(|d| d.message).collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn root() -> &'static Path {
+        Path::new(ROOT)
+    }
+
+    #[test]
+    fn a_newer_run_replaces_a_file_and_an_older_one_is_dropped() {
+        let mut store = Store::default();
+        assert!(store.add(root(), generation(1, 5), "/w/a.rs".into(), diag("old")));
+        assert!(store.add(root(), generation(1, 7), "/w/a.rs".into(), diag("new")));
+        assert!(
+            !store.add(root(), generation(1, 6), "/w/a.rs".into(), diag("stale")),
+            "a superseded run never overwrites a newer one"
+        );
+        assert_eq!(
+            changes(&mut store),
+            vec![("/w/a.rs".into(), vec!["new".into()])]
+        );
+        assert!(!store.add(root(), generation(1, 7), "/w/a.rs".into(), diag("new")));
+        assert!(
+            changes(&mut store).is_empty(),
+            "a duplicate changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_finished_run_clears_what_it_did_not_report_with_an_empty_publish() {
+        let mut store = Store::default();
+        store.add(root(), generation(1, 1), "/w/a.rs".into(), diag("a"));
+        store.add(root(), generation(1, 1), "/w/b.rs".into(), diag("b"));
+        store.add(
+            Path::new("/v"),
+            generation(1, 1),
+            "/v/c.rs".into(),
+            diag("c"),
+        );
+        changes(&mut store);
+        store.add(root(), generation(1, 2), "/w/b.rs".into(), diag("b2"));
+        store.finish(root(), generation(1, 2));
+        assert_eq!(
+            changes(&mut store),
+            vec![
+                ("/w/a.rs".into(), vec![]),
+                ("/w/b.rs".into(), vec!["b2".into()])
+            ]
+        );
+        assert_eq!(store.count(root(), DiagnosticSeverity::ERROR), 1);
+        assert_eq!(store.count(Path::new("/v"), DiagnosticSeverity::ERROR), 1);
+    }
+
+    #[test]
+    fn a_restarted_daemons_jobs_are_newer_whatever_their_numbers() {
+        let mut store = Store::default();
+        store.add(root(), generation(1, 40), "/w/a.rs".into(), diag("before"));
+        store.add(root(), generation(1, 40), "/w/b.rs".into(), diag("before"));
+        // The new daemon's snapshot is empty: epoch 1's files stay for now.
+        store.replace(root(), 2, Vec::new());
+        store.add(root(), generation(2, 3), "/w/a.rs".into(), diag("after"));
+        changes(&mut store);
+        store.finish(root(), generation(2, 3));
+        assert_eq!(changes(&mut store), vec![("/w/b.rs".into(), vec![])]);
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_epochs_files_of_its_workspace() {
+        let mut store = Store::default();
+        store.add(root(), generation(1, 2), "/w/a.rs".into(), diag("a"));
+        store.add(root(), generation(1, 2), "/w/b.rs".into(), diag("b"));
+        changes(&mut store);
+        store.replace(
+            root(),
+            1,
+            vec![("/w/b.rs".into(), generation(1, 3), vec![diag("b3")])],
+        );
+        assert_eq!(
+            changes(&mut store),
+            vec![
+                ("/w/a.rs".into(), vec![]),
+                ("/w/b.rs".into(), vec!["b3".into()])
+            ]
+        );
+    }
+
+    #[test]
+    fn removing_a_workspace_clears_its_files() {
+        let mut store = Store::default();
+        store.add(root(), generation(1, 1), "/w/a.rs".into(), diag("a"));
+        changes(&mut store);
+        store.remove_root(root());
+        assert_eq!(changes(&mut store), vec![("/w/a.rs".into(), vec![])]);
+        assert_eq!(store.count(root(), DiagnosticSeverity::ERROR), 0);
+    }
+}

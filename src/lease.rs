@@ -1,0 +1,126 @@
+//! Holding a workspace's warm dir for a user command (`buildd cargo`, the test runs of
+//! `buildd watch --test`): the daemon answers once no stage the command needs runs there,
+//! cancels the ones it does not need, and starts nothing until the lease ends with the
+//! connection. While it waits, the user sees the daemon's progress.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::bail;
+use buildd_daemon::client::Client;
+use buildd_daemon::protocol::{EventKind, Request, ServerMessage};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::connect::Session;
+
+pub(crate) struct Lease {
+    /// The lease lasts as long as this connection.
+    _client: Client,
+    env_set: BTreeMap<String, String>,
+    env_remove: Vec<String>,
+}
+
+impl Lease {
+    /// Registers the workspace around `path` (the current directory by default) and waits
+    /// for its dir, for a cargo command with `args`.
+    pub(crate) async fn acquire(
+        session: &Session,
+        path: Option<&Path>,
+        args: &[String],
+    ) -> anyhow::Result<Lease> {
+        let mut client = session.connect().await?;
+        let workspace = session.register(&mut client, path).await?;
+        client
+            .call(Request::Subscribe {
+                root: Some(workspace.root.clone()),
+            })
+            .await?;
+        let progress = Waiting::new();
+        let reply = client
+            .call_with(
+                Request::Acquire {
+                    root: workspace.root.clone(),
+                    args: args.to_vec(),
+                },
+                |message| progress.update(&message),
+            )
+            .await;
+        progress.finish();
+        match reply? {
+            ServerMessage::Acquired {
+                env_set,
+                env_remove,
+                ..
+            } => Ok(Lease {
+                _client: client,
+                env_set,
+                env_remove,
+            }),
+            other => bail!("unexpected reply to acquire: {other:?}"),
+        }
+    }
+
+    /// A command with the environment the daemon builds with.
+    pub(crate) fn command(&self, program: &str) -> std::process::Command {
+        let mut command = std::process::Command::new(program);
+        command.envs(&self.env_set);
+        for name in &self.env_remove {
+            command.env_remove(name);
+        }
+        command
+    }
+}
+
+/// What the user sees while the daemon's job finishes: a spinner naming the crate on a
+/// terminal, one line otherwise.
+struct Waiting {
+    bar: ProgressBar,
+    announced: std::cell::Cell<bool>,
+}
+
+impl Waiting {
+    fn new() -> Waiting {
+        let bar = ProgressBar::hidden();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} buildd: waiting for the daemon's job: {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        Waiting {
+            bar,
+            announced: std::cell::Cell::new(false),
+        }
+    }
+
+    fn update(&self, message: &ServerMessage) {
+        let ServerMessage::Event { event } = message else {
+            return;
+        };
+        if !self.announced.replace(true) {
+            if std::io::stderr().is_terminal() {
+                self.bar
+                    .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                self.bar
+                    .enable_steady_tick(std::time::Duration::from_millis(100));
+            } else {
+                eprintln!("buildd: waiting for the daemon's job on this workspace to finish");
+            }
+        }
+        match &event.kind {
+            EventKind::StageStarted { stage, .. } => self.bar.set_message(stage.clone()),
+            EventKind::UnitFinished {
+                package,
+                stage,
+                done,
+                ..
+            } => self
+                .bar
+                .set_message(format!("{stage}: {package} ({done} units)")),
+            _ => {}
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

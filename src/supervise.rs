@@ -1,0 +1,160 @@
+//! Keeping a program running for `buildd watch --run`: starting it in its own process group
+//! with its output prefixed, and stopping the whole group (SIGTERM, a grace period, SIGKILL)
+//! before a new build replaces it, so that no child of the old program keeps its port.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Identifies one build of the binary: cargo replaces the file when it relinks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    inode: u64,
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        inode: meta.ino(),
+        modified: meta.modified().ok(),
+        len: meta.len(),
+    })
+}
+
+struct Running {
+    child: Child,
+    pid: u32,
+    started: Instant,
+}
+
+pub(crate) struct Supervisor {
+    pub(crate) name: String,
+    path: PathBuf,
+    args: Vec<String>,
+    grace: Duration,
+    running: Option<Running>,
+    /// The build that was started last.
+    started_stamp: Option<Stamp>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(name: String, path: PathBuf, args: Vec<String>, grace: Duration) -> Self {
+        Supervisor {
+            name,
+            path,
+            args,
+            grace,
+            running: None,
+            started_stamp: None,
+        }
+    }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.running.as_ref().map(|r| r.pid)
+    }
+
+    /// Whether the binary differs from the one started last (or none was started).
+    pub(crate) fn binary_changed(&self) -> bool {
+        self.started_stamp.is_none() || stamp(&self.path) != self.started_stamp
+    }
+
+    /// How long the program has run.
+    pub(crate) fn uptime(&self) -> Option<Duration> {
+        self.running.as_ref().map(|r| r.started.elapsed())
+    }
+
+    /// Starts the program; its stdout and stderr pass through, each line prefixed.
+    pub(crate) fn start(&mut self) -> anyhow::Result<u32> {
+        let stamp = stamp(&self.path);
+        let mut child = Command::new(&self.path)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("failed to start {}: {e}", self.path.display()))?;
+        let pid = child.id().unwrap_or_default();
+        let prefix = format!("[{}]", self.name);
+        if let Some(stdout) = child.stdout.take() {
+            let prefix = prefix.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    println!("{prefix} {line}");
+                }
+            });
+        }
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("{prefix} {line}");
+                }
+            });
+        }
+        self.running = Some(Running {
+            child,
+            pid,
+            started: Instant::now(),
+        });
+        self.started_stamp = stamp;
+        Ok(pid)
+    }
+
+    /// Stops the program's whole process group: SIGTERM, then SIGKILL for what is left after
+    /// the grace period. Returns how the program ended, or `None` if none ran.
+    pub(crate) async fn stop(&mut self) -> Option<String> {
+        let mut running = self.running.take()?;
+        let group = Pid::from_raw(running.pid as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = tokio::time::Instant::now() + self.grace;
+        let status = tokio::time::timeout_at(deadline, running.child.wait()).await;
+        // The leader may be gone while children it started still stop: give the group the
+        // rest of the grace period, then kill what remains.
+        while tokio::time::Instant::now() < deadline && killpg(group, None).is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = killpg(group, Signal::SIGKILL);
+        let status = match status {
+            Ok(status) => status.ok(),
+            Err(_) => running.child.wait().await.ok(),
+        };
+        Some(
+            status
+                .map(describe)
+                .unwrap_or_else(|| "unknown status".into()),
+        )
+    }
+
+    /// Waits until the program exits on its own; pending forever while none runs.
+    pub(crate) async fn exited(&mut self) -> String {
+        let Some(running) = &mut self.running else {
+            return std::future::pending().await;
+        };
+        let status = running.child.wait().await;
+        let group = Pid::from_raw(running.pid as i32);
+        self.running = None;
+        // Children the program left behind would hold its port: they go with it.
+        let _ = killpg(group, Signal::SIGKILL);
+        status.map(describe).unwrap_or_else(|e| e.to_string())
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        _ => "unknown status".into(),
+    }
+}

@@ -1,0 +1,356 @@
+//! A small LSP client for the end-to-end tests: it runs the real `buildd lsp` on stdio with
+//! the test world's `BUILDD_HOME`, frames JSON-RPC with `Content-Length` headers, numbers its
+//! requests, and answers the server's requests (`window/workDoneProgress/create`) as an
+//! editor would.
+//!
+//! Every message from the server is kept in order. `wait_*` look for a message after a
+//! cursor that the test moves with `mark` before an action, with the generous deadline of
+//! `support.rs`; a test that times out prints what the server sent and what it logged.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::support::{DEADLINE, World};
+
+pub(crate) struct LspClient {
+    name: String,
+    /// `None` once `exit` has reaped it.
+    child: Option<Child>,
+    stdin: Arc<Mutex<ChildStdin>>,
+    rx: Receiver<Value>,
+    /// Every message from the server, in order.
+    seen: Vec<Value>,
+    /// Where the next wait starts looking.
+    cursor: usize,
+    next_id: i64,
+    stderr: PathBuf,
+    /// The daemon's log dir, shown when a wait times out.
+    logs: PathBuf,
+}
+
+/// What the test client tells the server it supports.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caps {
+    pub(crate) work_done_progress: bool,
+    pub(crate) related_information: bool,
+    pub(crate) utf8: bool,
+}
+
+impl Default for Caps {
+    fn default() -> Caps {
+        Caps {
+            work_done_progress: true,
+            related_information: true,
+            utf8: false,
+        }
+    }
+}
+
+pub(crate) fn file_uri(path: &Path) -> String {
+    let mut uri = String::from("file://");
+    for byte in path.to_str().unwrap().bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            uri.push(byte as char);
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri
+}
+
+/// `initialize` params for these folders.
+pub(crate) fn init_params(folders: &[&Path], options: Value, caps: Caps) -> Value {
+    let folders: Vec<Value> = folders
+        .iter()
+        .map(|f| json!({"uri": file_uri(f), "name": f.file_name().unwrap().to_str().unwrap()}))
+        .collect();
+    let mut general = json!({});
+    if caps.utf8 {
+        general = json!({"positionEncodings": ["utf-8", "utf-16"]});
+    }
+    json!({
+        "processId": std::process::id(),
+        "clientInfo": {"name": "buildd-e2e"},
+        "rootUri": folders.first().map(|f| f["uri"].clone()),
+        "workspaceFolders": folders,
+        "initializationOptions": options,
+        "capabilities": {
+            "general": general,
+            "window": {"workDoneProgress": caps.work_done_progress},
+            "textDocument": {
+                "publishDiagnostics": {"relatedInformation": caps.related_information},
+                "synchronization": {"didSave": true}
+            },
+            "workspace": {"workspaceFolders": true}
+        }
+    })
+}
+
+impl LspClient {
+    /// Starts `buildd lsp` in `cwd` with the world's home; `env` adds variables.
+    pub(crate) fn start(world: &World, cwd: &Path, name: &str, env: &[(&str, &str)]) -> LspClient {
+        let stderr = world.dir.path().join(format!("{name}.stderr"));
+        let mut cmd = world.cmd(cwd, &["lsp"]);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdin = Arc::new(Mutex::new(child.stdin.take().unwrap()));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let answer = stdin.clone();
+        std::thread::spawn(move || read_loop(stdout, tx, answer));
+        LspClient {
+            name: name.to_owned(),
+            child: Some(child),
+            stdin,
+            rx,
+            seen: Vec::new(),
+            cursor: 0,
+            next_id: 1,
+            stderr,
+            logs: world.home().join("state/logs"),
+        }
+    }
+
+    /// `initialize` then `initialized`; returns the `initialize` result.
+    pub(crate) fn initialize(&mut self, params: Value) -> Value {
+        let response = self.request("initialize", params);
+        let result = response["result"].clone();
+        assert!(result.is_object(), "initialize failed: {response}");
+        self.notify("initialized", json!({}));
+        result
+    }
+
+    pub(crate) fn notify(&mut self, method: &str, params: Value) {
+        send(
+            &self.stdin,
+            &json!({"jsonrpc": "2.0", "method": method, "params": params}),
+        );
+    }
+
+    /// Sends a request and returns the whole response (`result` or `error`).
+    pub(crate) fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut message = json!({"jsonrpc": "2.0", "id": id, "method": method});
+        if !params.is_null() {
+            message["params"] = params;
+        }
+        send(&self.stdin, &message);
+        // Responses are found wherever they are, not only after the cursor.
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(response) = self
+                .seen
+                .iter()
+                .find(|m| m["id"] == id && m.get("method").is_none())
+            {
+                return response.clone();
+            }
+            if !self.receive(deadline) {
+                self.fail(&format!("the response to {method} #{id}"));
+            }
+        }
+    }
+
+    /// Moves the cursor past everything received so far: call it before an action, and the
+    /// waits after it see only what came after (what the action caused, and more).
+    pub(crate) fn mark(&mut self) {
+        self.cursor = self.seen().len();
+    }
+
+    /// Waits for a message after the cursor that satisfies `matches`, and returns it. The
+    /// cursor stays: messages that the server sends in no fixed order (a state and the end
+    /// of a progress) can be waited for in any order.
+    pub(crate) fn wait_for(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(found) = self.seen[self.cursor..].iter().find(|m| matches(m)) {
+                return found.clone();
+            }
+            if !self.receive(deadline) {
+                self.fail(what);
+            }
+        }
+    }
+
+    /// Waits for a notification `method` whose params satisfy `matches`; returns the params.
+    pub(crate) fn wait_notification(
+        &mut self,
+        method: &str,
+        what: &str,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.wait_for(what, |m| {
+            m["method"] == method && m.get("id").is_none() && matches(&m["params"])
+        })["params"]
+            .clone()
+    }
+
+    /// Waits for a `buildd/state` of `root` that satisfies `matches`.
+    pub(crate) fn wait_state(
+        &mut self,
+        root: &Path,
+        what: &str,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let root = root.to_str().unwrap().to_owned();
+        self.wait_notification("buildd/state", what, |p| p["root"] == root && matches(p))
+    }
+
+    /// Waits for diagnostics of `file` that satisfy `matches`; returns them.
+    pub(crate) fn wait_diagnostics(
+        &mut self,
+        file: &Path,
+        what: &str,
+        matches: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let uri = file_uri(file);
+        let params = self.wait_notification("textDocument/publishDiagnostics", what, |p| {
+            p["uri"] == uri.as_str() && matches(p["diagnostics"].as_array().unwrap())
+        });
+        params["diagnostics"].as_array().unwrap().clone()
+    }
+
+    /// Every message received so far (for checking sequences).
+    pub(crate) fn seen(&mut self) -> &[Value] {
+        while let Ok(message) = self.rx.try_recv() {
+            self.seen.push(message);
+        }
+        &self.seen
+    }
+
+    /// `shutdown`, `exit`, and the server's exit status.
+    pub(crate) fn exit(mut self) -> ExitStatus {
+        let response = self.request("shutdown", Value::Null);
+        assert!(response.get("error").is_none(), "shutdown: {response}");
+        self.notify("exit", Value::Null);
+        let mut child = self.child.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let pid = child.id();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(DEADLINE) {
+            Ok(status) => status.unwrap(),
+            Err(_) => {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                panic!("{} did not exit after `exit`", self.name)
+            }
+        }
+    }
+
+    /// Takes in one message; false when the deadline passed or the server is gone.
+    fn receive(&mut self, deadline: Instant) -> bool {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.rx.recv_timeout(left) {
+            Ok(message) => {
+                self.seen.push(message);
+                true
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => false,
+        }
+    }
+
+    fn fail(&mut self, what: &str) -> ! {
+        let recent: Vec<String> = self.seen[self.seen.len().saturating_sub(30)..]
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let stderr: Vec<&str> = stderr.lines().collect();
+        let mut daemon_log = String::new();
+        for entry in std::fs::read_dir(&self.logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            daemon_log.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+        let daemon_log: Vec<&str> = daemon_log.lines().collect();
+        panic!(
+            "{}: timed out waiting for {what} (cursor at {} of {})\nlast messages:\n{}\n\
+             server stderr:\n{}\ndaemon log:\n{}",
+            self.name,
+            self.cursor,
+            self.seen.len(),
+            recent.join("\n"),
+            stderr[stderr.len().saturating_sub(40)..].join("\n"),
+            daemon_log[daemon_log.len().saturating_sub(30)..].join("\n"),
+        );
+    }
+}
+
+impl Drop for LspClient {
+    fn drop(&mut self) {
+        // A test that failed must not leave its server running.
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn send(stdin: &Mutex<ChildStdin>, message: &Value) {
+    let body = message.to_string();
+    let mut stdin = stdin.lock().unwrap();
+    // A server that exited makes writes fail; the waits report it.
+    let _ = write!(stdin, "Content-Length: {}\r\n\r\n{body}", body.len());
+    let _ = stdin.flush();
+}
+
+/// Reads framed messages until the server closes stdout, answering its requests.
+fn read_loop(stdout: impl Read, tx: mpsc::Sender<Value>, stdin: Arc<Mutex<ChildStdin>>) {
+    let mut reader = BufReader::new(stdout);
+    loop {
+        let mut length = None;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(value) = line.strip_prefix("Content-Length:") {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+        let Some(length) = length else {
+            panic!("a message without Content-Length on the server's stdout");
+        };
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let message: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("the server wrote something that is not JSON ({e})"));
+        if let (Some(id), Some(method)) = (message.get("id"), message["method"].as_str()) {
+            let answer = match method {
+                "window/workDoneProgress/create" | "client/registerCapability" => {
+                    json!({"jsonrpc": "2.0", "id": id, "result": null})
+                }
+                _ => json!({"jsonrpc": "2.0", "id": id,
+                            "error": {"code": -32601, "message": "not supported by the test client"}}),
+            };
+            send(&stdin, &answer);
+        }
+        if tx.send(message).is_err() {
+            return;
+        }
+    }
+}
