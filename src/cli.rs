@@ -50,24 +50,10 @@ pub(crate) enum Command {
     /// one running. Arguments after `--` go to the program with --run, to the test runner
     /// otherwise.
     Watch {
+        /// A path in the workspace; the current directory by default.
         path: Option<PathBuf>,
-        /// Run the tests after every successful build.
-        #[arg(long)]
-        test: bool,
-        /// Keep a binary of the workspace running, restarted on every build that changed it.
-        #[arg(long)]
-        run: bool,
-        /// The binary to run, when the workspace has several.
-        #[arg(long, requires = "run")]
-        bin: Option<String>,
-        /// How long the program gets to stop on SIGTERM before SIGKILL.
-        #[arg(long, value_parser = parse_duration, default_value = "5s")]
-        grace: std::time::Duration,
-        /// Restart the program, with backoff, when it exits on its own.
-        #[arg(long, requires = "run")]
-        restart_on_exit: bool,
-        #[arg(last = true)]
-        args: Vec<String>,
+        #[command(flatten)]
+        options: WatchOptions,
     },
     /// Print the daemon's events as they happen (one JSON object per line with --json).
     Events {
@@ -81,6 +67,7 @@ pub(crate) enum Command {
     /// Exits 0 when the last job succeeded, 1 when it failed, 6 when the workspace cannot
     /// be built as it is.
     Wait {
+        /// A path in the workspace; the current directory by default.
         path: Option<PathBuf>,
         /// Give up after this long (for example 10m).
         #[arg(long, value_parser = parse_duration)]
@@ -114,6 +101,29 @@ pub(crate) enum Command {
         #[arg(long, value_parser = parse_duration, env = "BUILDD_DEBOUNCE", default_value = "150ms")]
         debounce: std::time::Duration,
     },
+}
+
+/// What `buildd watch` does besides following jobs.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WatchOptions {
+    /// Run the tests after every successful build.
+    #[arg(long)]
+    pub(crate) test: bool,
+    /// Keep a binary of the workspace running, restarted on every build that changed it.
+    #[arg(long)]
+    pub(crate) run: bool,
+    /// The binary to run, when the workspace has several.
+    #[arg(long, requires = "run")]
+    pub(crate) bin: Option<String>,
+    /// How long the program gets to stop on SIGTERM before SIGKILL.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub(crate) grace: std::time::Duration,
+    /// Restart the program, with backoff, when it exits on its own.
+    #[arg(long, requires = "run")]
+    pub(crate) restart_on_exit: bool,
+    /// Arguments for the program with --run, for the test runner otherwise.
+    #[arg(last = true)]
+    pub(crate) args: Vec<String>,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -848,6 +848,15 @@ impl Dispatcher {
                         job.rebuilt.intersection(&members).cloned().collect();
                     ws.stats.add(predicted, &rebuilt);
                 }
+                let mut failure = outcome.failure;
+                if result == JobResult::Failed
+                    && let Some(key) = &ws.key
+                    && let Some(full) =
+                        disk_full(&key.target_dir, failure.as_deref(), &ws.diagnostics)
+                {
+                    tracing::warn!(root = %root.display(), "{full}");
+                    failure = Some(full);
+                }
                 let summary = JobSummary {
                     id: job_id,
                     stages: job.stages,
@@ -857,7 +866,7 @@ impl Dispatcher {
                     errors: ws.diagnostics.count(Severity::Error),
                     warnings: ws.diagnostics.count(Severity::Warning),
                     rebuilt: job.rebuilt.into_iter().collect(),
-                    failure: outcome.failure,
+                    failure,
                 };
                 tracing::info!(
                     root = %root.display(),
@@ -1002,6 +1011,39 @@ impl Dispatcher {
             tracing::warn!("jobs did not stop within {SHUTDOWN_GRACE:?}");
         }
     }
+}
+
+/// Space left below which a failed job is blamed on a full disk, even when no message says
+/// "No space left on device" (a linker reports only that it failed).
+const DISK_NEARLY_FULL: u64 = 16 * 1024 * 1024;
+
+/// Explains a failed job by a full disk, when that is what happened.
+fn disk_full(
+    target_dir: &Path,
+    failure: Option<&str>,
+    diagnostics: &diagnostics::DiagnosticStore,
+) -> Option<String> {
+    const ENOSPC: &str = "No space left on device";
+    let said_so = failure.is_some_and(|f| f.contains(ENOSPC))
+        || diagnostics.iter().any(|d| {
+            d.rustc
+                .rendered
+                .as_deref()
+                .is_some_and(|r| r.contains(ENOSPC))
+                || d.rustc.children.iter().any(|c| c.message.contains(ENOSPC))
+        });
+    let free = nix::sys::statvfs::statvfs(target_dir)
+        .ok()
+        .map(|s| s.blocks_available() * s.fragment_size());
+    if !said_so && free.is_none_or(|free| free >= DISK_NEARLY_FULL) {
+        return None;
+    }
+    let free = free.map_or("unknown".to_owned(), |f| format!("{} KiB", f / 1024));
+    Some(format!(
+        "the disk holding the isolated target dir {} is full ({free} free): free some space; \
+         the daemon keeps running and builds again on the next change",
+        target_dir.display()
+    ))
 }
 
 /// Whether `path` exists and was last written before `time`.

@@ -197,6 +197,21 @@ pub struct WorkspaceSettings {
     pub job_timeout_secs: Option<u64>,
 }
 
+/// Reads one line from a client. A line that is not a valid message becomes the error reply
+/// to send, with the line's `id` when one can be read.
+pub fn decode_request(line: &str) -> Result<ClientMessage, Box<ServerMessage>> {
+    serde_json::from_str::<ClientMessage>(line).map_err(|e| {
+        let id = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("id")?.as_u64());
+        Box::new(ServerMessage::Error {
+            id,
+            code: ErrorCode::BadRequest,
+            message: format!("invalid message: {e}"),
+        })
+    })
+}
+
 /// One line from the daemon.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -30,6 +30,7 @@ use crate::main_loop::{Dispatcher, Event, Subscribers, Subscription};
 use crate::orphans::Orphans;
 use crate::protocol::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, Request, ServerMessage, binary_version,
+    decode_request,
 };
 
 /// Messages queued for one client before it counts as not reading.
@@ -210,7 +211,7 @@ async fn serve(
 
     // The handshake. A client of another protocol may still ask for shutdown.
     let same_protocol = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
-        Ok(Some(Ok(line))) => match serde_json::from_str::<ClientMessage>(&line) {
+        Ok(Some(Ok(line))) => match decode_request(&line) {
             Ok(ClientMessage {
                 id,
                 request:
@@ -263,19 +264,10 @@ async fn serve(
             }
             Err(LinesCodecError::Io(_)) => break,
         };
-        let message = match serde_json::from_str::<ClientMessage>(&line) {
+        let message = match decode_request(&line) {
             Ok(message) => message,
-            Err(e) => {
-                let id = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|v| v.get("id")?.as_u64());
-                let _ = out
-                    .send(reply_error(
-                        id,
-                        ErrorCode::BadRequest,
-                        format!("invalid message: {e}"),
-                    ))
-                    .await;
+            Err(error) => {
+                let _ = out.send(*error).await;
                 continue;
             }
         };

@@ -120,7 +120,9 @@ pub(crate) fn job_result(summary: &JobSummary) -> String {
     match summary.result {
         JobResult::Success => format!("done: {counts}"),
         JobResult::Failed => match &summary.failure {
-            Some(failure) if summary.errors == 0 => {
+            // The daemon explains a failure that compiler errors do not (cargo's own error,
+            // a full disk, a timeout); that explanation wins.
+            Some(failure) => {
                 let first = failure.lines().next().unwrap_or(failure);
                 format!("failed: {first}")
             }

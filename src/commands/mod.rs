@@ -21,25 +21,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Cargo { args } => cargo::run(&session, args).await,
         Command::Env { path } => env::run(&session, path).await,
-        Command::Watch {
-            path,
-            test,
-            run,
-            bin,
-            grace,
-            restart_on_exit,
-            args,
-        } => {
-            let options = watch::WatchOptions {
-                test,
-                run,
-                bin,
-                grace,
-                restart_on_exit,
-                args,
-            };
-            watch::run(&session, path, options).await
-        }
+        Command::Watch { path, options } => watch::run(&session, path, options).await,
         Command::Events { path, json } => events::run(&session, path, json).await,
         Command::Wait { path, timeout } => wait::run(&session, path, timeout).await,
         Command::Status { path, json } => status::run(&session, path, json).await,

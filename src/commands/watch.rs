@@ -18,21 +18,11 @@ use buildd_daemon::protocol::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::cli::WatchOptions;
 use crate::connect::Session;
 use crate::supervise::Supervisor;
 use crate::test_run::{self, Runner};
 use crate::{exit, render};
-
-/// What `buildd watch` does besides following jobs.
-pub(crate) struct WatchOptions {
-    pub(crate) test: bool,
-    pub(crate) run: bool,
-    pub(crate) bin: Option<String>,
-    pub(crate) grace: Duration,
-    pub(crate) restart_on_exit: bool,
-    /// Arguments for the program with `--run`, for the test runner otherwise.
-    pub(crate) args: Vec<String>,
-}
 
 /// Restarts of a program that keeps exiting back off from one second to half a minute; a run
 /// longer than that resets the backoff.

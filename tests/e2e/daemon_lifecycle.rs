@@ -86,22 +86,15 @@ fn racing_clients_end_with_exactly_one_daemon() {
 /// The `buildd daemon` processes whose BUILDD_HOME is `home`.
 fn daemons_of(home: &Path) -> Vec<u64> {
     let needle = format!("BUILDD_HOME={}", home.display());
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u64>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.get(1) != Some(&&b"daemon"[..]) || !alive(pid) {
-            continue;
-        }
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        if environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
+    crate::procs::processes()
+        .into_iter()
+        .filter(|p| p.cmdline.split(' ').nth(1) == Some("daemon"))
+        .filter(|p| {
+            let environ = std::fs::read(format!("/proc/{}/environ", p.pid)).unwrap_or_default();
+            environ.split(|b| *b == 0).any(|v| v == needle.as_bytes())
+        })
+        .map(|p| u64::from(p.pid))
+        .collect()
 }
 
 #[test]
@@ -188,4 +181,29 @@ fn without_a_daemon_buildd_cargo_falls_back_to_plain_cargo() {
     // cargo's exit code passes through.
     let output = world.run(&ws, &["--no-start", "cargo", "no-such-subcommand"]);
     assert_eq!(output.status.code(), Some(101));
+}
+
+#[test]
+fn an_idle_daemon_shuts_down_by_itself_after_its_idle_timeout() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let output = world
+        .cmd(&ws, &["wait"])
+        .env("BUILDD_IDLE_TIMEOUT", "2s")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let socket = world.home().join("run/daemon.sock");
+    let log = world.home().join("state/logs");
+    // No client and no work: the daemon leaves, and takes its socket with it.
+    wait_until("the idle daemon to exit", || !socket.exists());
+    // The log is written in the background: wait for the line rather than read once.
+    let says_why = || {
+        std::fs::read_dir(&log).unwrap().flatten().any(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .contains("no clients or work for 2s")
+        })
+    };
+    wait_until("the log to say why the daemon left", says_why);
 }

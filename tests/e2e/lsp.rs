@@ -514,6 +514,21 @@ fn status_commands_and_bad_input_are_answered_without_harm() {
         );
     }
     client.notify("textDocument/didSave", json!({"nonsense": true}));
+    // A method the server does not implement, and a path far over PATH_MAX.
+    let unknown_method = client.request(
+        "textDocument/hover",
+        json!({
+        "textDocument": {"uri": file_uri(&file)}, "position": {"line": 0, "character": 0}}),
+    );
+    assert!(
+        unknown_method["error"]["code"].is_i64(),
+        "{unknown_method:#}"
+    );
+    let long = format!("file:///{}/x.rs", "d/".repeat(5000));
+    client.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": long}}),
+    );
     client.notify(
         "workspace/didChangeWorkspaceFolders",
         json!({"event": {"added": [{"uri": "untitled:x", "name": "x"}], "removed": []}}),

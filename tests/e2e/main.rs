@@ -1,10 +1,13 @@
 //! End-to-end tests of the real `buildd` binary with the real cargo on fixture workspaces.
 
+mod bad_input;
 mod daemon_lifecycle;
+mod faults;
 mod lsp;
 mod lsp_client;
 mod neovim;
 mod pipeline;
+mod procs;
 mod support;
 mod warm;
 mod watch;

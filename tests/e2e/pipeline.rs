@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::procs;
 use crate::support::{World, alive, wait_until};
 
 fn names(value: &Value) -> BTreeSet<String> {
@@ -79,40 +80,12 @@ fn the_predicted_set_equals_what_cargo_rebuilt_for_each_kind_of_edit() {
     assert_eq!(status["state"], "idle");
 }
 
-/// Processes other than the daemon whose command line mentions `dir`.
-fn processes_under(dir: &Path, except: u64) -> Vec<(u64, String)> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u64>() else {
-            continue;
-        };
-        if pid == except || pid == std::process::id() as u64 || !alive(pid) {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(&needle) {
-            found.push((pid, cmdline));
-        }
-    }
-    found
-}
-
-fn build_scripts_under(dir: &Path, except: u64) -> Vec<u64> {
-    processes_under(dir, except)
-        .into_iter()
-        .filter(|(_, cmd)| cmd.contains("build-script-build"))
-        .map(|(pid, _)| pid)
-        .collect()
-}
-
 #[test]
 fn an_edit_during_a_long_job_kills_it_and_only_the_last_edit_counts() {
     let world = World::new();
     let ws = world.workspace("slow", "ws");
     world.ok(&ws, &["wait"]);
-    let daemon = world.status(&ws)["daemon"]["pid"].as_u64().unwrap();
+    let daemon = world.status(&ws)["daemon"]["pid"].as_u64().unwrap() as u32;
     let home = world.home();
 
     // Make the next build of slowdev's build script block.
@@ -124,9 +97,11 @@ fn an_edit_during_a_long_job_kills_it_and_only_the_last_edit_counts() {
     );
     std::fs::write(ws.join("slowdev/delay.txt"), flag.to_str().unwrap()).unwrap();
     wait_until("the blocking build script to run", || {
-        !build_scripts_under(&home, daemon).is_empty()
+        !procs::build_scripts(&home).is_empty()
     });
-    let blocked = build_scripts_under(&home, daemon);
+    let blocked: Vec<u32> = procs::build_scripts(&home).iter().map(|p| p.pid).collect();
+    // Builds ahead of time run at low priority.
+    assert_eq!(procs::build_scripts(&home)[0].nice, 10);
     let cancelled_job = world.workspace_status(&ws).unwrap()["current_job"]["id"]
         .as_u64()
         .unwrap();
@@ -139,7 +114,7 @@ fn an_edit_during_a_long_job_kills_it_and_only_the_last_edit_counts() {
         .replace("unused_first", "unused_second");
     std::fs::write(&lib, text).unwrap();
     wait_until("the blocked build script to be killed", || {
-        blocked.iter().all(|p| !alive(*p))
+        blocked.iter().all(|p| !alive(*p as u64))
     });
 
     let status = world.wait_settled(&ws, cancelled_job);
@@ -159,7 +134,10 @@ fn an_edit_during_a_long_job_kills_it_and_only_the_last_edit_counts() {
         "{warnings:?}"
     );
     // Nothing of the cancelled job survives: no rustc, no build script.
-    let left = processes_under(&home, daemon);
+    let left: Vec<String> = procs::naming(&home, daemon)
+        .into_iter()
+        .map(|p| p.cmdline)
+        .collect();
     assert!(left.is_empty(), "processes left behind: {left:?}");
     std::fs::remove_file(flag).unwrap();
 }
@@ -200,20 +178,18 @@ fn buildd_cargo_build_does_not_wait_for_a_test_stage_it_does_not_need() {
     let world = World::new();
     let ws = world.workspace("slow", "ws");
     world.ok(&ws, &["wait"]);
-    let daemon = world.status(&ws)["daemon"]["pid"].as_u64().unwrap();
     let home = world.home();
 
     let flag = world.dir.path().join("hold");
-    std::fs::write(&flag, "").unwrap();
-    std::fs::write(ws.join("slowdev/delay.txt"), flag.to_str().unwrap()).unwrap();
+    procs::block_slow_build(&ws, &flag);
     let running = world.wait_for(&ws, "the test stage to block", |ws| {
         ws["current_job"]["stage"] == "test"
     });
     let job = running["current_job"]["id"].as_u64().unwrap();
     wait_until("the blocking build script", || {
-        !build_scripts_under(&home, daemon).is_empty()
+        !procs::build_scripts(&home).is_empty()
     });
-    let blocked = build_scripts_under(&home, daemon);
+    let blocked: Vec<u32> = procs::build_scripts(&home).iter().map(|p| p.pid).collect();
 
     // The user's build needs the build stage only: the daemon's test stage makes way.
     let output = world.run(&ws, &["cargo", "build", "--message-format=json"]);
@@ -223,7 +199,7 @@ fn buildd_cargo_build_does_not_wait_for_a_test_stage_it_does_not_need() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        blocked.iter().all(|p| !alive(*p)),
+        blocked.iter().all(|p| !alive(*p as u64)),
         "the test stage still runs"
     );
     let status = world.wait_for(&ws, "the yielded job", |ws| {

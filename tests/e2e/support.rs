@@ -122,7 +122,8 @@ impl World {
 
     /// The status of the workspace at `root`, if the daemon knows it.
     pub(crate) fn workspace_status(&self, root: &Path) -> Option<Value> {
-        let status = self.status(root);
+        // From the world's dir: the workspace's may be gone (a test moves it away).
+        let status = self.status(self.dir.path());
         status["workspaces"]
             .as_array()
             .unwrap()

@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 
+use crate::procs;
 use crate::support::{World, alive, edit, wait_until};
 
 fn free_port() -> u16 {
@@ -26,30 +27,6 @@ fn bot_pid(line: &str) -> u32 {
     line.rsplit_once("(pid ")
         .and_then(|(_, rest)| rest.trim_end_matches(')').parse().ok())
         .unwrap_or_else(|| panic!("no pid in {line:?}"))
-}
-
-/// Processes in process group `pgid`.
-fn group_members(pgid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let fields: Vec<String> = stat
-                        .rsplit_once(')')?
-                        .1
-                        .split_whitespace()
-                        .map(str::to_owned)
-                        .collect();
-                    // After the command name: state, ppid, pgrp.
-                    (fields.first()? != "Z").then(|| fields.get(2)?.parse::<u32>().ok())?
-                })
-                == Some(pgid)
-        })
-        .collect()
 }
 
 #[test]
@@ -82,7 +59,7 @@ fn watch_run_restarts_the_bot_on_the_same_port_and_keeps_it_on_a_broken_edit() {
     });
     assert!(!alive(old as u64), "the old bot still runs");
     assert!(
-        group_members(old).is_empty(),
+        procs::group_members(old).is_empty(),
         "the old bot's process group has members left"
     );
 
