@@ -132,6 +132,11 @@ pub(crate) fn build(results: Results) -> Report {
             summary: daemon_cpu,
         },
         Row {
+            name: "  of which the daemon process itself",
+            unit: "s",
+            summary: all(|x| x.buildd.daemon_own_cpu_secs),
+        },
+        Row {
             name: "daemon peak RSS in the round",
             unit: "MB",
             summary: all(|x| x.buildd.daemon_peak_rss_bytes as f64 / MB),
