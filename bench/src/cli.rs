@@ -1,0 +1,110 @@
+//! The command line, as clap types, and its resolution into the settings a run uses.
+//!
+//! Parsing only: nothing here touches the file system beyond making paths absolute.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "buildd-bench",
+    version,
+    about = "Measures plain cargo against buildd, side by side, on a copy of a workspace",
+    long_about = "Measures plain cargo against buildd, side by side, on a copy of a workspace.\n\n\
+        The workspace is copied to a temporary dir and never touched; buildd runs with a \
+        BUILDD_HOME of its own. After one cold build on both sides, each round edits FILE in \
+        both copies (a new private function; in diagnostic rounds with an unused variable) and \
+        times plain `cargo check`, `cargo build` and `cargo test --no-run` against the daemon's \
+        diagnostics, its pipeline and the warm `buildd cargo build` and \
+        `buildd cargo test --no-run`, alternating which side goes first. The last line printed \
+        is `warm-build-speedup=X diag-latency-ratio=Y`.",
+    after_help = "Build buildd first: cargo build --release -p buildd (the harness uses the \
+        buildd binary next to its own, or --buildd PATH)."
+)]
+pub(crate) struct Args {
+    /// The cargo workspace to measure (any directory of it); it is copied, never changed.
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "generate",
+        requires = "edit"
+    )]
+    pub(crate) workspace: Option<PathBuf>,
+
+    /// The file each round edits, relative to the workspace root; with --generate, the
+    /// generated workspace's lowest library by default.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) edit: Option<PathBuf>,
+
+    /// Measure a generated workspace of N crates (chains, a diamond and a binary with a few
+    /// crates.io dependencies) instead of --workspace.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub(crate) generate: Option<u32>,
+
+    /// With --generate: only write the generated workspace into DIR and exit.
+    #[arg(long, value_name = "DIR", requires = "generate")]
+    pub(crate) generate_into: Option<PathBuf>,
+
+    /// Measured rounds; even rounds (the first, the third, ...) are diagnostic rounds.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) runs: u32,
+
+    /// Also write the results as JSON to OUT.
+    #[arg(long, value_name = "OUT")]
+    pub(crate) json: Option<PathBuf>,
+
+    /// The buildd binary; by default the one next to this binary.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) buildd: Option<PathBuf>,
+
+    /// How long the idle measurement watches the daemon with no edits.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub(crate) idle: Duration,
+
+    /// How many workspaces are registered during the idle measurement (copies of the
+    /// workspace; each one is built cold by the daemon first).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub(crate) idle_workspaces: u32,
+
+    /// Fail when `buildd lsp` is not available instead of reporting the LSP figure as missing.
+    #[arg(long)]
+    pub(crate) require_lsp: bool,
+
+    /// Give up on any single wait (a cold build, a job, a command) after this long.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub(crate) timeout: Duration,
+
+    /// Keep the temporary dir with the copies, the logs and buildd's state, and say where.
+    #[arg(long)]
+    pub(crate) keep: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    buildd_daemon::config::parse_duration(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn workspace_needs_an_edit_and_excludes_generate() {
+        assert!(Args::try_parse_from(["b", "--workspace", "/w"]).is_err());
+        assert!(Args::try_parse_from(["b", "--workspace", "/w", "--edit", "src/lib.rs"]).is_ok());
+        assert!(
+            Args::try_parse_from(["b", "--workspace", "/w", "--edit", "x", "--generate", "3"])
+                .is_err()
+        );
+        let args = Args::try_parse_from(["b", "--generate", "3", "--runs", "1"]).unwrap();
+        assert_eq!((args.generate, args.runs), (Some(3), 1));
+        assert_eq!(args.idle, Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,105 @@
+//! The baseline: the user's own cargo in the copy's own `target/`, with no buildd anywhere.
+//!
+//! After an edit the user runs `cargo check` (what a bare editor check would run), then
+//! `cargo build` and `cargo test --no-run`. Check artifacts are not build artifacts, so the
+//! check first neither helps nor hinders the build after it; the test build after the build
+//! reuses the dependencies' libraries, exactly as a user's `cargo test` after `cargo build`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::ensure;
+use serde::Serialize;
+
+use crate::command::{self, Finished};
+use crate::edit::{Edit, EditTarget};
+use crate::env;
+
+/// One command's cost.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Cost {
+    pub(crate) secs: f64,
+    pub(crate) cpu_secs: f64,
+    /// Units cargo compiled.
+    pub(crate) compiled: u32,
+}
+
+impl From<&Finished> for Cost {
+    fn from(f: &Finished) -> Cost {
+        Cost {
+            secs: f.wall.as_secs_f64(),
+            cpu_secs: f.cpu.as_secs_f64(),
+            compiled: f.compiled(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct PlainRound {
+    pub(crate) check: Cost,
+    pub(crate) build: Cost,
+    pub(crate) test: Cost,
+}
+
+impl PlainRound {
+    /// The CPU the daemon's work is compared with: the user's build and test build.
+    pub(crate) fn build_and_test_cpu(&self) -> f64 {
+        self.build.cpu_secs + self.test.cpu_secs
+    }
+}
+
+pub(crate) struct PlainSide {
+    pub(crate) root: PathBuf,
+    env: BTreeMap<String, String>,
+    timeout: Duration,
+}
+
+impl PlainSide {
+    pub(crate) fn new(root: &Path, env: &BTreeMap<String, String>, timeout: Duration) -> PlainSide {
+        PlainSide {
+            root: root.to_path_buf(),
+            env: env.clone(),
+            timeout,
+        }
+    }
+
+    fn cargo(&self, args: &[&str]) -> anyhow::Result<Finished> {
+        let mut cmd = env::command("cargo", &self.env);
+        cmd.args(args).current_dir(&self.root);
+        let what = format!("cargo {} in {}", args.join(" "), self.root.display());
+        command::run(cmd, &what, self.timeout)
+    }
+
+    /// The three commands on the unedited copy, from nothing.
+    pub(crate) fn cold(&self) -> anyhow::Result<PlainRound> {
+        self.commands(None)
+    }
+
+    /// Applies `edit` and times the three commands after it.
+    pub(crate) fn round(&self, target: &EditTarget, edit: &Edit) -> anyhow::Result<PlainRound> {
+        target.apply(&self.root, edit)?;
+        self.commands(edit.warning_marker.as_deref())
+    }
+
+    fn commands(&self, marker: Option<&str>) -> anyhow::Result<PlainRound> {
+        let check = self.cargo(&["check"])?;
+        if let Some(marker) = marker {
+            // The edit must really produce the warning the buildd side waits for; a crate
+            // that allows unused variables would make the diagnostic rounds meaningless.
+            ensure!(
+                check.stderr.contains(marker),
+                "cargo check printed no warning about `{marker}` after the edit: does the \
+                 edited crate allow unused variables? Choose another --edit file.\n{}",
+                check.stderr
+            );
+        }
+        let build = self.cargo(&["build"])?;
+        let test = self.cargo(&["test", "--no-run"])?;
+        Ok(PlainRound {
+            check: Cost::from(&check),
+            build: Cost::from(&build),
+            test: Cost::from(&test),
+        })
+    }
+}
