@@ -25,6 +25,10 @@ export interface Config {
     debounceMs: number | undefined;
     nice: number | undefined;
     jobTimeoutSecs: number | undefined;
+    /** `auto`, `default`, `mold`, `lld`, `bfd` or a path to a linker driver. */
+    linker: string | undefined;
+    /** `false` keeps buildd's sccache out of this workspace's builds. */
+    sccache: boolean | undefined;
     /** `buildd.terminal.environment`: give the workspace's terminals the warm environment. */
     terminalEnvironment: boolean;
     /** `buildd.rustAnalyzer.offerToDisableCheckOnSave`. */
@@ -66,6 +70,22 @@ export function readConfig(get: (key: string) => unknown): Resolved {
     const nice = integerSetting(get('nice'), 'buildd.nice', 0, 19, problems);
     const jobTimeoutSecs = integerSetting(get('jobTimeoutSecs'), 'buildd.jobTimeoutSecs', 1, undefined, problems);
 
+    let linker: string | undefined;
+    const rawLinker = get('linker');
+    if (typeof rawLinker === 'string' && rawLinker.trim() !== '') {
+        linker = rawLinker.trim();
+    } else if (rawLinker !== undefined && rawLinker !== null && rawLinker !== '') {
+        problems.push('buildd.linker must be "auto", "default", "mold", "lld", "bfd" or a path; the daemon\'s default is used');
+    }
+
+    let sccache: boolean | undefined;
+    const rawSccache = get('sccache');
+    if (typeof rawSccache === 'boolean') {
+        sccache = rawSccache;
+    } else if (rawSccache !== undefined && rawSccache !== null) {
+        problems.push('buildd.sccache must be true or false; the daemon\'s default is used');
+    }
+
     return {
         config: {
             path: serverPath,
@@ -74,6 +94,8 @@ export function readConfig(get: (key: string) => unknown): Resolved {
             debounceMs,
             nice,
             jobTimeoutSecs,
+            linker,
+            sccache,
             terminalEnvironment: get('terminal.environment') !== false,
             offerToDisableCheckOnSave: get('rustAnalyzer.offerToDisableCheckOnSave') !== false,
         },
@@ -116,6 +138,12 @@ export function initializationOptions(config: Config): InitializationOptions {
     }
     if (config.jobTimeoutSecs !== undefined) {
         options.jobTimeoutSecs = config.jobTimeoutSecs;
+    }
+    if (config.linker !== undefined) {
+        options.linker = config.linker;
+    }
+    if (config.sccache !== undefined) {
+        options.sccache = config.sccache;
     }
     return options;
 }

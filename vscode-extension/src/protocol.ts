@@ -27,6 +27,8 @@ export interface InitializationOptions {
     debounceMs?: number;
     nice?: number;
     jobTimeoutSecs?: number;
+    linker?: string;
+    sccache?: boolean;
     noStart?: boolean;
 }
 

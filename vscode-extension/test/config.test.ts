@@ -28,6 +28,17 @@ describe('readConfig and initializationOptions', () => {
         });
     });
 
+    it('passes the linker and sccache, and names bad values', () => {
+        const good = readConfig(settings({ linker: ' mold ', sccache: false }));
+        assert.deepEqual(good.problems, []);
+        assert.deepEqual(initializationOptions(good.config), { linker: 'mold', sccache: false });
+        const bad = readConfig(settings({ linker: 7, sccache: 'yes' }));
+        assert.deepEqual(initializationOptions(bad.config), {});
+        assert.equal(bad.problems.length, 2);
+        assert.match(bad.problems[0] ?? '', /buildd\.linker/);
+        assert.match(bad.problems[1] ?? '', /buildd\.sccache/);
+    });
+
     it('keeps the order of the stages and drops repeats', () => {
         const { config } = readConfig(settings({ stages: ['test', 'build', 'test'] }));
         assert.deepEqual(config.stages, ['test', 'build']);
