@@ -5,13 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::support::{DEADLINE, World, buildd_bin, edit};
-
-/// One test installing at a time (apt holds a lock of its own, and fails rather than waits).
-static INSTALL: Mutex<()> = Mutex::new(());
 
 fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|path| {
@@ -21,28 +17,11 @@ fn on_path(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// The `nvim` binary, installed with apt-get when it is not on the PATH.
+/// The `nvim` binary, installed with apt-get when it is not on the PATH. The install goes
+/// through the harness's one apt helper, which serialises every test's installs and waits for
+/// dpkg's lock: on a fresh machine other tests install their programs at the same time.
 fn nvim() -> PathBuf {
-    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(nvim) = on_path("nvim") {
-        return nvim;
-    }
-    for args in [
-        &["update"][..],
-        &["install", "-y", "--no-install-recommends", "neovim"],
-    ] {
-        let output = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run apt-get to install Neovim: {e}"));
-        assert!(
-            output.status.success(),
-            "apt-get {args:?} failed (the Neovim test installs it and needs root):\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    crate::support::apt_install("nvim", &["neovim"]);
     on_path("nvim").expect("apt-get installed neovim, but there is no nvim on the PATH")
 }
 
