@@ -210,6 +210,22 @@ fn cache_gc_evicts_least_recently_used_dirs_and_never_one_in_use() {
     }
     let (oldest, middle, current) = (&dirs[0], &dirs[1], &dirs[2]);
     let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
+    assert_eq!(list["dirs"].as_array().unwrap().len(), 3, "{list:#}");
+    let in_use: Vec<_> = list["dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["in_use"] == true)
+        .map(|d| d["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(in_use, vec![current.to_str().unwrap()]);
+
+    // The sizes that set the budget are taken after a restart has settled the current dir
+    // (a new daemon's first job may still write into it), so that the restart with the
+    // budget below finds the dirs as they were measured.
+    world.ok(&ws, &["stop"]);
+    world.ok_with(&ws, &[("CARGO_INCREMENTAL", "0")], &["wait"]);
+    let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
     let size = |dir: &Path| -> u64 {
         list["dirs"]
             .as_array()
@@ -220,15 +236,6 @@ fn cache_gc_evicts_least_recently_used_dirs_and_never_one_in_use() {
             .as_u64()
             .unwrap()
     };
-    assert_eq!(list["dirs"].as_array().unwrap().len(), 3, "{list:#}");
-    let in_use: Vec<_> = list["dirs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["in_use"] == true)
-        .map(|d| d["path"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(in_use, vec![current.to_str().unwrap()]);
 
     // A budget that fits the two most recently used dirs, and not the oldest.
     let budget = size(middle) + size(current) + size(oldest) / 2;
