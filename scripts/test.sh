@@ -10,7 +10,8 @@ counts=$(mktemp)
 trap 'rm -f "$log" "$counts"' EXIT
 
 status=0
-cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+# --no-fail-fast: a failing test binary must not hide the results of the others.
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 
 # Each cargo test binary closes with "test result: ok. N passed; M failed; ...".
 passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
