@@ -26,6 +26,12 @@ pub(crate) struct Tools {
     pub(crate) sccache_stats: Option<(Stats, Option<String>)>,
     pub(crate) sccache_note: Option<String>,
     pub(crate) totals: Option<CacheTotals>,
+    /// Measurements of the cache launched so far, and the number of the one `totals` comes
+    /// from: measurements run in the background and may finish out of order, and an older
+    /// one must not replace a newer one (a job's collection that started before a
+    /// `buildd cache gc` would undo its eviction in status).
+    pub(crate) measurements_launched: u64,
+    pub(crate) totals_from: u64,
     /// When eviction last ran.
     pub(crate) last_gc: Option<std::time::Instant>,
     /// Whether subscribers were last told that the disk is full.
@@ -58,6 +64,8 @@ impl Tools {
             sccache_stats: None,
             sccache_note: None,
             totals: None,
+            measurements_launched: 0,
+            totals_from: 0,
             last_gc: None,
             disk_announced: false,
             in_use: Arc::default(),
@@ -320,6 +328,8 @@ mod tests {
             sccache_stats: None,
             sccache_note: None,
             totals: None,
+            measurements_launched: 0,
+            totals_from: 0,
             last_gc: None,
             disk_announced: false,
             in_use: Arc::default(),

@@ -32,14 +32,17 @@ pub(crate) enum ToolsEvent {
         root: PathBuf,
         job_ms: u64,
         done: AfterJob,
+        /// The measurement's number (see `Tools::measurements_launched`).
+        measurement: u64,
     },
     CacheDone {
         id: u64,
         reply: Reply,
         report: Result<CacheReport, (ErrorCode, String)>,
+        measurement: u64,
     },
     /// The totals measured when the daemon started.
-    Totals(CacheReport),
+    Totals(CacheReport, u64),
 }
 
 impl Dispatcher {
@@ -47,7 +50,7 @@ impl Dispatcher {
     /// server of its own without the configured backend), and measures the cache, so that
     /// status has totals before the first job. It evicts nothing: which dirs are in use is
     /// known only once clients registered.
-    pub(super) fn start_tools(&self) {
+    pub(super) fn start_tools(&mut self) {
         if let Some(sccache) = self.tools.sccache() {
             tokio::spawn(async move {
                 if let Err(e) = sccache.ensure_running().await {
@@ -58,6 +61,7 @@ impl Dispatcher {
         let targets = self.config.paths.targets_dir();
         let budget = self.config.budget;
         let tx = self.tx.clone();
+        let measurement = self.launch_measurement();
         tokio::task::spawn_blocking(move || {
             let dirs = cache::list(&targets, &cache::InUse::default());
             let used = dirs.iter().map(|d| d.bytes).sum();
@@ -67,7 +71,7 @@ impl Dispatcher {
                 dirs,
                 ..CacheReport::default()
             };
-            let _ = tx.send(Event::Tools(ToolsEvent::Totals(report)));
+            let _ = tx.send(Event::Tools(ToolsEvent::Totals(report, measurement)));
         });
     }
 
@@ -231,6 +235,7 @@ impl Dispatcher {
             self.set_disk_full(root, Some(message));
         }
         let tx = self.tx.clone();
+        let measurement = self.launch_measurement();
         let root = root.to_path_buf();
         let job_ms = summary.duration_ms;
         let workspace_dir_name = key
@@ -274,7 +279,12 @@ impl Dispatcher {
                 done
             });
             if let Ok(done) = blocking.await {
-                let _ = tx.send(Event::Tools(ToolsEvent::AfterJob { root, job_ms, done }));
+                let _ = tx.send(Event::Tools(ToolsEvent::AfterJob {
+                    root,
+                    job_ms,
+                    done,
+                    measurement,
+                }));
             }
         });
     }
@@ -301,18 +311,25 @@ impl Dispatcher {
                     scan_target_dir(tx, &root, &key.target_dir, graph, false);
                 }
             }
-            ToolsEvent::AfterJob { root, job_ms, done } => self.after_job(&root, job_ms, done),
-            ToolsEvent::Totals(report) => {
-                // A job's collection may have measured already; it is newer.
-                if self.tools.totals.is_none() {
-                    self.tools.totals = Some(report.totals);
-                }
+            ToolsEvent::AfterJob {
+                root,
+                job_ms,
+                done,
+                measurement,
+            } => self.after_job(&root, job_ms, done, measurement),
+            ToolsEvent::Totals(report, measurement) => {
+                self.apply_totals(measurement, report.totals);
             }
-            ToolsEvent::CacheDone { id, reply, report } => {
+            ToolsEvent::CacheDone {
+                id,
+                reply,
+                report,
+                measurement,
+            } => {
                 let answer = match report {
                     Ok(report) => {
                         let evicted = self.evicted() + report.removed.len() as u64;
-                        self.tools.totals = Some(totals_with_evicted(&report, evicted));
+                        self.apply_totals(measurement, totals_with_evicted(&report, evicted));
                         ServerMessage::Cache { id, cache: report }
                     }
                     Err((code, message)) => error(id, code, &message),
@@ -322,7 +339,24 @@ impl Dispatcher {
         }
     }
 
-    fn after_job(&mut self, root: &Path, job_ms: u64, done: AfterJob) {
+    /// Numbers a measurement of the cache as it is launched.
+    fn launch_measurement(&mut self) -> u64 {
+        self.tools.measurements_launched += 1;
+        self.tools.measurements_launched
+    }
+
+    /// Takes a measurement's totals unless a later-launched one was taken already. Returns
+    /// whether it took them.
+    fn apply_totals(&mut self, measurement: u64, totals: crate::protocol::CacheTotals) -> bool {
+        if measurement < self.tools.totals_from {
+            return false;
+        }
+        self.tools.totals_from = measurement;
+        self.tools.totals = Some(totals);
+        true
+    }
+
+    fn after_job(&mut self, root: &Path, job_ms: u64, done: AfterJob, measurement: u64) {
         if let Some(result) = &done.sccache {
             match result {
                 Ok(stats) => {
@@ -336,9 +370,10 @@ impl Dispatcher {
             let evicted = self.evicted() + report.removed.len() as u64;
             let totals = totals_with_evicted(report, evicted);
             let disk = totals.disk_full.clone();
-            self.tools.totals = Some(totals);
             // A full disk found by a job stays reported until a collection finds room.
-            if disk.is_some() || report.totals.free_bytes.is_some() {
+            if self.apply_totals(measurement, totals)
+                && (disk.is_some() || report.totals.free_bytes.is_some())
+            {
                 self.set_disk_full(root, disk);
             }
         }
@@ -426,6 +461,7 @@ impl Dispatcher {
             self.tools.last_gc = Some(Instant::now());
         }
         let tx = self.tx.clone();
+        let measurement = self.launch_measurement();
         tokio::task::spawn_blocking(move || {
             let report = match request {
                 Request::CacheList => {
@@ -447,6 +483,7 @@ impl Dispatcher {
                 id,
                 reply,
                 report: Ok(report),
+                measurement,
             }));
         });
     }
