@@ -57,6 +57,11 @@ impl Tools {
             Detected::Unavailable(Some(note)) => tracing::warn!("not using sccache: {note}"),
             Detected::Unavailable(None) => {}
         }
+        Tools::with(tools_dir, wrapper_bin, sccache)
+    }
+
+    /// The tools' state before anything was measured or collected.
+    fn with(tools_dir: PathBuf, wrapper_bin: Result<PathBuf, String>, sccache: Detected) -> Tools {
         Tools {
             tools_dir,
             wrapper_bin,
@@ -321,19 +326,11 @@ mod tests {
     use crate::key::Toolchain;
 
     fn tools(dir: &Path) -> Tools {
-        Tools {
-            tools_dir: dir.to_path_buf(),
-            wrapper_bin: Ok(dir.join("bin")),
-            sccache: Detected::Unavailable(Some("no sccache here".into())),
-            sccache_stats: None,
-            sccache_note: None,
-            totals: None,
-            measurements_launched: 0,
-            totals_from: 0,
-            last_gc: None,
-            disk_announced: false,
-            in_use: Arc::default(),
-        }
+        Tools::with(
+            dir.to_path_buf(),
+            Ok(dir.join("bin")),
+            Detected::Unavailable(Some("no sccache here".into())),
+        )
     }
 
     fn key(dir: &Path, linker: &str) -> BuildKey {

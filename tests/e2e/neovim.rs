@@ -7,21 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{DEADLINE, World, buildd_bin, edit};
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
-}
+use crate::support::{DEADLINE, World, apt_install, buildd_bin, edit, on_path};
 
 /// The `nvim` binary, installed with apt-get when it is not on the PATH. The install goes
 /// through the harness's one apt helper, which serialises every test's installs and waits for
 /// dpkg's lock: on a fresh machine other tests install their programs at the same time.
 fn nvim() -> PathBuf {
-    crate::support::apt_install("nvim", &["neovim"]);
+    apt_install("nvim", &["neovim"]);
     on_path("nvim").expect("apt-get installed neovim, but there is no nvim on the PATH")
 }
 

@@ -241,11 +241,11 @@ pub(crate) fn artifacts(stdout: &str) -> Vec<Value> {
 /// held by someone else.
 pub(crate) fn apt_install(program: &str, packages: &[&str]) {
     static APT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    if on_path(program) {
+    if on_path(program).is_some() {
         return;
     }
     let mut updated = APT.lock().unwrap_or_else(|e| e.into_inner());
-    if on_path(program) {
+    if on_path(program).is_some() {
         return;
     }
     let apt = |args: &[&str]| {
@@ -265,14 +265,18 @@ pub(crate) fn apt_install(program: &str, packages: &[&str]) {
     args.extend(packages);
     apt(&args);
     assert!(
-        on_path(program),
+        on_path(program).is_some(),
         "{packages:?} installed, but {program} is not on PATH"
     );
 }
 
-pub(crate) fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+/// Where `program` is on the PATH.
+pub(crate) fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(program))
+            .find(|candidate| candidate.is_file())
+    })
 }
 
 /// Every file under `dir`: its bytes and its mtime in nanoseconds, by relative path.
