@@ -16,8 +16,15 @@ use clap::{Parser, Subcommand};
                   6 the workspace is in the error state. `buildd cargo` exits with cargo's code."
 )]
 pub(crate) struct Cli {
-    /// Never start the daemon: fail if it is not running.
-    #[arg(long, global = true, env = "BUILDD_NO_START")]
+    /// Never start the daemon: fail if it is not running. `BUILDD_NO_START` takes
+    /// 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        global = true,
+        env = "BUILDD_NO_START",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub(crate) no_start: bool,
 
     #[command(subcommand)]

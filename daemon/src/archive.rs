@@ -171,7 +171,8 @@ fn append_dir<W: io::Write>(
         if kind.is_dir() {
             tar.append_dir(&in_archive, &path)?;
             append_dir(tar, base, &path, count)?;
-        } else if kind.is_file() || kind.is_symlink() {
+        } else if kind.is_file() {
+            // Cargo makes no links in a target dir; an import refuses them, so none goes out.
             tar.append_path_with_name(&path, &in_archive)?;
             *count += 1;
         }
@@ -337,40 +338,13 @@ fn unpack_and_fix(
     env: &BTreeMap<String, String>,
 ) -> Result<Fixed, String> {
     let io_err = |e: io::Error| format!("failed to unpack {}: {e}", archive.display());
-    fs::create_dir_all(staging).map_err(io_err)?;
-    let file = fs::File::open(archive).map_err(io_err)?;
-    let mut tar = tar::Archive::new(zstd::Decoder::new(file).map_err(io_err)?);
-    tar.set_preserve_mtime(true);
-    let mut files = 0;
-    for entry in tar.entries().map_err(io_err)? {
-        let mut entry = entry.map_err(io_err)?;
-        let path = entry.path().map_err(io_err)?.into_owned();
-        let Ok(rel) = path.strip_prefix(PREFIX) else {
-            continue;
-        };
-        if rel.as_os_str().is_empty() {
-            continue;
-        }
-        // Only plain relative names: nothing may land outside the staging dir.
-        if !rel
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
-        {
-            return Err(format!(
-                "{} holds an entry outside its dir ({}): refusing it",
-                archive.display(),
-                path.display()
-            ));
-        }
-        let dest = staging.join(rel);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(io_err)?;
-        }
-        if entry.header().entry_type().is_file() {
-            files += 1;
-        }
-        entry.unpack(&dest).map_err(io_err)?;
+    if let Some(parent) = staging.parent() {
+        fs::create_dir_all(parent).map_err(io_err)?;
     }
+    // `staging` is `<targets>/<workspace>/<key>.importing`.
+    let targets = staging.ancestors().nth(2).unwrap_or(staging);
+    let limit = import_limit(targets);
+    let files = unpack(archive, staging, limit)?;
 
     // Which files differ from the exporter's.
     let current = hash_workspace(root, None)
@@ -426,6 +400,173 @@ fn unpack_and_fix(
         invalidated.into_iter().collect(),
         files,
     ))
+}
+
+/// The most a manifest may hold: a workspace of a few hundred thousand files.
+const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+/// Free space an import leaves on the disk, so that the daemon's next job can still write.
+const IMPORT_RESERVE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Unpacks the dir's entries of `archive` into `staging`, which must be new and empty, and
+/// returns how many files it wrote.
+///
+/// An archive is hostile until checked, so this writes every file itself rather than with
+/// `tar`'s `unpack`, which creates links as given: only plain relative names, directories,
+/// regular files and hard links to an earlier regular file of the same archive are accepted;
+/// symlinks, devices and FIFOs are refused. Nothing it creates is a link, so
+/// no later step (the mtime pass, the fingerprint clean-up) can be led outside `staging`, and
+/// files are created with `O_EXCL | O_NOFOLLOW`. What it writes is capped at `limit` bytes.
+fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io_err = |e: io::Error| format!("failed to unpack {}: {e}", archive.display());
+    let refuse = |path: &Path, what: &str| {
+        format!(
+            "{} holds {what} ({}): refusing the archive; export it again with `buildd cache \
+             export`",
+            archive.display(),
+            path.display()
+        )
+    };
+    fs::create_dir(staging).map_err(io_err)?;
+    let file = fs::File::open(archive).map_err(io_err)?;
+    let mut tar = tar::Archive::new(zstd::Decoder::new(file).map_err(io_err)?);
+    let mut files = 0;
+    let mut written: u64 = 0;
+    // The regular files written so far: the only targets a hard link may name.
+    let mut regular: BTreeSet<PathBuf> = BTreeSet::new();
+    let plain = |rel: &Path| {
+        rel.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    };
+    for entry in tar.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        let path = entry.path().map_err(io_err)?.into_owned();
+        let kind = entry.header().entry_type();
+        if path == Path::new(MANIFEST) {
+            if entry.size() > MAX_MANIFEST_BYTES {
+                return Err(format!(
+                    "{}: its manifest has {} bytes, over the limit of {MAX_MANIFEST_BYTES}: \
+                     refusing the archive",
+                    archive.display(),
+                    entry.size()
+                ));
+            }
+            continue;
+        }
+        let Ok(rel) = path.strip_prefix(PREFIX) else {
+            continue;
+        };
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        // Only plain relative names: nothing may land outside the staging dir.
+        if !plain(rel) {
+            return Err(format!(
+                "{} holds an entry outside its dir ({}): refusing it",
+                archive.display(),
+                path.display()
+            ));
+        }
+        let dest = staging.join(rel);
+        let make_parent = || -> Result<(), String> {
+            let parent = dest.parent().unwrap_or(staging);
+            // Every dir below `staging` was made here, so none of them is a link.
+            fs::create_dir_all(parent).map_err(io_err)
+        };
+        match kind {
+            tar::EntryType::Directory => {
+                make_parent()?;
+                match fs::create_dir(&dest) {
+                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_err(e)),
+                    _ => {}
+                }
+                if !fs::symlink_metadata(&dest).map_err(io_err)?.is_dir() {
+                    return Err(refuse(&path, "a dir over another entry"));
+                }
+            }
+            // `tar` writes a sparse file of the dir as a GNU sparse entry, and reads it back
+            // whole, holes as zeros: it is written as a regular file and counts at its full
+            // length against the limit.
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                make_parent()?;
+                let left = limit.saturating_sub(written);
+                if entry.size() > left {
+                    return Err(over_limit(archive, limit));
+                }
+                let mode = entry.header().mode().unwrap_or(0o644) & 0o755;
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(nix::libc::O_NOFOLLOW)
+                    .mode(0o600)
+                    .open(&dest)
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::AlreadyExists => refuse(&path, "an entry twice"),
+                        _ => io_err(e),
+                    })?;
+                let copied = io::copy(&mut (&mut entry).take(left.saturating_add(1)), &mut out)
+                    .map_err(io_err)?;
+                if copied > left {
+                    drop(out);
+                    return Err(over_limit(archive, limit));
+                }
+                written += copied;
+                out.set_permissions(fs::Permissions::from_mode(mode | 0o600))
+                    .map_err(io_err)?;
+                regular.insert(rel.to_path_buf());
+                files += 1;
+            }
+            tar::EntryType::Link => {
+                let target = entry.link_name().map_err(io_err)?.unwrap_or_default();
+                let target_rel = target.strip_prefix(PREFIX).ok().filter(|t| plain(t));
+                let Some(target_rel) = target_rel.filter(|t| regular.contains(*t)) else {
+                    return Err(refuse(
+                        &path,
+                        &format!(
+                            "a hard link to {}, which is not an earlier file of the archive",
+                            target.display()
+                        ),
+                    ));
+                };
+                make_parent()?;
+                fs::hard_link(staging.join(target_rel), &dest).map_err(|e| match e.kind() {
+                    io::ErrorKind::AlreadyExists => refuse(&path, "an entry twice"),
+                    _ => io_err(e),
+                })?;
+                regular.insert(rel.to_path_buf());
+                files += 1;
+            }
+            tar::EntryType::Symlink => return Err(refuse(&path, "a symbolic link")),
+            tar::EntryType::Char | tar::EntryType::Block => {
+                return Err(refuse(&path, "a device"));
+            }
+            tar::EntryType::Fifo => return Err(refuse(&path, "a FIFO")),
+            // Extended headers are read by `tar` itself; anything else is not a dir's content.
+            other => return Err(refuse(&path, &format!("an entry of type {other:?}"))),
+        }
+    }
+    Ok(files)
+}
+
+fn over_limit(archive: &Path, limit: u64) -> String {
+    format!(
+        "{} unpacks to more than {limit} bytes, the most this import may write (the cache's \
+         disk budget, or the free space less {IMPORT_RESERVE_BYTES} bytes): free space, raise \
+         `BUILDD_CACHE_BUDGET`, or import a smaller archive",
+        archive.display()
+    )
+}
+
+/// The most an import into `targets` may write: the disk budget, and the free space less a
+/// reserve.
+fn import_limit(targets: &Path) -> u64 {
+    let free = crate::cache::free_space(targets).unwrap_or(0);
+    let configured = std::env::var(crate::config::BUDGET_ENV)
+        .ok()
+        .and_then(|v| crate::config::parse_size(&v).ok());
+    let used = crate::cache::size(targets);
+    let budget = crate::cache::budget(configured, targets, used);
+    free.saturating_sub(IMPORT_RESERVE_BYTES).min(budget)
 }
 
 /// The workspace packages to rebuild for `changed` files (relative to `root`).
@@ -634,5 +775,152 @@ mod tests {
         assert_eq!(names, vec![".cargo/config.toml", "Cargo.toml"]);
         let before = hash_workspace(root, Some(UNIX_EPOCH)).unwrap();
         assert!(before.values().all(Option::is_none));
+    }
+    /// A zstd tar with a manifest entry first, then `entries` as the test builds them.
+    fn crafted(dir: &Path, build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> PathBuf {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(2);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, MANIFEST, &b"{}"[..]).unwrap();
+        build(&mut tar);
+        let bytes = tar.into_inner().unwrap();
+        let path = dir.join("crafted.tar.zst");
+        fs::write(&path, zstd::encode_all(bytes.as_slice(), 3).unwrap()).unwrap();
+        path
+    }
+
+    fn file(tar: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data).unwrap();
+    }
+
+    fn link(tar: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, name: &str, target: &str) {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_mode(0o777);
+        header.set_entry_type(kind);
+        header.set_cksum();
+        tar.append_link(&mut header, name, target).unwrap();
+    }
+
+    fn special(tar: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, name: &str) {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_mode(0o644);
+        header.set_entry_type(kind);
+        header.set_cksum();
+        tar.append_data(&mut header, name, io::empty()).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_entry_is_refused_and_nothing_is_written_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("x"), "the user's file").unwrap();
+        for target in [outside.to_str().unwrap().to_owned(), "../../outside".into()] {
+            let archive = crafted(dir.path(), |tar| {
+                link(tar, tar::EntryType::Symlink, "target/debug/evil", &target);
+                file(tar, "target/debug/evil/x", b"overwritten");
+            });
+            let staging = dir.path().join("targets/ws/key.importing");
+            fs::create_dir_all(staging.parent().unwrap()).unwrap();
+            let err = unpack(&archive, &staging, u64::MAX).unwrap_err();
+            assert!(
+                err.contains("symbolic link") && err.contains("target/debug/evil"),
+                "{err}"
+            );
+            assert_eq!(
+                fs::read_to_string(outside.join("x")).unwrap(),
+                "the user's file"
+            );
+            fs::remove_dir_all(&staging).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_hard_link_to_anything_but_an_earlier_entry_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("secret");
+        fs::write(&outside, "the user's secret").unwrap();
+        let staging = dir.path().join("key.importing");
+        for target in [outside.to_str().unwrap(), "target/debug/later", "../secret"] {
+            let archive = crafted(dir.path(), |tar| {
+                link(tar, tar::EntryType::Link, "target/debug/stolen", target);
+                file(tar, "target/debug/later", b"x");
+            });
+            let err = unpack(&archive, &staging, u64::MAX).unwrap_err();
+            assert!(err.contains("hard link"), "{target}: {err}");
+            assert!(!staging.join("debug/stolen").exists());
+            fs::remove_dir_all(&staging).unwrap();
+        }
+        let before = fs::metadata(&outside).unwrap().modified().unwrap();
+        assert_eq!(fs::metadata(&outside).unwrap().modified().unwrap(), before);
+        // A link to an earlier file of the archive is what cargo's uplifted binaries are.
+        let archive = crafted(dir.path(), |tar| {
+            file(tar, "target/debug/deps/app-0123", b"binary");
+            link(
+                tar,
+                tar::EntryType::Link,
+                "target/debug/app",
+                "target/debug/deps/app-0123",
+            );
+        });
+        assert_eq!(unpack(&archive, &staging, u64::MAX).unwrap(), 2);
+        assert_eq!(fs::read(staging.join("debug/app")).unwrap(), b"binary");
+    }
+
+    #[test]
+    fn devices_and_fifos_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("key.importing");
+        for (kind, what) in [
+            (tar::EntryType::Char, "a device"),
+            (tar::EntryType::Block, "a device"),
+            (tar::EntryType::Fifo, "a FIFO"),
+        ] {
+            let archive = crafted(dir.path(), |tar| special(tar, kind, "target/debug/odd"));
+            let err = unpack(&archive, &staging, u64::MAX).unwrap_err();
+            assert!(
+                err.contains(what) && err.contains("target/debug/odd"),
+                "{err}"
+            );
+            fs::remove_dir_all(&staging).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_archive_over_the_limit_is_refused_saying_which_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("key.importing");
+        let archive = crafted(dir.path(), |tar| {
+            file(tar, "target/debug/a", &[1; 600]);
+            file(tar, "target/debug/b", &[2; 600]);
+        });
+        let err = unpack(&archive, &staging, 1000).unwrap_err();
+        assert!(
+            err.contains("1000 bytes") && err.contains("budget"),
+            "{err}"
+        );
+        fs::remove_dir_all(&staging).unwrap();
+        assert_eq!(unpack(&archive, &staging, 1200).unwrap(), 2);
+    }
+
+    #[test]
+    fn an_entry_given_twice_or_a_dir_over_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("key.importing");
+        let archive = crafted(dir.path(), |tar| {
+            file(tar, "target/debug/a", b"1");
+            file(tar, "target/debug/a", b"2");
+        });
+        let err = unpack(&archive, &staging, u64::MAX).unwrap_err();
+        assert!(err.contains("twice"), "{err}");
     }
 }

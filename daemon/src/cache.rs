@@ -109,7 +109,9 @@ pub(crate) fn write_record(dir: &Path, workspace: &Path) {
     }
 }
 
-/// Bytes in files under `dir`, counting each hard-linked file once per dir.
+/// Bytes in files under `dir`, counting each hard-linked file once per dir, and each file by
+/// what it takes on the disk: the smaller of its length and its allocated blocks, so that a
+/// sparse file (a 64 GiB hole) counts for what it holds.
 pub(crate) fn size(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut seen = std::collections::HashSet::new();
@@ -119,7 +121,7 @@ pub(crate) fn size(dir: &Path) -> u64 {
         .filter_map(|e| e.metadata().ok())
         .filter(|m| m.is_file())
         .filter(|m| m.nlink() == 1 || seen.insert((m.dev(), m.ino())))
-        .map(|m| m.len())
+        .map(|m| m.len().min(m.blocks() * 512))
         .sum()
 }
 

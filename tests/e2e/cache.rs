@@ -328,6 +328,108 @@ fn cache_export_then_import_into_another_home_and_path_compiles_only_what_change
     );
 }
 
+/// Rewrites a real export with its manifest first and `add`'s entries after it.
+fn crafted(real: &Path, out: &Path, add: impl FnOnce(&mut tar::Builder<Vec<u8>>)) {
+    use std::io::Read;
+    let file = std::fs::File::open(real).unwrap();
+    let mut archive = tar::Archive::new(zstd::Decoder::new(file).unwrap());
+    let mut first = archive.entries().unwrap().next().unwrap().unwrap();
+    let mut manifest = Vec::new();
+    first.read_to_end(&mut manifest).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(manifest.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "buildd-manifest.json", manifest.as_slice())
+        .unwrap();
+    add(&mut tar);
+    let bytes = tar.into_inner().unwrap();
+    std::fs::write(out, zstd::encode_all(bytes.as_slice(), 3).unwrap()).unwrap();
+}
+
+fn entry(tar: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, name: &str, link: Option<&str>) {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(0o644);
+    match link {
+        Some(target) => {
+            header.set_size(0);
+            tar.append_link(&mut header, name, target).unwrap();
+        }
+        None => {
+            header.set_size(11);
+            header.set_cksum();
+            tar.append_data(&mut header, name, &b"overwritten"[..])
+                .unwrap();
+        }
+    }
+}
+
+/// The archives of the attack: a symlink entry to an outside dir (absolute, then relative)
+/// followed by a file through it, and a hard link to an outside file. Each import fails with
+/// the entry named; the outside files keep their contents and mtimes, and the warm dir stays.
+#[test]
+fn cache_import_of_a_crafted_archive_writes_nothing_outside_its_dir() {
+    let world = World::new();
+    let ws = world.workspace("cache", "app");
+    world.ok(&ws, &["wait"]);
+    let real = world.dir.path().join("app.tar.zst");
+    world.ok(&ws, &["cache", "export", "-o", real.to_str().unwrap()]);
+    let warm = target_dir(&world.workspace_status(&ws).unwrap());
+    let outside = world.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let secret = outside.join("x");
+    std::fs::write(&secret, "the user's file").unwrap();
+    let mtime = || secret.metadata().unwrap().modified().unwrap();
+    let before = mtime();
+    let absolute = outside.to_str().unwrap().to_owned();
+    // From `<targets>/<ws>/<key>.importing/debug/`, five levels up is `world.dir`.
+    let relative = "../../../../../outside".to_owned();
+    let secret_path = secret.to_str().unwrap().to_owned();
+    let through = |link: String| {
+        vec![
+            (tar::EntryType::Symlink, "target/debug/evil", Some(link)),
+            (tar::EntryType::Regular, "target/debug/evil/x", None),
+        ]
+    };
+    let cases = [
+        ("symbolic link", through(absolute)),
+        ("symbolic link", through(relative)),
+        (
+            "hard link",
+            vec![(
+                tar::EntryType::Link,
+                "target/debug/stolen",
+                Some(secret_path),
+            )],
+        ),
+    ];
+    for (i, (what, entries)) in cases.into_iter().enumerate() {
+        let evil = world.dir.path().join(format!("evil-{i}.tar.zst"));
+        crafted(&real, &evil, |tar| {
+            for (kind, name, link) in &entries {
+                entry(tar, *kind, name, link.as_deref());
+            }
+        });
+        let output = world
+            .cmd(&ws, &["cache", "import", evil.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(what) && stderr.contains("refusing"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "the user's file");
+        assert_eq!(mtime(), before);
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+        assert!(warm.join("debug").is_dir(), "the warm dir was lost");
+        assert!(!warm.with_extension("importing").exists());
+    }
+}
+
 /// A disk that fills up fails the job with what to do, in status and in the events an editor
 /// follows; the daemon keeps serving.
 #[test]

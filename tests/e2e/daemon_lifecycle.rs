@@ -11,6 +11,38 @@ fn daemon_pid(status: &serde_json::Value) -> u64 {
     status["daemon"]["pid"].as_u64().unwrap()
 }
 
+/// `BUILDD_NO_START` as README and docs/editors/lsp.md spell it (`1`), and every other
+/// spelling of a boolean: the true ones keep the daemon down (exit 4), the false ones start
+/// it, and a word that is neither is an error naming the value.
+#[test]
+fn buildd_no_start_takes_every_spelling_of_a_boolean() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let socket = world.home().join("run/daemon.sock");
+    let status = |value: &str| {
+        let mut cmd = world.cmd(&ws, &["status"]);
+        cmd.env("BUILDD_NO_START", value);
+        let output = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), stderr)
+    };
+    for value in ["1", "true", "yes", "on", "TRUE"] {
+        let (code, stderr) = status(value);
+        assert_eq!(code, Some(4), "BUILDD_NO_START={value}: {stderr}");
+        assert!(stderr.contains("not running"), "{stderr}");
+        assert!(!socket.exists());
+    }
+    let (code, stderr) = status("maybe");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("'maybe'"), "{stderr}");
+    for value in ["0", "false", "no", "off"] {
+        let (code, stderr) = status(value);
+        assert_eq!(code, Some(0), "BUILDD_NO_START={value}: {stderr}");
+        assert!(socket.exists());
+        world.ok(&ws, &["stop"]);
+    }
+}
+
 #[test]
 fn a_client_starts_the_daemon_and_stop_ends_it_cleanly() {
     let world = World::new();
