@@ -202,8 +202,25 @@ pub fn read_manifest(archive: &Path) -> Result<Manifest, String> {
     if first.path().ok().as_deref() != Some(Path::new(MANIFEST)) {
         return Err(not_ours());
     }
+    // The manifest is read before anything else, so its cap is checked here.
+    let too_big = || {
+        format!(
+            "{}: its manifest is over the limit of {MAX_MANIFEST_BYTES} bytes: refusing the \
+             archive",
+            archive.display()
+        )
+    };
+    if first.size() > MAX_MANIFEST_BYTES {
+        return Err(too_big());
+    }
     let mut text = String::new();
-    first.read_to_string(&mut text).map_err(|_| not_ours())?;
+    (&mut first)
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|_| not_ours())?;
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(too_big());
+    }
     let manifest: Manifest = serde_json::from_str(&text)
         .map_err(|e| format!("{}: unreadable manifest: {e}", archive.display()))?;
     if manifest.format != FORMAT {
@@ -442,17 +459,6 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
         let mut entry = entry.map_err(io_err)?;
         let path = entry.path().map_err(io_err)?.into_owned();
         let kind = entry.header().entry_type();
-        if path == Path::new(MANIFEST) {
-            if entry.size() > MAX_MANIFEST_BYTES {
-                return Err(format!(
-                    "{}: its manifest has {} bytes, over the limit of {MAX_MANIFEST_BYTES}: \
-                     refusing the archive",
-                    archive.display(),
-                    entry.size()
-                ));
-            }
-            continue;
-        }
         let Ok(rel) = path.strip_prefix(PREFIX) else {
             continue;
         };
