@@ -136,6 +136,25 @@ async function runCommand(title) {
     await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: UI_MS });
 }
 
+/**
+ * The new terminal's input, once it has the keyboard focus. The workbench moves the focus to a
+ * new terminal only when its view is ready, so keys typed straight after the command can land
+ * in the editor that had the focus before (a fresh clone once typed `{` into the daemon log).
+ * This waits for the focus, giving it to the terminal's input where the workbench has not yet.
+ */
+async function focusedTerminal() {
+    const input = page.locator('.terminal-wrapper.active .xterm-helper-textarea, .integrated-terminal .xterm-helper-textarea').first();
+    await input.waitFor({ state: 'attached', timeout: UI_MS });
+    await waitFor('the terminal to have the keyboard focus', async () => {
+        if (await input.evaluate((el) => el === el.ownerDocument.activeElement)) {
+            return true;
+        }
+        await input.focus();
+        return false;
+    }, UI_MS);
+    return input;
+}
+
 describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, () => {
     before(async () => {
         fs.rmSync(artifacts, { recursive: true, force: true });
@@ -348,10 +367,10 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
 
         const out = path.join(tmp, 'terminal-out.txt');
         await runCommand('Terminal: Create New Terminal');
-        await page.locator('.terminal-wrapper.active, .terminal.xterm').first().waitFor({ state: 'visible', timeout: UI_MS });
+        const terminal = await focusedTerminal();
         // What a user types; the output is also copied to a file for the test to read, since
         // the terminal draws its text on a canvas.
-        await page.keyboard.type(`{ echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"; cargo build --offline; echo "exit=$?"; } 2>&1 | tee ${out}\n`);
+        await terminal.pressSequentially(`{ echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"; cargo build --offline; echo "exit=$?"; } 2>&1 | tee ${out}\n`);
         const text = await waitFor('cargo to finish in the terminal', () => {
             const t = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '';
             return /exit=\d+/.test(t) && t;
