@@ -3,7 +3,7 @@
  *
  * The LSP extensions (`buildd/state`, `buildd/status`, the `buildd.rebuild` and `buildd.cancel`
  * commands, the initialization options) are the `lsp` crate's; `StatusReport` and the types
- * below it are `daemon/src/protocol.rs`'s, documented field by field in `docs/protocol.md`.
+ * below it are `daemon/src/wire/protocol.rs`'s, documented field by field in `docs/protocol.md`.
  * Only types and method names live here: no logic, and no import of `vscode`, so that every
  * module can use them and the unit tests run without VS Code.
  */
@@ -32,7 +32,7 @@ export interface InitializationOptions {
     noStart?: boolean;
 }
 
-/** `WorkspaceState` in `daemon/src/protocol.rs`. */
+/** `WorkspaceState` in `daemon/src/wire/protocol.rs`. */
 export type WorkspaceState = 'idle' | 'queued' | 'running' | 'failed' | 'error';
 
 /** The params of `buildd/state`. */
