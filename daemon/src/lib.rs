@@ -2,32 +2,23 @@
 //! isolated target dir of each warm, and the client side of its protocol.
 //!
 //! This crate knows nothing about LSP; the `lsp` crate turns its events into LSP messages.
-//! See `docs/ARCHITECTURE.md` for the map.
+//! Its folders are layers (`home`, `wire` and `watch`, `build` and `tools`, `project`, `cache`,
+//! `dispatch`, `host`, from the bottom up); a module imports only from the layers below its
+//! own, which `daemon/tests/layers.rs` checks. See `docs/ARCHITECTURE.md` for the map.
 
-pub mod archive;
+mod build;
 mod cache;
-mod cargo_run;
-pub mod client;
-pub mod config;
-mod depinfo;
-mod diagnostics;
-mod job;
-mod key;
-mod linker;
-mod load;
-pub mod logging;
-mod main_loop;
-mod orphans;
-pub mod paths;
-mod plan;
-mod predict;
-pub mod protocol;
-mod sccache;
-mod seed;
-pub mod server;
-mod settings;
+mod dispatch;
+mod home;
+mod host;
+mod project;
 mod tools;
 mod watch;
-mod workspace;
+mod wire;
 
-pub use key::cargo_args;
+// The crate's public face stays flat: the binary, `lsp` and `bench` use these paths.
+pub use cache::archive;
+pub use home::{config, logging, paths};
+pub use host::server;
+pub use project::key::cargo_args;
+pub use wire::{client, protocol};

@@ -26,6 +26,7 @@ impl Notification for StateNotification {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StateParams {
     /// The cargo workspace root.
@@ -50,6 +51,7 @@ pub(crate) struct StateParams {
 
 /// Whether the server is connected to the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum DaemonLink {
     Up,
@@ -58,8 +60,10 @@ pub(crate) enum DaemonLink {
 
 /// `buildd/status` params.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StatusParams {
     /// Narrow to the workspace containing this file or folder.
+    #[cfg_attr(test, ts(optional))]
     pub(crate) uri: Option<String>,
 }

@@ -19,6 +19,9 @@ mod state_feed;
 mod uri;
 mod workspaces;
 
+#[cfg(test)]
+mod typescript;
+
 use tokio::sync::mpsc;
 use tower::ServiceBuilder;
 use tower_lsp_server::jsonrpc::Request;

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { StatusReport } from '../src/protocol';
+import { StatusReport, WorkspaceStatus } from '../src/protocol';
 import { bytes, duration, renderStatus } from '../src/status_report';
 
 // The example of `buildd status --json` in docs/protocol.md.
@@ -24,6 +24,7 @@ const REPORT: StatusReport = {
                 hash: '9f8e7d6c5b4a3928', rustc: 'rustc 1.95.0 (59807616e 2026-04-14)',
                 host: 'x86_64-unknown-linux-gnu', target: 'x86_64-unknown-linux-gnu',
                 profile: 'dev', features: 'default', env: { RUSTFLAGS: '-Cforce-frame-pointers=yes' },
+                linker: 'default',
             },
             last_change: { files: ['/home/me/src/app/util/src/lib.rs'], predicted: ['util', 'app'], full: false },
             current_job: null,
@@ -34,11 +35,18 @@ const REPORT: StatusReport = {
             jobs_started: 7,
             prediction: { jobs: 5, precision: 1.0, recall: 1.0 },
             watcher: { kind: 'native', rescans: 0, note: null },
+            last_tests: null,
             diagnostics: [
                 { file: '/home/me/src/app/util/src/lib.rs', line: 2, column: 5, severity: 'error', message: 'mismatched types' },
             ],
+            cargo_env: null,
+            seed: null,
+            linker: null,
+            sccache: null,
         },
     ],
+    cache: null,
+    sccache: null,
 };
 
 describe('renderStatus', () => {
@@ -74,8 +82,9 @@ describe('renderStatus', () => {
         const text = renderStatus({
             ...REPORT,
             workspaces: [{
+                ...REPORT.workspaces[0],
                 root: '/w/broken', state: 'error', error: 'failed to parse manifest at /w/broken/Cargo.toml',
-                target_dir: null, target_dir_size: null, key: null, last_job: null, diagnostics: [],
+                target_dir: null, target_dir_size: null, key: null, last_change: null, last_job: null, diagnostics: [],
             }],
         });
         assert.match(text, /## \/w\/broken\n\nState: \*\*cannot be built\*\*\n\nError: failed to parse manifest at \/w\/broken\/Cargo\.toml\n\n- no job has finished yet\n$/);
@@ -118,13 +127,14 @@ describe('renderStatus', () => {
     });
 
     it('reads a status from a daemon without the newer fields', () => {
-        const old = { ...REPORT.workspaces[0] };
+        // The generated types say what this daemon sends; an older one sent less.
+        const old: Partial<WorkspaceStatus> = { ...REPORT.workspaces[0] };
         delete old.last_change;
         delete old.current_job;
         delete old.watcher;
         delete old.jobs_started;
         delete old.prediction;
-        assert.match(renderStatus({ ...REPORT, workspaces: [old] }), /State: \*\*failed\*\*/);
+        assert.match(renderStatus({ ...REPORT, workspaces: [old as WorkspaceStatus] }), /State: \*\*failed\*\*/);
     });
 
     it('says when no workspace is registered', () => {

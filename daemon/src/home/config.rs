@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::paths::Paths;
+use crate::home::paths::Paths;
 
 pub const IDLE_TIMEOUT_ENV: &str = "BUILDD_IDLE_TIMEOUT";
 pub const DEBOUNCE_ENV: &str = "BUILDD_DEBOUNCE";

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use cargo_metadata::{Metadata, TargetKind};
 
-use crate::depinfo::DepInfo;
+use crate::project::depinfo::DepInfo;
 
 #[derive(Debug, Clone)]
 struct TargetInfo {

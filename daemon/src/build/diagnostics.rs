@@ -9,10 +9,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use cargo_metadata::CompilerMessage;
 use cargo_metadata::diagnostic::{DiagnosticLevel, DiagnosticSpan};
+use cargo_metadata::{CompilerMessage, PackageId};
 
-use crate::protocol::{Diagnostic, DiagnosticSummary, FailingTest, FileDiagnostics, Severity};
+use crate::wire::protocol::{
+    Diagnostic, DiagnosticSummary, FailingTest, FileDiagnostics, Severity,
+};
 
 /// Converts a compiler message, or returns `None` for rustc's summaries ("aborting due to
 /// 2 previous errors", "3 warnings emitted") and notes that carry no place of their own.
@@ -38,7 +40,7 @@ pub(crate) fn convert(root: &Path, message: CompilerMessage) -> Option<Diagnosti
         // Errors without a span (a missing `main`, a failed link) belong to the target.
         None => (message.target.src_path.clone().into_std_path_buf(), 1, 1),
     };
-    let package = crate::job::package_name(&message.package_id);
+    let package = package_name(&message.package_id);
     Some(Diagnostic {
         file,
         line,
@@ -221,6 +223,22 @@ impl DiagnosticStore {
     }
 }
 
+/// The package name in a cargo package id: `path+file:///w/core#core-lib@0.1.0` names it
+/// after `#`; `path+file:///w/core-lib#0.1.0` leaves it to the path's last segment.
+pub(crate) fn package_name(id: &PackageId) -> String {
+    let repr = id.repr.as_str();
+    let (url, fragment) = repr.rsplit_once('#').unwrap_or((repr, ""));
+    match fragment.split_once('@') {
+        Some((name, _)) => name.to_owned(),
+        None => url
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(url)
+            .to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +309,24 @@ mod tests {
             ]
         );
         assert_eq!(files[1].diagnostics[0], d);
+    }
+
+    #[test]
+    fn package_names_from_both_id_forms() {
+        let id = |repr: &str| PackageId { repr: repr.into() };
+        assert_eq!(
+            package_name(&id("path+file:///w/core#core-lib@0.1.0")),
+            "core-lib"
+        );
+        assert_eq!(
+            package_name(&id("path+file:///w/core-lib#0.1.0")),
+            "core-lib"
+        );
+        assert_eq!(
+            package_name(&id(
+                "registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0"
+            )),
+            "serde"
+        );
     }
 }

@@ -20,9 +20,9 @@ use std::sync::Arc;
 
 use tokio::process::Command;
 
-use crate::config::{SccacheConfig, SccacheMode};
-use crate::paths::Paths;
-use crate::protocol::SccacheStatus;
+use crate::home::config::{SccacheConfig, SccacheMode};
+use crate::home::paths::Paths;
+use crate::wire::protocol::SccacheStatus;
 
 /// The oldest sccache with `SCCACHE_SERVER_UDS`.
 const MIN_VERSION: (u32, u32) = (0, 9);

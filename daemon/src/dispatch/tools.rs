@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::key::{BuildKey, ToolEnv};
-use crate::linker::{self, Measurement, Setting};
-use crate::protocol::{CacheTotals, LinkerStatus, SeedStatus, WorkspaceSccache, WorkspaceSettings};
-use crate::sccache::{self, Detected, Sccache, Stats};
-use crate::seed::STATE_DIR;
+use crate::cache::layout::STATE_DIR;
+use crate::project::key::{BuildKey, ToolEnv};
+use crate::tools::linker::{self, Measurement, Setting};
+use crate::tools::sccache::{self, Detected, Sccache, Stats};
+use crate::wire::protocol::{
+    CacheTotals, LinkerStatus, SeedStatus, WorkspaceSccache, WorkspaceSettings,
+};
 
 /// Daemon-wide: what was found at start-up, and the latest totals.
 pub(crate) struct Tools {
@@ -37,11 +39,11 @@ pub(crate) struct Tools {
     /// Whether subscribers were last told that the disk is full.
     pub(crate) disk_announced: bool,
     /// The registered workspaces' current dirs, shared with eviction.
-    pub(crate) in_use: Arc<crate::cache::InUse>,
+    pub(crate) in_use: Arc<crate::cache::dirs::InUse>,
 }
 
 impl Tools {
-    pub(crate) fn new(config: &crate::config::DaemonConfig) -> Tools {
+    pub(crate) fn new(config: &crate::home::config::DaemonConfig) -> Tools {
         let tools_dir = config.paths.tools_dir();
         let wrapper_bin = linker::install_wrapper(&tools_dir).map_err(|e| {
             format!(
@@ -107,14 +109,14 @@ pub(crate) struct WorkspaceTools {
 /// rendered text, below a first line such as "linking with `cc` failed").
 pub(crate) fn note_diagnostic(
     state: &mut WorkspaceTools,
-    diagnostic: &crate::protocol::Diagnostic,
+    diagnostic: &crate::wire::protocol::Diagnostic,
 ) {
     let text = diagnostic
         .rustc
         .rendered
         .as_deref()
         .unwrap_or(&diagnostic.message);
-    if text.contains(crate::cache::ENOSPC_TEXT) {
+    if text.contains(crate::cache::dirs::ENOSPC_TEXT) {
         state.out_of_space = true;
     }
 }
@@ -317,13 +319,13 @@ pub(crate) struct AfterJob {
     pub(crate) link_ms: Option<u64>,
     pub(crate) sccache: Option<Result<(Stats, Option<String>), String>>,
     pub(crate) measurement: Option<Result<Measurement, String>>,
-    pub(crate) gc: Option<crate::protocol::CacheReport>,
+    pub(crate) gc: Option<crate::wire::protocol::CacheReport>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::Toolchain;
+    use crate::project::key::Toolchain;
 
     fn tools(dir: &Path) -> Tools {
         Tools::with(

@@ -33,6 +33,7 @@ pub fn binary_version() -> String {
 }
 
 /// One line from a client.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClientMessage {
     pub id: u64,
@@ -40,6 +41,7 @@ pub struct ClientMessage {
     pub request: Request,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
@@ -131,6 +133,7 @@ pub enum Request {
     },
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "report", rename_all = "snake_case")]
 pub enum Report {
@@ -139,6 +142,7 @@ pub enum Report {
 }
 
 /// The result of running a workspace's tests after a job.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TestReport {
     /// The job whose build was tested.
@@ -154,6 +158,7 @@ pub struct TestReport {
     pub exit_code: Option<i32>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FailingTest {
     /// As the runner names it (`tests::adds`, or `crate::bin tests::adds` for nextest).
@@ -166,6 +171,7 @@ pub struct FailingTest {
 }
 
 /// What a watch loop did with the program it keeps running.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ProcessReport {
     pub bin: String,
@@ -176,6 +182,7 @@ pub struct ProcessReport {
     pub message: String,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessAction {
@@ -191,6 +198,7 @@ pub enum ProcessAction {
 }
 
 /// Per-workspace settings as a client gives them: every field is optional.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkspaceSettings {
@@ -229,6 +237,7 @@ pub fn decode_request(line: &str) -> Result<ClientMessage, Box<ServerMessage>> {
 }
 
 /// One line from the daemon.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
@@ -299,6 +308,7 @@ impl ServerMessage {
     }
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -316,6 +326,7 @@ pub enum ErrorCode {
     Internal,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StatusReport {
     pub daemon: DaemonInfo,
@@ -329,6 +340,7 @@ pub struct StatusReport {
     pub sccache: Option<SccacheStatus>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DaemonInfo {
     pub pid: u32,
@@ -342,6 +354,7 @@ pub struct DaemonInfo {
     pub clients: usize,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkspaceState {
@@ -357,6 +370,7 @@ pub enum WorkspaceState {
     Error,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WorkspaceStatus {
     pub root: PathBuf,
@@ -396,6 +410,7 @@ pub struct WorkspaceStatus {
 }
 
 /// The environment changes that point cargo at a key's isolated dir and buildd's tools.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CargoEnv {
     pub set: BTreeMap<String, String>,
@@ -404,6 +419,7 @@ pub struct CargoEnv {
     pub args: Vec<String>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SeedStatus {
     /// The key hash of the dir it was seeded from.
@@ -423,6 +439,7 @@ pub struct SeedStatus {
     pub units_fresh: Option<u64>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LinkerStatus {
     /// The setting: `auto`, `default`, `mold`, `lld`, `bfd` or a path.
@@ -439,6 +456,7 @@ pub struct LinkerStatus {
     pub last_link_share: Option<f64>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WorkspaceSccache {
     pub enabled: bool,
@@ -450,6 +468,7 @@ pub struct WorkspaceSccache {
     pub last_job_misses: Option<u64>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SccacheStatus {
     pub binary: PathBuf,
@@ -467,6 +486,7 @@ pub struct SccacheStatus {
 }
 
 /// The isolated dirs together.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CacheTotals {
     pub dirs: u64,
@@ -481,6 +501,7 @@ pub struct CacheTotals {
     pub evicted: u64,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CacheReport {
     pub dirs: Vec<CacheDir>,
@@ -491,6 +512,7 @@ pub struct CacheReport {
     pub totals: CacheTotals,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CacheDir {
     pub path: PathBuf,
@@ -503,6 +525,7 @@ pub struct CacheDir {
     pub in_use: bool,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CurrentJob {
     pub id: u64,
@@ -513,6 +536,7 @@ pub struct CurrentJob {
     pub units_done: u64,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LastChange {
     pub files: Vec<PathBuf>,
@@ -523,6 +547,7 @@ pub struct LastChange {
     pub full: bool,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct PredictionStats {
     /// Successful jobs whose prediction was measured (full jobs are not).
@@ -533,6 +558,7 @@ pub struct PredictionStats {
     pub recall: Option<f64>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WatcherStatus {
     /// `native` (inotify) or `poll` (when inotify watches ran out, or `BUILDD_WATCHER=poll`).
@@ -544,6 +570,7 @@ pub struct WatcherStatus {
 }
 
 /// What went into the build key; two environments with the same key share artifacts.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BuildKeyInfo {
     pub hash: String,
@@ -563,6 +590,7 @@ fn default_linker() -> String {
     "default".to_owned()
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobSummary {
     pub id: u64,
@@ -579,6 +607,7 @@ pub struct JobSummary {
     pub failure: Option<String>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum JobResult {
@@ -591,6 +620,7 @@ pub enum JobResult {
     Yielded,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -601,6 +631,7 @@ pub enum Severity {
 }
 
 /// The short form of a diagnostic that `status` lists.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DiagnosticSummary {
     pub file: PathBuf,
@@ -614,6 +645,7 @@ pub struct DiagnosticSummary {
 
 /// A diagnostic as it streams from a job: where it is, and rustc's whole diagnostic so that
 /// an edge (the LSP sidecar) can convert spans, children and suggestions exactly.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Diagnostic {
     pub file: PathBuf,
@@ -624,7 +656,8 @@ pub struct Diagnostic {
     /// The package whose compilation reported it.
     pub package: String,
     /// rustc's own diagnostic as cargo reported it; its span paths are relative to the
-    /// workspace root.
+    /// workspace root. Its shape is rustc's, documented there, not mirrored in TypeScript.
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
     pub rustc: cargo_metadata::diagnostic::Diagnostic,
 }
 
@@ -641,6 +674,7 @@ impl Diagnostic {
 }
 
 /// One file's current diagnostics, all from one job.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileDiagnostics {
     pub file: PathBuf,
@@ -649,6 +683,7 @@ pub struct FileDiagnostics {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WorkspaceEvent {
     pub root: PathBuf,
@@ -656,6 +691,7 @@ pub struct WorkspaceEvent {
     pub kind: EventKind,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {

@@ -40,10 +40,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::depinfo;
-use crate::predict::Graph;
-use crate::protocol::BuildKeyInfo;
-use crate::seed::{KEY_FILE, STATE_DIR};
+use crate::cache::layout::{KEY_FILE, STATE_DIR};
+use crate::project::depinfo;
+use crate::project::predict::Graph;
+use crate::wire::protocol::BuildKeyInfo;
 
 const MANIFEST: &str = "buildd-manifest.json";
 const FORMAT: u32 = 1;
@@ -95,7 +95,7 @@ pub fn export(
 ) -> Result<ExportReport, String> {
     // The lease keeps the daemon's jobs out; the locks keep out a plain cargo in a shell
     // after `buildd env`, which would otherwise change the dir under the export.
-    let Some(_locks) = crate::cache::lock_all(target_dir) else {
+    let Some(_locks) = crate::cache::dirs::lock_all(target_dir) else {
         return Err(format!(
             "a cargo is building in {} (a shell after `buildd env`?): export when it is done",
             target_dir.display()
@@ -106,7 +106,7 @@ pub fn export(
         .map_err(|e| format!("failed to read the workspace {}: {e}", root.display()))?;
     let manifest = Manifest {
         format: FORMAT,
-        buildd_version: crate::protocol::binary_version(),
+        buildd_version: crate::wire::protocol::binary_version(),
         key: key.clone(),
         cargo_lock_sha256: sha256_file(&root.join("Cargo.lock")).ok(),
         exported_from: root.to_path_buf(),
@@ -308,11 +308,11 @@ pub fn import(
     };
     let key_json = serde_json::to_string_pretty(key).unwrap_or_default();
     let _ = fs::write(staging.join(KEY_FILE), key_json);
-    crate::cache::write_record(&staging, root);
+    crate::cache::dirs::write_record(&staging, root);
     // Swap: the old dir goes aside first, so that the dir is always whole; not while a cargo
     // builds in it.
     let _locks = if target_dir.exists() {
-        match crate::cache::lock_all(target_dir) {
+        match crate::cache::dirs::lock_all(target_dir) {
             Some(locks) => locks,
             None => {
                 let _ = fs::remove_dir_all(&staging);
@@ -566,12 +566,12 @@ fn over_limit(archive: &Path, limit: u64) -> String {
 /// The most an import into `targets` may write: the disk budget, and the free space less a
 /// reserve.
 fn import_limit(targets: &Path) -> u64 {
-    let free = crate::cache::free_space(targets).unwrap_or(0);
-    let configured = std::env::var(crate::config::BUDGET_ENV)
+    let free = crate::cache::dirs::free_space(targets).unwrap_or(0);
+    let configured = std::env::var(crate::home::config::BUDGET_ENV)
         .ok()
-        .and_then(|v| crate::config::parse_size(&v).ok());
-    let used = crate::cache::size(targets);
-    let budget = crate::cache::budget(configured, targets, used);
+        .and_then(|v| crate::home::config::parse_size(&v).ok());
+    let used = crate::cache::dirs::size(targets);
+    let budget = crate::cache::dirs::budget(configured, targets, used);
     free.saturating_sub(IMPORT_RESERVE_BYTES).min(budget)
 }
 

@@ -8,15 +8,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use cargo_metadata::Metadata;
 use tokio::process::Command;
 
-use crate::key::Toolchain;
-use crate::protocol::WorkspaceSettings;
-use crate::settings;
+use crate::build::process::command;
+use crate::project::key::Toolchain;
+use crate::project::settings;
+use crate::wire::protocol::WorkspaceSettings;
 
 /// `cargo metadata` resolves dependencies and may update the registry index; give it time.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(300);
@@ -31,21 +31,6 @@ pub(crate) struct Loaded {
     pub(crate) metadata: Result<Box<Metadata>, String>,
     /// `buildd.toml` and `[workspace.metadata.buildd]`, merged.
     pub(crate) settings: Result<WorkspaceSettings, String>,
-}
-
-/// A command built from a client's environment. An empty environment (a client that sent
-/// none) means the daemon's own.
-pub(crate) fn command(program: &str, cwd: &Path, env: &BTreeMap<String, String>) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if !env.is_empty() {
-        cmd.env_clear().envs(env);
-    }
-    cmd
 }
 
 /// Runs a command to completion and returns its stdout, or an error that quotes stderr.

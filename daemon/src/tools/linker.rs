@@ -43,7 +43,7 @@ const MAX_LINKS: usize = 3;
 const MARGIN: f64 = 0.05;
 
 const WRAPPER: &str = r#"#!/bin/sh
-# buildd's linker wrapper, written by the buildd daemon (see daemon/src/linker.rs).
+# buildd's linker wrapper, written by the buildd daemon (see daemon/src/tools/linker.rs).
 # Cargo runs it as `buildd-cc` from PATH; it runs the configured driver with the chosen
 # linker and logs how long each link took.
 driver="${BUILDD_LINKER_DRIVER:-cc}"

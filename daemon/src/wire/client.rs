@@ -21,8 +21,8 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
-use crate::paths::{Paths, PathsError};
-use crate::protocol::{
+use crate::home::paths::{Paths, PathsError};
+use crate::wire::protocol::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, Request, ServerMessage, binary_version,
 };
 

@@ -25,13 +25,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::protocol::{BuildKeyInfo, SeedStatus};
-
-/// The file in each key dir that describes its key (and workspace).
-pub(crate) const KEY_FILE: &str = "buildd-key.json";
-/// buildd's own per-dir state (the last-used stamp, the linker's log and captures); never
-/// seeded or exported.
-pub(crate) const STATE_DIR: &str = ".buildd";
+use crate::cache::layout::{KEY_FILE, STATE_DIR};
+use crate::wire::protocol::{BuildKeyInfo, SeedStatus};
 
 /// `FICLONE` from `linux/fs.h`: `_IOW(0x94, 9, int)`.
 const FICLONE: libc::c_ulong = 0x4004_9409;
@@ -53,7 +48,7 @@ pub(crate) fn candidates(workspace_dir: &Path, key: &BuildKeyInfo) -> Vec<PathBu
         .filter(|e| e.file_name().to_str() != Some(key.hash.as_str()))
         .filter_map(|e| {
             let path = e.path();
-            let other = read_key(&path)?;
+            let other = crate::cache::dirs::read_key(&path)?;
             if other.rustc != key.rustc || other.host != key.host || other.target != key.target {
                 return None;
             }
@@ -71,16 +66,11 @@ pub(crate) fn candidates(workspace_dir: &Path, key: &BuildKeyInfo) -> Vec<PathBu
                 + 2 * usize::from(other.linker == key.linker)
                 + usize::from(other.profile == key.profile && other.features == key.features);
             let score = score.saturating_sub(extra_env);
-            Some((score, crate::cache::last_used(&path), path))
+            Some((score, crate::cache::dirs::last_used(&path), path))
         })
         .collect();
     ranked.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
     ranked.into_iter().map(|(_, _, path)| path).collect()
-}
-
-pub(crate) fn read_key(dir: &Path) -> Option<BuildKeyInfo> {
-    let text = fs::read_to_string(dir.join(KEY_FILE)).ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 /// Copies `from` into the new dir `to` (which must not exist), preserving mtimes. Returns
@@ -89,7 +79,7 @@ pub(crate) fn seed(from: &Path, to: &Path, from_hash: &str) -> io::Result<SeedSt
     let started = Instant::now();
     // A cargo building in the original (a shell after `buildd env`) could leave a copy whose
     // fingerprints and artifacts disagree: hold its locks, so such a cargo waits instead.
-    let Some(_locks) = crate::cache::lock_all(from) else {
+    let Some(_locks) = crate::cache::dirs::lock_all(from) else {
         return Err(io::Error::other(
             "a cargo is building in it; a later key change will try again",
         ));

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use cargo_metadata::Metadata;
 
-use crate::job::Stage;
-use crate::protocol::WorkspaceSettings;
+use crate::build::job::Stage;
+use crate::wire::protocol::WorkspaceSettings;
 
 pub(crate) const FILE_NAME: &str = "buildd.toml";
 const DEFAULT_NICE: i32 = 10;
@@ -81,7 +81,7 @@ pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), String> {
         return Err(format!("nice must be between 0 and 19, not {nice}"));
     }
     if let Some(linker) = &settings.linker {
-        crate::linker::Setting::parse(linker)?;
+        crate::tools::linker::Setting::parse(linker)?;
     }
     Ok(())
 }

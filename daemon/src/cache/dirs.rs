@@ -16,8 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::protocol::{CacheDir, CacheReport, CacheTotals};
-use crate::seed::{self, STATE_DIR};
+use crate::cache::layout::{KEY_FILE, STATE_DIR, USED_FILE, WORKSPACE_FILE};
+use crate::wire::protocol::{BuildKeyInfo, CacheDir, CacheReport, CacheTotals};
 
 /// The default budget is the smaller of this and a quarter of the space buildd can use.
 const DEFAULT_MAX_BUDGET: u64 = 20 << 30;
@@ -42,14 +42,14 @@ fn is_in_use(in_use: &InUse, dir: &Path) -> bool {
 pub(crate) fn touch_used(dir: &Path) {
     let state = dir.join(STATE_DIR);
     if fs::create_dir_all(&state).is_ok() {
-        let stamp = state.join("used");
+        let stamp = state.join(USED_FILE);
         let _ = fs::File::create(&stamp);
     }
 }
 
 /// When a dir was last used: its stamp, or the dir's own mtime for dirs without one.
 pub(crate) fn last_used(dir: &Path) -> SystemTime {
-    fs::metadata(dir.join(STATE_DIR).join("used"))
+    fs::metadata(dir.join(STATE_DIR).join(USED_FILE))
         .or_else(|_| fs::metadata(dir))
         .and_then(|m| m.modified())
         .unwrap_or(UNIX_EPOCH)
@@ -61,7 +61,7 @@ pub(crate) fn list(targets: &Path, in_use: &InUse) -> Vec<CacheDir> {
     let mut dirs = Vec::new();
     for workspace in read_dirs(targets) {
         for dir in read_dirs(&workspace) {
-            let key = seed::read_key(&dir);
+            let key = read_key(&dir);
             let record = read_record(&dir);
             dirs.push(CacheDir {
                 workspace: record,
@@ -93,7 +93,7 @@ fn read_dirs(dir: &Path) -> Vec<PathBuf> {
 
 /// The workspace a dir belongs to, from `.buildd/workspace`.
 fn read_record(dir: &Path) -> Option<PathBuf> {
-    fs::read_to_string(dir.join(STATE_DIR).join("workspace"))
+    fs::read_to_string(dir.join(STATE_DIR).join(WORKSPACE_FILE))
         .ok()
         .map(|s| PathBuf::from(s.trim_end()))
 }
@@ -103,7 +103,7 @@ pub(crate) fn write_record(dir: &Path, workspace: &Path) {
     let state = dir.join(STATE_DIR);
     if fs::create_dir_all(&state).is_ok() {
         let _ = fs::write(
-            state.join("workspace"),
+            state.join(WORKSPACE_FILE),
             workspace.as_os_str().as_encoded_bytes(),
         );
     }
@@ -267,6 +267,12 @@ pub(crate) fn disk_full_message(targets: &Path, free: u64) -> String {
     )
 }
 
+/// The key a dir was built for, from its [`KEY_FILE`]; `None` when it is missing or unreadable.
+pub(crate) fn read_key(dir: &Path) -> Option<BuildKeyInfo> {
+    let text = fs::read_to_string(dir.join(KEY_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,7 +285,7 @@ mod tests {
         let when = SystemTime::now() - std::time::Duration::from_secs(age_secs);
         fs::File::options()
             .write(true)
-            .open(dir.join(STATE_DIR).join("used"))
+            .open(dir.join(STATE_DIR).join(USED_FILE))
             .unwrap()
             .set_modified(when)
             .unwrap();

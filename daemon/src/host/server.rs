@@ -24,11 +24,11 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
-use crate::config::DaemonConfig;
-use crate::load;
-use crate::main_loop::{Dispatcher, Event, Subscribers, Subscription};
-use crate::orphans::Orphans;
-use crate::protocol::{
+use crate::build::orphans::Orphans;
+use crate::dispatch::main_loop::{Dispatcher, Event, Subscribers, Subscription};
+use crate::home::config::DaemonConfig;
+use crate::project::load;
+use crate::wire::protocol::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, Request, ServerMessage, binary_version,
     decode_request,
 };

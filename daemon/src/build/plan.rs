@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::job::{Stage, StagePlan};
+use crate::build::job::{Stage, StagePlan};
 
 pub(crate) struct JobPlan {
     pub(crate) stages: Vec<StagePlan>,

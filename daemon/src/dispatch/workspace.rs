@@ -11,17 +11,17 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::depinfo::DepInfo;
-use crate::diagnostics::DiagnosticStore;
-use crate::job::{Gate, Stage};
-use crate::key::{BuildKey, Toolchain};
-use crate::predict::Graph;
-use crate::protocol::{
+use crate::build::diagnostics::DiagnosticStore;
+use crate::build::job::{Gate, Stage};
+use crate::project::depinfo::DepInfo;
+use crate::project::key::{BuildKey, Toolchain};
+use crate::project::predict::Graph;
+use crate::project::settings::{self, Resolved};
+use crate::watch::WatchHandle;
+use crate::wire::protocol::{
     CurrentJob, JobResult, JobSummary, LastChange, PredictionStats, ServerMessage, TestReport,
     WatcherStatus, WorkspaceSettings, WorkspaceState, WorkspaceStatus,
 };
-use crate::settings::{self, Resolved};
-use crate::watch::WatchHandle;
 
 pub(crate) type ConnId = u64;
 pub(crate) type Reply = mpsc::Sender<ServerMessage>;
@@ -109,7 +109,7 @@ pub(crate) struct Workspace {
     /// The state last announced to subscribers.
     pub(crate) announced: Option<WorkspaceState>,
     /// The linker wrapper, sccache and the seed of the isolated dir.
-    pub(crate) tools: crate::tools::WorkspaceTools,
+    pub(crate) tools: crate::dispatch::tools::WorkspaceTools,
 }
 
 impl Workspace {
@@ -198,7 +198,7 @@ impl Workspace {
             cargo_env: self
                 .key
                 .as_ref()
-                .map(|k| crate::key::cargo_env(&k.target_dir, &self.tools.env)),
+                .map(|k| crate::project::key::cargo_env(&k.target_dir, &self.tools.env)),
             seed: self.tools.seed.clone(),
             linker: self.tools.linker.clone(),
             sccache: self.tools.sccache.clone(),

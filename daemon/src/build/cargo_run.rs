@@ -18,8 +18,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
-use crate::load;
-use crate::orphans::Orphans;
+use crate::build::orphans::Orphans;
+use crate::build::process;
 
 /// How long cargo gets to stop on SIGTERM before the group is killed. Cancellation must be
 /// done within 200 ms, and cargo's target dir survives SIGKILL: a unit whose output was cut
@@ -43,7 +43,7 @@ pub(crate) struct CargoCommand<'a> {
     pub(crate) args: Vec<String>,
     pub(crate) env: &'a BTreeMap<String, String>,
     /// The key's dir and tools, from `key::cargo_env`.
-    pub(crate) cargo_env: &'a crate::protocol::CargoEnv,
+    pub(crate) cargo_env: &'a crate::wire::protocol::CargoEnv,
     /// The niceness cargo and everything it starts run at.
     pub(crate) nice: i32,
     pub(crate) orphans: &'a Orphans,
@@ -56,7 +56,7 @@ pub(crate) async fn run(
     cancel: &CancellationToken,
     mut on_message: impl FnMut(Message),
 ) -> std::io::Result<Outcome> {
-    let mut cmd = load::command("cargo", command.root, command.env);
+    let mut cmd = process::command("cargo", command.root, command.env);
     for name in &command.cargo_env.remove {
         cmd.env_remove(name);
     }

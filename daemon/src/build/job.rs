@@ -11,13 +11,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cargo_metadata::{Message, PackageId};
+use cargo_metadata::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::cargo_run::{self, CargoCommand, Outcome};
-use crate::diagnostics;
-use crate::orphans::Orphans;
-use crate::protocol::{Diagnostic, JobResult};
+use crate::build::cargo_run::{self, CargoCommand, Outcome};
+use crate::build::diagnostics;
+use crate::build::orphans::Orphans;
+use crate::wire::protocol::{Diagnostic, JobResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stage {
@@ -94,7 +94,7 @@ pub(crate) struct JobSpec {
     pub(crate) stages: Vec<StagePlan>,
     pub(crate) env: Arc<BTreeMap<String, String>>,
     /// What `key::cargo_env` adds for the workspace's key.
-    pub(crate) cargo_env: Arc<crate::protocol::CargoEnv>,
+    pub(crate) cargo_env: Arc<crate::wire::protocol::CargoEnv>,
     /// cargo's `-j`.
     pub(crate) jobs: Option<u32>,
     pub(crate) nice: i32,
@@ -165,13 +165,13 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
         let outcome = cargo_run::run(command, &job_cancel, |message| match message {
             Message::CompilerArtifact(artifact) => emit(JobEvent::Unit {
                 stage,
-                package: package_name(&artifact.package_id),
+                package: diagnostics::package_name(&artifact.package_id),
                 target: artifact.target.name.clone(),
                 fresh: artifact.fresh,
             }),
             Message::CompilerMessage(message) => {
                 if let Some(d) = diagnostics::convert(&spec.root, message) {
-                    if d.severity == crate::protocol::Severity::Error {
+                    if d.severity == crate::wire::protocol::Severity::Error {
                         compile_errors += 1;
                     }
                     emit(JobEvent::Diagnostic(Box::new(d)));
@@ -241,44 +241,4 @@ fn explain_failure(args: &[String], status: std::process::ExitStatus, stderr: &s
         args.join(" "),
         text.trim()
     )
-}
-
-/// The package name in a cargo package id: `path+file:///w/core#core-lib@0.1.0` names it
-/// after `#`; `path+file:///w/core-lib#0.1.0` leaves it to the path's last segment.
-pub(crate) fn package_name(id: &PackageId) -> String {
-    let repr = id.repr.as_str();
-    let (url, fragment) = repr.rsplit_once('#').unwrap_or((repr, ""));
-    match fragment.split_once('@') {
-        Some((name, _)) => name.to_owned(),
-        None => url
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or(url)
-            .to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn package_names_from_both_id_forms() {
-        let id = |repr: &str| PackageId { repr: repr.into() };
-        assert_eq!(
-            package_name(&id("path+file:///w/core#core-lib@0.1.0")),
-            "core-lib"
-        );
-        assert_eq!(
-            package_name(&id("path+file:///w/core-lib#0.1.0")),
-            "core-lib"
-        );
-        assert_eq!(
-            package_name(&id(
-                "registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0"
-            )),
-            "serde"
-        );
-    }
 }

@@ -8,15 +8,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{Dispatcher, Event, error, prepare_target_dir, scan_target_dir};
-use crate::cache;
-use crate::key;
-use crate::linker;
-use crate::protocol::{
+use crate::cache::dirs as cache;
+use crate::cache::seed;
+use crate::dispatch::tools::{self, AfterJob};
+use crate::dispatch::workspace::Reply;
+use crate::project::key;
+use crate::tools::linker;
+use crate::wire::protocol::{
     CacheReport, ErrorCode, EventKind, JobResult, JobSummary, Request, SeedStatus, ServerMessage,
 };
-use crate::seed;
-use crate::tools::{self, AfterJob};
-use crate::workspace::Reply;
 
 /// Eviction after jobs runs at most this often (a request or a full disk runs it at once).
 const GC_INTERVAL: Duration = Duration::from_secs(30);
@@ -148,7 +148,7 @@ impl Dispatcher {
         let Some(key) = &ws.key else {
             return;
         };
-        let settings = crate::settings::over(&ws.settings, &ws.file_settings);
+        let settings = crate::project::settings::over(&ws.settings, &ws.file_settings);
         tools::configure(&self.tools, &mut ws.tools, key, &ws.env, &settings);
         // A new key: its dir is in use from now on.
         self.in_use();
@@ -347,7 +347,11 @@ impl Dispatcher {
 
     /// Takes a measurement's totals unless a later-launched one was taken already. Returns
     /// whether it took them.
-    fn apply_totals(&mut self, measurement: u64, totals: crate::protocol::CacheTotals) -> bool {
+    fn apply_totals(
+        &mut self,
+        measurement: u64,
+        totals: crate::wire::protocol::CacheTotals,
+    ) -> bool {
         if measurement < self.tools.totals_from {
             return false;
         }
@@ -507,7 +511,7 @@ impl Dispatcher {
 }
 
 /// Totals from a report, carrying the daemon's count of evictions.
-fn totals_with_evicted(report: &CacheReport, evicted: u64) -> crate::protocol::CacheTotals {
+fn totals_with_evicted(report: &CacheReport, evicted: u64) -> crate::wire::protocol::CacheTotals {
     let mut totals = report.totals.clone();
     totals.evicted = evicted;
     totals

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::protocol::{BuildKeyInfo, CargoEnv};
+use crate::wire::protocol::{BuildKeyInfo, CargoEnv};
 
 /// Variables that change what cargo builds. Prefix entries end in `_`.
 const KEY_ENV: &[&str] = &[

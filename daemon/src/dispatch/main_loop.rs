@@ -19,24 +19,24 @@ mod cache_ops;
 
 pub(crate) use cache_ops::ToolsEvent;
 
-use crate::config::DaemonConfig;
-use crate::depinfo::{self, DepInfo};
-use crate::diagnostics;
-use crate::job::{self, Gate, JobEvent, JobSpec, Stage};
-use crate::key::{self, BuildKey};
-use crate::load::{self, Loaded};
-use crate::orphans::Orphans;
-use crate::paths::ensure_private_dir;
-use crate::plan;
-use crate::predict::Graph;
-use crate::protocol::{
+use crate::build::diagnostics;
+use crate::build::job::{self, Gate, JobEvent, JobSpec, Stage};
+use crate::build::orphans::Orphans;
+use crate::build::plan;
+use crate::dispatch::workspace::{ConnId, PendingAcquire, Reply, RunningJob, Workspace};
+use crate::home::config::DaemonConfig;
+use crate::home::paths::ensure_private_dir;
+use crate::project::depinfo::{self, DepInfo};
+use crate::project::key::{self, BuildKey};
+use crate::project::load::{self, Loaded};
+use crate::project::predict::Graph;
+use crate::project::settings;
+use crate::watch::{self, WatchEvent, WatchHandle};
+use crate::wire::protocol::{
     DaemonInfo, ErrorCode, EventKind, JobResult, JobSummary, LastChange, PROTOCOL_VERSION, Report,
     Request, ServerMessage, Severity, StatusReport, WorkspaceEvent, WorkspaceSettings,
     binary_version,
 };
-use crate::settings;
-use crate::watch::{self, WatchEvent, WatchHandle};
-use crate::workspace::{ConnId, PendingAcquire, Reply, RunningJob, Workspace};
 
 /// A burst of changes touching this many files is a storm (a `git checkout`, `cargo fmt`):
 /// it is likely to go on, possibly with pauses on a loaded machine, so the debounce
@@ -114,7 +114,7 @@ pub(crate) struct Dispatcher {
     last_busy: Instant,
     orphans: Arc<Orphans>,
     /// The linker wrapper, sccache, the cache's totals.
-    tools: crate::tools::Tools,
+    tools: crate::dispatch::tools::Tools,
 }
 
 impl Dispatcher {
@@ -124,7 +124,7 @@ impl Dispatcher {
         subscribers: Subscribers,
         orphans: Arc<Orphans>,
     ) -> Dispatcher {
-        let tools = crate::tools::Tools::new(&config);
+        let tools = crate::dispatch::tools::Tools::new(&config);
         Dispatcher {
             tools,
             config,
@@ -377,7 +377,7 @@ impl Dispatcher {
                 protocol: PROTOCOL_VERSION,
                 uptime_secs: self.started.elapsed().as_secs(),
                 socket: paths.socket(),
-                log_path: crate::logging::current_log(&paths.log_dir()),
+                log_path: crate::home::logging::current_log(&paths.log_dir()),
                 cache_dir: paths.cache_dir.clone(),
                 idle_timeout_secs: self.config.idle_timeout.as_secs(),
                 clients: self.clients,
@@ -641,8 +641,10 @@ impl Dispatcher {
         match loaded.toolchain {
             Ok(toolchain) => {
                 let file_settings = loaded.settings.clone().unwrap_or_default();
-                let linker =
-                    crate::tools::linker_setting(&settings::over(&ws.settings, &file_settings));
+                let linker = crate::dispatch::tools::linker_setting(&settings::over(
+                    &ws.settings,
+                    &file_settings,
+                ));
                 let key = BuildKey::new(&targets_dir, root, &toolchain, &ws.env, &linker);
                 // A new dir is seeded from the most similar one before any job runs there.
                 new_dir = !key.target_dir.exists();
@@ -863,7 +865,7 @@ impl Dispatcher {
                 }
             }
             JobEvent::Diagnostic(diagnostic) => {
-                crate::tools::note_diagnostic(&mut ws.tools, &diagnostic);
+                crate::dispatch::tools::note_diagnostic(&mut ws.tools, &diagnostic);
                 if !ws.diagnostics.add(job_id, &diagnostic) {
                     return;
                 }
@@ -1081,7 +1083,7 @@ fn disk_full(
     failure: Option<&str>,
     diagnostics: &diagnostics::DiagnosticStore,
 ) -> Option<String> {
-    let enospc = crate::cache::ENOSPC_TEXT;
+    let enospc = crate::cache::dirs::ENOSPC_TEXT;
     let said_so = failure.is_some_and(|f| f.contains(enospc))
         || diagnostics.iter().any(|d| {
             d.rustc
@@ -1090,11 +1092,11 @@ fn disk_full(
                 .is_some_and(|r| r.contains(enospc))
                 || d.rustc.children.iter().any(|c| c.message.contains(enospc))
         });
-    let free = crate::cache::free_space(target_dir);
+    let free = crate::cache::dirs::free_space(target_dir);
     if !said_so && free.is_none_or(|free| free >= DISK_NEARLY_FULL) {
         return None;
     }
-    Some(crate::cache::disk_full_message(
+    Some(crate::cache::dirs::disk_full_message(
         target_dir,
         free.unwrap_or(0),
     ))
@@ -1168,7 +1170,7 @@ fn grant_acquires(ws: &mut Workspace) {
         return;
     }
     let env = key::cargo_env(&key.target_dir, &ws.tools.env);
-    crate::cache::touch_used(&key.target_dir);
+    crate::cache::dirs::touch_used(&key.target_dir);
     for waiting in ws.waiting_acquire.drain(..) {
         ws.leases.insert(waiting.conn);
         let _ = waiting.reply.try_send(ServerMessage::Acquired {
@@ -1199,9 +1201,9 @@ fn is_manifest(root: &Path, path: &Path) -> bool {
 
 fn prepare_target_dir(key: &BuildKey, root: &Path) -> Result<(), String> {
     ensure_private_dir(&key.target_dir).map_err(|e| e.to_string())?;
-    crate::cache::write_record(&key.target_dir, root);
+    crate::cache::dirs::write_record(&key.target_dir, root);
     let info = serde_json::to_string_pretty(&key.info).unwrap_or_default();
-    std::fs::write(key.target_dir.join("buildd-key.json"), info).map_err(|e| {
+    std::fs::write(key.target_dir.join(crate::cache::layout::KEY_FILE), info).map_err(|e| {
         format!(
             "failed to write into the isolated target dir {}: {e}",
             key.target_dir.display()

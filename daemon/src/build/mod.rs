@@ -1,0 +1,11 @@
+//! Running cargo: a job's plan of stages, the job itself, one cargo command in its own
+//! process group, the diagnostics it prints, and the record of process groups left behind.
+//!
+//! It knows cargo and processes, not workspaces, watchers or the cache.
+
+pub(crate) mod cargo_run;
+pub(crate) mod diagnostics;
+pub(crate) mod job;
+pub(crate) mod orphans;
+pub(crate) mod plan;
+pub(crate) mod process;

@@ -1,0 +1,14 @@
+//! The names of everything buildd keeps in its isolated dirs, in one leaf module so that
+//! the seeder, the exporter, gc and the dispatcher cannot disagree about them.
+//!
+//! This module holds constants only and imports nothing from the crate.
+
+/// The file in each key dir that describes its key (and workspace).
+pub(crate) const KEY_FILE: &str = "buildd-key.json";
+/// buildd's own per-dir state (the last-used stamp, the linker's log and captures); never
+/// seeded or exported.
+pub(crate) const STATE_DIR: &str = ".buildd";
+/// In [`STATE_DIR`]: the stamp whose mtime is the dir's last use.
+pub(crate) const USED_FILE: &str = "used";
+/// In [`STATE_DIR`]: the workspace root the dir was built for.
+pub(crate) const WORKSPACE_FILE: &str = "workspace";

@@ -1,0 +1,7 @@
+//! The isolated dirs: the names inside them (`layout`), listing, sizes, the budget and gc
+//! (`dirs`), seeding a new key dir from a similar one, and archives for export and import.
+
+pub mod archive;
+pub(crate) mod dirs;
+pub(crate) mod layout;
+pub(crate) mod seed;

@@ -1,0 +1,8 @@
+//! What a workspace is: its root, toolchain and `cargo metadata` (load), its settings, its
+//! build keys, cargo's dep-info records and the prediction of what an edit affects.
+
+pub(crate) mod depinfo;
+pub(crate) mod key;
+pub(crate) mod load;
+pub(crate) mod predict;
+pub(crate) mod settings;
