@@ -31,6 +31,11 @@ pub(crate) const ENOSPC_TEXT: &str = "No space left on device";
 /// before it takes a dir away, so a dir that became current meanwhile is kept.
 pub(crate) type InUse = Mutex<BTreeSet<PathBuf>>;
 
+/// One eviction pass at a time (the daemon's own after a job, a user's `cache gc` or
+/// `cache clear`): two at once would each list a dir the other is taking away, and report
+/// it as a keyless, empty dir that could not be removed.
+static SWEEP: Mutex<()> = Mutex::new(());
+
 fn is_in_use(in_use: &InUse, dir: &Path) -> bool {
     in_use
         .lock()
@@ -63,10 +68,15 @@ pub(crate) fn list(targets: &Path, in_use: &InUse) -> Vec<CacheDir> {
         for dir in read_dirs(&workspace) {
             let key = read_key(&dir);
             let record = read_record(&dir);
+            let bytes = size(&dir);
+            // Gone since the listing (evicted by another pass, removed by the user).
+            if fs::symlink_metadata(&dir).is_err() {
+                continue;
+            }
             dirs.push(CacheDir {
                 workspace: record,
                 key,
-                bytes: size(&dir),
+                bytes,
                 last_used: last_used(&dir)
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
@@ -190,6 +200,7 @@ fn evict(dir: &Path, in_use: &InUse) -> bool {
 
 /// Evicts least recently used dirs not in use until the total fits `budget`.
 pub(crate) fn gc(targets: &Path, budget: Option<u64>, in_use: &InUse) -> CacheReport {
+    let _sweep = SWEEP.lock().unwrap_or_else(|e| e.into_inner());
     let mut dirs = list(targets, in_use);
     let mut used: u64 = dirs.iter().map(|d| d.bytes).sum();
     let budget = self::budget(budget, targets, used);
@@ -226,6 +237,7 @@ pub(crate) fn clear(
     configured_budget: Option<u64>,
     which: impl Fn(&CacheDir) -> bool,
 ) -> CacheReport {
+    let _sweep = SWEEP.lock().unwrap_or_else(|e| e.into_inner());
     let mut report = CacheReport::default();
     for dir in list(targets, in_use) {
         if !which(&dir) {
