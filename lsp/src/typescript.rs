@@ -5,7 +5,7 @@
 //! extension cannot drift from the daemon (the hand-kept copy had lost `linker`, `cache`,
 //! `sccache` and `seed`). `BUILDD_BLESS=1 cargo test -p buildd-lsp typescript` rewrites it.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use buildd_daemon::protocol::StatusReport;
@@ -20,11 +20,11 @@ const HEADER: &str = "\
 ";
 
 /// Collects the declaration of every derived type reachable from the ones it visits, each
-/// once, in the order first reached.
+/// once, by name: the order in which ts-rs reaches dependencies changes from one build of
+/// the crate to the next, so the file is written sorted, the same on every machine.
 struct Declarations<'a> {
     cfg: &'a Config,
-    seen: BTreeSet<String>,
-    out: Vec<String>,
+    out: BTreeMap<String, String>,
 }
 
 impl TypeVisitor for Declarations<'_> {
@@ -35,10 +35,11 @@ impl TypeVisitor for Declarations<'_> {
             T::visit_dependencies(self);
             return;
         }
-        if self.seen.insert(T::name(self.cfg)) {
+        let name = T::name(self.cfg);
+        if !self.out.contains_key(&name) {
             let docs = T::docs().unwrap_or_default();
             self.out
-                .push(format!("{docs}export {}\n", T::decl(self.cfg)));
+                .insert(name, format!("{docs}export {}\n", T::decl(self.cfg)));
             T::visit_dependencies(self);
         }
     }
@@ -50,13 +51,13 @@ fn generate() -> String {
     let cfg = Config::new().with_large_int("number");
     let mut decls = Declarations {
         cfg: &cfg,
-        seen: BTreeSet::new(),
-        out: Vec::new(),
+        out: BTreeMap::new(),
     };
     decls.visit::<StateParams>();
     decls.visit::<StatusParams>();
     decls.visit::<StatusReport>();
-    format!("{HEADER}\n{}", decls.out.join("\n"))
+    let decls: Vec<String> = decls.out.into_values().collect();
+    format!("{HEADER}\n{}", decls.join("\n"))
 }
 
 #[test]

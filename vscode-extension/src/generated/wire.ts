@@ -2,6 +2,192 @@
 // (daemon/src/wire/protocol.rs and lsp/src/ext.rs); do not edit. A test fails when this file
 // and the types disagree.
 
+/**
+ * What went into the build key; two environments with the same key share artifacts.
+ */
+export type BuildKeyInfo = { hash: string, rustc: string, host: string, target: string, profile: string, features: string, 
+/**
+ * The build-affecting environment variables that were set, by name.
+ */
+env: { [key in string]: string }, 
+/**
+ * The linker setting (`default` unless configured).
+ */
+linker: string, };
+
+/**
+ * The isolated dirs together.
+ */
+export type CacheTotals = { dirs: number, bytes: number, budget_bytes: number, 
+/**
+ * Free bytes on the cache's file system.
+ */
+free_bytes: number | null, 
+/**
+ * Set when the disk is (nearly) full or a job ran out of space: what happened and what
+ * to do. The daemon keeps running.
+ */
+disk_full: string | null, 
+/**
+ * Dirs evicted since the daemon started.
+ */
+evicted: number, };
+
+/**
+ * The environment changes that point cargo at a key's isolated dir and buildd's tools.
+ */
+export type CargoEnv = { set: { [key in string]: string }, remove: Array<string>, 
+/**
+ * Arguments before the subcommand (`--config build.target-dir=...` when sccache is on).
+ */
+args: Array<string>, };
+
+export type CurrentJob = { id: number, stages: Array<string>, 
+/**
+ * The stage running now; absent before the first starts.
+ */
+stage: string | null, 
+/**
+ * Units cargo reported so far.
+ */
+units_done: number, };
+
+export type DaemonInfo = { pid: number, version: string, protocol: number, uptime_secs: number, socket: string, log_path: string, cache_dir: string, idle_timeout_secs: number, clients: number, };
+
+/**
+ * Whether the server is connected to the daemon.
+ */
+export type DaemonLink = "up" | "down";
+
+/**
+ * The short form of a diagnostic that `status` lists.
+ */
+export type DiagnosticSummary = { file: string, 
+/**
+ * 1-based.
+ */
+line: number, 
+/**
+ * 1-based, counted in characters as rustc counts them.
+ */
+column: number, severity: Severity, message: string, };
+
+export type FailingTest = { 
+/**
+ * As the runner names it (`tests::adds`, or `crate::bin tests::adds` for nextest).
+ */
+name: string, 
+/**
+ * Where it panicked, when the output says.
+ */
+file: string | null, line: number | null, column: number | null, message: string | null, };
+
+export type JobResult = "success" | "failed" | "cancelled" | "yielded";
+
+export type JobSummary = { id: number, stages: Array<string>, result: JobResult, duration_ms: number, 
+/**
+ * Units cargo compiled (artifacts it reported as not fresh), over all stages.
+ */
+units_compiled: number, errors: number, warnings: number, 
+/**
+ * Packages with artifacts cargo reported as not fresh.
+ */
+rebuilt: Array<string>, 
+/**
+ * Why the job failed when it was not compile errors (cargo's own error output, cut).
+ */
+failure: string | null, };
+
+export type LastChange = { files: Array<string>, 
+/**
+ * The affected packages: those whose targets read the files, and their reverse
+ * dependencies inside the workspace. All members when `full`.
+ */
+predicted: Array<string>, 
+/**
+ * A manifest, lock file, toolchain file or watcher rescan: everything is rebuilt.
+ */
+full: boolean, };
+
+export type LinkerStatus = { 
+/**
+ * The setting: `auto`, `default`, `mold`, `lld`, `bfd` or a path.
+ */
+setting: string, 
+/**
+ * The linker the jobs use now.
+ */
+linker: string, 
+/**
+ * Why this linker, or why not the one asked for.
+ */
+note: string | null, 
+/**
+ * Milliseconds per candidate, from the measurement on this workspace (auto only).
+ */
+measured: { [key in string]: number }, 
+/**
+ * Wall-clock milliseconds the linker ran during the last job, summed over its links.
+ */
+last_link_ms: number | null, 
+/**
+ * `last_link_ms` over the last job's duration.
+ */
+last_link_share: number | null, };
+
+export type PredictionStats = { 
+/**
+ * Successful jobs whose prediction was measured (full jobs are not).
+ */
+jobs: number, 
+/**
+ * Of the packages predicted, the share cargo rebuilt; `null` before any measurement.
+ */
+precision: number | null, 
+/**
+ * Of the workspace packages cargo rebuilt, the share that was predicted.
+ */
+recall: number | null, };
+
+export type SccacheStatus = { binary: string, version: string, 
+/**
+ * The server's Unix socket.
+ */
+socket: string, 
+/**
+ * Where the server stores: its local dir, or the shared backend.
+ */
+location: string | null, 
+/**
+ * Counts since buildd's sccache server started.
+ */
+hits: number, misses: number, 
+/**
+ * Compilations the server was asked for, cacheable or not.
+ */
+requests: number, note: string | null, };
+
+export type SeedStatus = { 
+/**
+ * The key hash of the dir it was seeded from.
+ */
+from: string, 
+/**
+ * `reflink` (copy-on-write clones), `copy` (copies, with hard links for files cargo and
+ * rustc never rewrite in place).
+ */
+method: string, files: number, bytes: number, reflinked: number, hard_linked: number, copied: number, duration_ms: number, 
+/**
+ * Units the first job after seeding compiled; absent until it finished.
+ */
+units_rebuilt: number | null, 
+/**
+ * Units that job found fresh.
+ */
+units_fresh: number | null, };
+
+export type Severity = "error" | "warning" | "note" | "help";
+
 export type StateParams = { 
 /**
  * The cargo workspace root.
@@ -32,13 +218,6 @@ percentage: number | null,
  */
 message: string | null, targetDir: string | null, daemon: DaemonLink, };
 
-export type WorkspaceState = "idle" | "queued" | "running" | "failed" | "error";
-
-/**
- * Whether the server is connected to the daemon.
- */
-export type DaemonLink = "up" | "down";
-
 /**
  * `buildd/status` params.
  */
@@ -59,23 +238,49 @@ cache: CacheTotals | null,
  */
 sccache: SccacheStatus | null, };
 
-export type SccacheStatus = { binary: string, version: string, 
 /**
- * The server's Unix socket.
+ * The result of running a workspace's tests after a job.
  */
-socket: string, 
+export type TestReport = { 
 /**
- * Where the server stores: its local dir, or the shared backend.
+ * The job whose build was tested.
  */
-location: string | null, 
+job: number, 
 /**
- * Counts since buildd's sccache server started.
+ * `cargo nextest run` or `cargo test`.
  */
-hits: number, misses: number, 
+runner: string, passed: number, failed: number, ignored: number, failing: Array<FailingTest>, duration_ms: number, 
 /**
- * Compilations the server was asked for, cacheable or not.
+ * The runner's exit code.
  */
-requests: number, note: string | null, };
+exit_code: number | null, };
+
+export type WatcherStatus = { 
+/**
+ * `native` (inotify) or `poll` (when inotify watches ran out, or `BUILDD_WATCHER=poll`).
+ */
+kind: string, 
+/**
+ * Times the watcher overflowed and everything was rebuilt.
+ */
+rescans: number, 
+/**
+ * Why the watcher is degraded, and what to do about it.
+ */
+note: string | null, };
+
+export type WorkspaceSccache = { enabled: boolean, 
+/**
+ * Why not, when not.
+ */
+note: string | null, 
+/**
+ * Hits and misses of the server during the last job (other workspaces' jobs running at
+ * the same time count too).
+ */
+last_job_hits: number | null, last_job_misses: number | null, };
+
+export type WorkspaceState = "idle" | "queued" | "running" | "failed" | "error";
 
 export type WorkspaceStatus = { root: string, state: WorkspaceState, error: string | null, 
 /**
@@ -120,208 +325,3 @@ seed: SeedStatus | null, linker: LinkerStatus | null,
  * Whether the workspace's jobs use buildd's sccache, and what it did in the last job.
  */
 sccache: WorkspaceSccache | null, };
-
-/**
- * The result of running a workspace's tests after a job.
- */
-export type TestReport = { 
-/**
- * The job whose build was tested.
- */
-job: number, 
-/**
- * `cargo nextest run` or `cargo test`.
- */
-runner: string, passed: number, failed: number, ignored: number, failing: Array<FailingTest>, duration_ms: number, 
-/**
- * The runner's exit code.
- */
-exit_code: number | null, };
-
-export type FailingTest = { 
-/**
- * As the runner names it (`tests::adds`, or `crate::bin tests::adds` for nextest).
- */
-name: string, 
-/**
- * Where it panicked, when the output says.
- */
-file: string | null, line: number | null, column: number | null, message: string | null, };
-
-export type CurrentJob = { id: number, stages: Array<string>, 
-/**
- * The stage running now; absent before the first starts.
- */
-stage: string | null, 
-/**
- * Units cargo reported so far.
- */
-units_done: number, };
-
-export type JobSummary = { id: number, stages: Array<string>, result: JobResult, duration_ms: number, 
-/**
- * Units cargo compiled (artifacts it reported as not fresh), over all stages.
- */
-units_compiled: number, errors: number, warnings: number, 
-/**
- * Packages with artifacts cargo reported as not fresh.
- */
-rebuilt: Array<string>, 
-/**
- * Why the job failed when it was not compile errors (cargo's own error output, cut).
- */
-failure: string | null, };
-
-export type JobResult = "success" | "failed" | "cancelled" | "yielded";
-
-/**
- * The environment changes that point cargo at a key's isolated dir and buildd's tools.
- */
-export type CargoEnv = { set: { [key in string]: string }, remove: Array<string>, 
-/**
- * Arguments before the subcommand (`--config build.target-dir=...` when sccache is on).
- */
-args: Array<string>, };
-
-export type WatcherStatus = { 
-/**
- * `native` (inotify) or `poll` (when inotify watches ran out, or `BUILDD_WATCHER=poll`).
- */
-kind: string, 
-/**
- * Times the watcher overflowed and everything was rebuilt.
- */
-rescans: number, 
-/**
- * Why the watcher is degraded, and what to do about it.
- */
-note: string | null, };
-
-export type LinkerStatus = { 
-/**
- * The setting: `auto`, `default`, `mold`, `lld`, `bfd` or a path.
- */
-setting: string, 
-/**
- * The linker the jobs use now.
- */
-linker: string, 
-/**
- * Why this linker, or why not the one asked for.
- */
-note: string | null, 
-/**
- * Milliseconds per candidate, from the measurement on this workspace (auto only).
- */
-measured: { [key in string]: number }, 
-/**
- * Wall-clock milliseconds the linker ran during the last job, summed over its links.
- */
-last_link_ms: number | null, 
-/**
- * `last_link_ms` over the last job's duration.
- */
-last_link_share: number | null, };
-
-export type PredictionStats = { 
-/**
- * Successful jobs whose prediction was measured (full jobs are not).
- */
-jobs: number, 
-/**
- * Of the packages predicted, the share cargo rebuilt; `null` before any measurement.
- */
-precision: number | null, 
-/**
- * Of the workspace packages cargo rebuilt, the share that was predicted.
- */
-recall: number | null, };
-
-export type WorkspaceSccache = { enabled: boolean, 
-/**
- * Why not, when not.
- */
-note: string | null, 
-/**
- * Hits and misses of the server during the last job (other workspaces' jobs running at
- * the same time count too).
- */
-last_job_hits: number | null, last_job_misses: number | null, };
-
-/**
- * The short form of a diagnostic that `status` lists.
- */
-export type DiagnosticSummary = { file: string, 
-/**
- * 1-based.
- */
-line: number, 
-/**
- * 1-based, counted in characters as rustc counts them.
- */
-column: number, severity: Severity, message: string, };
-
-export type Severity = "error" | "warning" | "note" | "help";
-
-export type SeedStatus = { 
-/**
- * The key hash of the dir it was seeded from.
- */
-from: string, 
-/**
- * `reflink` (copy-on-write clones), `copy` (copies, with hard links for files cargo and
- * rustc never rewrite in place).
- */
-method: string, files: number, bytes: number, reflinked: number, hard_linked: number, copied: number, duration_ms: number, 
-/**
- * Units the first job after seeding compiled; absent until it finished.
- */
-units_rebuilt: number | null, 
-/**
- * Units that job found fresh.
- */
-units_fresh: number | null, };
-
-/**
- * What went into the build key; two environments with the same key share artifacts.
- */
-export type BuildKeyInfo = { hash: string, rustc: string, host: string, target: string, profile: string, features: string, 
-/**
- * The build-affecting environment variables that were set, by name.
- */
-env: { [key in string]: string }, 
-/**
- * The linker setting (`default` unless configured).
- */
-linker: string, };
-
-export type LastChange = { files: Array<string>, 
-/**
- * The affected packages: those whose targets read the files, and their reverse
- * dependencies inside the workspace. All members when `full`.
- */
-predicted: Array<string>, 
-/**
- * A manifest, lock file, toolchain file or watcher rescan: everything is rebuilt.
- */
-full: boolean, };
-
-export type DaemonInfo = { pid: number, version: string, protocol: number, uptime_secs: number, socket: string, log_path: string, cache_dir: string, idle_timeout_secs: number, clients: number, };
-
-/**
- * The isolated dirs together.
- */
-export type CacheTotals = { dirs: number, bytes: number, budget_bytes: number, 
-/**
- * Free bytes on the cache's file system.
- */
-free_bytes: number | null, 
-/**
- * Set when the disk is (nearly) full or a job ran out of space: what happened and what
- * to do. The daemon keeps running.
- */
-disk_full: string | null, 
-/**
- * Dirs evicted since the daemon started.
- */
-evicted: number, };
