@@ -3,20 +3,17 @@
 //! edited file, and `textDocument/publishDiagnostics` read back with the instant each one
 //! arrived.
 //!
-//! Messages are JSON-RPC with `Content-Length` framing. A reader thread reads every message
-//! as soon as the server writes it, stamps it, answers the server's own requests (such as
-//! `window/workDoneProgress/create`) with a null result as a minimal editor would, and hands
-//! the rest to the harness. This is the only module that knows LSP; it uses plain
-//! `serde_json` values instead of an LSP types crate because it needs a dozen fields.
+//! The framing, the reader thread that stamps each message with when it arrived and answers
+//! the server's own requests, and the URI encoding are the shared client's
+//! (`buildd-lsp-client`, which the end-to-end tests use too); this module adds what the
+//! harness measures and its errors. It is the only module of the bench that knows LSP.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use buildd_lsp_client::{Connection, Received, same_file, uri_of as file_uri};
 use serde_json::{Value, json};
 
 use crate::env;
@@ -26,9 +23,6 @@ use crate::env;
 pub(crate) struct Unavailable {
     pub(crate) reason: String,
 }
-
-/// A message from the server and when it arrived; `None` when the server closed stdout.
-type Incoming = (Instant, Option<Value>);
 
 /// Which document notifications the server asked for in its `textDocumentSync`
 /// capability: a client sends only those, as editors do.
@@ -72,14 +66,10 @@ impl Sync {
 }
 
 pub(crate) struct LspClient {
-    child: Child,
+    server: Connection,
     sync: Sync,
-    stdin: Arc<Mutex<ChildStdin>>,
-    incoming: mpsc::Receiver<Incoming>,
-    next_id: i64,
     versions: BTreeMap<String, i64>,
     stderr_path: PathBuf,
-    closed: bool,
 }
 
 impl LspClient {
@@ -95,24 +85,12 @@ impl LspClient {
     ) -> anyhow::Result<Result<LspClient, Unavailable>> {
         let stderr = std::fs::File::create(stderr_path)
             .with_context(|| format!("failed to create {}", stderr_path.display()))?;
-        let mut child = env::command(buildd, env)
-            .arg("lsp")
-            .current_dir(root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
+        let mut command = env::command(buildd, env);
+        command.arg("lsp").current_dir(root).stderr(stderr);
+        let server = Connection::spawn(command)
             .with_context(|| format!("failed to run {} lsp", buildd.display()))?;
-        let stdin = Arc::new(Mutex::new(child.stdin.take().expect("piped")));
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, incoming) = mpsc::channel();
-        let answer = Arc::clone(&stdin);
-        std::thread::spawn(move || read_loop(BufReader::new(stdout), &answer, &tx));
         let mut client = LspClient {
-            child,
-            stdin,
-            incoming,
-            next_id: 1,
+            server,
             sync: Sync {
                 open_close: false,
                 change: false,
@@ -120,7 +98,6 @@ impl LspClient {
             },
             versions: BTreeMap::new(),
             stderr_path: stderr_path.to_path_buf(),
-            closed: false,
         };
         let uri = file_uri(root);
         let name = root.file_name().map_or_else(
@@ -145,11 +122,10 @@ impl LspClient {
         match client.request("initialize", params, timeout) {
             Ok(result) => client.sync = Sync::of(&result),
             Err(error) => {
-                if let Some(status) = client.exit_status(Duration::from_secs(5)) {
+                if let Some(status) = client.server.wait_exit(Duration::from_secs(5)) {
                     let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
                     // clap's usage error for a subcommand this binary does not have.
                     if status.code() == Some(2) && stderr.contains("unrecognized subcommand") {
-                        client.closed = true;
                         let first = stderr.lines().next().unwrap_or_default().trim();
                         return Ok(Err(Unavailable {
                             reason: format!(
@@ -173,39 +149,19 @@ impl LspClient {
         Ok(Ok(client))
     }
 
-    /// The server's exit status if it exits within `grace`: a server that failed to start
-    /// may still be on its way out when its pipe breaks.
-    fn exit_status(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + grace;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    fn send(&self, message: &Value) -> anyhow::Result<()> {
-        let mut stdin = self
-            .stdin
-            .lock()
-            .expect("no writer panics while holding it");
-        write_message(&mut *stdin, message).context("failed to write to buildd lsp")
-    }
-
     fn notify(&self, method: &str, params: Value) -> anyhow::Result<()> {
-        self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}))
+        self.server
+            .notify(method, params)
+            .context("failed to write to buildd lsp")
     }
 
     /// Sends a request and waits for its response, keeping nothing that arrives meanwhile
     /// (diagnostics of a cold build are not what a round waits for).
     fn request(&mut self, method: &str, params: Value, timeout: Duration) -> anyhow::Result<Value> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
+        let id = self
+            .server
+            .send_request(method, params)
+            .context("failed to write to buildd lsp")?;
         let deadline = Instant::now() + timeout;
         loop {
             let message = self.next_message(deadline, method)?;
@@ -219,17 +175,13 @@ impl LspClient {
     }
 
     fn next_message(&mut self, deadline: Instant, waiting_for: &str) -> anyhow::Result<Value> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.incoming.recv_timeout(left) {
-            Ok((_, Some(message))) => Ok(message),
-            Ok((_, None)) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                self.closed = true;
-                bail!(
-                    "buildd lsp closed its output while the harness waited for {waiting_for}: {}",
-                    crate::daemon::read_tail(&self.stderr_path)
-                )
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+        match self.server.recv(deadline) {
+            Received::Message(_, message) => Ok(message),
+            Received::Closed => bail!(
+                "buildd lsp closed its output while the harness waited for {waiting_for}: {}",
+                self.broke_off()
+            ),
+            Received::Timeout => bail!(
                 "buildd lsp sent no {waiting_for} in time: {}",
                 crate::daemon::read_tail(&self.stderr_path)
             ),
@@ -279,7 +231,7 @@ impl LspClient {
 
     /// Forgets what the server sent so far.
     pub(crate) fn drain(&mut self) {
-        while self.incoming.try_recv().is_ok() {}
+        while self.server.try_recv().is_some() {}
     }
 
     /// Waits for a `publishDiagnostics` for `path` with a diagnostic from buildd whose
@@ -293,17 +245,13 @@ impl LspClient {
         let deadline = Instant::now() + timeout;
         let uri = file_uri(path);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let (at, message) = match self.incoming.recv_timeout(left) {
-                Ok((at, Some(message))) => (at, message),
-                Ok((_, None)) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    self.closed = true;
-                    bail!(
-                        "buildd lsp exited before publishing the warning `{marker}`: {}",
-                        crate::daemon::read_tail(&self.stderr_path)
-                    )
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+            let (at, message) = match self.server.recv(deadline) {
+                Received::Message(at, message) => (at, message),
+                Received::Closed => bail!(
+                    "buildd lsp exited before publishing the warning `{marker}`: {}",
+                    self.broke_off()
+                ),
+                Received::Timeout => bail!(
                     "buildd lsp published no warning containing `{marker}` for {} within \
                      {timeout:?}",
                     path.display()
@@ -325,19 +273,17 @@ impl LspClient {
     }
 
     fn reap(&mut self) {
-        if self.exit_status(Duration::from_secs(10)).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if self.server.wait_exit(Duration::from_secs(10)).is_none() {
+            self.server.kill();
         }
-        self.closed = true;
     }
-}
 
-impl Drop for LspClient {
-    fn drop(&mut self) {
-        if !self.closed {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+    /// What the server said on its way out: why its output broke off, and its stderr.
+    fn broke_off(&self) -> String {
+        let stderr = crate::daemon::read_tail(&self.stderr_path);
+        match self.server.read_error() {
+            Some(e) => format!("{e}; {stderr}"),
+            None => stderr,
         }
     }
 }
@@ -348,9 +294,7 @@ fn publishes(message: &Value, uri: &str, marker: &str) -> bool {
         return false;
     }
     let params = &message["params"];
-    let same_file = params["uri"]
-        .as_str()
-        .is_some_and(|u| percent_decode(u) == percent_decode(uri));
+    let same_file = params["uri"].as_str().is_some_and(|u| same_file(u, uri));
     same_file
         && params["diagnostics"].as_array().is_some_and(|all| {
             all.iter().any(|d| {
@@ -360,129 +304,9 @@ fn publishes(message: &Value, uri: &str, marker: &str) -> bool {
         })
 }
 
-/// Reads messages until the server closes stdout; answers its requests, forwards the rest.
-fn read_loop(mut reader: impl BufRead, stdin: &Mutex<ChildStdin>, tx: &mpsc::Sender<Incoming>) {
-    loop {
-        let message = match read_message(&mut reader) {
-            Ok(Some(message)) => message,
-            Ok(None) | Err(_) => {
-                let _ = tx.send((Instant::now(), None));
-                return;
-            }
-        };
-        let at = Instant::now();
-        if let (Some(id), Some(method)) = (message.get("id"), message.get("method")) {
-            // A request from the server. A minimal editor accepts progress tokens and
-            // registrations, and has no configuration: null for each item asked.
-            let result = match method.as_str() {
-                Some("workspace/configuration") => {
-                    let items = message["params"]["items"].as_array().map_or(0, Vec::len);
-                    Value::Array(vec![Value::Null; items])
-                }
-                _ => Value::Null,
-            };
-            let reply = json!({"jsonrpc": "2.0", "id": id, "result": result});
-            if let Ok(mut stdin) = stdin.lock() {
-                let _ = write_message(&mut *stdin, &reply);
-            }
-        }
-        if tx.send((at, Some(message))).is_err() {
-            return;
-        }
-    }
-}
-
-fn write_message(out: &mut impl Write, message: &Value) -> std::io::Result<()> {
-    let body = serde_json::to_vec(message)?;
-    write!(out, "Content-Length: {}\r\n\r\n", body.len())?;
-    out.write_all(&body)?;
-    out.flush()
-}
-
-/// One framed message, or `None` at the end of the stream.
-fn read_message(reader: &mut impl BufRead) -> anyhow::Result<Option<Value>> {
-    let mut length: Option<usize> = None;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(None);
-        }
-        let header = line.trim_end_matches(['\r', '\n']);
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = Some(value.trim().parse().context("a bad Content-Length")?);
-        }
-    }
-    let length = length.context("a message without Content-Length")?;
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    Ok(Some(serde_json::from_slice(&body)?))
-}
-
-/// `file://` URI of an absolute path, percent-encoding all but unreserved characters and `/`.
-pub(crate) fn file_uri(path: &Path) -> String {
-    let mut uri = String::from("file://");
-    for byte in path.as_os_str().as_encoded_bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                uri.push(*byte as char)
-            }
-            other => uri.push_str(&format!("%{other:02X}")),
-        }
-    }
-    uri
-}
-
-/// Decodes `%XX` escapes, so that two spellings of one URI compare equal.
-fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frames_round_trip() {
-        let mut buffer = Vec::new();
-        let one = json!({"jsonrpc": "2.0", "id": 1, "result": {"capabilities": {}}});
-        let two = json!({"jsonrpc": "2.0", "method": "buildd/state", "params": {"state": "idle"}});
-        write_message(&mut buffer, &one).unwrap();
-        write_message(&mut buffer, &two).unwrap();
-        let mut reader = BufReader::new(&buffer[..]);
-        assert_eq!(read_message(&mut reader).unwrap(), Some(one));
-        assert_eq!(read_message(&mut reader).unwrap(), Some(two));
-        assert_eq!(read_message(&mut reader).unwrap(), None);
-    }
-
-    #[test]
-    fn headers_other_than_the_length_are_ignored() {
-        let text = "Content-Type: application/vscode-jsonrpc; charset=utf-8\r\n\
-                    content-length: 2\r\n\r\n{}";
-        let mut reader = BufReader::new(text.as_bytes());
-        assert_eq!(read_message(&mut reader).unwrap(), Some(json!({})));
-    }
 
     #[test]
     fn sends_only_the_notifications_the_server_asked_for() {
@@ -501,17 +325,6 @@ mod tests {
         assert!(!of(json!(0)).save);
         assert!(of(json!(2)).change);
         assert!(!Sync::of(&json!({"capabilities": {}})).save);
-    }
-
-    #[test]
-    fn uris_are_encoded_and_compared_decoded() {
-        let uri = file_uri(Path::new("/tmp/a b/src/lib.rs"));
-        assert_eq!(uri, "file:///tmp/a%20b/src/lib.rs");
-        assert_eq!(
-            percent_decode("file:///tmp/a%20b/src/lib.rs"),
-            percent_decode("file:///tmp/a b/src/lib.rs")
-        );
-        assert_eq!(percent_decode("100%"), b"100%");
     }
 
     #[test]

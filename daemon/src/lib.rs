@@ -21,4 +21,4 @@ pub use cache::archive;
 pub use home::{config, logging, paths};
 pub use host::server;
 pub use project::key::cargo_args;
-pub use wire::{client, protocol};
+pub use wire::{client, protocol, roots};

@@ -27,6 +27,20 @@ use tower::ServiceBuilder;
 use tower_lsp_server::jsonrpc::Request;
 use tower_lsp_server::{LspService, Server};
 
+/// The `file:` URI of an absolute path as text (`None` for a relative one), encoded byte for
+/// byte as the server encodes it, so a client (the test client, the bench) names a file
+/// exactly as the server will.
+pub fn file_uri(path: &std::path::Path) -> Option<String> {
+    uri::from_path(path).map(|u| u.as_str().to_owned())
+}
+
+/// The path a `file:` URI names, decoding `%XX` escapes to raw bytes; `None` for a URI that
+/// is not a local absolute `file:` URI.
+pub fn file_path(uri: &str) -> Option<std::path::PathBuf> {
+    let uri = std::str::FromStr::from_str(uri).ok()?;
+    uri::to_path(&uri).ok()
+}
+
 /// How `buildd lsp` was started.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {

@@ -177,10 +177,7 @@ pub(crate) fn root_of<'a>(
     roots: impl IntoIterator<Item = &'a PathBuf>,
     path: &Path,
 ) -> Option<&'a PathBuf> {
-    roots
-        .into_iter()
-        .filter(|root| path.starts_with(root))
-        .max_by_key(|root| root.components().count())
+    buildd_daemon::roots::root_of(roots, path)
 }
 
 /// Folders by path.

@@ -1,34 +1,27 @@
-//! A small LSP client for the end-to-end tests: it runs the real `buildd lsp` on stdio with
-//! the test world's `BUILDD_HOME`, frames JSON-RPC with `Content-Length` headers, numbers its
-//! requests, and answers the server's requests (`window/workDoneProgress/create`) as an
-//! editor would.
+//! The end-to-end tests' face of the shared LSP client (`buildd-lsp-client`): it runs the
+//! real `buildd lsp` on stdio with the test world's `BUILDD_HOME`, and turns every failure
+//! into a panic that shows what the server sent and what it and the daemon logged.
 //!
 //! Every message from the server is kept in order. `wait_*` look for a message after a
 //! cursor that the test moves with `mark` before an action, with the generous deadline of
-//! `support.rs`; a test that times out prints what the server sent and what it logged.
+//! `support.rs`.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::process::ExitStatus;
 use std::time::Instant;
 
+use buildd_lsp_client::{Connection, Received};
 use serde_json::{Value, json};
 
 use crate::support::{DEADLINE, World};
 
 pub(crate) struct LspClient {
     name: String,
-    /// `None` once `exit` has reaped it.
-    child: Option<Child>,
-    stdin: Arc<Mutex<ChildStdin>>,
-    rx: Receiver<Value>,
+    server: Connection,
     /// Every message from the server, in order.
     seen: Vec<Value>,
     /// Where the next wait starts looking.
     cursor: usize,
-    next_id: i64,
     stderr: PathBuf,
     /// The daemon's log dir, shown when a wait times out.
     logs: PathBuf,
@@ -52,17 +45,7 @@ impl Default for Caps {
     }
 }
 
-pub(crate) fn file_uri(path: &Path) -> String {
-    let mut uri = String::from("file://");
-    for byte in path.to_str().unwrap().bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
-            uri.push(byte as char);
-        } else {
-            uri.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    uri
-}
+pub(crate) use buildd_lsp_client::uri_of as file_uri;
 
 /// `initialize` params for these folders.
 pub(crate) fn init_params(folders: &[&Path], options: Value, caps: Caps) -> Value {
@@ -97,26 +80,15 @@ impl LspClient {
     pub(crate) fn start(world: &World, cwd: &Path, name: &str, env: &[(&str, &str)]) -> LspClient {
         let stderr = world.dir.path().join(format!("{name}.stderr"));
         let mut cmd = world.cmd(cwd, &["lsp"]);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap());
+        cmd.stderr(std::fs::File::create(&stderr).unwrap());
         for (key, value) in env {
             cmd.env(key, value);
         }
-        let mut child = cmd.spawn().unwrap();
-        let stdin = Arc::new(Mutex::new(child.stdin.take().unwrap()));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let answer = stdin.clone();
-        std::thread::spawn(move || read_loop(stdout, tx, answer));
         LspClient {
             name: name.to_owned(),
-            child: Some(child),
-            stdin,
-            rx,
+            server: Connection::spawn(cmd).unwrap(),
             seen: Vec::new(),
             cursor: 0,
-            next_id: 1,
             stderr,
             logs: world.home().join("state/logs"),
         }
@@ -132,21 +104,15 @@ impl LspClient {
     }
 
     pub(crate) fn notify(&mut self, method: &str, params: Value) {
-        send(
-            &self.stdin,
-            &json!({"jsonrpc": "2.0", "method": method, "params": params}),
-        );
+        // A server that exited makes writes fail; the waits report it.
+        let _ = self.server.notify(method, params);
     }
 
     /// Sends a request and returns the whole response (`result` or `error`).
     pub(crate) fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut message = json!({"jsonrpc": "2.0", "id": id, "method": method});
-        if !params.is_null() {
-            message["params"] = params;
-        }
-        send(&self.stdin, &message);
+        let Ok(id) = self.server.send_request(method, params) else {
+            self.fail(&format!("a server to send {method} to"));
+        };
         // Responses are found wherever they are, not only after the cursor.
         let deadline = Instant::now() + DEADLINE;
         loop {
@@ -224,7 +190,7 @@ impl LspClient {
 
     /// Every message received so far (for checking sequences).
     pub(crate) fn seen(&mut self) -> &[Value] {
-        while let Ok(message) = self.rx.try_recv() {
+        while let Some((_, message)) = self.server.try_recv() {
             self.seen.push(message);
         }
         &self.seen
@@ -235,19 +201,10 @@ impl LspClient {
         let response = self.request("shutdown", Value::Null);
         assert!(response.get("error").is_none(), "shutdown: {response}");
         self.notify("exit", Value::Null);
-        let mut child = self.child.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let pid = child.id();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        match rx.recv_timeout(DEADLINE) {
-            Ok(status) => status.unwrap(),
-            Err(_) => {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+        match self.server.wait_exit(DEADLINE) {
+            Some(status) => status,
+            None => {
+                self.server.kill();
                 panic!("{} did not exit after `exit`", self.name)
             }
         }
@@ -255,13 +212,12 @@ impl LspClient {
 
     /// Takes in one message; false when the deadline passed or the server is gone.
     fn receive(&mut self, deadline: Instant) -> bool {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.rx.recv_timeout(left) {
-            Ok(message) => {
+        match self.server.recv(deadline) {
+            Received::Message(_, message) => {
                 self.seen.push(message);
                 true
             }
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => false,
+            Received::Timeout | Received::Closed => false,
         }
     }
 
@@ -281,8 +237,13 @@ impl LspClient {
             daemon_log.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
         }
         let daemon_log: Vec<&str> = daemon_log.lines().collect();
+        let read_error = self
+            .server
+            .read_error()
+            .map(|e| format!("the server's output broke off: {e}\n"))
+            .unwrap_or_default();
         panic!(
-            "{}: timed out waiting for {what} (cursor at {} of {})\nlast messages:\n{}\n\
+            "{}: timed out waiting for {what} (cursor at {} of {})\n{read_error}last messages:\n{}\n\
              server stderr:\n{}\ndaemon log:\n{}",
             self.name,
             self.cursor,
@@ -291,66 +252,5 @@ impl LspClient {
             stderr[stderr.len().saturating_sub(40)..].join("\n"),
             daemon_log[daemon_log.len().saturating_sub(30)..].join("\n"),
         );
-    }
-}
-
-impl Drop for LspClient {
-    fn drop(&mut self) {
-        // A test that failed must not leave its server running.
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn send(stdin: &Mutex<ChildStdin>, message: &Value) {
-    let body = message.to_string();
-    let mut stdin = stdin.lock().unwrap();
-    // A server that exited makes writes fail; the waits report it.
-    let _ = write!(stdin, "Content-Length: {}\r\n\r\n{body}", body.len());
-    let _ = stdin.flush();
-}
-
-/// Reads framed messages until the server closes stdout, answering its requests.
-fn read_loop(stdout: impl Read, tx: mpsc::Sender<Value>, stdin: Arc<Mutex<ChildStdin>>) {
-    let mut reader = BufReader::new(stdout);
-    loop {
-        let mut length = None;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some(value) = line.strip_prefix("Content-Length:") {
-                length = value.trim().parse::<usize>().ok();
-            }
-        }
-        let Some(length) = length else {
-            panic!("a message without Content-Length on the server's stdout");
-        };
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let message: Value = serde_json::from_slice(&body)
-            .unwrap_or_else(|e| panic!("the server wrote something that is not JSON ({e})"));
-        if let (Some(id), Some(method)) = (message.get("id"), message["method"].as_str()) {
-            let answer = match method {
-                "window/workDoneProgress/create" | "client/registerCapability" => {
-                    json!({"jsonrpc": "2.0", "id": id, "result": null})
-                }
-                _ => json!({"jsonrpc": "2.0", "id": id,
-                            "error": {"code": -32601, "message": "not supported by the test client"}}),
-            };
-            send(&stdin, &answer);
-        }
-        if tx.send(message).is_err() {
-            return;
-        }
     }
 }

@@ -37,6 +37,7 @@ use crate::wire::protocol::{
     Request, ServerMessage, Severity, StatusReport, WorkspaceEvent, WorkspaceSettings,
     binary_version,
 };
+use crate::wire::roots;
 
 /// A burst of changes touching this many files is a storm (a `git checkout`, `cargo fmt`):
 /// it is likely to go on, possibly with pauses on a loaded machine, so the debounce
@@ -356,10 +357,7 @@ impl Dispatcher {
 
     /// The registered workspace that contains `path`: the deepest one.
     fn workspace_of(&self, path: &Path) -> Result<PathBuf, DispatchError> {
-        self.workspaces
-            .keys()
-            .filter(|root| path.starts_with(root))
-            .max_by_key(|root| root.components().count())
+        roots::root_of(self.workspaces.keys(), path)
             .cloned()
             .ok_or_else(|| DispatchError::NotRegistered(path.to_path_buf()))
     }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use cargo_metadata::{Metadata, TargetKind};
 
 use crate::project::depinfo::DepInfo;
+use crate::wire::roots;
 
 #[derive(Debug, Clone)]
 struct TargetInfo {
@@ -169,10 +170,7 @@ impl Graph {
     /// The package whose directory holds `file`: the deepest one, as nested packages are
     /// packages of their own.
     pub(crate) fn package_of(&self, file: &Path) -> Option<&str> {
-        self.packages
-            .iter()
-            .filter(|(_, p)| file.starts_with(&p.dir))
-            .max_by_key(|(_, p)| p.dir.components().count())
+        roots::deepest_containing(&self.packages, file, |(_, p)| &p.dir)
             .map(|(name, _)| name.as_str())
     }
 

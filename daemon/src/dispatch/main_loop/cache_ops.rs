@@ -17,6 +17,7 @@ use crate::tools::linker;
 use crate::wire::protocol::{
     CacheReport, ErrorCode, EventKind, JobResult, JobSummary, Request, SeedStatus, ServerMessage,
 };
+use crate::wire::roots;
 
 /// Eviction after jobs runs at most this often (a request or a full disk runs it at once).
 const GC_INTERVAL: Duration = Duration::from_secs(30);
@@ -496,12 +497,7 @@ impl Dispatcher {
     /// workspace containing it, or the nearest ancestor that has dirs.
     fn clear_scope(&self, path: &Path) -> Option<PathBuf> {
         let targets = self.config.paths.targets_dir();
-        if let Some(root) = self
-            .workspaces
-            .keys()
-            .filter(|root| path.starts_with(root))
-            .max_by_key(|root| root.components().count())
-        {
+        if let Some(root) = roots::root_of(self.workspaces.keys(), path) {
             return Some(key::workspace_dir(&targets, root));
         }
         path.ancestors()
