@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -137,13 +137,32 @@ pub(crate) fn size(dir: &Path) -> u64 {
 
 /// Whether some cargo holds a build lock in the dir now.
 fn locked(dir: &Path) -> bool {
-    let locks = lock_all(dir);
-    locks.is_none()
+    try_lock_all(dir).is_none()
 }
 
-/// Takes every cargo lock in the dir (`<profile>/.cargo-lock`), or none when one is held.
-/// While they are held, a cargo that starts in the dir waits.
+/// How long taking a dir's locks waits for them: `locked` of another pass (a listing for
+/// status) holds them for an instant, which must not look like a cargo building; a cargo
+/// holds them for its whole build.
+const LOCK_GRACE: Duration = Duration::from_secs(3);
+
+/// Takes every cargo lock in the dir (`<profile>/.cargo-lock`), waiting up to `LOCK_GRACE`
+/// for them; none when a cargo holds one. While they are held, a cargo that starts in the
+/// dir waits.
 pub(crate) fn lock_all(dir: &Path) -> Option<Vec<Flock<fs::File>>> {
+    let deadline = Instant::now() + LOCK_GRACE;
+    loop {
+        if let Some(locks) = try_lock_all(dir) {
+            return Some(locks);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// `lock_all` without waiting.
+fn try_lock_all(dir: &Path) -> Option<Vec<Flock<fs::File>>> {
     let mut held = Vec::new();
     for profile in read_dirs(dir) {
         let lock = profile.join(".cargo-lock");
