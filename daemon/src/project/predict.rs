@@ -298,3 +298,187 @@ impl Graph {
         seen
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Prediction over a small graph made by hand: `app` (a binary) depends on `core` (a
+    //! library with a build script that names its input, and an integration test), `tool`
+    //! depends on nothing, and `core` uses a path dependency outside the workspace.
+
+    use super::*;
+
+    const W: &str = "/w";
+
+    fn target(name: &str, src: &str, test_like: bool, is_lib: bool) -> TargetInfo {
+        let src_path = Path::new(W).join(src);
+        TargetInfo {
+            crate_name: name.replace('-', "_"),
+            src_dir: src_path.parent().unwrap().to_path_buf(),
+            src_path,
+            test_like,
+            is_lib,
+        }
+    }
+
+    fn graph() -> Graph {
+        let mut graph = Graph::default();
+        graph.packages.insert(
+            "core".into(),
+            PackageInfo {
+                dir: Path::new(W).join("core"),
+                targets: vec![
+                    target("core", "core/src/lib.rs", false, true),
+                    target("smoke", "core/tests/smoke.rs", true, false),
+                ],
+                build_script: Some(Path::new(W).join("core/build.rs")),
+            },
+        );
+        graph.packages.insert(
+            "app".into(),
+            PackageInfo {
+                dir: Path::new(W).join("app"),
+                targets: vec![target("app", "app/src/main.rs", false, false)],
+                build_script: None,
+            },
+        );
+        graph.packages.insert(
+            "tool".into(),
+            PackageInfo {
+                dir: Path::new(W).join("tool"),
+                targets: vec![target("tool", "tool/src/main.rs", false, false)],
+                build_script: None,
+            },
+        );
+        graph
+            .rdeps
+            .insert("core".into(), BTreeSet::from(["app".to_owned()]));
+        graph.outside.insert(
+            PathBuf::from("/vendor/fmt"),
+            BTreeSet::from(["core".to_owned()]),
+        );
+        graph
+    }
+
+    /// Dep-info as after a build: each crate read its root and `core` also an included file;
+    /// the build script asked to rerun on `core/schema.txt` only.
+    fn built() -> DepInfo {
+        let files = |list: &[&str]| list.iter().map(|f| Path::new(W).join(f)).collect();
+        DepInfo {
+            crate_files: BTreeMap::from([
+                (
+                    "core".to_owned(),
+                    files(&["core/src/lib.rs", "core/data/table.txt"]),
+                ),
+                ("smoke".to_owned(), files(&["core/tests/smoke.rs"])),
+                ("app".to_owned(), files(&["app/src/main.rs"])),
+                ("tool".to_owned(), files(&["tool/src/main.rs"])),
+            ]),
+            rerun_if_changed: BTreeMap::from([("core".to_owned(), files(&["core/schema.txt"]))]),
+        }
+    }
+
+    fn predict(graph: &Graph, info: &DepInfo, changed: &[&str]) -> Prediction {
+        let files = changed
+            .iter()
+            .map(|f| {
+                if f.starts_with('/') {
+                    PathBuf::from(f)
+                } else {
+                    Path::new(W).join(f)
+                }
+            })
+            .collect();
+        graph.predict(&files, info)
+    }
+
+    fn names(set: &BTreeSet<String>) -> Vec<&str> {
+        set.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn a_library_change_reaches_its_reverse_dependencies_and_no_one_else() {
+        let p = predict(&graph(), &built(), &["core/src/lib.rs"]);
+        assert_eq!(names(&p.affected), ["app", "core"]);
+        assert!(!p.tests_only && !p.reload && p.unread.is_empty());
+    }
+
+    #[test]
+    fn a_binary_change_stays_in_its_package() {
+        let p = predict(&graph(), &built(), &["app/src/main.rs"]);
+        assert_eq!(names(&p.affected), ["app"]);
+    }
+
+    #[test]
+    fn an_integration_test_change_is_tests_only() {
+        let p = predict(&graph(), &built(), &["core/tests/smoke.rs"]);
+        assert_eq!(names(&p.affected), ["core"]);
+        assert!(p.tests_only);
+    }
+
+    #[test]
+    fn an_included_file_counts_by_dep_info_and_an_unread_one_by_nothing() {
+        let p = predict(&graph(), &built(), &["core/data/table.txt"]);
+        assert_eq!(names(&p.affected), ["app", "core"]);
+        let p = predict(&graph(), &built(), &["core/notes.md"]);
+        assert!(p.affected.is_empty(), "{p:?}");
+        assert_eq!(p.unread, [Path::new("/w/core/notes.md")]);
+        assert!(!p.tests_only, "nothing affected is not 'tests only'");
+    }
+
+    #[test]
+    fn a_build_script_reruns_on_what_it_named_and_on_its_own_source() {
+        for file in ["core/schema.txt", "core/build.rs"] {
+            let p = predict(&graph(), &built(), &[file]);
+            assert_eq!(names(&p.affected), ["app", "core"], "{file}");
+        }
+        // Before the script ran (no rerun-if-changed yet) any file of its package counts.
+        let mut fresh = built();
+        fresh.rerun_if_changed.clear();
+        let p = predict(&graph(), &fresh, &["core/notes.md"]);
+        assert_eq!(names(&p.affected), ["app", "core"]);
+    }
+
+    #[test]
+    fn a_new_module_counts_before_any_dep_info_lists_it() {
+        let p = predict(&graph(), &built(), &["tool/src/new_module.rs"]);
+        assert_eq!(names(&p.affected), ["tool"]);
+        // A non-Rust file there counts only without dep-info.
+        let p = predict(&graph(), &built(), &["tool/src/notes.txt"]);
+        assert!(p.affected.is_empty());
+        let p = predict(&graph(), &DepInfo::default(), &["tool/src/notes.txt"]);
+        assert_eq!(names(&p.affected), ["tool"]);
+    }
+
+    #[test]
+    fn a_path_dependency_outside_affects_its_users_as_a_library_does() {
+        let p = predict(&graph(), &built(), &["/vendor/fmt/src/lib.rs"]);
+        assert_eq!(names(&p.affected), ["app", "core"]);
+    }
+
+    #[test]
+    fn a_new_file_in_an_auto_discovered_target_dir_asks_for_a_reload() {
+        // `app/tests/it.rs` does not exist on disk and is no known target: nothing changes.
+        let p = predict(&graph(), &built(), &["app/tests/it.rs"]);
+        assert!(!p.reload);
+        // A known target that no longer exists on disk vanished: reload.
+        let p = predict(&graph(), &built(), &["core/tests/smoke.rs"]);
+        assert!(p.reload, "a known test target missing from disk");
+    }
+
+    #[test]
+    fn several_files_unite_their_packages() {
+        let p = predict(
+            &graph(),
+            &built(),
+            &["tool/src/main.rs", "core/tests/smoke.rs"],
+        );
+        assert_eq!(names(&p.affected), ["core", "tool"]);
+        assert!(!p.tests_only);
+        assert_eq!(names(&graph().affected_by("core")), ["app", "core"]);
+        assert_eq!(
+            graph().package_of(Path::new("/w/core/src/x.rs")),
+            Some("core")
+        );
+        assert_eq!(graph().package_of(Path::new("/elsewhere.rs")), None);
+    }
+}
