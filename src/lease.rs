@@ -116,7 +116,7 @@ impl Waiting {
             }
         }
         match &event.kind {
-            EventKind::StageStarted { stage, .. } => self.bar.set_message(stage.clone()),
+            EventKind::StageStarted { stage, .. } => self.bar.set_message(stage.name()),
             EventKind::UnitFinished {
                 package,
                 stage,

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use buildd_daemon::protocol::{
-    CacheDir, CacheTotals, Diagnostic, JobResult, JobSummary, Severity, StatusReport,
+    CacheDir, CacheTotals, Diagnostic, JobResult, JobSummary, Severity, Stage, StatusReport,
     WorkspaceStatus,
 };
 
@@ -183,7 +183,7 @@ pub(crate) fn job_line(job: &JobSummary) -> String {
         "#{} {} ({}) in {:.1}s, {} unit(s) compiled, {} error(s), {} warning(s)",
         job.id,
         result,
-        job.stages.join(", "),
+        Stage::list(&job.stages),
         job.duration_ms as f64 / 1000.0,
         job.units_compiled,
         job.errors,

@@ -589,7 +589,7 @@ impl MainLoop {
                 expected_units,
             } => {
                 ws.end_job(format!("superseded by job #{job}"));
-                let progress = JobProgress::new(job, stages, expected_units);
+                let progress = JobProgress::new(job, &stages, expected_units);
                 let reporter = work_done_progress.then(|| {
                     Reporter::start(
                         self.client.clone(),
@@ -601,7 +601,7 @@ impl MainLoop {
             }
             EventKind::StageStarted { job, stage } => {
                 if let Some(active) = ws.job.as_mut().filter(|a| a.progress.job == job) {
-                    active.progress.stage_started(&stage);
+                    active.progress.stage_started(stage);
                     if let Some(reporter) = &active.reporter {
                         reporter.report(&active.progress);
                     }

@@ -9,6 +9,7 @@
 //! to create the token (`window/workDoneProgress/create`), then sends `begin`, the reports and
 //! `end` in order. The main loop only sends it facts and never waits on the client.
 
+use buildd_daemon::protocol::Stage;
 use tokio::sync::mpsc;
 use tower_lsp_server::Client;
 use tower_lsp_server::ls_types::notification::Progress;
@@ -33,15 +34,15 @@ const CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 pub(crate) struct JobProgress {
     pub(crate) job: u64,
     expected: Option<u64>,
-    stage: Option<String>,
+    stage: Option<Stage>,
     done: u64,
     percentage: u32,
     message: String,
 }
 
 impl JobProgress {
-    pub(crate) fn new(job: u64, stages: Vec<String>, expected: Option<u64>) -> JobProgress {
-        let message = stages.join(", ");
+    pub(crate) fn new(job: u64, stages: &[Stage], expected: Option<u64>) -> JobProgress {
+        let message = Stage::list(stages);
         JobProgress {
             job,
             expected: expected.filter(|&n| n > 0),
@@ -52,8 +53,8 @@ impl JobProgress {
         }
     }
 
-    pub(crate) fn stage_started(&mut self, stage: &str) {
-        self.stage = Some(stage.to_owned());
+    pub(crate) fn stage_started(&mut self, stage: Stage) {
+        self.stage = Some(stage);
         self.message = format!("{stage}…");
     }
 
@@ -68,7 +69,7 @@ impl JobProgress {
             }
         };
         self.percentage = self.percentage.max(estimate.min(BEFORE_END));
-        let stage = self.stage.as_deref().unwrap_or("build");
+        let stage = self.stage.unwrap_or(Stage::Build);
         let what = if fresh { "fresh" } else { "compiled" };
         self.message = match self.expected {
             Some(total) => format!(
@@ -221,9 +222,9 @@ mod tests {
 
     #[test]
     fn the_percentage_follows_the_estimate_and_never_reaches_100_before_the_end() {
-        let mut p = JobProgress::new(3, vec!["build".into(), "test".into()], Some(4));
+        let mut p = JobProgress::new(3, &[Stage::Build, Stage::Test], Some(4));
         assert_eq!(p.message(), "build, test");
-        p.stage_started("build");
+        p.stage_started(Stage::Build);
         p.unit_finished(1, "util", false);
         assert_eq!(p.percentage(), 25);
         assert_eq!(p.message(), "build: util compiled (1/4)");
@@ -239,7 +240,7 @@ mod tests {
 
     #[test]
     fn without_an_estimate_the_percentage_grows_towards_95() {
-        let mut p = JobProgress::new(1, vec!["check".into()], None);
+        let mut p = JobProgress::new(1, &[Stage::Check], None);
         let mut last = 0;
         for done in 1..200 {
             p.unit_finished(done, "x", false);
@@ -253,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_zero_estimate_counts_as_none() {
-        let mut p = JobProgress::new(1, vec!["build".into()], Some(0));
+        let mut p = JobProgress::new(1, &[Stage::Build], Some(0));
         p.unit_finished(1, "x", false);
         assert!(p.percentage() < 99);
     }

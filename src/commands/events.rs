@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use buildd_daemon::protocol::{
-    EVENTS_SCHEMA_VERSION, EventKind, JobResult, Request, ServerMessage, WorkspaceEvent,
+    EVENTS_SCHEMA_VERSION, EventKind, JobResult, Request, ServerMessage, Stage, WorkspaceEvent,
 };
 
 use crate::connect::Session;
@@ -67,7 +67,7 @@ fn text_line(event: &WorkspaceEvent) -> String {
             }
         }
         EventKind::JobStarted { job, stages, .. } => {
-            format!("{root}: job #{job} started ({})", stages.join(", "))
+            format!("{root}: job #{job} started ({})", Stage::list(stages))
         }
         EventKind::StageStarted { job, stage } => format!("{root}: job #{job}: {stage}"),
         EventKind::UnitFinished {

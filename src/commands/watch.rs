@@ -171,7 +171,7 @@ pub(crate) async fn run(
             }
             EventKind::StageStarted { stage, .. } => {
                 if let Some(bar) = &bar {
-                    bar.set_prefix(stage);
+                    bar.set_prefix(stage.name());
                 }
             }
             EventKind::UnitFinished { package, fresh, .. } => {

@@ -19,45 +19,9 @@ use crate::build::diagnostics;
 use crate::build::orphans::Orphans;
 use crate::wire::protocol::{Diagnostic, JobResult};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stage {
-    /// `cargo check`: diagnostics only, no artifacts `cargo build` can use.
-    Check,
-    Build,
-    Test,
-}
+pub(crate) use crate::wire::protocol::Stage;
 
 impl Stage {
-    /// What a job runs unless the workspace's settings say otherwise.
-    pub(crate) const DEFAULT: [Stage; 2] = [Stage::Build, Stage::Test];
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Stage::Check => "check",
-            Stage::Build => "build",
-            Stage::Test => "test",
-        }
-    }
-
-    pub(crate) fn parse(name: &str) -> Result<Stage, String> {
-        match name {
-            "check" => Ok(Stage::Check),
-            "build" => Ok(Stage::Build),
-            "test" => Ok(Stage::Test),
-            other => Err(format!("unknown stage `{other}`: use check, build or test")),
-        }
-    }
-
-    /// Parses a list of stage names; an empty list is an error, since a job must do something.
-    pub(crate) fn parse_all(names: &[String]) -> Result<Vec<Stage>, String> {
-        if names.is_empty() {
-            return Err(
-                "the list of stages is empty: name at least one of check, build, test".into(),
-            );
-        }
-        names.iter().map(|n| Stage::parse(n)).collect()
-    }
-
     /// cargo's arguments for this stage over `packages` (`None`: the whole workspace).
     pub(crate) fn args(self, packages: Option<&[String]>) -> Vec<String> {
         let mut args: Vec<String> = match self {

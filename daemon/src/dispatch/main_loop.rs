@@ -23,6 +23,7 @@ use crate::build::diagnostics;
 use crate::build::job::{self, Gate, JobEvent, JobSpec, Stage};
 use crate::build::orphans::Orphans;
 use crate::build::plan;
+use crate::dispatch::schedule::{Owed, Step};
 use crate::dispatch::workspace::{ConnId, PendingAcquire, Reply, RunningJob, Workspace};
 use crate::home::config::DaemonConfig;
 use crate::home::paths::ensure_private_dir;
@@ -38,12 +39,6 @@ use crate::wire::protocol::{
     binary_version,
 };
 use crate::wire::roots;
-
-/// A burst of changes touching this many files is a storm (a `git checkout`, `cargo fmt`):
-/// it is likely to go on, possibly with pauses on a loaded machine, so the debounce
-/// stretches to [`STORM_DEBOUNCE`] to gather it into one job.
-const STORM_FILES: usize = 100;
-const STORM_DEBOUNCE: Duration = Duration::from_secs(1);
 
 /// How long shutdown waits for cancelled jobs to reap their processes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -182,14 +177,14 @@ impl Dispatcher {
             || self
                 .workspaces
                 .values()
-                .any(|w| w.job.is_some() || w.loading.is_some() || w.dirty)
+                .any(|w| w.job.is_some() || w.loading.is_some() || w.schedule.owes_job())
     }
 
     fn next_deadline(&self) -> Instant {
         let idle = self.last_busy + self.config.idle_timeout;
         self.workspaces
             .values()
-            .filter_map(|w| w.deadline)
+            .filter_map(|w| w.schedule.deadline())
             .min()
             .map_or(idle, |d| d.min(idle))
     }
@@ -292,9 +287,7 @@ impl Dispatcher {
             Request::Rebuild { root } => match self.workspace_of(&root) {
                 Ok(root) => {
                     let ws = self.workspaces.get_mut(&root).expect("found");
-                    ws.dirty = true;
-                    ws.full_pending = true;
-                    ws.deadline = None;
+                    ws.schedule.rebuild();
                     if let Some(job) = &ws.job {
                         job.cancel.cancel();
                     }
@@ -305,9 +298,7 @@ impl Dispatcher {
             Request::Cancel { root } => match self.workspace_of(&root) {
                 Ok(root) => {
                     let ws = self.workspaces.get_mut(&root).expect("found");
-                    ws.dirty = false;
-                    ws.deadline = None;
-                    ws.pending_files.clear();
+                    ws.schedule.cancel();
                     if let Some(job) = &mut ws.job {
                         job.forget = true;
                         job.cancel.cancel();
@@ -407,7 +398,7 @@ impl Dispatcher {
             tracing::info!(root = %root.display(), "registered");
             let mut ws = Workspace::new(root.clone(), env.clone());
             ws.watcher = self.start_watcher(&root);
-            ws.needs_reload = true;
+            ws.schedule.reload();
             self.workspaces.insert(root.clone(), ws);
         }
         // A workspace whose directory went away and came back (or was registered again where
@@ -416,14 +407,13 @@ impl Dispatcher {
             let watcher = self.start_watcher(&root);
             let ws = self.workspaces.get_mut(&root).expect("inserted above");
             ws.watcher = watcher;
-            ws.needs_reload = true;
+            ws.schedule.reload();
             ws.error = None;
         }
         let ws = self.workspaces.get_mut(&root).expect("inserted above");
         if !env.is_empty() && key::build_env(&env) != key::build_env(&ws.env) {
             // Another toolchain or other flags: a new key, so load again.
-            ws.needs_reload = true;
-            ws.deadline = None;
+            ws.schedule.reload_now();
         }
         if !env.is_empty() {
             ws.env = env;
@@ -431,7 +421,7 @@ impl Dispatcher {
         if settings != WorkspaceSettings::default() {
             ws.settings = settings;
         }
-        if ws.key.is_some() && !ws.needs_reload && ws.loading.is_none() {
+        if ws.key.is_some() && !ws.schedule.owes_reload() && ws.loading.is_none() {
             let _ = reply.try_send(ServerMessage::Registered {
                 id,
                 workspace: Box::new(ws.status()),
@@ -460,10 +450,7 @@ impl Dispatcher {
                      buildd rebuilt the watch and everything",
                     ws.watcher_status.rescans
                 ));
-                ws.needs_reload = true;
-                ws.full_pending = true;
-                ws.dirty = true;
-                ws.deadline = Some(Instant::now());
+                ws.schedule.rescan(Instant::now());
                 cancel_stale(ws);
                 ws.watcher = new_watcher;
             }
@@ -474,9 +461,7 @@ impl Dispatcher {
                     root.display()
                 ));
                 ws.watcher = None;
-                ws.dirty = false;
-                ws.needs_reload = false;
-                ws.deadline = None;
+                ws.schedule.stop();
                 if let Some(job) = &mut ws.job {
                     job.forget = true;
                     job.cancel.cancel();
@@ -491,9 +476,8 @@ impl Dispatcher {
                 // An error may mean lost events: build everything, as for an overflow.
                 tracing::warn!(root = %root.display(), "watcher error: {e}");
                 ws.watcher_status.note = Some(format!("watcher error: {e}"));
-                ws.full_pending = true;
-                ws.dirty = true;
-                ws.deadline = Some(Instant::now() + self.config.debounce);
+                ws.schedule
+                    .events_lost(Instant::now() + self.config.debounce);
             }
         }
     }
@@ -523,8 +507,7 @@ impl Dispatcher {
         let prediction = ws.graph.as_ref().map(|g| g.predict(&files, &ws.depinfo));
         let reload = manifest || prediction.as_ref().is_some_and(|p| p.reload);
         if reload {
-            ws.needs_reload = true;
-            ws.full_pending = true;
+            ws.schedule.manifest_changed();
         } else if let Some(prediction) = &prediction
             && prediction.affected.is_empty()
         {
@@ -547,16 +530,8 @@ impl Dispatcher {
         let only_lock = files
             .iter()
             .all(|p| p.file_name().is_some_and(|n| n == "Cargo.lock"));
-        ws.pending_files.extend(files);
-        ws.dirty = true;
-        ws.deadline = if saved {
-            // No debounce: the user said the file is done.
-            None
-        } else if ws.pending_files.len() >= STORM_FILES {
-            Some(Instant::now() + STORM_DEBOUNCE.max(ws.resolved(debounce).debounce))
-        } else {
-            Some(Instant::now() + ws.resolved(debounce).debounce)
-        };
+        let debounce = ws.resolved(debounce).debounce;
+        ws.schedule.changed(files, saved, Instant::now(), debounce);
         if let Some(job) = &ws.job {
             // A change only tests read does not make a check or build stage stale.
             let covered = tests_only && matches!(job.stage, Some(Stage::Check | Stage::Build));
@@ -592,18 +567,17 @@ impl Dispatcher {
         if ws.job.is_some() || ws.loading.is_some() {
             return;
         }
-        if ws.deadline.is_some_and(|d| d > now) {
+        let step = ws.schedule.step(now);
+        if step == Step::Wait {
             return;
         }
-        ws.deadline = None;
         grant_acquires(ws);
-        if ws.needs_reload {
-            ws.needs_reload = false;
-            self.start_load(root);
-            return;
-        }
-        if ws.dirty && ws.error.is_none() && ws.key.is_some() && ws.leases.is_empty() {
-            self.start_job(root);
+        match step {
+            Step::Load => self.start_load(root),
+            Step::Build if ws.error.is_none() && ws.key.is_some() && ws.leases.is_empty() => {
+                self.start_job(root)
+            }
+            _ => {}
         }
     }
 
@@ -677,8 +651,7 @@ impl Dispatcher {
         if let Some(e) = &ws.error {
             tracing::warn!(root = %root.display(), "cannot build: {e}");
         } else {
-            ws.dirty = true;
-            ws.full_pending = true;
+            ws.schedule.loaded();
         }
         // The isolated dir may hold dep-info from an earlier daemon: read it now, so that
         // the first edits are predicted too.
@@ -708,14 +681,12 @@ impl Dispatcher {
         let debounce = self.config.debounce;
         let ws = self.workspaces.get_mut(root).expect("caller checked");
         let resolved = ws.resolved(debounce);
-        let full = ws.full_pending || ws.graph.is_none();
-        let files = std::mem::take(&mut ws.pending_files);
+        let Owed { full, files } = ws.schedule.take(ws.graph.is_none());
         let members = ws.graph.as_ref().map(Graph::members).unwrap_or_default();
         let predicted = match &ws.graph {
             Some(graph) if !full => Some(graph.predict(&files, &ws.depinfo).affected),
             _ => None,
         };
-        ws.dirty = false;
         ws.last_change = Some(LastChange {
             files: files.iter().cloned().collect(),
             predicted: predicted
@@ -743,11 +714,7 @@ impl Dispatcher {
             focus.as_deref(),
             focus_alone,
         );
-        let stage_names: Vec<String> = resolved
-            .stages
-            .iter()
-            .map(|s| s.name().to_owned())
-            .collect();
+        let stage_names = resolved.stages.clone();
         let key = ws.key.as_ref().expect("caller checked");
         let gate: Gate = Arc::new(Mutex::new(None));
         let sccache = self
@@ -796,7 +763,6 @@ impl Dispatcher {
             "job started"
         );
         let ws = self.workspaces.get_mut(root).expect("caller checked");
-        ws.full_pending = false;
         ws.jobs_started += 1;
         let expected_units = ws.last_units;
         ws.job = Some(RunningJob {
@@ -837,10 +803,7 @@ impl Dispatcher {
         let kind = match event {
             JobEvent::StageStarted { stage } => {
                 job.stage = Some(stage);
-                EventKind::StageStarted {
-                    job: job_id,
-                    stage: stage.name().to_owned(),
-                }
+                EventKind::StageStarted { job: job_id, stage }
             }
             JobEvent::Unit {
                 stage,
@@ -855,7 +818,7 @@ impl Dispatcher {
                 }
                 EventKind::UnitFinished {
                     job: job_id,
-                    stage: stage.name().to_owned(),
+                    stage,
                     package,
                     target,
                     fresh,
@@ -882,9 +845,10 @@ impl Dispatcher {
                     JobResult::Cancelled | JobResult::Yielded => {
                         // The changes it covered are still to be built.
                         if !job.forget {
-                            ws.pending_files.extend(job.files);
-                            ws.full_pending |= job.full;
-                            ws.dirty = true;
+                            ws.schedule.give_back(Owed {
+                                full: job.full,
+                                files: job.files,
+                            });
                         }
                         Vec::new()
                     }

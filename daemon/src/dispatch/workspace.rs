@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::build::diagnostics::DiagnosticStore;
 use crate::build::job::{Gate, Stage};
+use crate::dispatch::schedule::Schedule;
 use crate::project::depinfo::DepInfo;
 use crate::project::key::{BuildKey, Toolchain};
 use crate::project::predict::Graph;
@@ -44,7 +45,7 @@ pub(crate) struct RunningJob {
     pub(crate) yielding: bool,
     /// When the job started: a file written before then is read by the job.
     pub(crate) started_at: std::time::SystemTime,
-    pub(crate) stages: Vec<String>,
+    pub(crate) stages: Vec<Stage>,
     pub(crate) cancel: CancellationToken,
     pub(crate) handle: JoinHandle<()>,
     /// Units reported and units compiled so far.
@@ -73,9 +74,8 @@ pub(crate) struct Workspace {
     pub(crate) graph: Option<Graph>,
     /// What cargo's records say each target reads, scanned after each job.
     pub(crate) depinfo: DepInfo,
-    /// The next job must build everything: the workspace was (re)loaded, the watcher
-    /// overflowed, or a client asked for a rebuild.
-    pub(crate) full_pending: bool,
+    /// What it owes: a load, a job, a full build, and when the debounce ends.
+    pub(crate) schedule: Schedule,
     /// The package of the file an editor saved last: its stage goes first.
     pub(crate) focus: Option<String>,
     pub(crate) last_change: Option<LastChange>,
@@ -88,12 +88,6 @@ pub(crate) struct Workspace {
     pub(crate) watcher: Option<WatchHandle>,
     /// The id of the load under way.
     pub(crate) loading: Option<u64>,
-    pub(crate) needs_reload: bool,
-    /// A job is owed: changes arrived, or the workspace was (re)loaded.
-    pub(crate) dirty: bool,
-    pub(crate) pending_files: BTreeSet<PathBuf>,
-    /// When the debounce of the latest change ends.
-    pub(crate) deadline: Option<Instant>,
     pub(crate) job: Option<RunningJob>,
     pub(crate) last_job: Option<JobSummary>,
     pub(crate) last_tests: Option<TestReport>,
@@ -121,7 +115,7 @@ impl Workspace {
             file_settings: WorkspaceSettings::default(),
             graph: None,
             depinfo: DepInfo::default(),
-            full_pending: true,
+            schedule: Schedule::default(),
             focus: None,
             last_change: None,
             stats: PredictionCounts::default(),
@@ -135,10 +129,6 @@ impl Workspace {
             error: None,
             watcher: None,
             loading: None,
-            needs_reload: false,
-            dirty: false,
-            pending_files: BTreeSet::new(),
-            deadline: None,
             job: None,
             last_job: None,
             last_tests: None,
@@ -161,7 +151,7 @@ impl Workspace {
             WorkspaceState::Queued
         } else if self.error.is_some() {
             WorkspaceState::Error
-        } else if self.dirty || self.needs_reload || self.deadline.is_some() {
+        } else if self.schedule.is_pending() {
             WorkspaceState::Queued
         } else if self
             .last_job
@@ -186,7 +176,7 @@ impl Workspace {
             current_job: self.job.as_ref().map(|j| CurrentJob {
                 id: j.id,
                 stages: j.stages.clone(),
-                stage: j.stage.map(|s| s.name().to_owned()),
+                stage: j.stage,
                 units_done: j.units_done,
             }),
             last_job: self.last_job.clone(),

@@ -525,13 +525,75 @@ pub struct CacheDir {
     pub in_use: bool,
 }
 
+/// A stage of a job: one cargo command over the workspace (or the predicted packages).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// `cargo check`: diagnostics only, no artifacts `cargo build` can use.
+    Check,
+    /// `cargo build`.
+    Build,
+    /// `cargo test --no-run`.
+    Test,
+}
+
+impl Stage {
+    /// What a job runs unless the workspace's settings say otherwise.
+    pub const DEFAULT: [Stage; 2] = [Stage::Build, Stage::Test];
+
+    /// Its name on the wire and in settings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Check => "check",
+            Stage::Build => "build",
+            Stage::Test => "test",
+        }
+    }
+
+    /// A stage named in settings (`buildd.toml`, the editor's options, the CLI).
+    pub fn parse(name: &str) -> Result<Stage, String> {
+        match name {
+            "check" => Ok(Stage::Check),
+            "build" => Ok(Stage::Build),
+            "test" => Ok(Stage::Test),
+            other => Err(format!("unknown stage `{other}`: use check, build or test")),
+        }
+    }
+
+    /// Parses a list of stage names; an empty list is an error, since a job must do something.
+    pub fn parse_all(names: &[String]) -> Result<Vec<Stage>, String> {
+        if names.is_empty() {
+            return Err(
+                "the list of stages is empty: name at least one of check, build, test".into(),
+            );
+        }
+        names.iter().map(|n| Stage::parse(n)).collect()
+    }
+
+    /// `build, test`: a list of stages for people.
+    pub fn list(stages: &[Stage]) -> String {
+        stages
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CurrentJob {
     pub id: u64,
-    pub stages: Vec<String>,
+    pub stages: Vec<Stage>,
     /// The stage running now; absent before the first starts.
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
     /// Units cargo reported so far.
     pub units_done: u64,
 }
@@ -594,7 +656,7 @@ fn default_linker() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobSummary {
     pub id: u64,
-    pub stages: Vec<String>,
+    pub stages: Vec<Stage>,
     pub result: JobResult,
     pub duration_ms: u64,
     /// Units cargo compiled (artifacts it reported as not fresh), over all stages.
@@ -701,18 +763,18 @@ pub enum EventKind {
     },
     JobStarted {
         job: u64,
-        stages: Vec<String>,
+        stages: Vec<Stage>,
         /// Units the job is expected to report, from the last run; for progress bars.
         expected_units: Option<u64>,
     },
     StageStarted {
         job: u64,
-        stage: String,
+        stage: Stage,
     },
     /// Cargo reported an artifact: compiled (`fresh: false`) or found up to date.
     UnitFinished {
         job: u64,
-        stage: String,
+        stage: Stage,
         package: String,
         target: String,
         fresh: bool,

@@ -42,11 +42,11 @@ export type CargoEnv = { set: { [key in string]: string }, remove: Array<string>
  */
 args: Array<string>, };
 
-export type CurrentJob = { id: number, stages: Array<string>, 
+export type CurrentJob = { id: number, stages: Array<Stage>, 
 /**
  * The stage running now; absent before the first starts.
  */
-stage: string | null, 
+stage: Stage | null, 
 /**
  * Units cargo reported so far.
  */
@@ -84,7 +84,7 @@ file: string | null, line: number | null, column: number | null, message: string
 
 export type JobResult = "success" | "failed" | "cancelled" | "yielded";
 
-export type JobSummary = { id: number, stages: Array<string>, result: JobResult, duration_ms: number, 
+export type JobSummary = { id: number, stages: Array<Stage>, result: JobResult, duration_ms: number, 
 /**
  * Units cargo compiled (artifacts it reported as not fresh), over all stages.
  */
@@ -187,6 +187,11 @@ units_rebuilt: number | null,
 units_fresh: number | null, };
 
 export type Severity = "error" | "warning" | "note" | "help";
+
+/**
+ * A stage of a job: one cargo command over the workspace (or the predicted packages).
+ */
+export type Stage = "check" | "build" | "test";
 
 export type StateParams = { 
 /**
