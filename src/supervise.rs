@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use buildd_daemon::process_group;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -115,20 +114,9 @@ impl Supervisor {
     /// the grace period. Returns how the program ended, or `None` if none ran.
     pub(crate) async fn stop(&mut self) -> Option<String> {
         let mut running = self.running.take()?;
-        let group = Pid::from_raw(running.pid as i32);
-        let _ = killpg(group, Signal::SIGTERM);
-        let deadline = tokio::time::Instant::now() + self.grace;
-        let status = tokio::time::timeout_at(deadline, running.child.wait()).await;
-        // The leader may be gone while children it started still stop: give the group the
-        // rest of the grace period, then kill what remains.
-        while tokio::time::Instant::now() < deadline && killpg(group, None).is_ok() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let _ = killpg(group, Signal::SIGKILL);
-        let status = match status {
-            Ok(status) => status.ok(),
-            Err(_) => running.child.wait().await.ok(),
-        };
+        let status = process_group::stop(&mut running.child, running.pid, self.grace)
+            .await
+            .ok();
         Some(
             status
                 .map(describe)
@@ -142,10 +130,10 @@ impl Supervisor {
             return std::future::pending().await;
         };
         let status = running.child.wait().await;
-        let group = Pid::from_raw(running.pid as i32);
+        let group = running.pid;
         self.running = None;
         // Children the program left behind would hold its port: they go with it.
-        let _ = killpg(group, Signal::SIGKILL);
+        process_group::kill(group);
         status.map(describe).unwrap_or_else(|e| e.to_string())
     }
 }

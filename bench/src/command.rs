@@ -13,8 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use buildd_daemon::process_group;
 
 use crate::proc_stats;
 
@@ -54,7 +53,7 @@ pub(crate) fn run(mut command: Command, what: &str, timeout: Duration) -> anyhow
     let mut child = command
         .spawn()
         .with_context(|| format!("failed to start {what}"))?;
-    let pgid = Pid::from_raw(child.id() as i32);
+    let pgid = child.id();
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     // Drain both pipes so that a chatty command never blocks on a full one.
@@ -67,7 +66,7 @@ pub(crate) fn run(mut command: Command, what: &str, timeout: Duration) -> anyhow
             Err(mpsc::RecvTimeoutError::Timeout)
         );
         if expired {
-            let _ = killpg(pgid, Signal::SIGKILL);
+            process_group::kill(pgid);
         }
         expired
     });

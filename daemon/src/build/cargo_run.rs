@@ -12,14 +12,13 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use cargo_metadata::Message;
-use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
 use crate::build::orphans::Orphans;
-use crate::build::process;
+use crate::build::{process, process_group};
 
 /// How long cargo gets to stop on SIGTERM before the group is killed. Cancellation must be
 /// done within 200 ms, and cargo's target dir survives SIGKILL: a unit whose output was cut
@@ -135,23 +134,17 @@ async fn supervise(
     })
 }
 
-/// Signals cargo's whole process group and reaps cargo. Children of cargo that ignore
+/// Stops cargo's whole process group and reaps cargo. Children of cargo that ignore
 /// SIGTERM get SIGKILL after the grace period.
 pub(crate) async fn kill_group(child: &mut Child, pgid: Option<Pid>) {
-    let Some(pgid) = pgid else {
-        let _ = child.kill().await;
-        return;
-    };
-    let _ = killpg(pgid, Signal::SIGTERM);
-    if tokio::time::timeout(TERM_GRACE, child.wait())
-        .await
-        .is_err()
-    {
-        let _ = killpg(pgid, Signal::SIGKILL);
-        let _ = child.wait().await;
+    match pgid {
+        Some(pgid) => {
+            let _ = process_group::stop(child, pgid.as_raw() as u32, TERM_GRACE).await;
+        }
+        None => {
+            let _ = child.kill().await;
+        }
     }
-    // Cargo may have died on SIGTERM before its children did: the group outlives it.
-    let _ = killpg(pgid, Signal::SIGKILL);
 }
 
 /// Lowers this process's CPU priority to `nice` and its IO priority to the lowest of the

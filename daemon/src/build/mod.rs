@@ -9,3 +9,4 @@ pub(crate) mod job;
 pub(crate) mod orphans;
 pub(crate) mod plan;
 pub(crate) mod process;
+pub mod process_group;
