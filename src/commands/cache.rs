@@ -39,9 +39,9 @@ async fn request(
         other => bail!("unexpected reply to a cache request: {other:?}"),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", render_report(&report, verb));
+        out!("{}", render_report(&report, verb))?;
     }
     Ok(exit::SUCCESS)
 }
@@ -84,7 +84,7 @@ async fn lease(
             |_| {
                 if !announced {
                     announced = true;
-                    eprintln!("buildd: waiting for the daemon's job on this workspace");
+                    errln!("buildd: waiting for the daemon's job on this workspace");
                 }
             },
         )
@@ -130,13 +130,13 @@ async fn export(session: &Session, path: Option<PathBuf>, output: PathBuf) -> an
     .await?
     .map_err(anyhow::Error::msg)?;
     drop(client);
-    println!(
+    outln!(
         "exported {} ({} files, {}) to {}",
         workspace.root.display(),
         report.files,
         render::human_size(report.bytes),
         report.archive.display()
-    );
+    )?;
     Ok(exit::SUCCESS)
 }
 
@@ -170,28 +170,28 @@ async fn import(session: &Session, file: PathBuf, path: Option<PathBuf>) -> anyh
     let report = match report {
         Ok(report) => report,
         Err(message) => {
-            eprintln!("buildd: {message}");
+            errln!("buildd: {message}");
             return Ok(exit::FAILURE);
         }
     };
-    println!(
+    outln!(
         "imported {} files (exported from {} by buildd {}) into {}",
         report.files,
         report.manifest.exported_from.display(),
         report.manifest.buildd_version,
         workspace.root.display()
-    );
+    )?;
     if report.invalidated.is_empty() {
-        println!("nothing differs from the exporter's workspace: everything is fresh");
+        outln!("nothing differs from the exporter's workspace: everything is fresh")?;
     } else {
-        println!(
+        outln!(
             "{} file(s) differ; the next build compiles: {}",
             report.changed_files.len(),
             report.invalidated.join(", ")
-        );
+        )?;
     }
     if report.lock_changed {
-        println!("Cargo.lock differs: dependencies that changed version will build too");
+        outln!("Cargo.lock differs: dependencies that changed version will build too")?;
     }
     Ok(exit::SUCCESS)
 }

@@ -366,17 +366,37 @@ fn entry(tar: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, name: &str, link
     }
 }
 
+/// The `cache` fixture built and exported: the workspace, its archive, its warm dir.
+fn exported(world: &World) -> (PathBuf, PathBuf, PathBuf) {
+    let ws = world.workspace("cache", "app");
+    world.ok(&ws, &["wait"]);
+    let real = world.dir.path().join("app.tar.zst");
+    world.ok(&ws, &["cache", "export", "-o", real.to_str().unwrap()]);
+    let warm = target_dir(&world.workspace_status(&ws).unwrap());
+    (ws, real, warm)
+}
+
+/// Imports `archive`, which must fail (exit 1) and leave the warm dir as it was; returns
+/// the error output.
+fn refused_import(world: &World, ws: &Path, archive: &Path, warm: &Path) -> String {
+    let output = world
+        .cmd(ws, &["cache", "import", archive.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(warm.join("debug").is_dir(), "the warm dir was lost");
+    assert!(!warm.with_extension("importing").exists());
+    stderr
+}
+
 /// The archives of the attack: a symlink entry to an outside dir (absolute, then relative)
 /// followed by a file through it, and a hard link to an outside file. Each import fails with
 /// the entry named; the outside files keep their contents and mtimes, and the warm dir stays.
 #[test]
 fn cache_import_of_a_crafted_archive_writes_nothing_outside_its_dir() {
     let world = World::new();
-    let ws = world.workspace("cache", "app");
-    world.ok(&ws, &["wait"]);
-    let real = world.dir.path().join("app.tar.zst");
-    world.ok(&ws, &["cache", "export", "-o", real.to_str().unwrap()]);
-    let warm = target_dir(&world.workspace_status(&ws).unwrap());
+    let (ws, real, warm) = exported(&world);
     let outside = world.dir.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     let secret = outside.join("x");
@@ -412,12 +432,7 @@ fn cache_import_of_a_crafted_archive_writes_nothing_outside_its_dir() {
                 entry(tar, *kind, name, link.as_deref());
             }
         });
-        let output = world
-            .cmd(&ws, &["cache", "import", evil.to_str().unwrap()])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let stderr = refused_import(&world, &ws, &evil, &warm);
         assert!(
             stderr.contains(what) && stderr.contains("refusing"),
             "{stderr}"
@@ -425,8 +440,6 @@ fn cache_import_of_a_crafted_archive_writes_nothing_outside_its_dir() {
         assert_eq!(std::fs::read_to_string(&secret).unwrap(), "the user's file");
         assert_eq!(mtime(), before);
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
-        assert!(warm.join("debug").is_dir(), "the warm dir was lost");
-        assert!(!warm.with_extension("importing").exists());
     }
 }
 
@@ -480,4 +493,28 @@ fn cache_a_full_disk_is_reported_and_the_daemon_keeps_serving() {
         stdout.contains("disk full:"),
         "the watch saw no disk event:\n{stdout}"
     );
+}
+
+/// An archive cut short (a download that stopped): in the manifest, mid-header and mid-file.
+/// Each import fails with the cause, an unexpected end of the file, and the warm dir stays.
+#[test]
+fn cache_import_of_a_cut_short_archive_says_it_ended_early() {
+    use std::io::Read;
+    let world = World::new();
+    let (ws, real, warm) = exported(&world);
+    let mut tar = Vec::new();
+    zstd::Decoder::new(std::fs::File::open(&real).unwrap())
+        .unwrap()
+        .read_to_end(&mut tar)
+        .unwrap();
+    // 600: inside the manifest; then past it, and about half of the archive.
+    for cut in [600, tar.len() / 2 + 100, tar.len() / 2 + 300] {
+        let short = world.dir.path().join("short.tar.zst");
+        std::fs::write(&short, zstd::encode_all(&tar[..cut], 3).unwrap()).unwrap();
+        let stderr = refused_import(&world, &ws, &short, &warm);
+        assert!(
+            stderr.contains("cut short") && stderr.contains("unexpected EOF"),
+            "{cut}: {stderr}"
+        );
+    }
 }

@@ -198,7 +198,7 @@ pub fn read_manifest(archive: &Path) -> Result<Manifest, String> {
     let mut first = entries
         .next()
         .ok_or_else(not_ours)?
-        .map_err(|_| not_ours())?;
+        .map_err(|e| damaged(archive, &e))?;
     if first.path().ok().as_deref() != Some(Path::new(MANIFEST)) {
         return Err(not_ours());
     }
@@ -217,9 +217,16 @@ pub fn read_manifest(archive: &Path) -> Result<Manifest, String> {
     (&mut first)
         .take(MAX_MANIFEST_BYTES + 1)
         .read_to_string(&mut text)
-        .map_err(|_| not_ours())?;
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => not_ours(),
+            _ => damaged(archive, &e),
+        })?;
     if text.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(too_big());
+    }
+    // `tar` ends an entry cut short by the end of the file without an error.
+    if (text.len() as u64) < first.size() {
+        return Err(cut_short(archive, Path::new(MANIFEST)));
     }
     let manifest: Manifest = serde_json::from_str(&text)
         .map_err(|e| format!("{}: unreadable manifest: {e}", archive.display()))?;
@@ -456,7 +463,7 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
             .all(|c| matches!(c, std::path::Component::Normal(_)))
     };
     for entry in tar.entries().map_err(io_err)? {
-        let mut entry = entry.map_err(io_err)?;
+        let mut entry = entry.map_err(|e| damaged(archive, &e))?;
         let path = entry.path().map_err(io_err)?.into_owned();
         let kind = entry.header().entry_type();
         let Ok(rel) = path.strip_prefix(PREFIX) else {
@@ -511,10 +518,13 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
                         _ => io_err(e),
                     })?;
                 let copied = io::copy(&mut (&mut entry).take(left.saturating_add(1)), &mut out)
-                    .map_err(io_err)?;
+                    .map_err(|e| damaged(archive, &e))?;
                 if copied > left {
                     drop(out);
                     return Err(over_limit(archive, limit));
+                }
+                if copied < entry.size() {
+                    return Err(cut_short(archive, &path));
                 }
                 written += copied;
                 out.set_permissions(fs::Permissions::from_mode(mode | 0o600))
@@ -552,6 +562,40 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
         }
     }
     Ok(files)
+}
+
+/// An archive whose data ends or breaks mid-way, with the cause: `tar` keeps the reason
+/// (an unexpected end of file) in the source of its errors, which their text leaves out.
+fn damaged(archive: &Path, error: &io::Error) -> String {
+    let mut cause = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !cause.contains(&text) {
+            cause = format!("{cause}: {text}");
+        }
+        source = inner.source();
+    }
+    // `tar` reports a header cut short as "failed to read entire block", of kind `Other`.
+    let eof = error.kind() == io::ErrorKind::UnexpectedEof || cause.contains("entire block");
+    if eof && !cause.contains("EOF") {
+        cause = format!("{cause} (unexpected EOF)");
+    }
+    format!(
+        "cannot read {} ({cause}): it is cut short, damaged or not a buildd archive; copy it \
+         again, or make one with `buildd cache export`",
+        archive.display()
+    )
+}
+
+fn cut_short(archive: &Path, entry: &Path) -> String {
+    damaged(
+        archive,
+        &io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("unexpected EOF in {}", entry.display()),
+        ),
+    )
 }
 
 fn over_limit(archive: &Path, limit: u64) -> String {
@@ -916,6 +960,27 @@ mod tests {
         );
         fs::remove_dir_all(&staging).unwrap();
         assert_eq!(unpack(&archive, &staging, 1200).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_cut_short_archive_says_so_with_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("key.importing");
+        let mut tar = tar::Builder::new(Vec::new());
+        file(&mut tar, "target/debug/a", &[1; 600]);
+        file(&mut tar, "target/debug/b", &[2; 5000]);
+        let bytes = tar.into_inner().unwrap();
+        // Through the second file's data: `tar` would end that entry early without a word.
+        for cut in [1024 + 512 + 100, 1024 + 200] {
+            let path = dir.path().join("cut.tar.zst");
+            fs::write(&path, zstd::encode_all(&bytes[..cut], 3).unwrap()).unwrap();
+            let err = unpack(&path, &staging, u64::MAX).unwrap_err();
+            assert!(
+                err.contains("cut short") && err.contains("unexpected EOF"),
+                "{cut}: {err}"
+            );
+            fs::remove_dir_all(&staging).unwrap();
+        }
     }
 
     #[test]
