@@ -518,3 +518,75 @@ fn cache_import_of_a_cut_short_archive_says_it_ended_early() {
         );
     }
 }
+
+/// Key A, then key B (seeded from A), then A again: status shows B's seed only while B is
+/// the key; back on A, whose dir was not seeded, there is no seed line.
+#[test]
+fn cache_the_seed_shown_belongs_to_the_current_key() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let first = world.workspace_status(&ws).unwrap();
+    assert!(first["seed"].is_null(), "{first:#}");
+    let no_incr = [("CARGO_INCREMENTAL", "0")];
+    world.ok_with(&ws, &no_incr, &["wait"]);
+    let second = world.workspace_status(&ws).unwrap();
+    assert_eq!(second["seed"]["from"], first["key"]["hash"], "{second:#}");
+    let text = world.ok_with(&ws, &no_incr, &["status"]);
+    assert!(text.contains("seeded from key"), "{text}");
+
+    world.ok(&ws, &["wait"]);
+    let back = world.workspace_status(&ws).unwrap();
+    assert_eq!(back["key"]["hash"], first["key"]["hash"]);
+    assert!(back["seed"].is_null(), "the other key's seed is shown: {back:#}");
+    let text = world.ok(&ws, &["status"]);
+    assert!(!text.contains("seeded from key"), "{text}");
+}
+
+/// The isolated dir deleted while a job runs in it (a user's `rm -rf ~/.cache/buildd`):
+/// cargo makes it again, and the daemon writes its key file back, so `cache list` knows the
+/// dir's key and workspace, and a new key can seed from it.
+#[test]
+fn cache_a_dir_deleted_mid_job_gets_its_key_file_back() {
+    let world = World::new();
+    let ws = world.workspace("slow", "ws");
+    world.ok(&ws, &["wait"]);
+    let dir = target_dir(&world.workspace_status(&ws).unwrap());
+    let key_file = dir.join("buildd-key.json");
+    assert!(key_file.is_file());
+    let home = world.home();
+
+    // Hold the next job in slowdev's build script, delete the dir under it, let it go.
+    let flag = world.dir.path().join("hold");
+    std::fs::write(&flag, "").unwrap();
+    let before = world.last_job_id(&ws);
+    std::fs::write(ws.join("slowdev/delay.txt"), flag.to_str().unwrap()).unwrap();
+    crate::support::wait_until("the blocking build script to run", || {
+        !crate::procs::build_scripts(&home).is_empty()
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&flag).unwrap();
+    world.wait_settled(&ws, before);
+    // The job may have failed on its vanished dir; the next one builds it whole again.
+    let before = world.last_job_id(&ws);
+    std::fs::write(ws.join("slowdev/delay.txt"), "").unwrap();
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert!(dir.join("debug").is_dir());
+    crate::support::wait_until("the key file to be written again", || key_file.is_file());
+
+    let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
+    let listed = list["dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"].as_str() == dir.to_str())
+        .unwrap_or_else(|| panic!("{} not listed: {list:#}", dir.display()))
+        .clone();
+    assert_eq!(listed["key"]["hash"], status["key"]["hash"], "{listed:#}");
+    assert_eq!(listed["workspace"], ws.to_str().unwrap(), "{listed:#}");
+    // And it seeds a new key.
+    world.ok_with(&ws, &[("CARGO_INCREMENTAL", "0")], &["wait"]);
+    let seeded = world.workspace_status(&ws).unwrap();
+    assert_eq!(seeded["seed"]["from"], status["key"]["hash"], "{seeded:#}");
+}

@@ -244,6 +244,7 @@ impl Dispatcher {
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let workspace_root = root.clone();
         tokio::spawn(async move {
             let mut done = AfterJob::default();
             if let Some(sccache) = sccache {
@@ -251,6 +252,7 @@ impl Dispatcher {
             }
             let blocking = tokio::task::spawn_blocking(move || {
                 let mut done = done;
+                restore_key_files(&key, &workspace_root);
                 if uses_wrapper {
                     // A job that linked nothing spent no time linking.
                     done.link_ms =
@@ -515,4 +517,19 @@ fn totals_with_evicted(report: &CacheReport, evicted: u64) -> crate::wire::proto
     let mut totals = report.totals.clone();
     totals.evicted = evicted;
     totals
+}
+
+/// A dir deleted under a job (or between jobs) comes back from cargo without buildd's own
+/// files: write them again, so that `buildd cache list` knows its key and it can seed others.
+fn restore_key_files(key: &key::BuildKey, root: &Path) {
+    if key.target_dir.join(crate::cache::layout::KEY_FILE).exists() || !key.target_dir.is_dir() {
+        return;
+    }
+    match prepare_target_dir(key, root) {
+        Ok(()) => {
+            cache::touch_used(&key.target_dir);
+            tracing::info!(dir = %key.target_dir.display(), "wrote the key file of a dir that lost it");
+        }
+        Err(e) => tracing::warn!("{e}"),
+    }
 }
