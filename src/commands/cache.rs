@@ -62,6 +62,14 @@ fn render_report(report: &CacheReport, verb: &str) -> String {
     }
     out.push_str(&render::cache_dirs(&report.dirs));
     out.push_str(&render::cache_totals(&report.totals));
+    if report.staging_dirs > 0 {
+        out.push_str(&format!(
+            "staging: {} in {} dir(s) left by a killed import or seed (removed when the daemon \
+             starts again: `buildd stop`)\n",
+            render::human_size(report.staging_bytes),
+            report.staging_dirs
+        ));
+    }
     out
 }
 

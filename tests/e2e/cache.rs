@@ -538,7 +538,10 @@ fn cache_the_seed_shown_belongs_to_the_current_key() {
     world.ok(&ws, &["wait"]);
     let back = world.workspace_status(&ws).unwrap();
     assert_eq!(back["key"]["hash"], first["key"]["hash"]);
-    assert!(back["seed"].is_null(), "the other key's seed is shown: {back:#}");
+    assert!(
+        back["seed"].is_null(),
+        "the other key's seed is shown: {back:#}"
+    );
     let text = world.ok(&ws, &["status"]);
     assert!(!text.contains("seeded from key"), "{text}");
 }
@@ -589,4 +592,48 @@ fn cache_a_dir_deleted_mid_job_gets_its_key_file_back() {
     world.ok_with(&ws, &[("CARGO_INCREMENTAL", "0")], &["wait"]);
     let seeded = world.workspace_status(&ws).unwrap();
     assert_eq!(seeded["seed"]["from"], status["key"]["hash"], "{seeded:#}");
+}
+
+/// A killed import or seed leaves its staging dir: `cache list` counts it (and says what it
+/// is), and the next daemon start removes it, leaving the key dirs alone.
+#[test]
+fn cache_staging_dirs_of_killed_imports_and_seeds_are_counted_then_removed_at_start() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let dir = target_dir(&world.workspace_status(&ws).unwrap());
+    let leftovers = [
+        dir.with_extension("importing"),
+        dir.with_file_name("0123456789abcdef.seeding"),
+    ];
+    for left in &leftovers {
+        std::fs::create_dir_all(left.join("debug/deps")).unwrap();
+        std::fs::write(left.join("debug/deps/libhalf.rlib"), vec![7u8; 100_000]).unwrap();
+    }
+    let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
+    assert_eq!(list["staging_dirs"], 2, "{list:#}");
+    assert!(list["staging_bytes"].as_u64().unwrap() >= 200_000);
+    assert_eq!(list["dirs"].as_array().unwrap().len(), 1, "{list:#}");
+    let text = world.ok(&ws, &["cache", "list"]);
+    assert!(
+        text.contains("staging:") && text.contains("2 dir(s)"),
+        "{text}"
+    );
+
+    world.ok(&ws, &["stop"]);
+    world.ok(&ws, &["wait"]);
+    crate::support::wait_until("the leftovers to be removed", || {
+        leftovers.iter().all(|l| !l.exists())
+    });
+    assert!(dir.join("debug").is_dir(), "the key dir was removed");
+    let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
+    assert_eq!(list["staging_dirs"], 0, "{list:#}");
+    let text = world.ok(&ws, &["cache", "list"]);
+    assert!(!text.contains("staging:"), "{text}");
+    let left: Vec<_> = std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
 }

@@ -304,7 +304,7 @@ pub fn import(
         return Err(why);
     }
     let staging = target_dir.with_extension("importing");
-    let _ = fs::remove_dir_all(&staging);
+    let _staging_lock = make_staging(&staging)?;
     let result = unpack_and_fix(archive, root, &staging, &manifest, env);
     let (changed_files, invalidated, files) = match result {
         Ok(done) => done,
@@ -350,6 +350,30 @@ pub fn import(
         lock_changed,
         files,
     })
+}
+
+/// Makes the import's staging dir afresh and holds its lock, so that a daemon starting
+/// meanwhile does not take it for a killed import's leftover.
+fn make_staging(staging: &Path) -> Result<nix::fcntl::Flock<fs::File>, String> {
+    let busy = || {
+        format!(
+            "another import is writing {}: import when it is done",
+            staging.display()
+        )
+    };
+    if staging.exists() {
+        // A killed import's: nobody holds its lock.
+        if crate::cache::dirs::lock_staging(staging).is_none() {
+            return Err(busy());
+        }
+        let _ = fs::remove_dir_all(staging);
+    }
+    let io_err = |e: io::Error| format!("failed to make {}: {e}", staging.display());
+    if let Some(parent) = staging.parent() {
+        fs::create_dir_all(parent).map_err(io_err)?;
+    }
+    fs::create_dir(staging).map_err(io_err)?;
+    crate::cache::dirs::lock_staging(staging).ok_or_else(busy)
 }
 
 type Fixed = (Vec<String>, Vec<String>, u64);
@@ -431,7 +455,7 @@ const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 /// Free space an import leaves on the disk, so that the daemon's next job can still write.
 const IMPORT_RESERVE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Unpacks the dir's entries of `archive` into `staging`, which must be new and empty, and
+/// Unpacks the dir's entries of `archive` into `staging`, which must be new or empty, and
 /// returns how many files it wrote.
 ///
 /// An archive is hostile until checked, so this writes every file itself rather than with
@@ -451,7 +475,10 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
             path.display()
         )
     };
-    fs::create_dir(staging).map_err(io_err)?;
+    // `import` makes the dir (empty) to hold its lock first.
+    if !staging.is_dir() {
+        fs::create_dir(staging).map_err(io_err)?;
+    }
     let file = fs::File::open(archive).map_err(io_err)?;
     let mut tar = tar::Archive::new(zstd::Decoder::new(file).map_err(io_err)?);
     let mut files = 0;

@@ -62,7 +62,19 @@ impl Dispatcher {
         let budget = self.config.budget;
         let tx = self.tx.clone();
         let measurement = self.launch_measurement();
+        // Renames only, before the loop takes its first event: no seed of this daemon can
+        // have started, and the slow removal runs below, off the loop.
+        let leftovers = cache::set_leftovers_aside(&targets);
         tokio::task::spawn_blocking(move || {
+            for dir in leftovers {
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => tracing::info!(
+                        "removed {}, left by a killed import, seed or eviction",
+                        dir.display()
+                    ),
+                    Err(e) => tracing::warn!("cannot remove {}: {e}", dir.display()),
+                }
+            }
             let dirs = cache::list(&targets, &cache::InUse::default());
             let used = dirs.iter().map(|d| d.bytes).sum();
             let budget = cache::budget(budget, &targets, used);
@@ -474,9 +486,12 @@ impl Dispatcher {
                     let dirs = cache::list(&targets, &in_use);
                     let used = dirs.iter().map(|d| d.bytes).sum();
                     let budget = cache::budget(budget, &targets, used);
+                    let staging = cache::staging_dirs(&targets);
                     CacheReport {
                         totals: cache::totals(&targets, &dirs, budget),
                         dirs,
+                        staging_dirs: staging.len() as u64,
+                        staging_bytes: staging.iter().map(|d| cache::size(d)).sum(),
                         ..CacheReport::default()
                     }
                 }
