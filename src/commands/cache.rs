@@ -170,8 +170,9 @@ async fn import(session: &Session, file: PathBuf, path: Option<PathBuf>) -> anyh
         }
         env.extend(cargo_env.set.clone());
     }
+    let budget = configured_budget()?;
     let report = tokio::task::spawn_blocking(move || {
-        buildd_daemon::archive::import(&file, &root, &target_dir, &key, &env)
+        buildd_daemon::archive::import(&file, &root, &target_dir, &key, &env, budget)
     })
     .await?;
     drop(client);
@@ -202,4 +203,22 @@ async fn import(session: &Session, file: PathBuf, path: Option<PathBuf>) -> anyh
         outln!("Cargo.lock differs: dependencies that changed version will build too")?;
     }
     Ok(exit::SUCCESS)
+}
+
+/// The cache's configured disk budget, as the daemon reads it (the environment, then
+/// `config.toml`), and where it is set; `None` for the default.
+fn configured_budget() -> anyhow::Result<Option<(u64, String)>> {
+    use buildd_daemon::config::{BUDGET_ENV, RawDaemonConfig};
+    let paths = buildd_daemon::paths::Paths::from_env()?;
+    let config_file = paths.config_file();
+    let config = RawDaemonConfig::default()
+        .resolve(paths)
+        .map_err(anyhow::Error::msg)?;
+    Ok(config.budget.map(|bytes| {
+        let set_by = match std::env::var_os(BUDGET_ENV) {
+            Some(_) => BUDGET_ENV.to_owned(),
+            None => format!("[cache] budget in {}", config_file.display()),
+        };
+        (bytes, set_by)
+    }))
 }

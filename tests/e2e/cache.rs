@@ -328,15 +328,19 @@ fn cache_export_then_import_into_another_home_and_path_compiles_only_what_change
     );
 }
 
+/// An archive being written, compressed as it goes (a crafted one may be large).
+type Tar = tar::Builder<zstd::Encoder<'static, std::fs::File>>;
+
 /// Rewrites a real export with its manifest first and `add`'s entries after it.
-fn crafted(real: &Path, out: &Path, add: impl FnOnce(&mut tar::Builder<Vec<u8>>)) {
+fn crafted(real: &Path, out: &Path, add: impl FnOnce(&mut Tar)) {
     use std::io::Read;
     let file = std::fs::File::open(real).unwrap();
     let mut archive = tar::Archive::new(zstd::Decoder::new(file).unwrap());
     let mut first = archive.entries().unwrap().next().unwrap().unwrap();
     let mut manifest = Vec::new();
     first.read_to_end(&mut manifest).unwrap();
-    let mut tar = tar::Builder::new(Vec::new());
+    let encoder = zstd::Encoder::new(std::fs::File::create(out).unwrap(), 3).unwrap();
+    let mut tar = tar::Builder::new(encoder);
     let mut header = tar::Header::new_gnu();
     header.set_size(manifest.len() as u64);
     header.set_mode(0o644);
@@ -344,11 +348,10 @@ fn crafted(real: &Path, out: &Path, add: impl FnOnce(&mut tar::Builder<Vec<u8>>)
     tar.append_data(&mut header, "buildd-manifest.json", manifest.as_slice())
         .unwrap();
     add(&mut tar);
-    let bytes = tar.into_inner().unwrap();
-    std::fs::write(out, zstd::encode_all(bytes.as_slice(), 3).unwrap()).unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
 }
 
-fn entry(tar: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, name: &str, link: Option<&str>) {
+fn entry(tar: &mut Tar, kind: tar::EntryType, name: &str, link: Option<&str>) {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(kind);
     header.set_mode(0o644);
@@ -636,4 +639,76 @@ fn cache_staging_dirs_of_killed_imports_and_seeds_are_counted_then_removed_at_st
         .map(|e| e.file_name())
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
+}
+
+/// An archive of a million empty files (no bytes, a million inodes): each entry counts as a
+/// block against the cache's budget, here set in `config.toml` (and not in the environment),
+/// so the import is refused early, naming that budget; and an archive too large for the
+/// free space names the free space.
+#[test]
+fn cache_import_of_a_million_empty_files_is_refused_by_the_budget_in_config_toml() {
+    let world = World::new();
+    let (ws, real, warm) = exported(&world);
+    let many = world.dir.path().join("many.tar.zst");
+    crafted(&real, &many, |tar| {
+        for i in 0..1_000_000u32 {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(0);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_cksum();
+            tar.append_data(
+                &mut header,
+                format!("target/debug/e/{}/{i}", i % 1000),
+                std::io::empty(),
+            )
+            .unwrap();
+        }
+    });
+    std::fs::write(
+        world.home().join("config.toml"),
+        "[cache]\nbudget = \"64MiB\"\n",
+    )
+    .unwrap();
+    let import = |archive: &Path| {
+        let output = world
+            .cmd(&ws, &["cache", "import", archive.to_str().unwrap()])
+            .env_remove("BUILDD_CACHE_BUDGET")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(warm.join("debug").is_dir(), "the warm dir was lost");
+        assert!(!warm.with_extension("importing").exists());
+        stderr
+    };
+    let stderr = import(&many);
+    assert!(
+        stderr.contains("67108864 bytes")
+            && stderr.contains("[cache] budget in")
+            && stderr.contains("config.toml"),
+        "{stderr}"
+    );
+
+    // A budget above the free space: the free space is the limit, and says so.
+    std::fs::write(
+        world.home().join("config.toml"),
+        "[cache]\nbudget = \"1000TiB\"\n",
+    )
+    .unwrap();
+    let big = world.dir.path().join("big.tar.zst");
+    let free = nix::sys::statvfs::statvfs(&warm).unwrap();
+    let free = free.blocks_available() as u64 * free.fragment_size() as u64;
+    crafted(&real, &big, |tar| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(free);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        // Only the header: the import refuses on the size it claims.
+        tar.append_data(&mut header, "target/debug/huge", std::io::empty())
+            .unwrap();
+    });
+    let stderr = import(&big);
+    assert!(stderr.contains("free space"), "{stderr}");
 }

@@ -291,13 +291,15 @@ pub fn mismatch(archive: &Path, theirs: &BuildKeyInfo, ours: &BuildKeyInfo) -> O
 }
 
 /// Installs `archive` as the isolated dir `target_dir` of the workspace at `root`, whose key
-/// is `key` and whose cargo runs with `env`. Replaces what the dir held.
+/// is `key` and whose cargo runs with `env`. Replaces what the dir held. `budget` is the
+/// cache's configured disk budget and where it is set, if it is.
 pub fn import(
     archive: &Path,
     root: &Path,
     target_dir: &Path,
     key: &BuildKeyInfo,
     env: &BTreeMap<String, String>,
+    budget: Option<(u64, String)>,
 ) -> Result<ImportReport, String> {
     let manifest = read_manifest(archive)?;
     if let Some(why) = mismatch(archive, &manifest.key, key) {
@@ -305,7 +307,7 @@ pub fn import(
     }
     let staging = target_dir.with_extension("importing");
     let _staging_lock = make_staging(&staging)?;
-    let result = unpack_and_fix(archive, root, &staging, &manifest, env);
+    let result = unpack_and_fix(archive, root, &staging, &manifest, env, budget);
     let (changed_files, invalidated, files) = match result {
         Ok(done) => done,
         Err(e) => {
@@ -384,6 +386,7 @@ fn unpack_and_fix(
     staging: &Path,
     manifest: &Manifest,
     env: &BTreeMap<String, String>,
+    budget: Option<(u64, String)>,
 ) -> Result<Fixed, String> {
     let io_err = |e: io::Error| format!("failed to unpack {}: {e}", archive.display());
     if let Some(parent) = staging.parent() {
@@ -391,8 +394,8 @@ fn unpack_and_fix(
     }
     // `staging` is `<targets>/<workspace>/<key>.importing`.
     let targets = staging.ancestors().nth(2).unwrap_or(staging);
-    let limit = import_limit(targets);
-    let files = unpack(archive, staging, limit)?;
+    let limit = import_limit(targets, budget);
+    let files = unpack(archive, staging, &limit)?;
 
     // Which files differ from the exporter's.
     let current = hash_workspace(root, None)
@@ -454,6 +457,33 @@ fn unpack_and_fix(
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 /// Free space an import leaves on the disk, so that the daemon's next job can still write.
 const IMPORT_RESERVE_BYTES: u64 = 256 * 1024 * 1024;
+/// What every entry costs at least against the limit, and the unit files are counted in: a
+/// file system block. An empty file takes no data block but an inode and a dir entry, so a
+/// million empty files are not free.
+const BLOCK: u64 = 4096;
+/// The most entries an archive may hold. The target dir of buildd's own workspace (5.6 GB,
+/// dev and test profiles, incremental) holds 18,000; this leaves room for workspaces 25 times
+/// its size and refuses an archive made to exhaust the disk's inodes.
+const MAX_ENTRIES: u64 = 500_000;
+
+/// What an import may write.
+struct Limit {
+    bytes: u64,
+    /// Which limit `bytes` is, for the message.
+    what: String,
+    entries: u64,
+}
+
+impl Limit {
+    #[cfg(test)]
+    fn bytes(bytes: u64) -> Limit {
+        Limit {
+            bytes,
+            what: "the test's limit".into(),
+            entries: MAX_ENTRIES,
+        }
+    }
+}
 
 /// Unpacks the dir's entries of `archive` into `staging`, which must be new or empty, and
 /// returns how many files it wrote.
@@ -464,7 +494,7 @@ const IMPORT_RESERVE_BYTES: u64 = 256 * 1024 * 1024;
 /// symlinks, devices and FIFOs are refused. Nothing it creates is a link, so
 /// no later step (the mtime pass, the fingerprint clean-up) can be led outside `staging`, and
 /// files are created with `O_EXCL | O_NOFOLLOW`. What it writes is capped at `limit` bytes.
-fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
+fn unpack(archive: &Path, staging: &Path, limit: &Limit) -> Result<u64, String> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let io_err = |e: io::Error| format!("failed to unpack {}: {e}", archive.display());
     let refuse = |path: &Path, what: &str| {
@@ -483,6 +513,15 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
     let mut tar = tar::Archive::new(zstd::Decoder::new(file).map_err(io_err)?);
     let mut files = 0;
     let mut written: u64 = 0;
+    let mut entries: u64 = 0;
+    // Charges `bytes` (rounded up to whole blocks, at least one) against the limit.
+    let charge = |written: &mut u64, bytes: u64| -> Result<(), String> {
+        *written = written.saturating_add(bytes.div_ceil(BLOCK).max(1) * BLOCK);
+        if *written > limit.bytes {
+            return Err(over_limit(archive, limit));
+        }
+        Ok(())
+    };
     // The regular files written so far: the only targets a hard link may name.
     let mut regular: BTreeSet<PathBuf> = BTreeSet::new();
     let plain = |rel: &Path| {
@@ -507,6 +546,15 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
                 path.display()
             ));
         }
+        entries += 1;
+        if entries > limit.entries {
+            return Err(format!(
+                "{} holds more than {} entries, the most an import accepts: refusing the \
+                 archive; export it again with `buildd cache export`",
+                archive.display(),
+                limit.entries
+            ));
+        }
         let dest = staging.join(rel);
         let make_parent = || -> Result<(), String> {
             let parent = dest.parent().unwrap_or(staging);
@@ -515,6 +563,7 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
         };
         match kind {
             tar::EntryType::Directory => {
+                charge(&mut written, 0)?;
                 make_parent()?;
                 match fs::create_dir(&dest) {
                     Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_err(e)),
@@ -529,7 +578,7 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
             // length against the limit.
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 make_parent()?;
-                let left = limit.saturating_sub(written);
+                let left = limit.bytes.saturating_sub(written);
                 if entry.size() > left {
                     return Err(over_limit(archive, limit));
                 }
@@ -553,7 +602,7 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
                 if copied < entry.size() {
                     return Err(cut_short(archive, &path));
                 }
-                written += copied;
+                charge(&mut written, copied)?;
                 out.set_permissions(fs::Permissions::from_mode(mode | 0o600))
                     .map_err(io_err)?;
                 regular.insert(rel.to_path_buf());
@@ -571,6 +620,7 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
                         ),
                     ));
                 };
+                charge(&mut written, 0)?;
                 make_parent()?;
                 fs::hard_link(staging.join(target_rel), &dest).map_err(|e| match e.kind() {
                     io::ErrorKind::AlreadyExists => refuse(&path, "an entry twice"),
@@ -625,25 +675,48 @@ fn cut_short(archive: &Path, entry: &Path) -> String {
     )
 }
 
-fn over_limit(archive: &Path, limit: u64) -> String {
+fn over_limit(archive: &Path, limit: &Limit) -> String {
     format!(
-        "{} unpacks to more than {limit} bytes, the most this import may write (the cache's \
-         disk budget, or the free space less {IMPORT_RESERVE_BYTES} bytes): free space, raise \
-         `BUILDD_CACHE_BUDGET`, or import a smaller archive",
-        archive.display()
+        "{} unpacks to more than {} bytes (each entry counted as at least one {BLOCK}-byte \
+         block), the most this import may write: {}. Free space, raise the budget, or import a \
+         smaller archive",
+        archive.display(),
+        limit.bytes,
+        limit.what
     )
 }
 
-/// The most an import into `targets` may write: the disk budget, and the free space less a
-/// reserve.
-fn import_limit(targets: &Path) -> u64 {
+/// The most an import into `targets` may write: the disk budget (`budget`, the configured
+/// one and where it is set, or the default), and the free space less a reserve; whichever is
+/// smaller, named.
+fn import_limit(targets: &Path, budget: Option<(u64, String)>) -> Limit {
     let free = crate::cache::dirs::free_space(targets).unwrap_or(0);
-    let configured = std::env::var(crate::home::config::BUDGET_ENV)
-        .ok()
-        .and_then(|v| crate::home::config::parse_size(&v).ok());
-    let used = crate::cache::dirs::size(targets);
-    let budget = crate::cache::dirs::budget(configured, targets, used);
-    free.saturating_sub(IMPORT_RESERVE_BYTES).min(budget)
+    let room = free.saturating_sub(IMPORT_RESERVE_BYTES);
+    let (budget, set_by) = match budget {
+        Some((bytes, set_by)) => (bytes, set_by),
+        None => {
+            let used = crate::cache::dirs::size(targets);
+            let bytes = crate::cache::dirs::budget(None, targets, used);
+            (bytes, "the default".to_owned())
+        }
+    };
+    let (bytes, what) = if budget <= room {
+        (budget, format!("the cache's disk budget ({set_by})"))
+    } else {
+        (
+            room,
+            format!(
+                "the free space on {} ({free} bytes) less {IMPORT_RESERVE_BYTES} bytes kept for \
+                 builds",
+                targets.display()
+            ),
+        )
+    };
+    Limit {
+        bytes,
+        what,
+        entries: MAX_ENTRIES,
+    }
 }
 
 /// The workspace packages to rebuild for `changed` files (relative to `root`).
@@ -908,7 +981,7 @@ mod tests {
             });
             let staging = dir.path().join("targets/ws/key.importing");
             fs::create_dir_all(staging.parent().unwrap()).unwrap();
-            let err = unpack(&archive, &staging, u64::MAX).unwrap_err();
+            let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
             assert!(
                 err.contains("symbolic link") && err.contains("target/debug/evil"),
                 "{err}"
@@ -932,7 +1005,7 @@ mod tests {
                 link(tar, tar::EntryType::Link, "target/debug/stolen", target);
                 file(tar, "target/debug/later", b"x");
             });
-            let err = unpack(&archive, &staging, u64::MAX).unwrap_err();
+            let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
             assert!(err.contains("hard link"), "{target}: {err}");
             assert!(!staging.join("debug/stolen").exists());
             fs::remove_dir_all(&staging).unwrap();
@@ -949,7 +1022,10 @@ mod tests {
                 "target/debug/deps/app-0123",
             );
         });
-        assert_eq!(unpack(&archive, &staging, u64::MAX).unwrap(), 2);
+        assert_eq!(
+            unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap(),
+            2
+        );
         assert_eq!(fs::read(staging.join("debug/app")).unwrap(), b"binary");
     }
 
@@ -963,7 +1039,7 @@ mod tests {
             (tar::EntryType::Fifo, "a FIFO"),
         ] {
             let archive = crafted(dir.path(), |tar| special(tar, kind, "target/debug/odd"));
-            let err = unpack(&archive, &staging, u64::MAX).unwrap_err();
+            let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
             assert!(
                 err.contains(what) && err.contains("target/debug/odd"),
                 "{err}"
@@ -980,13 +1056,14 @@ mod tests {
             file(tar, "target/debug/a", &[1; 600]);
             file(tar, "target/debug/b", &[2; 600]);
         });
-        let err = unpack(&archive, &staging, 1000).unwrap_err();
+        // Each file counts as a whole block.
+        let err = unpack(&archive, &staging, &Limit::bytes(8000)).unwrap_err();
         assert!(
-            err.contains("1000 bytes") && err.contains("budget"),
+            err.contains("8000 bytes") && err.contains("the test's limit"),
             "{err}"
         );
         fs::remove_dir_all(&staging).unwrap();
-        assert_eq!(unpack(&archive, &staging, 1200).unwrap(), 2);
+        assert_eq!(unpack(&archive, &staging, &Limit::bytes(8192)).unwrap(), 2);
     }
 
     #[test]
@@ -1001,13 +1078,38 @@ mod tests {
         for cut in [1024 + 512 + 100, 1024 + 200] {
             let path = dir.path().join("cut.tar.zst");
             fs::write(&path, zstd::encode_all(&bytes[..cut], 3).unwrap()).unwrap();
-            let err = unpack(&path, &staging, u64::MAX).unwrap_err();
+            let err = unpack(&path, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
             assert!(
                 err.contains("cut short") && err.contains("unexpected EOF"),
                 "{cut}: {err}"
             );
             fs::remove_dir_all(&staging).unwrap();
         }
+    }
+
+    #[test]
+    fn empty_entries_cost_a_block_each_and_their_number_is_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("key.importing");
+        let archive = crafted(dir.path(), |tar| {
+            for i in 0..100 {
+                file(tar, &format!("target/debug/e/{i}"), b"");
+            }
+        });
+        let err = unpack(&archive, &staging, &Limit::bytes(50 * BLOCK)).unwrap_err();
+        assert!(err.contains("unpacks to more than"), "{err}");
+        fs::remove_dir_all(&staging).unwrap();
+        let few = Limit {
+            entries: 60,
+            ..Limit::bytes(u64::MAX)
+        };
+        let err = unpack(&archive, &staging, &few).unwrap_err();
+        assert!(err.contains("more than 60 entries"), "{err}");
+        fs::remove_dir_all(&staging).unwrap();
+        assert_eq!(
+            unpack(&archive, &staging, &Limit::bytes(100 * BLOCK)).unwrap(),
+            100
+        );
     }
 
     #[test]
@@ -1018,7 +1120,7 @@ mod tests {
             file(tar, "target/debug/a", b"1");
             file(tar, "target/debug/a", b"2");
         });
-        let err = unpack(&archive, &staging, u64::MAX).unwrap_err();
+        let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
         assert!(err.contains("twice"), "{err}");
     }
 }
