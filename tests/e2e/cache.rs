@@ -382,10 +382,16 @@ fn exported(world: &World) -> (PathBuf, PathBuf, PathBuf) {
 /// Imports `archive`, which must fail (exit 1) and leave the warm dir as it was; returns
 /// the error output.
 fn refused_import(world: &World, ws: &Path, archive: &Path, warm: &Path) -> String {
-    let output = world
-        .cmd(ws, &["cache", "import", archive.to_str().unwrap()])
-        .output()
-        .unwrap();
+    refused(
+        world.cmd(ws, &["cache", "import", archive.to_str().unwrap()]),
+        warm,
+    )
+}
+
+/// Runs an import that must fail (exit 1) and leave the warm dir as it was; returns the
+/// error output.
+fn refused(mut import: Command, warm: &Path) -> String {
+    let output = import.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(warm.join("debug").is_dir(), "the warm dir was lost");
@@ -671,16 +677,9 @@ fn cache_import_of_a_million_empty_files_is_refused_by_the_budget_in_config_toml
     )
     .unwrap();
     let import = |archive: &Path| {
-        let output = world
-            .cmd(&ws, &["cache", "import", archive.to_str().unwrap()])
-            .env_remove("BUILDD_CACHE_BUDGET")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
-        assert!(warm.join("debug").is_dir(), "the warm dir was lost");
-        assert!(!warm.with_extension("importing").exists());
-        stderr
+        let mut cmd = world.cmd(&ws, &["cache", "import", archive.to_str().unwrap()]);
+        cmd.env_remove("BUILDD_CACHE_BUDGET");
+        refused(cmd, &warm)
     };
     let stderr = import(&many);
     assert!(
@@ -711,4 +710,34 @@ fn cache_import_of_a_million_empty_files_is_refused_by_the_budget_in_config_toml
     });
     let stderr = import(&big);
     assert!(stderr.contains("free space"), "{stderr}");
+}
+
+/// A sparse file in a warm dir (1 GiB long, a few bytes of data) stays sparse in a dir seeded
+/// from it, whatever the method: a plain copy would write the gigabyte of zeros out.
+#[test]
+fn cache_seeding_keeps_a_sparse_file_sparse() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let original = target_dir(&world.workspace_status(&ws).unwrap());
+    let sparse = original.join("debug/sparse.bin");
+    let file = std::fs::File::create(&sparse).unwrap();
+    file.set_len(1 << 30).unwrap();
+    file.write_all_at(b"data", 256 << 20).unwrap();
+    drop(file);
+
+    world.ok_with(&ws, &[("CARGO_INCREMENTAL", "0")], &["wait"]);
+    let status = world.workspace_status(&ws).unwrap();
+    let seeded = target_dir(&status);
+    assert_ne!(seeded, original);
+    assert!(status["seed"].is_object(), "{status:#}");
+    let copy = seeded.join("debug/sparse.bin").metadata().unwrap();
+    assert_eq!(copy.len(), 1 << 30);
+    assert!(
+        copy.blocks() * 512 < 1 << 20,
+        "the holes were written out: {} blocks ({:#})",
+        copy.blocks(),
+        status["seed"]
+    );
 }
