@@ -112,7 +112,7 @@ impl Waiting {
                 self.bar
                     .enable_steady_tick(std::time::Duration::from_millis(100));
             } else {
-                eprintln!("buildd: waiting for the daemon's job on this workspace to finish");
+                errln!("buildd: waiting for the daemon's job on this workspace to finish");
             }
         }
         match &event.kind {

@@ -1,6 +1,10 @@
 //! The `buildd` binary: the CLI, the daemon (`buildd daemon`) and the LSP sidecar
 //! (`buildd lsp`).
 
+// First: its printing macros are used by every module below.
+#[macro_use]
+mod out;
+
 mod cli;
 mod commands;
 mod connect;
@@ -21,7 +25,7 @@ fn main() {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("buildd: failed to start the async runtime: {e}");
+            errln!("buildd: failed to start the async runtime: {e}");
             std::process::exit(exit::FAILURE);
         }
     };

@@ -89,7 +89,8 @@ impl Supervisor {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    println!("{prefix} {line}");
+                    // A closed stdout ends the watch loop; until then, keep the pipe drained.
+                    let _ = outln!("{prefix} {line}");
                 }
             });
         }
@@ -97,7 +98,7 @@ impl Supervisor {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stderr).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    eprintln!("{prefix} {line}");
+                    errln!("{prefix} {line}");
                 }
             });
         }

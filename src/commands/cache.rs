@@ -39,9 +39,9 @@ async fn request(
         other => bail!("unexpected reply to a cache request: {other:?}"),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", render_report(&report, verb));
+        out!("{}", render_report(&report, verb))?;
     }
     Ok(exit::SUCCESS)
 }
@@ -62,6 +62,14 @@ fn render_report(report: &CacheReport, verb: &str) -> String {
     }
     out.push_str(&render::cache_dirs(&report.dirs));
     out.push_str(&render::cache_totals(&report.totals));
+    if report.staging_dirs > 0 {
+        out.push_str(&format!(
+            "staging: {} in {} dir(s) left by a killed import or seed (removed when the daemon \
+             starts again: `buildd stop`)\n",
+            render::human_size(report.staging_bytes),
+            report.staging_dirs
+        ));
+    }
     out
 }
 
@@ -84,7 +92,7 @@ async fn lease(
             |_| {
                 if !announced {
                     announced = true;
-                    eprintln!("buildd: waiting for the daemon's job on this workspace");
+                    errln!("buildd: waiting for the daemon's job on this workspace");
                 }
             },
         )
@@ -130,13 +138,13 @@ async fn export(session: &Session, path: Option<PathBuf>, output: PathBuf) -> an
     .await?
     .map_err(anyhow::Error::msg)?;
     drop(client);
-    println!(
+    outln!(
         "exported {} ({} files, {}) to {}",
         workspace.root.display(),
         report.files,
         render::human_size(report.bytes),
         report.archive.display()
-    );
+    )?;
     Ok(exit::SUCCESS)
 }
 
@@ -162,36 +170,55 @@ async fn import(session: &Session, file: PathBuf, path: Option<PathBuf>) -> anyh
         }
         env.extend(cargo_env.set.clone());
     }
+    let budget = configured_budget()?;
     let report = tokio::task::spawn_blocking(move || {
-        buildd_daemon::archive::import(&file, &root, &target_dir, &key, &env)
+        buildd_daemon::archive::import(&file, &root, &target_dir, &key, &env, budget)
     })
     .await?;
     drop(client);
     let report = match report {
         Ok(report) => report,
         Err(message) => {
-            eprintln!("buildd: {message}");
+            errln!("buildd: {message}");
             return Ok(exit::FAILURE);
         }
     };
-    println!(
+    outln!(
         "imported {} files (exported from {} by buildd {}) into {}",
         report.files,
         report.manifest.exported_from.display(),
         report.manifest.buildd_version,
         workspace.root.display()
-    );
+    )?;
     if report.invalidated.is_empty() {
-        println!("nothing differs from the exporter's workspace: everything is fresh");
+        outln!("nothing differs from the exporter's workspace: everything is fresh")?;
     } else {
-        println!(
+        outln!(
             "{} file(s) differ; the next build compiles: {}",
             report.changed_files.len(),
             report.invalidated.join(", ")
-        );
+        )?;
     }
     if report.lock_changed {
-        println!("Cargo.lock differs: dependencies that changed version will build too");
+        outln!("Cargo.lock differs: dependencies that changed version will build too")?;
     }
     Ok(exit::SUCCESS)
+}
+
+/// The cache's configured disk budget, as the daemon reads it (the environment, then
+/// `config.toml`), and where it is set; `None` for the default.
+fn configured_budget() -> anyhow::Result<Option<(u64, String)>> {
+    use buildd_daemon::config::{BUDGET_ENV, RawDaemonConfig};
+    let paths = buildd_daemon::paths::Paths::from_env()?;
+    let config_file = paths.config_file();
+    let config = RawDaemonConfig::default()
+        .resolve(paths)
+        .map_err(anyhow::Error::msg)?;
+    Ok(config.budget.map(|bytes| {
+        let set_by = match std::env::var_os(BUDGET_ENV) {
+            Some(_) => BUDGET_ENV.to_owned(),
+            None => format!("[cache] budget in {}", config_file.display()),
+        };
+        (bytes, set_by)
+    }))
 }

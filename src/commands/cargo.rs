@@ -39,7 +39,7 @@ pub(crate) async fn run(session: &Session, args: Vec<OsString>) -> anyhow::Resul
 
 fn plain_cargo(args: &[OsString], reason: Option<String>) -> anyhow::Result<i32> {
     if let Some(reason) = reason {
-        eprintln!("buildd: {reason}; running plain cargo");
+        errln!("buildd: {reason}; running plain cargo");
     }
     match std::process::Command::new("cargo").args(args).status() {
         Ok(status) => Ok(exit_code(status)),

@@ -25,7 +25,7 @@ pub(crate) async fn run(idle_timeout: Duration, debounce: Duration) -> anyhow::R
     match server::run(config).await? {
         RunOutcome::Stopped => Ok(exit::SUCCESS),
         RunOutcome::AlreadyRunning => {
-            eprintln!(
+            errln!(
                 "buildd: a daemon is already running on {}",
                 paths.socket().display()
             );
@@ -44,11 +44,11 @@ pub(crate) async fn stop() -> anyhow::Result<i32> {
         Ok(client) => {
             let pid = client.daemon.pid;
             client.shutdown_and_wait(&paths.socket()).await?;
-            println!("stopped the buildd daemon (pid {pid})");
+            outln!("stopped the buildd daemon (pid {pid})")?;
             Ok(exit::SUCCESS)
         }
         Err(ClientError::NotRunning { .. }) => {
-            println!("the buildd daemon is not running");
+            outln!("the buildd daemon is not running")?;
             Ok(exit::SUCCESS)
         }
         Err(e) => Err(e.into()),

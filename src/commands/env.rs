@@ -11,7 +11,7 @@ pub(crate) async fn run(session: &Session, path: Option<PathBuf>) -> anyhow::Res
     let mut client = session.connect().await?;
     let workspace = session.register(&mut client, path.as_deref()).await?;
     let Some(cargo_env) = workspace.cargo_env else {
-        eprintln!(
+        errln!(
             "buildd: {}",
             workspace
                 .error
@@ -36,10 +36,10 @@ pub(crate) async fn run(session: &Session, path: Option<PathBuf>) -> anyhow::Res
         remove.retain(|v| !set.contains_key(v));
     }
     for (name, value) in set {
-        println!("export {name}={}", shlex::try_quote(&value)?);
+        outln!("export {name}={}", shlex::try_quote(&value)?)?;
     }
     for name in remove {
-        println!("unset {name}");
+        outln!("unset {name}")?;
     }
     Ok(exit::SUCCESS)
 }

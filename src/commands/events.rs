@@ -30,14 +30,14 @@ pub(crate) async fn run(
         };
         match message {
             None => {
-                eprintln!("buildd: the daemon stopped");
+                errln!("buildd: the daemon stopped");
                 return Ok(exit::UNREACHABLE);
             }
             Some(ServerMessage::Event { event }) => {
                 if json {
-                    println!("{}", json_line(&event)?);
+                    outln!("{}", json_line(&event)?)?;
                 } else {
-                    println!("{}", text_line(&event));
+                    outln!("{}", text_line(&event))?;
                 }
             }
             Some(_) => {}

@@ -36,8 +36,10 @@ pub(crate) async fn run(cli: Cli) -> i32 {
     };
     match result {
         Ok(code) => code,
+        // The reader of stdout went away (`buildd status | head -1`): nothing is wrong.
+        Err(error) if error.downcast_ref::<crate::out::StdoutClosed>().is_some() => exit::SUCCESS,
         Err(error) => {
-            eprintln!("buildd: {error:#}");
+            errln!("buildd: {error:#}");
             exit::for_error(&error)
         }
     }

@@ -20,9 +20,9 @@ pub(crate) async fn run(
         other => bail!("unexpected reply to status: {other:?}"),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?)?;
     } else {
-        print!("{}", render::status(&status));
+        out!("{}", render::status(&status))?;
     }
     Ok(exit::SUCCESS)
 }

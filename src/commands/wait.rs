@@ -64,7 +64,7 @@ pub(crate) async fn run(
         client.call(Request::Status { root: Some(root) }).await?
         && let Some(ws) = status.workspaces.first()
     {
-        print!("{}", render::workspace(ws));
+        out!("{}", render::workspace(ws))?;
     }
     Ok(match state {
         WorkspaceState::Idle => exit::SUCCESS,

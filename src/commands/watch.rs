@@ -47,11 +47,11 @@ pub(crate) async fn run(
             root: Some(root.clone()),
         })
         .await?;
-    print!("{}", render::workspace(&workspace));
-    println!(
+    out!("{}", render::workspace(&workspace))?;
+    outln!(
         "watching {} (Ctrl-C to stop watching; the daemon keeps running)",
         root.display()
-    );
+    )?;
 
     let mut loop_state = Loop {
         session,
@@ -109,10 +109,10 @@ pub(crate) async fn run(
             status = program_exit => {
                 let supervisor = supervisor.as_mut().expect("only polled with a supervisor");
                 let message = format!("exited on its own ({status})");
-                println!("[{}] {message}", supervisor.name);
+                outln!("[{}] {message}", supervisor.name)?;
                 loop_state.reports.push(process_report(supervisor, ProcessAction::Exited, None, Some(status), message));
                 if options.restart_on_exit {
-                    println!("[{}] restarting in {}s", supervisor.name, backoff.as_secs());
+                    outln!("[{}] restarting in {}s", supervisor.name, backoff.as_secs())?;
                     restart_at = Some(tokio::time::Instant::now() + backoff);
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
@@ -139,7 +139,7 @@ pub(crate) async fn run(
             if let Some(bar) = bar.take() {
                 bar.finish_and_clear();
             }
-            eprintln!("buildd: the daemon stopped");
+            errln!("buildd: the daemon stopped");
             if let Some(supervisor) = supervisor.as_mut() {
                 supervisor.stop().await;
             }
@@ -189,14 +189,14 @@ pub(crate) async fn run(
                 let text = render::diagnostic(&diagnostic);
                 match &bar {
                     Some(bar) => bar.println(text),
-                    None => println!("{text}"),
+                    None => outln!("{text}")?,
                 }
             }
             EventKind::JobFinished { summary, .. } => {
                 if let Some(bar) = bar.take() {
                     bar.finish_and_clear();
                 }
-                println!("{}", render::job_line(&summary));
+                outln!("{}", render::job_line(&summary))?;
                 match summary.result {
                     JobResult::Success => {
                         loop_state
@@ -210,7 +210,7 @@ pub(crate) async fn run(
                             let message = format!(
                                 "the build failed; keeping the old process (pid {pid}) running"
                             );
-                            println!("[{}] {message}", supervisor.name);
+                            outln!("[{}] {message}", supervisor.name)?;
                             loop_state.reports.push(process_report(
                                 supervisor,
                                 ProcessAction::Kept,
@@ -224,14 +224,14 @@ pub(crate) async fn run(
                 }
             }
             EventKind::Disk { message, .. } => match message {
-                Some(message) => println!("disk full: {message}"),
-                None => println!("the disk has room again"),
+                Some(message) => outln!("disk full: {message}")?,
+                None => outln!("the disk has room again")?,
             },
             EventKind::State { state, error } => {
                 if state == WorkspaceState::Error
                     && let Some(error) = error
                 {
-                    println!("error: {error}");
+                    outln!("error: {error}")?;
                 }
             }
             EventKind::Tests { .. } | EventKind::Process { .. } => {}
@@ -266,14 +266,14 @@ impl Loop<'_> {
             };
             match test_run::run(self.session, &self.root, job, runner, extra).await {
                 Ok((report, output)) => {
-                    println!(
+                    outln!(
                         "tests: {} passed, {} failed, {} ignored ({}, {:.1}s)",
                         report.passed,
                         report.failed,
                         report.ignored,
                         report.runner,
                         report.duration_ms as f64 / 1000.0
-                    );
+                    )?;
                     for failing in &report.failing {
                         let place = match (&failing.file, failing.line) {
                             (Some(file), Some(line)) => format!(" at {}:{line}", file.display()),
@@ -284,19 +284,19 @@ impl Loop<'_> {
                             .as_deref()
                             .map(|m| format!(": {m}"))
                             .unwrap_or_default();
-                        println!("  FAILED {}{place}{message}", failing.name);
+                        outln!("  FAILED {}{place}{message}", failing.name)?;
                     }
                     // A runner that failed without a failing test (a compile error in a test,
                     // a crash) shows its output: nothing else would explain it.
                     let success = report.exit_code == Some(0);
                     if !success && report.failing.is_empty() {
-                        println!("{}", output.trim_end());
+                        outln!("{}", output.trim_end())?;
                     }
                     tests_pass = success && report.failed == 0;
                     self.reports.push(Report::Tests(report));
                 }
                 Err(e) => {
-                    println!("tests: could not run them: {e:#}");
+                    outln!("tests: could not run them: {e:#}")?;
                     tests_pass = false;
                 }
             }
@@ -307,7 +307,7 @@ impl Loop<'_> {
         if !tests_pass {
             if let Some(pid) = supervisor.pid() {
                 let message = format!("tests failed; keeping the old process (pid {pid}) running");
-                println!("[{}] {message}", supervisor.name);
+                outln!("[{}] {message}", supervisor.name)?;
                 self.reports.push(process_report(
                     supervisor,
                     ProcessAction::Kept,
@@ -332,7 +332,7 @@ impl Loop<'_> {
             }
             None => format!("started (pid {pid})"),
         };
-        println!("[{}] {message}", supervisor.name);
+        outln!("[{}] {message}", supervisor.name)?;
         self.reports.push(process_report(
             supervisor,
             action,

@@ -328,15 +328,19 @@ fn cache_export_then_import_into_another_home_and_path_compiles_only_what_change
     );
 }
 
+/// An archive being written, compressed as it goes (a crafted one may be large).
+type Tar = tar::Builder<zstd::Encoder<'static, std::fs::File>>;
+
 /// Rewrites a real export with its manifest first and `add`'s entries after it.
-fn crafted(real: &Path, out: &Path, add: impl FnOnce(&mut tar::Builder<Vec<u8>>)) {
+fn crafted(real: &Path, out: &Path, add: impl FnOnce(&mut Tar)) {
     use std::io::Read;
     let file = std::fs::File::open(real).unwrap();
     let mut archive = tar::Archive::new(zstd::Decoder::new(file).unwrap());
     let mut first = archive.entries().unwrap().next().unwrap().unwrap();
     let mut manifest = Vec::new();
     first.read_to_end(&mut manifest).unwrap();
-    let mut tar = tar::Builder::new(Vec::new());
+    let encoder = zstd::Encoder::new(std::fs::File::create(out).unwrap(), 3).unwrap();
+    let mut tar = tar::Builder::new(encoder);
     let mut header = tar::Header::new_gnu();
     header.set_size(manifest.len() as u64);
     header.set_mode(0o644);
@@ -344,11 +348,10 @@ fn crafted(real: &Path, out: &Path, add: impl FnOnce(&mut tar::Builder<Vec<u8>>)
     tar.append_data(&mut header, "buildd-manifest.json", manifest.as_slice())
         .unwrap();
     add(&mut tar);
-    let bytes = tar.into_inner().unwrap();
-    std::fs::write(out, zstd::encode_all(bytes.as_slice(), 3).unwrap()).unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
 }
 
-fn entry(tar: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, name: &str, link: Option<&str>) {
+fn entry(tar: &mut Tar, kind: tar::EntryType, name: &str, link: Option<&str>) {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(kind);
     header.set_mode(0o644);
@@ -366,17 +369,43 @@ fn entry(tar: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, name: &str, link
     }
 }
 
+/// The `cache` fixture built and exported: the workspace, its archive, its warm dir.
+fn exported(world: &World) -> (PathBuf, PathBuf, PathBuf) {
+    let ws = world.workspace("cache", "app");
+    world.ok(&ws, &["wait"]);
+    let real = world.dir.path().join("app.tar.zst");
+    world.ok(&ws, &["cache", "export", "-o", real.to_str().unwrap()]);
+    let warm = target_dir(&world.workspace_status(&ws).unwrap());
+    (ws, real, warm)
+}
+
+/// Imports `archive`, which must fail (exit 1) and leave the warm dir as it was; returns
+/// the error output.
+fn refused_import(world: &World, ws: &Path, archive: &Path, warm: &Path) -> String {
+    refused(
+        world.cmd(ws, &["cache", "import", archive.to_str().unwrap()]),
+        warm,
+    )
+}
+
+/// Runs an import that must fail (exit 1) and leave the warm dir as it was; returns the
+/// error output.
+fn refused(mut import: Command, warm: &Path) -> String {
+    let output = import.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(warm.join("debug").is_dir(), "the warm dir was lost");
+    assert!(!warm.with_extension("importing").exists());
+    stderr
+}
+
 /// The archives of the attack: a symlink entry to an outside dir (absolute, then relative)
 /// followed by a file through it, and a hard link to an outside file. Each import fails with
 /// the entry named; the outside files keep their contents and mtimes, and the warm dir stays.
 #[test]
 fn cache_import_of_a_crafted_archive_writes_nothing_outside_its_dir() {
     let world = World::new();
-    let ws = world.workspace("cache", "app");
-    world.ok(&ws, &["wait"]);
-    let real = world.dir.path().join("app.tar.zst");
-    world.ok(&ws, &["cache", "export", "-o", real.to_str().unwrap()]);
-    let warm = target_dir(&world.workspace_status(&ws).unwrap());
+    let (ws, real, warm) = exported(&world);
     let outside = world.dir.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     let secret = outside.join("x");
@@ -412,12 +441,7 @@ fn cache_import_of_a_crafted_archive_writes_nothing_outside_its_dir() {
                 entry(tar, *kind, name, link.as_deref());
             }
         });
-        let output = world
-            .cmd(&ws, &["cache", "import", evil.to_str().unwrap()])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let stderr = refused_import(&world, &ws, &evil, &warm);
         assert!(
             stderr.contains(what) && stderr.contains("refusing"),
             "{stderr}"
@@ -425,8 +449,6 @@ fn cache_import_of_a_crafted_archive_writes_nothing_outside_its_dir() {
         assert_eq!(std::fs::read_to_string(&secret).unwrap(), "the user's file");
         assert_eq!(mtime(), before);
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
-        assert!(warm.join("debug").is_dir(), "the warm dir was lost");
-        assert!(!warm.with_extension("importing").exists());
     }
 }
 
@@ -479,5 +501,243 @@ fn cache_a_full_disk_is_reported_and_the_daemon_keeps_serving() {
     assert!(
         stdout.contains("disk full:"),
         "the watch saw no disk event:\n{stdout}"
+    );
+}
+
+/// An archive cut short (a download that stopped): in the manifest, mid-header and mid-file.
+/// Each import fails with the cause, an unexpected end of the file, and the warm dir stays.
+#[test]
+fn cache_import_of_a_cut_short_archive_says_it_ended_early() {
+    use std::io::Read;
+    let world = World::new();
+    let (ws, real, warm) = exported(&world);
+    let mut tar = Vec::new();
+    zstd::Decoder::new(std::fs::File::open(&real).unwrap())
+        .unwrap()
+        .read_to_end(&mut tar)
+        .unwrap();
+    // 600: inside the manifest; then past it, and about half of the archive.
+    for cut in [600, tar.len() / 2 + 100, tar.len() / 2 + 300] {
+        let short = world.dir.path().join("short.tar.zst");
+        std::fs::write(&short, zstd::encode_all(&tar[..cut], 3).unwrap()).unwrap();
+        let stderr = refused_import(&world, &ws, &short, &warm);
+        assert!(
+            stderr.contains("cut short") && stderr.contains("unexpected EOF"),
+            "{cut}: {stderr}"
+        );
+    }
+}
+
+/// Key A, then key B (seeded from A), then A again: status shows B's seed only while B is
+/// the key; back on A, whose dir was not seeded, there is no seed line.
+#[test]
+fn cache_the_seed_shown_belongs_to_the_current_key() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let first = world.workspace_status(&ws).unwrap();
+    assert!(first["seed"].is_null(), "{first:#}");
+    let no_incr = [("CARGO_INCREMENTAL", "0")];
+    world.ok_with(&ws, &no_incr, &["wait"]);
+    let second = world.workspace_status(&ws).unwrap();
+    assert_eq!(second["seed"]["from"], first["key"]["hash"], "{second:#}");
+    let text = world.ok_with(&ws, &no_incr, &["status"]);
+    assert!(text.contains("seeded from key"), "{text}");
+
+    world.ok(&ws, &["wait"]);
+    let back = world.workspace_status(&ws).unwrap();
+    assert_eq!(back["key"]["hash"], first["key"]["hash"]);
+    assert!(
+        back["seed"].is_null(),
+        "the other key's seed is shown: {back:#}"
+    );
+    let text = world.ok(&ws, &["status"]);
+    assert!(!text.contains("seeded from key"), "{text}");
+}
+
+/// The isolated dir deleted while a job runs in it (a user's `rm -rf ~/.cache/buildd`):
+/// cargo makes it again, and the daemon writes its key file back, so `cache list` knows the
+/// dir's key and workspace, and a new key can seed from it.
+#[test]
+fn cache_a_dir_deleted_mid_job_gets_its_key_file_back() {
+    let world = World::new();
+    let ws = world.workspace("slow", "ws");
+    world.ok(&ws, &["wait"]);
+    let dir = target_dir(&world.workspace_status(&ws).unwrap());
+    let key_file = dir.join("buildd-key.json");
+    assert!(key_file.is_file());
+    let home = world.home();
+
+    // Hold the next job in slowdev's build script, delete the dir under it, let it go.
+    let flag = world.dir.path().join("hold");
+    std::fs::write(&flag, "").unwrap();
+    let before = world.last_job_id(&ws);
+    std::fs::write(ws.join("slowdev/delay.txt"), flag.to_str().unwrap()).unwrap();
+    crate::support::wait_until("the blocking build script to run", || {
+        !crate::procs::build_scripts(&home).is_empty()
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&flag).unwrap();
+    world.wait_settled(&ws, before);
+    // The job may have failed on its vanished dir; the next one builds it whole again.
+    let before = world.last_job_id(&ws);
+    std::fs::write(ws.join("slowdev/delay.txt"), "").unwrap();
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert!(dir.join("debug").is_dir());
+    crate::support::wait_until("the key file to be written again", || key_file.is_file());
+
+    let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
+    let listed = list["dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"].as_str() == dir.to_str())
+        .unwrap_or_else(|| panic!("{} not listed: {list:#}", dir.display()))
+        .clone();
+    assert_eq!(listed["key"]["hash"], status["key"]["hash"], "{listed:#}");
+    assert_eq!(listed["workspace"], ws.to_str().unwrap(), "{listed:#}");
+    // And it seeds a new key.
+    world.ok_with(&ws, &[("CARGO_INCREMENTAL", "0")], &["wait"]);
+    let seeded = world.workspace_status(&ws).unwrap();
+    assert_eq!(seeded["seed"]["from"], status["key"]["hash"], "{seeded:#}");
+}
+
+/// A killed import or seed leaves its staging dir: `cache list` counts it (and says what it
+/// is), and the next daemon start removes it, leaving the key dirs alone.
+#[test]
+fn cache_staging_dirs_of_killed_imports_and_seeds_are_counted_then_removed_at_start() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let dir = target_dir(&world.workspace_status(&ws).unwrap());
+    let leftovers = [
+        dir.with_extension("importing"),
+        dir.with_file_name("0123456789abcdef.seeding"),
+    ];
+    for left in &leftovers {
+        std::fs::create_dir_all(left.join("debug/deps")).unwrap();
+        std::fs::write(left.join("debug/deps/libhalf.rlib"), vec![7u8; 100_000]).unwrap();
+    }
+    let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
+    assert_eq!(list["staging_dirs"], 2, "{list:#}");
+    assert!(list["staging_bytes"].as_u64().unwrap() >= 200_000);
+    assert_eq!(list["dirs"].as_array().unwrap().len(), 1, "{list:#}");
+    let text = world.ok(&ws, &["cache", "list"]);
+    assert!(
+        text.contains("staging:") && text.contains("2 dir(s)"),
+        "{text}"
+    );
+
+    world.ok(&ws, &["stop"]);
+    world.ok(&ws, &["wait"]);
+    crate::support::wait_until("the leftovers to be removed", || {
+        leftovers.iter().all(|l| !l.exists())
+    });
+    assert!(dir.join("debug").is_dir(), "the key dir was removed");
+    let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
+    assert_eq!(list["staging_dirs"], 0, "{list:#}");
+    let text = world.ok(&ws, &["cache", "list"]);
+    assert!(!text.contains("staging:"), "{text}");
+    let left: Vec<_> = std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
+
+/// An archive of a million empty files (no bytes, a million inodes): each entry counts as a
+/// block against the cache's budget, here set in `config.toml` (and not in the environment),
+/// so the import is refused early, naming that budget; and an archive too large for the
+/// free space names the free space.
+#[test]
+fn cache_import_of_a_million_empty_files_is_refused_by_the_budget_in_config_toml() {
+    let world = World::new();
+    let (ws, real, warm) = exported(&world);
+    let many = world.dir.path().join("many.tar.zst");
+    crafted(&real, &many, |tar| {
+        for i in 0..1_000_000u32 {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(0);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_cksum();
+            tar.append_data(
+                &mut header,
+                format!("target/debug/e/{}/{i}", i % 1000),
+                std::io::empty(),
+            )
+            .unwrap();
+        }
+    });
+    std::fs::write(
+        world.home().join("config.toml"),
+        "[cache]\nbudget = \"64MiB\"\n",
+    )
+    .unwrap();
+    let import = |archive: &Path| {
+        let mut cmd = world.cmd(&ws, &["cache", "import", archive.to_str().unwrap()]);
+        cmd.env_remove("BUILDD_CACHE_BUDGET");
+        refused(cmd, &warm)
+    };
+    let stderr = import(&many);
+    assert!(
+        stderr.contains("67108864 bytes")
+            && stderr.contains("[cache] budget in")
+            && stderr.contains("config.toml"),
+        "{stderr}"
+    );
+
+    // A budget above the free space: the free space is the limit, and says so.
+    std::fs::write(
+        world.home().join("config.toml"),
+        "[cache]\nbudget = \"1000TiB\"\n",
+    )
+    .unwrap();
+    let big = world.dir.path().join("big.tar.zst");
+    let free = nix::sys::statvfs::statvfs(&warm).unwrap();
+    let free = free.blocks_available() as u64 * free.fragment_size() as u64;
+    crafted(&real, &big, |tar| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(free);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        // Only the header: the import refuses on the size it claims.
+        tar.append_data(&mut header, "target/debug/huge", std::io::empty())
+            .unwrap();
+    });
+    let stderr = import(&big);
+    assert!(stderr.contains("free space"), "{stderr}");
+}
+
+/// A sparse file in a warm dir (1 GiB long, a few bytes of data) stays sparse in a dir seeded
+/// from it, whatever the method: a plain copy would write the gigabyte of zeros out.
+#[test]
+fn cache_seeding_keeps_a_sparse_file_sparse() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let original = target_dir(&world.workspace_status(&ws).unwrap());
+    let sparse = original.join("debug/sparse.bin");
+    let file = std::fs::File::create(&sparse).unwrap();
+    file.set_len(1 << 30).unwrap();
+    file.write_all_at(b"data", 256 << 20).unwrap();
+    drop(file);
+
+    world.ok_with(&ws, &[("CARGO_INCREMENTAL", "0")], &["wait"]);
+    let status = world.workspace_status(&ws).unwrap();
+    let seeded = target_dir(&status);
+    assert_ne!(seeded, original);
+    assert!(status["seed"].is_object(), "{status:#}");
+    let copy = seeded.join("debug/sparse.bin").metadata().unwrap();
+    assert_eq!(copy.len(), 1 << 30);
+    assert!(
+        copy.blocks() * 512 < 1 << 20,
+        "the holes were written out: {} blocks ({:#})",
+        copy.blocks(),
+        status["seed"]
     );
 }

@@ -3,6 +3,7 @@
 mod bad_input;
 mod cache;
 mod daemon_lifecycle;
+mod edges;
 mod faults;
 mod lsp;
 mod lsp_client;

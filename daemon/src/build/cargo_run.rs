@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cargo_metadata::Message;
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +26,11 @@ use crate::build::{process, process_group};
 const TERM_GRACE: Duration = Duration::from_millis(100);
 /// How much of cargo's stderr is kept to explain a failure.
 const STDERR_TAIL: usize = 16 * 1024;
+/// The longest line of cargo's stdout that is read as a message; the rest of a longer line
+/// is skipped. Cargo's own messages stay far below it (a rendered diagnostic is kilobytes),
+/// but a build script can write anything to the pipe it inherits, and a line with no end
+/// must not grow the daemon's memory without bound.
+const MAX_LINE: usize = 4 * 1024 * 1024;
 
 pub(crate) enum Outcome {
     Finished {
@@ -96,8 +101,11 @@ async fn supervise(
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let stderr_task = tokio::spawn(read_tail(stderr));
-    let mut lines = BufReader::new(stdout).lines();
+    let mut stdout = BufReader::new(stdout);
+    let mut line = Vec::new();
 
+    // The pipe is read to its end whatever it holds: a reader that stopped at a bad line
+    // would leave cargo blocked on a full pipe until the job's timeout.
     loop {
         tokio::select! {
             biased;
@@ -106,15 +114,18 @@ async fn supervise(
                 stderr_task.abort();
                 return Ok(Outcome::Cancelled);
             }
-            line = lines.next_line() => match line {
-                Ok(Some(line)) => {
+            more = read_line_capped(&mut stdout, &mut line, MAX_LINE) => match more {
+                Ok(true) => {
                     // Lines that are not cargo messages (a build script printing to stdout
-                    // in an old cargo) are not ours to interpret.
-                    if let Ok(message) = serde_json::from_str::<Message>(&line) {
+                    // in an old cargo, bytes that are not UTF-8, a line cut at the cap) are
+                    // not ours to interpret.
+                    let text = String::from_utf8_lossy(&line);
+                    if let Ok(message) = serde_json::from_str::<Message>(&text) {
                         on_message(message);
                     }
+                    line.clear();
                 }
-                Ok(None) | Err(_) => break,
+                Ok(false) | Err(_) => break,
             },
         }
     }
@@ -166,6 +177,38 @@ fn lower_priority(nice: i32) {
     }
 }
 
+/// Reads the next line of `reader` into `line` (which must be empty), without its newline
+/// and at most `cap` bytes of it: the rest of a longer line is read and dropped. Returns
+/// false at the end of the stream with nothing read.
+///
+/// Cancel-safe: what was read stays in `line` and `reader`, so a dropped call loses nothing
+/// that the next one would need.
+async fn read_line_capped(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<bool> {
+    let mut any = !line.is_empty();
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(any);
+        }
+        any = true;
+        let (chunk, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(end) => (&buf[..end], Some(end + 1)),
+            None => (buf, None),
+        };
+        let room = cap.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = done.unwrap_or(buf.len());
+        reader.consume(used);
+        if done.is_some() {
+            return Ok(true);
+        }
+    }
+}
+
 async fn read_tail(stderr: impl tokio::io::AsyncRead + Unpin) -> String {
     let mut reader = BufReader::new(stderr);
     let mut tail: Vec<u8> = Vec::new();
@@ -185,4 +228,37 @@ async fn read_tail(stderr: impl tokio::io::AsyncRead + Unpin) -> String {
         tail.drain(..tail.len() - STDERR_TAIL);
     }
     String::from_utf8_lossy(&tail).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(input: &[u8], cap: usize) -> Vec<Vec<u8>> {
+        // A small buffer, so that lines span several reads.
+        let mut reader = BufReader::with_capacity(4, input);
+        let mut line = Vec::new();
+        let mut out = Vec::new();
+        while read_line_capped(&mut reader, &mut line, cap).await.unwrap() {
+            out.push(std::mem::take(&mut line));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_are_cut_at_the_cap_and_reading_goes_on_after_bad_bytes() {
+        let input = b"first\n\xff\xfe not utf-8\n0123456789abcdef\n\nlast";
+        let got = lines(input, 10).await;
+        assert_eq!(
+            got,
+            vec![
+                b"first".to_vec(),
+                b"\xff\xfe not utf".to_vec(),
+                b"0123456789".to_vec(),
+                Vec::new(),
+                b"last".to_vec(),
+            ]
+        );
+        assert!(lines(b"", 10).await.is_empty());
+    }
 }

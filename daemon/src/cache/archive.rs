@@ -198,7 +198,7 @@ pub fn read_manifest(archive: &Path) -> Result<Manifest, String> {
     let mut first = entries
         .next()
         .ok_or_else(not_ours)?
-        .map_err(|_| not_ours())?;
+        .map_err(|e| damaged(archive, &e))?;
     if first.path().ok().as_deref() != Some(Path::new(MANIFEST)) {
         return Err(not_ours());
     }
@@ -217,9 +217,16 @@ pub fn read_manifest(archive: &Path) -> Result<Manifest, String> {
     (&mut first)
         .take(MAX_MANIFEST_BYTES + 1)
         .read_to_string(&mut text)
-        .map_err(|_| not_ours())?;
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => not_ours(),
+            _ => damaged(archive, &e),
+        })?;
     if text.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(too_big());
+    }
+    // `tar` ends an entry cut short by the end of the file without an error.
+    if (text.len() as u64) < first.size() {
+        return Err(cut_short(archive, Path::new(MANIFEST)));
     }
     let manifest: Manifest = serde_json::from_str(&text)
         .map_err(|e| format!("{}: unreadable manifest: {e}", archive.display()))?;
@@ -284,21 +291,23 @@ pub fn mismatch(archive: &Path, theirs: &BuildKeyInfo, ours: &BuildKeyInfo) -> O
 }
 
 /// Installs `archive` as the isolated dir `target_dir` of the workspace at `root`, whose key
-/// is `key` and whose cargo runs with `env`. Replaces what the dir held.
+/// is `key` and whose cargo runs with `env`. Replaces what the dir held. `budget` is the
+/// cache's configured disk budget and where it is set, if it is.
 pub fn import(
     archive: &Path,
     root: &Path,
     target_dir: &Path,
     key: &BuildKeyInfo,
     env: &BTreeMap<String, String>,
+    budget: Option<(u64, String)>,
 ) -> Result<ImportReport, String> {
     let manifest = read_manifest(archive)?;
     if let Some(why) = mismatch(archive, &manifest.key, key) {
         return Err(why);
     }
     let staging = target_dir.with_extension("importing");
-    let _ = fs::remove_dir_all(&staging);
-    let result = unpack_and_fix(archive, root, &staging, &manifest, env);
+    let _staging_lock = make_staging(&staging)?;
+    let result = unpack_and_fix(archive, root, &staging, &manifest, env, budget);
     let (changed_files, invalidated, files) = match result {
         Ok(done) => done,
         Err(e) => {
@@ -345,6 +354,30 @@ pub fn import(
     })
 }
 
+/// Makes the import's staging dir afresh and holds its lock, so that a daemon starting
+/// meanwhile does not take it for a killed import's leftover.
+fn make_staging(staging: &Path) -> Result<nix::fcntl::Flock<fs::File>, String> {
+    let busy = || {
+        format!(
+            "another import is writing {}: import when it is done",
+            staging.display()
+        )
+    };
+    if staging.exists() {
+        // A killed import's: nobody holds its lock.
+        if crate::cache::dirs::lock_staging(staging).is_none() {
+            return Err(busy());
+        }
+        let _ = fs::remove_dir_all(staging);
+    }
+    let io_err = |e: io::Error| format!("failed to make {}: {e}", staging.display());
+    if let Some(parent) = staging.parent() {
+        fs::create_dir_all(parent).map_err(io_err)?;
+    }
+    fs::create_dir(staging).map_err(io_err)?;
+    crate::cache::dirs::lock_staging(staging).ok_or_else(busy)
+}
+
 type Fixed = (Vec<String>, Vec<String>, u64);
 
 fn unpack_and_fix(
@@ -353,6 +386,7 @@ fn unpack_and_fix(
     staging: &Path,
     manifest: &Manifest,
     env: &BTreeMap<String, String>,
+    budget: Option<(u64, String)>,
 ) -> Result<Fixed, String> {
     let io_err = |e: io::Error| format!("failed to unpack {}: {e}", archive.display());
     if let Some(parent) = staging.parent() {
@@ -360,8 +394,8 @@ fn unpack_and_fix(
     }
     // `staging` is `<targets>/<workspace>/<key>.importing`.
     let targets = staging.ancestors().nth(2).unwrap_or(staging);
-    let limit = import_limit(targets);
-    let files = unpack(archive, staging, limit)?;
+    let limit = import_limit(targets, budget);
+    let files = unpack(archive, staging, &limit)?;
 
     // Which files differ from the exporter's.
     let current = hash_workspace(root, None)
@@ -423,8 +457,35 @@ fn unpack_and_fix(
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 /// Free space an import leaves on the disk, so that the daemon's next job can still write.
 const IMPORT_RESERVE_BYTES: u64 = 256 * 1024 * 1024;
+/// What every entry costs at least against the limit, and the unit files are counted in: a
+/// file system block. An empty file takes no data block but an inode and a dir entry, so a
+/// million empty files are not free.
+const BLOCK: u64 = 4096;
+/// The most entries an archive may hold. The target dir of buildd's own workspace (5.6 GB,
+/// dev and test profiles, incremental) holds 18,000; this leaves room for workspaces 25 times
+/// its size and refuses an archive made to exhaust the disk's inodes.
+const MAX_ENTRIES: u64 = 500_000;
 
-/// Unpacks the dir's entries of `archive` into `staging`, which must be new and empty, and
+/// What an import may write.
+struct Limit {
+    bytes: u64,
+    /// Which limit `bytes` is, for the message.
+    what: String,
+    entries: u64,
+}
+
+impl Limit {
+    #[cfg(test)]
+    fn bytes(bytes: u64) -> Limit {
+        Limit {
+            bytes,
+            what: "the test's limit".into(),
+            entries: MAX_ENTRIES,
+        }
+    }
+}
+
+/// Unpacks the dir's entries of `archive` into `staging`, which must be new or empty, and
 /// returns how many files it wrote.
 ///
 /// An archive is hostile until checked, so this writes every file itself rather than with
@@ -433,7 +494,7 @@ const IMPORT_RESERVE_BYTES: u64 = 256 * 1024 * 1024;
 /// symlinks, devices and FIFOs are refused. Nothing it creates is a link, so
 /// no later step (the mtime pass, the fingerprint clean-up) can be led outside `staging`, and
 /// files are created with `O_EXCL | O_NOFOLLOW`. What it writes is capped at `limit` bytes.
-fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
+fn unpack(archive: &Path, staging: &Path, limit: &Limit) -> Result<u64, String> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let io_err = |e: io::Error| format!("failed to unpack {}: {e}", archive.display());
     let refuse = |path: &Path, what: &str| {
@@ -444,11 +505,23 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
             path.display()
         )
     };
-    fs::create_dir(staging).map_err(io_err)?;
+    // `import` makes the dir (empty) to hold its lock first.
+    if !staging.is_dir() {
+        fs::create_dir(staging).map_err(io_err)?;
+    }
     let file = fs::File::open(archive).map_err(io_err)?;
     let mut tar = tar::Archive::new(zstd::Decoder::new(file).map_err(io_err)?);
     let mut files = 0;
     let mut written: u64 = 0;
+    let mut entries: u64 = 0;
+    // Charges `bytes` (rounded up to whole blocks, at least one) against the limit.
+    let charge = |written: &mut u64, bytes: u64| -> Result<(), String> {
+        *written = written.saturating_add(bytes.div_ceil(BLOCK).max(1) * BLOCK);
+        if *written > limit.bytes {
+            return Err(over_limit(archive, limit));
+        }
+        Ok(())
+    };
     // The regular files written so far: the only targets a hard link may name.
     let mut regular: BTreeSet<PathBuf> = BTreeSet::new();
     let plain = |rel: &Path| {
@@ -456,7 +529,7 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
             .all(|c| matches!(c, std::path::Component::Normal(_)))
     };
     for entry in tar.entries().map_err(io_err)? {
-        let mut entry = entry.map_err(io_err)?;
+        let mut entry = entry.map_err(|e| damaged(archive, &e))?;
         let path = entry.path().map_err(io_err)?.into_owned();
         let kind = entry.header().entry_type();
         let Ok(rel) = path.strip_prefix(PREFIX) else {
@@ -473,6 +546,15 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
                 path.display()
             ));
         }
+        entries += 1;
+        if entries > limit.entries {
+            return Err(format!(
+                "{} holds more than {} entries, the most an import accepts: refusing the \
+                 archive; export it again with `buildd cache export`",
+                archive.display(),
+                limit.entries
+            ));
+        }
         let dest = staging.join(rel);
         let make_parent = || -> Result<(), String> {
             let parent = dest.parent().unwrap_or(staging);
@@ -481,6 +563,7 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
         };
         match kind {
             tar::EntryType::Directory => {
+                charge(&mut written, 0)?;
                 make_parent()?;
                 match fs::create_dir(&dest) {
                     Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_err(e)),
@@ -495,7 +578,7 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
             // length against the limit.
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 make_parent()?;
-                let left = limit.saturating_sub(written);
+                let left = limit.bytes.saturating_sub(written);
                 if entry.size() > left {
                     return Err(over_limit(archive, limit));
                 }
@@ -511,12 +594,15 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
                         _ => io_err(e),
                     })?;
                 let copied = io::copy(&mut (&mut entry).take(left.saturating_add(1)), &mut out)
-                    .map_err(io_err)?;
+                    .map_err(|e| damaged(archive, &e))?;
                 if copied > left {
                     drop(out);
                     return Err(over_limit(archive, limit));
                 }
-                written += copied;
+                if copied < entry.size() {
+                    return Err(cut_short(archive, &path));
+                }
+                charge(&mut written, copied)?;
                 out.set_permissions(fs::Permissions::from_mode(mode | 0o600))
                     .map_err(io_err)?;
                 regular.insert(rel.to_path_buf());
@@ -534,6 +620,7 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
                         ),
                     ));
                 };
+                charge(&mut written, 0)?;
                 make_parent()?;
                 fs::hard_link(staging.join(target_rel), &dest).map_err(|e| match e.kind() {
                     io::ErrorKind::AlreadyExists => refuse(&path, "an entry twice"),
@@ -554,25 +641,82 @@ fn unpack(archive: &Path, staging: &Path, limit: u64) -> Result<u64, String> {
     Ok(files)
 }
 
-fn over_limit(archive: &Path, limit: u64) -> String {
+/// An archive whose data ends or breaks mid-way, with the cause: `tar` keeps the reason
+/// (an unexpected end of file) in the source of its errors, which their text leaves out.
+fn damaged(archive: &Path, error: &io::Error) -> String {
+    let mut cause = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !cause.contains(&text) {
+            cause = format!("{cause}: {text}");
+        }
+        source = inner.source();
+    }
+    // `tar` reports a header cut short as "failed to read entire block", of kind `Other`.
+    let eof = error.kind() == io::ErrorKind::UnexpectedEof || cause.contains("entire block");
+    if eof && !cause.contains("EOF") {
+        cause = format!("{cause} (unexpected EOF)");
+    }
     format!(
-        "{} unpacks to more than {limit} bytes, the most this import may write (the cache's \
-         disk budget, or the free space less {IMPORT_RESERVE_BYTES} bytes): free space, raise \
-         `BUILDD_CACHE_BUDGET`, or import a smaller archive",
+        "cannot read {} ({cause}): it is cut short, damaged or not a buildd archive; copy it \
+         again, or make one with `buildd cache export`",
         archive.display()
     )
 }
 
-/// The most an import into `targets` may write: the disk budget, and the free space less a
-/// reserve.
-fn import_limit(targets: &Path) -> u64 {
+fn cut_short(archive: &Path, entry: &Path) -> String {
+    damaged(
+        archive,
+        &io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("unexpected EOF in {}", entry.display()),
+        ),
+    )
+}
+
+fn over_limit(archive: &Path, limit: &Limit) -> String {
+    format!(
+        "{} unpacks to more than {} bytes (each entry counted as at least one {BLOCK}-byte \
+         block), the most this import may write: {}. Free space, raise the budget, or import a \
+         smaller archive",
+        archive.display(),
+        limit.bytes,
+        limit.what
+    )
+}
+
+/// The most an import into `targets` may write: the disk budget (`budget`, the configured
+/// one and where it is set, or the default), and the free space less a reserve; whichever is
+/// smaller, named.
+fn import_limit(targets: &Path, budget: Option<(u64, String)>) -> Limit {
     let free = crate::cache::dirs::free_space(targets).unwrap_or(0);
-    let configured = std::env::var(crate::home::config::BUDGET_ENV)
-        .ok()
-        .and_then(|v| crate::home::config::parse_size(&v).ok());
-    let used = crate::cache::dirs::size(targets);
-    let budget = crate::cache::dirs::budget(configured, targets, used);
-    free.saturating_sub(IMPORT_RESERVE_BYTES).min(budget)
+    let room = free.saturating_sub(IMPORT_RESERVE_BYTES);
+    let (budget, set_by) = match budget {
+        Some((bytes, set_by)) => (bytes, set_by),
+        None => {
+            let used = crate::cache::dirs::size(targets);
+            let bytes = crate::cache::dirs::budget(None, targets, used);
+            (bytes, "the default".to_owned())
+        }
+    };
+    let (bytes, what) = if budget <= room {
+        (budget, format!("the cache's disk budget ({set_by})"))
+    } else {
+        (
+            room,
+            format!(
+                "the free space on {} ({free} bytes) less {IMPORT_RESERVE_BYTES} bytes kept for \
+                 builds",
+                targets.display()
+            ),
+        )
+    };
+    Limit {
+        bytes,
+        what,
+        entries: MAX_ENTRIES,
+    }
 }
 
 /// The workspace packages to rebuild for `changed` files (relative to `root`).
@@ -837,7 +981,7 @@ mod tests {
             });
             let staging = dir.path().join("targets/ws/key.importing");
             fs::create_dir_all(staging.parent().unwrap()).unwrap();
-            let err = unpack(&archive, &staging, u64::MAX).unwrap_err();
+            let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
             assert!(
                 err.contains("symbolic link") && err.contains("target/debug/evil"),
                 "{err}"
@@ -861,7 +1005,7 @@ mod tests {
                 link(tar, tar::EntryType::Link, "target/debug/stolen", target);
                 file(tar, "target/debug/later", b"x");
             });
-            let err = unpack(&archive, &staging, u64::MAX).unwrap_err();
+            let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
             assert!(err.contains("hard link"), "{target}: {err}");
             assert!(!staging.join("debug/stolen").exists());
             fs::remove_dir_all(&staging).unwrap();
@@ -878,7 +1022,10 @@ mod tests {
                 "target/debug/deps/app-0123",
             );
         });
-        assert_eq!(unpack(&archive, &staging, u64::MAX).unwrap(), 2);
+        assert_eq!(
+            unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap(),
+            2
+        );
         assert_eq!(fs::read(staging.join("debug/app")).unwrap(), b"binary");
     }
 
@@ -892,7 +1039,7 @@ mod tests {
             (tar::EntryType::Fifo, "a FIFO"),
         ] {
             let archive = crafted(dir.path(), |tar| special(tar, kind, "target/debug/odd"));
-            let err = unpack(&archive, &staging, u64::MAX).unwrap_err();
+            let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
             assert!(
                 err.contains(what) && err.contains("target/debug/odd"),
                 "{err}"
@@ -909,13 +1056,60 @@ mod tests {
             file(tar, "target/debug/a", &[1; 600]);
             file(tar, "target/debug/b", &[2; 600]);
         });
-        let err = unpack(&archive, &staging, 1000).unwrap_err();
+        // Each file counts as a whole block.
+        let err = unpack(&archive, &staging, &Limit::bytes(8000)).unwrap_err();
         assert!(
-            err.contains("1000 bytes") && err.contains("budget"),
+            err.contains("8000 bytes") && err.contains("the test's limit"),
             "{err}"
         );
         fs::remove_dir_all(&staging).unwrap();
-        assert_eq!(unpack(&archive, &staging, 1200).unwrap(), 2);
+        assert_eq!(unpack(&archive, &staging, &Limit::bytes(8192)).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_cut_short_archive_says_so_with_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("key.importing");
+        let mut tar = tar::Builder::new(Vec::new());
+        file(&mut tar, "target/debug/a", &[1; 600]);
+        file(&mut tar, "target/debug/b", &[2; 5000]);
+        let bytes = tar.into_inner().unwrap();
+        // Through the second file's data: `tar` would end that entry early without a word.
+        for cut in [1024 + 512 + 100, 1024 + 200] {
+            let path = dir.path().join("cut.tar.zst");
+            fs::write(&path, zstd::encode_all(&bytes[..cut], 3).unwrap()).unwrap();
+            let err = unpack(&path, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
+            assert!(
+                err.contains("cut short") && err.contains("unexpected EOF"),
+                "{cut}: {err}"
+            );
+            fs::remove_dir_all(&staging).unwrap();
+        }
+    }
+
+    #[test]
+    fn empty_entries_cost_a_block_each_and_their_number_is_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("key.importing");
+        let archive = crafted(dir.path(), |tar| {
+            for i in 0..100 {
+                file(tar, &format!("target/debug/e/{i}"), b"");
+            }
+        });
+        let err = unpack(&archive, &staging, &Limit::bytes(50 * BLOCK)).unwrap_err();
+        assert!(err.contains("unpacks to more than"), "{err}");
+        fs::remove_dir_all(&staging).unwrap();
+        let few = Limit {
+            entries: 60,
+            ..Limit::bytes(u64::MAX)
+        };
+        let err = unpack(&archive, &staging, &few).unwrap_err();
+        assert!(err.contains("more than 60 entries"), "{err}");
+        fs::remove_dir_all(&staging).unwrap();
+        assert_eq!(
+            unpack(&archive, &staging, &Limit::bytes(100 * BLOCK)).unwrap(),
+            100
+        );
     }
 
     #[test]
@@ -926,7 +1120,7 @@ mod tests {
             file(tar, "target/debug/a", b"1");
             file(tar, "target/debug/a", b"2");
         });
-        let err = unpack(&archive, &staging, u64::MAX).unwrap_err();
+        let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
         assert!(err.contains("twice"), "{err}");
     }
 }

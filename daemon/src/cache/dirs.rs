@@ -298,6 +298,57 @@ pub(crate) fn disk_full_message(targets: &Path, free: u64) -> String {
     )
 }
 
+/// What follows the `.` in the names of the dirs buildd makes beside a key dir and renames
+/// or removes when done: an import's and a seed's staging dirs, the dir an import set aside,
+/// a dir on its way out of eviction, and leftovers of those waiting for removal.
+const STAGING: &[&str] = &["importing", "seeding", "replaced", "evicted-", "leftover-"];
+
+/// Every staging dir under `targets` (`<targets>/<workspace>/<key>.<staging>`).
+pub(crate) fn staging_dirs(targets: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for workspace in read_dirs(targets) {
+        for entry in fs::read_dir(&workspace).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some((_, suffix)) = name.to_str().and_then(|n| n.split_once('.')) else {
+                continue;
+            };
+            if STAGING.iter().any(|s| suffix.starts_with(s))
+                && entry.file_type().is_ok_and(|t| t.is_dir())
+            {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// Takes a staging dir's lock: an import holds it while it fills the dir (the CLI runs
+/// imports, and a daemon that starts meanwhile must not remove what it writes). `None`
+/// when someone else holds it.
+pub(crate) fn lock_staging(dir: &Path) -> Option<Flock<fs::File>> {
+    let file = fs::File::open(dir).ok()?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
+}
+
+/// At daemon start, before any seed or job: renames the staging dirs that killed imports,
+/// seeds and evictions left (none of this daemon's exist yet; a running import holds its
+/// lock and is skipped) to names no later seed or import uses, and returns them for removal
+/// off the dispatcher.
+pub(crate) fn set_leftovers_aside(targets: &Path) -> Vec<PathBuf> {
+    let mut aside = Vec::new();
+    for (n, dir) in staging_dirs(targets).into_iter().enumerate() {
+        let Some(_lock) = lock_staging(&dir) else {
+            continue;
+        };
+        let trash = dir.with_extension(format!("leftover-{}-{n}", std::process::id()));
+        match fs::rename(&dir, &trash) {
+            Ok(()) => aside.push(trash),
+            Err(e) => tracing::warn!("cannot remove the leftover {}: {e}", dir.display()),
+        }
+    }
+    aside
+}
+
 /// The key a dir was built for, from its [`KEY_FILE`]; `None` when it is missing or unreadable.
 pub(crate) fn read_key(dir: &Path) -> Option<BuildKeyInfo> {
     let text = fs::read_to_string(dir.join(KEY_FILE)).ok()?;
@@ -353,6 +404,32 @@ mod tests {
         let report = gc(targets.path(), Some(0), &InUse::default());
         assert_eq!(report.removed.len(), 1);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn leftovers_are_set_aside_unless_an_import_holds_them() {
+        let targets = tempfile::tempdir().unwrap();
+        let t = targets.path();
+        make(t, "a-1", "k1", 10, 0);
+        for name in ["k1.importing", "k2.seeding", "k3.replaced", "k4.importing"] {
+            fs::create_dir_all(t.join("a-1").join(name).join("debug")).unwrap();
+        }
+        let running = lock_staging(&t.join("a-1/k4.importing")).unwrap();
+        assert_eq!(staging_dirs(t).len(), 4);
+        let aside = set_leftovers_aside(t);
+        assert_eq!(aside.len(), 3, "{aside:?}");
+        assert!(
+            t.join("a-1/k4.importing").is_dir(),
+            "a running import was moved"
+        );
+        // Set aside, they still count until they are removed; key dirs never do.
+        assert_eq!(staging_dirs(t).len(), 4);
+        for dir in aside {
+            fs::remove_dir_all(dir).unwrap();
+        }
+        drop(running);
+        assert_eq!(staging_dirs(t), vec![t.join("a-1/k4.importing")]);
+        assert_eq!(list(t, &InUse::default()).len(), 1);
     }
 
     #[test]

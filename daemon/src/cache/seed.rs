@@ -13,7 +13,8 @@
 //!   rebuild and compares the original byte for byte);
 //! - **copied** otherwise: fingerprints, dep-info, build script outputs, incremental caches and
 //!   executables are rewritten in place (cargo truncates fingerprint files, build scripts
-//!   write their `OUT_DIR` as they like, linkers may reuse their output file).
+//!   write their `OUT_DIR` as they like, linkers may reuse their output file). A sparse file
+//!   is copied data range by data range, so its holes stay holes.
 //!
 //! Seeding only reads the original dir, and copies into a staging dir that is renamed into
 //! place once complete, so a dir is never half seeded. It must never write into the original.
@@ -185,10 +186,60 @@ impl Copier {
             self.hard_linked += 1;
             return Ok(());
         }
-        fs::copy(from, to)?;
+        if is_sparse(&meta) {
+            copy_sparse(from, to, &meta)?;
+        } else {
+            fs::copy(from, to)?;
+        }
         self.copied += 1;
         set_times(to, &meta)
     }
+}
+
+/// Whether a file takes less room on the disk than its length: it has holes.
+fn is_sparse(meta: &fs::Metadata) -> bool {
+    meta.blocks().saturating_mul(512) < meta.len()
+}
+
+/// Copies only the data of a sparse file, keeping its holes: a plain copy writes the holes
+/// out as zeros, and a 64 GiB hole would fill the disk. The data ranges come from
+/// `SEEK_DATA` / `SEEK_HOLE`; a file system without them reports the whole file as data.
+fn copy_sparse(from: &Path, to: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    use nix::unistd::{Whence, lseek};
+    use std::os::unix::fs::FileExt;
+    let source = fs::File::open(from)?;
+    let dest = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)?;
+    let len = meta.len() as i64;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at: i64 = 0;
+    while at < len {
+        let start = match lseek(&source, at, Whence::SeekData) {
+            Ok(start) => start,
+            // No data after `at`: the rest is a hole.
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let end = lseek(&source, start, Whence::SeekHole)
+            .map_err(io::Error::from)?
+            .min(len);
+        let mut pos = start;
+        while pos < end {
+            let want = buf.len().min((end - pos) as usize);
+            let n = source.read_at(&mut buf[..want], pos as u64)?;
+            if n == 0 {
+                break;
+            }
+            dest.write_all_at(&buf[..n], pos as u64)?;
+            pos += n as i64;
+        }
+        at = end;
+    }
+    // The trailing hole.
+    dest.set_len(meta.len())?;
+    dest.set_permissions(meta.permissions())
 }
 
 /// Whether rustc and cargo only ever replace this file (write a new one and rename it over),
@@ -298,6 +349,35 @@ mod tests {
         assert!(!linked("debug/deps/x-1.d"));
         assert!(!linked("debug/.fingerprint/x-1/lib-x"));
         assert!(!dir.path().join("b.seeding").exists());
+    }
+
+    #[test]
+    fn a_sparse_file_is_copied_with_its_holes() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("sparse");
+        let file = fs::File::create(&from).unwrap();
+        file.set_len(1 << 30).unwrap();
+        file.write_all_at(b"start", 0).unwrap();
+        file.write_all_at(b"middle", 512 << 20).unwrap();
+        drop(file);
+        let meta = fs::metadata(&from).unwrap();
+        assert!(is_sparse(&meta), "this file system keeps no holes");
+        let to = dir.path().join("copy");
+        copy_sparse(&from, &to, &meta).unwrap();
+        let copy = fs::metadata(&to).unwrap();
+        assert_eq!(copy.len(), 1 << 30);
+        assert!(
+            copy.blocks() * 512 < 1 << 20,
+            "holes filled: {} blocks",
+            copy.blocks()
+        );
+        let mut got = [0u8; 6];
+        fs::File::open(&to)
+            .unwrap()
+            .read_exact_at(&mut got, 512 << 20)
+            .unwrap();
+        assert_eq!(&got, b"middle");
     }
 
     #[test]

@@ -625,6 +625,8 @@ impl Dispatcher {
                 }
                 if ws.key.as_ref() != Some(&key) {
                     tracing::info!(root = %root.display(), key = %key.info.hash, dir = %key.target_dir.display(), "build key");
+                    // A seed describes the dir it made: another key's dir has none to show.
+                    ws.tools.forget_seed();
                 }
                 ws.toolchain = Some(toolchain);
                 ws.key = Some(key);

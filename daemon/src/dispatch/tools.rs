@@ -105,6 +105,14 @@ pub(crate) struct WorkspaceTools {
     pub(crate) out_of_space: bool,
 }
 
+impl WorkspaceTools {
+    /// The workspace's key changed: the seed shown so far was another dir's.
+    pub(crate) fn forget_seed(&mut self) {
+        self.seed = None;
+        self.seed_pending = false;
+    }
+}
+
 /// Notes a compiler message that says the disk is full (rustc puts the OS error in the
 /// rendered text, below a first line such as "linking with `cc` failed").
 pub(crate) fn note_diagnostic(

@@ -22,11 +22,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::{FramedRead, LinesCodecError};
 
 use crate::build::orphans::Orphans;
 use crate::dispatch::main_loop::{Dispatcher, Event, Subscribers, Subscription};
 use crate::home::config::DaemonConfig;
+use crate::host::lines::{Lines, NotUtf8};
 use crate::project::load;
 use crate::wire::protocol::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, Request, ServerMessage, binary_version,
@@ -207,11 +208,11 @@ async fn serve(
     let (read, write) = stream.into_split();
     let (out, out_rx) = mpsc::channel(OUTBOX);
     let writer = tokio::spawn(write_loop(write, out_rx));
-    let mut frames = FramedRead::new(read, LinesCodec::new_with_max_length(max_frame));
+    let mut frames = FramedRead::new(read, Lines::new(max_frame));
 
     // The handshake. A client of another protocol may still ask for shutdown.
     let same_protocol = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
-        Ok(Some(Ok(line))) => match decode_request(&line) {
+        Ok(Some(Ok(Ok(line)))) => match decode_request(&line) {
             Ok(ClientMessage {
                 id,
                 request:
@@ -251,7 +252,17 @@ async fn serve(
     let _ = tx.send(Event::Connected);
     while let Some(frame) = frames.next().await {
         let line = match frame {
-            Ok(line) => line,
+            Ok(Ok(line)) => line,
+            Ok(Err(NotUtf8)) => {
+                let _ = out
+                    .send(reply_error(
+                        None,
+                        ErrorCode::BadRequest,
+                        "invalid message: the line is not UTF-8".into(),
+                    ))
+                    .await;
+                continue;
+            }
             Err(LinesCodecError::MaxLineLengthExceeded) => {
                 let _ = out
                     .send(reply_error(

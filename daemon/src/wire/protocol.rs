@@ -510,6 +510,12 @@ pub struct CacheReport {
     /// Dirs kept because they are in use.
     pub skipped: Vec<CacheDir>,
     pub totals: CacheTotals,
+    /// For `cache_list`: dirs left by an import, a seed or an eviction that was killed
+    /// (`<key>.importing`, `.seeding`, ...), which the next daemon start removes.
+    #[serde(default)]
+    pub staging_dirs: u64,
+    #[serde(default)]
+    pub staging_bytes: u64,
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]

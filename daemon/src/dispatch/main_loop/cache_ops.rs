@@ -63,7 +63,19 @@ impl Dispatcher {
         let budget = self.config.budget;
         let tx = self.tx.clone();
         let measurement = self.launch_measurement();
+        // Renames only, before the loop takes its first event: no seed of this daemon can
+        // have started, and the slow removal runs below, off the loop.
+        let leftovers = cache::set_leftovers_aside(&targets);
         tokio::task::spawn_blocking(move || {
+            for dir in leftovers {
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => tracing::info!(
+                        "removed {}, left by a killed import, seed or eviction",
+                        dir.display()
+                    ),
+                    Err(e) => tracing::warn!("cannot remove {}: {e}", dir.display()),
+                }
+            }
             let dirs = cache::list(&targets, &cache::InUse::default());
             let used = dirs.iter().map(|d| d.bytes).sum();
             let budget = cache::budget(budget, &targets, used);
@@ -245,6 +257,7 @@ impl Dispatcher {
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let workspace_root = root.clone();
         tokio::spawn(async move {
             let mut done = AfterJob::default();
             if let Some(sccache) = sccache {
@@ -252,6 +265,7 @@ impl Dispatcher {
             }
             let blocking = tokio::task::spawn_blocking(move || {
                 let mut done = done;
+                restore_key_files(&key, &workspace_root);
                 if uses_wrapper {
                     // A job that linked nothing spent no time linking.
                     done.link_ms =
@@ -473,9 +487,12 @@ impl Dispatcher {
                     let dirs = cache::list(&targets, &in_use);
                     let used = dirs.iter().map(|d| d.bytes).sum();
                     let budget = cache::budget(budget, &targets, used);
+                    let staging = cache::staging_dirs(&targets);
                     CacheReport {
                         totals: cache::totals(&targets, &dirs, budget),
                         dirs,
+                        staging_dirs: staging.len() as u64,
+                        staging_bytes: staging.iter().map(|d| cache::size(d)).sum(),
                         ..CacheReport::default()
                     }
                 }
@@ -511,4 +528,19 @@ fn totals_with_evicted(report: &CacheReport, evicted: u64) -> crate::wire::proto
     let mut totals = report.totals.clone();
     totals.evicted = evicted;
     totals
+}
+
+/// A dir deleted under a job (or between jobs) comes back from cargo without buildd's own
+/// files: write them again, so that `buildd cache list` knows its key and it can seed others.
+fn restore_key_files(key: &key::BuildKey, root: &Path) {
+    if key.target_dir.join(crate::cache::layout::KEY_FILE).exists() || !key.target_dir.is_dir() {
+        return;
+    }
+    match prepare_target_dir(key, root) {
+        Ok(()) => {
+            cache::touch_used(&key.target_dir);
+            tracing::info!(dir = %key.target_dir.display(), "wrote the key file of a dir that lost it");
+        }
+        Err(e) => tracing::warn!("{e}"),
+    }
 }
