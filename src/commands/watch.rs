@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use buildd_daemon::protocol::{
-    EventKind, JobResult, ProcessAction, ProcessReport, Report, Request, ServerMessage,
+    EventKind, JobResult, ProcessAction, ProcessReport, Report, Request, ServerMessage, Stage,
     WorkspaceState, WorkspaceStatus,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -67,7 +67,7 @@ pub(crate) async fn run(
             .await?;
     }
 
-    let mut bar: Option<ProgressBar> = None;
+    let mut bar = JobBar::default();
     let mut backoff = BACKOFF_START;
     let mut restart_at: Option<tokio::time::Instant> = None;
     loop {
@@ -93,9 +93,7 @@ pub(crate) async fn run(
         };
         let message = tokio::select! {
             _ = tokio::signal::ctrl_c() => {
-                if let Some(bar) = bar.take() {
-                    bar.finish_and_clear();
-                }
+                bar.clear();
                 if let Some(supervisor) = supervisor.as_mut()
                     && let Some(pid) = supervisor.pid()
                     && let Some(status) = supervisor.stop().await
@@ -136,9 +134,7 @@ pub(crate) async fn run(
             backoff = BACKOFF_START;
         }
         let Some(message) = message else {
-            if let Some(bar) = bar.take() {
-                bar.finish_and_clear();
-            }
+            bar.clear();
             errln!("buildd: the daemon stopped");
             if let Some(supervisor) = supervisor.as_mut() {
                 supervisor.stop().await;
@@ -148,70 +144,116 @@ pub(crate) async fn run(
         let ServerMessage::Event { event } = message else {
             continue;
         };
-        match event.kind {
+        loop_state
+            .on_event(event.kind, &mut bar, supervisor.as_mut())
+            .await?;
+    }
+}
+
+/// The progress bar of the running job, while there is one.
+#[derive(Default)]
+struct JobBar(Option<ProgressBar>);
+
+impl JobBar {
+    fn start(&mut self, job: u64, expected_units: Option<u64>) -> anyhow::Result<()> {
+        let bar = match expected_units {
+            Some(n) if n > 0 => ProgressBar::new(n).with_style(
+                ProgressStyle::with_template("{prefix:>7} [{bar:30}] {pos}/{len} {wide_msg}")?
+                    .progress_chars("=> "),
+            ),
+            _ => ProgressBar::new_spinner().with_style(ProgressStyle::with_template(
+                "{prefix:>7} {spinner} {pos} units {wide_msg}",
+            )?),
+        };
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar.set_message(format!("job #{job}"));
+        self.0 = Some(bar);
+        Ok(())
+    }
+
+    fn stage(&self, stage: Stage) {
+        if let Some(bar) = &self.0 {
+            bar.set_prefix(stage.name());
+        }
+    }
+
+    fn unit(&self, package: String, fresh: bool) {
+        if let Some(bar) = &self.0 {
+            // The estimate from the last job may be short.
+            if bar.length().is_some_and(|len| bar.position() + 1 > len) {
+                bar.set_length(bar.position() + 1);
+            }
+            bar.inc(1);
+            if !fresh {
+                bar.set_message(package);
+            }
+        }
+    }
+
+    /// Prints a line above the bar (or plainly without one).
+    fn println(&self, text: String) -> anyhow::Result<()> {
+        match &self.0 {
+            Some(bar) => {
+                bar.println(text);
+                Ok(())
+            }
+            None => outln!("{text}"),
+        }
+    }
+
+    fn clear(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The state of the loop that outlives one event.
+struct Loop<'a> {
+    session: &'a Session,
+    root: PathBuf,
+    options: &'a WatchOptions,
+    runner: Option<Runner>,
+    /// Reports to send to the daemon.
+    reports: Vec<Report>,
+}
+
+impl Loop<'_> {
+    /// One event of the workspace: the bar, diagnostics, and what follows a job.
+    async fn on_event(
+        &mut self,
+        kind: EventKind,
+        bar: &mut JobBar,
+        mut supervisor: Option<&mut Supervisor>,
+    ) -> anyhow::Result<()> {
+        match kind {
             EventKind::JobStarted {
                 job,
                 expected_units,
                 ..
-            } => {
-                let new = match expected_units {
-                    Some(n) if n > 0 => ProgressBar::new(n).with_style(
-                        ProgressStyle::with_template(
-                            "{prefix:>7} [{bar:30}] {pos}/{len} {wide_msg}",
-                        )?
-                        .progress_chars("=> "),
-                    ),
-                    _ => ProgressBar::new_spinner().with_style(ProgressStyle::with_template(
-                        "{prefix:>7} {spinner} {pos} units {wide_msg}",
-                    )?),
-                };
-                new.enable_steady_tick(Duration::from_millis(120));
-                new.set_message(format!("job #{job}"));
-                bar = Some(new);
-            }
-            EventKind::StageStarted { stage, .. } => {
-                if let Some(bar) = &bar {
-                    bar.set_prefix(stage.name());
-                }
-            }
-            EventKind::UnitFinished { package, fresh, .. } => {
-                if let Some(bar) = &bar {
-                    if bar.length().is_some_and(|len| bar.position() + 1 > len) {
-                        bar.set_length(bar.position() + 1);
-                    }
-                    bar.inc(1);
-                    if !fresh {
-                        bar.set_message(package);
-                    }
-                }
-            }
+            } => bar.start(job, expected_units)?,
+            EventKind::StageStarted { stage, .. } => bar.stage(stage),
+            EventKind::UnitFinished { package, fresh, .. } => bar.unit(package, fresh),
             EventKind::Diagnostic { diagnostic, .. } => {
-                let text = render::diagnostic(&diagnostic);
-                match &bar {
-                    Some(bar) => bar.println(text),
-                    None => outln!("{text}")?,
-                }
+                bar.println(render::diagnostic(&diagnostic))?
             }
             EventKind::JobFinished { summary, .. } => {
-                if let Some(bar) = bar.take() {
-                    bar.finish_and_clear();
-                }
+                bar.clear();
                 outln!("{}", render::job_line(&summary))?;
                 match summary.result {
                     JobResult::Success => {
-                        loop_state
-                            .after_success(summary.id, supervisor.as_mut())
+                        self.after_success(summary.id, supervisor.as_deref_mut())
                             .await?;
                     }
                     JobResult::Failed => {
-                        if let Some(supervisor) = supervisor.as_mut()
+                        if let Some(supervisor) = supervisor
                             && let Some(pid) = supervisor.pid()
                         {
                             let message = format!(
                                 "the build failed; keeping the old process (pid {pid}) running"
                             );
                             outln!("[{}] {message}", supervisor.name)?;
-                            loop_state.reports.push(process_report(
+                            self.reports.push(process_report(
                                 supervisor,
                                 ProcessAction::Kept,
                                 Some(pid),
@@ -236,20 +278,9 @@ pub(crate) async fn run(
             }
             EventKind::Tests { .. } | EventKind::Process { .. } => {}
         }
+        Ok(())
     }
-}
 
-/// The state of the loop that outlives one event.
-struct Loop<'a> {
-    session: &'a Session,
-    root: PathBuf,
-    options: &'a WatchOptions,
-    runner: Option<Runner>,
-    /// Reports to send to the daemon.
-    reports: Vec<Report>,
-}
-
-impl Loop<'_> {
     /// After a successful build: the tests, then the program.
     async fn after_success(
         &mut self,

@@ -95,6 +95,8 @@ pub(crate) struct WorkspaceTools {
     /// `auto` is capturing links to measure.
     pub(crate) capturing: bool,
     pub(crate) measuring: bool,
+    /// The jobs link through buildd's wrapper (which logs link times).
+    pub(crate) wrapping_linker: bool,
     pub(crate) sccache: Option<WorkspaceSccache>,
     pub(crate) seed: Option<SeedStatus>,
     /// The next successful job is the first after a seed: its counts go into `seed`.
@@ -159,13 +161,25 @@ pub(crate) fn configure(
     settings: &WorkspaceSettings,
 ) {
     let mut tool_env = ToolEnv::default();
+    configure_linker(tools, state, key, env, settings, &mut tool_env);
+    configure_sccache(tools, state, env, settings, &mut tool_env);
+    state.env = tool_env;
+}
+
+/// The linker: the wrapper and the linker it picks, or why none.
+fn configure_linker(
+    tools: &Tools,
+    state: &mut WorkspaceTools,
+    key: &BuildKey,
+    env: &BTreeMap<String, String>,
+    settings: &WorkspaceSettings,
+    tool_env: &mut ToolEnv,
+) {
     let path_var = env
         .get("PATH")
         .cloned()
         .or_else(|| std::env::var("PATH").ok())
         .unwrap_or_default();
-
-    // The linker.
     let setting_text = linker_setting(settings);
     let triple_var = format!(
         "CARGO_TARGET_{}_LINKER",
@@ -193,6 +207,7 @@ pub(crate) fn configure(
         last_link_share: state.linker.as_ref().and_then(|l| l.last_link_share),
     };
     state.capturing = false;
+    state.wrapping_linker = false;
     let setting = Setting::parse(&setting_text).unwrap_or(Setting::Default);
     let user_linker = env.get(&triple_var).filter(|v| !v.is_empty());
     let wrapper = match (&setting, user_linker, &tools.wrapper_bin) {
@@ -211,48 +226,9 @@ pub(crate) fn configure(
         (_, None, Ok(bin)) => Some(bin.clone()),
     };
     if let Some(bin) = wrapper {
-        let (choice, driver) = match &setting {
-            Setting::Named(name) => {
-                let program = format!("ld.{name}");
-                if *name == "lld" || linker::on_path(&program, &path_var) {
-                    (name.to_string(), None)
-                } else {
-                    status.note = Some(format!(
-                        "{name} is not installed (no {program} on PATH): install it (Debian: \
-                         apt-get install {name}); the jobs link with the default linker"
-                    ));
-                    ("default".to_owned(), None)
-                }
-            }
-            Setting::Driver(path) => ("default".to_owned(), Some(path.clone())),
-            Setting::Auto => match &remembered {
-                Some(m) => {
-                    let mut note = format!(
-                        "measured on this workspace over {} link(s): {}",
-                        m.links,
-                        m.millis
-                            .iter()
-                            .map(|(n, ms)| format!("{n} {ms} ms"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                    for (name, why) in &m.not_measured {
-                        note.push_str(&format!("; {name}: {why}"));
-                    }
-                    status.note = Some(note);
-                    (m.chosen.clone(), None)
-                }
-                None => {
-                    state.capturing = true;
-                    status.note = Some(
-                        "auto: measuring each available linker on this workspace's next links"
-                            .to_owned(),
-                    );
-                    ("default".to_owned(), None)
-                }
-            },
-            Setting::Default => unreachable!("no wrapper for the default"),
-        };
+        state.wrapping_linker = true;
+        let (choice, driver) =
+            choose_linker(&setting, remembered.as_ref(), &path_var, state, &mut status);
         status.linker = match &driver {
             Some(path) => path.display().to_string(),
             None => choice.clone(),
@@ -289,8 +265,71 @@ pub(crate) fn configure(
         }
     }
     state.linker = Some(status);
+}
 
-    // sccache.
+/// The linker the wrapper runs for `setting` (a name, or a driver's path), and what status
+/// says of it.
+fn choose_linker(
+    setting: &Setting,
+    remembered: Option<&Measurement>,
+    path_var: &str,
+    state: &mut WorkspaceTools,
+    status: &mut LinkerStatus,
+) -> (String, Option<PathBuf>) {
+    match setting {
+        Setting::Named(name) => {
+            let program = format!("ld.{name}");
+            if *name == "lld" || linker::on_path(&program, path_var) {
+                (name.to_string(), None)
+            } else {
+                status.note = Some(format!(
+                    "{name} is not installed (no {program} on PATH): install it (Debian: \
+                     apt-get install {name}); the jobs link with the default linker"
+                ));
+                ("default".to_owned(), None)
+            }
+        }
+        Setting::Driver(path) => ("default".to_owned(), Some(path.clone())),
+        Setting::Auto => match remembered {
+            Some(m) => {
+                let mut note = format!(
+                    "measured on this workspace over {} link(s): {}",
+                    m.links,
+                    m.millis
+                        .iter()
+                        .map(|(n, ms)| format!("{n} {ms} ms"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                for (name, why) in &m.not_measured {
+                    note.push_str(&format!("; {name}: {why}"));
+                }
+                status.note = Some(note);
+                (m.chosen.clone(), None)
+            }
+            None => {
+                state.capturing = true;
+                status.note = Some(
+                    "auto: measuring each available linker on this workspace's next links"
+                        .to_owned(),
+                );
+                ("default".to_owned(), None)
+            }
+        },
+        // No wrapper is installed for the default; the wrapper would run cc's own choice.
+        Setting::Default => ("default".to_owned(), None),
+    }
+}
+
+/// sccache: on when it is ready and neither the settings nor the user's own wrapper say
+/// otherwise.
+fn configure_sccache(
+    tools: &Tools,
+    state: &mut WorkspaceTools,
+    env: &BTreeMap<String, String>,
+    settings: &WorkspaceSettings,
+    tool_env: &mut ToolEnv,
+) {
     let user_wrapper = ["RUSTC_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER"]
         .iter()
         .find_map(|v| env.get(*v).filter(|w| !w.is_empty()).map(|w| (*v, w)));
@@ -318,7 +357,6 @@ pub(crate) fn configure(
         }
     }
     state.sccache = Some(sccache);
-    state.env = tool_env;
 }
 
 /// What the tools learned after a job, gathered off the dispatcher.

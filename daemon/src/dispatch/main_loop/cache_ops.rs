@@ -228,7 +228,7 @@ impl Dispatcher {
         if measure {
             ws.tools.measuring = true;
         }
-        let uses_wrapper = ws.tools.env.set.contains_key("BUILDD_LINK_LOG");
+        let uses_wrapper = ws.tools.wrapping_linker;
         let path_var = ws
             .env
             .get("PATH")
