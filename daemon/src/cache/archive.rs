@@ -495,150 +495,235 @@ impl Limit {
 /// no later step (the mtime pass, the fingerprint clean-up) can be led outside `staging`, and
 /// files are created with `O_EXCL | O_NOFOLLOW`. What it writes is capped at `limit` bytes.
 fn unpack(archive: &Path, staging: &Path, limit: &Limit) -> Result<u64, String> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let io_err = |e: io::Error| format!("failed to unpack {}: {e}", archive.display());
-    let refuse = |path: &Path, what: &str| {
-        format!(
-            "{} holds {what} ({}): refusing the archive; export it again with `buildd cache \
-             export`",
-            archive.display(),
-            path.display()
-        )
+    let mut unpacker = Unpacker {
+        archive,
+        staging,
+        limit,
+        written: 0,
+        entries: 0,
+        files: 0,
+        regular: BTreeSet::new(),
     };
     // `import` makes the dir (empty) to hold its lock first.
     if !staging.is_dir() {
-        fs::create_dir(staging).map_err(io_err)?;
+        fs::create_dir(staging).map_err(|e| unpacker.io_err(e))?;
     }
-    let file = fs::File::open(archive).map_err(io_err)?;
-    let mut tar = tar::Archive::new(zstd::Decoder::new(file).map_err(io_err)?);
-    let mut files = 0;
-    let mut written: u64 = 0;
-    let mut entries: u64 = 0;
-    // Charges `bytes` (rounded up to whole blocks, at least one) against the limit.
-    let charge = |written: &mut u64, bytes: u64| -> Result<(), String> {
-        *written = written.saturating_add(bytes.div_ceil(BLOCK).max(1) * BLOCK);
-        if *written > limit.bytes {
-            return Err(over_limit(archive, limit));
+    let file = fs::File::open(archive).map_err(|e| unpacker.io_err(e))?;
+    let decoder = zstd::Decoder::new(file).map_err(|e| unpacker.io_err(e))?;
+    let mut tar = tar::Archive::new(decoder);
+    for entry in tar.entries().map_err(|e| unpacker.io_err(e))? {
+        let entry = entry.map_err(|e| damaged(archive, &e))?;
+        unpacker.entry(entry)?;
+    }
+    Ok(unpacker.files)
+}
+
+/// What `unpack` has written so far, and the limits it keeps to.
+struct Unpacker<'a> {
+    archive: &'a Path,
+    staging: &'a Path,
+    limit: &'a Limit,
+    /// Bytes written, in whole blocks.
+    written: u64,
+    entries: u64,
+    files: u64,
+    /// The regular files written so far: the only targets a hard link may name.
+    regular: BTreeSet<PathBuf>,
+}
+
+impl Unpacker<'_> {
+    fn io_err(&self, e: io::Error) -> String {
+        format!("failed to unpack {}: {e}", self.archive.display())
+    }
+
+    fn refuse(&self, path: &Path, what: &str) -> String {
+        format!(
+            "{} holds {what} ({}): refusing the archive; export it again with `buildd cache \
+             export`",
+            self.archive.display(),
+            path.display()
+        )
+    }
+
+    /// Charges `bytes` (rounded up to whole blocks, at least one) against the limit.
+    fn charge(&mut self, bytes: u64) -> Result<(), String> {
+        self.written = self
+            .written
+            .saturating_add(bytes.div_ceil(BLOCK).max(1) * BLOCK);
+        if self.written > self.limit.bytes {
+            return Err(over_limit(self.archive, self.limit));
         }
         Ok(())
-    };
-    // The regular files written so far: the only targets a hard link may name.
-    let mut regular: BTreeSet<PathBuf> = BTreeSet::new();
-    let plain = |rel: &Path| {
-        rel.components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
-    };
-    for entry in tar.entries().map_err(io_err)? {
-        let mut entry = entry.map_err(|e| damaged(archive, &e))?;
-        let path = entry.path().map_err(io_err)?.into_owned();
+    }
+
+    /// Makes the parent dirs of `dest`. Every dir below `staging` was made here, so none of
+    /// them is a link.
+    fn make_parent(&self, dest: &Path) -> Result<(), String> {
+        let parent = dest.parent().unwrap_or(self.staging);
+        fs::create_dir_all(parent).map_err(|e| self.io_err(e))
+    }
+
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), String> {
+        let path = entry.path().map_err(|e| self.io_err(e))?.into_owned();
         let kind = entry.header().entry_type();
         let Ok(rel) = path.strip_prefix(PREFIX) else {
-            continue;
+            return Ok(());
         };
         if rel.as_os_str().is_empty() {
-            continue;
+            return Ok(());
         }
         // Only plain relative names: nothing may land outside the staging dir.
         if !plain(rel) {
             return Err(format!(
                 "{} holds an entry outside its dir ({}): refusing it",
-                archive.display(),
+                self.archive.display(),
                 path.display()
             ));
         }
-        entries += 1;
-        if entries > limit.entries {
+        self.entries += 1;
+        if self.entries > self.limit.entries {
             return Err(format!(
                 "{} holds more than {} entries, the most an import accepts: refusing the \
                  archive; export it again with `buildd cache export`",
-                archive.display(),
-                limit.entries
+                self.archive.display(),
+                self.limit.entries
             ));
         }
-        let dest = staging.join(rel);
-        let make_parent = || -> Result<(), String> {
-            let parent = dest.parent().unwrap_or(staging);
-            // Every dir below `staging` was made here, so none of them is a link.
-            fs::create_dir_all(parent).map_err(io_err)
-        };
+        let dest = self.staging.join(rel);
         match kind {
             tar::EntryType::Directory => {
-                charge(&mut written, 0)?;
-                make_parent()?;
+                self.charge(0)?;
+                self.make_parent(&dest)?;
                 match fs::create_dir(&dest) {
-                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_err(e)),
+                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                        return Err(self.io_err(e));
+                    }
                     _ => {}
                 }
-                if !fs::symlink_metadata(&dest).map_err(io_err)?.is_dir() {
-                    return Err(refuse(&path, "a dir over another entry"));
+                if !fs::symlink_metadata(&dest)
+                    .map_err(|e| self.io_err(e))?
+                    .is_dir()
+                {
+                    return Err(self.refuse(&path, "a dir over another entry"));
                 }
             }
             // `tar` writes a sparse file of the dir as a GNU sparse entry, and reads it back
             // whole, holes as zeros: it is written as a regular file and counts at its full
             // length against the limit.
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                make_parent()?;
-                let left = limit.bytes.saturating_sub(written);
-                if entry.size() > left {
-                    return Err(over_limit(archive, limit));
-                }
-                let mode = entry.header().mode().unwrap_or(0o644) & 0o755;
-                let mut out = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(nix::libc::O_NOFOLLOW)
-                    .mode(0o600)
-                    .open(&dest)
-                    .map_err(|e| match e.kind() {
-                        io::ErrorKind::AlreadyExists => refuse(&path, "an entry twice"),
-                        _ => io_err(e),
-                    })?;
-                let copied = io::copy(&mut (&mut entry).take(left.saturating_add(1)), &mut out)
-                    .map_err(|e| damaged(archive, &e))?;
-                if copied > left {
-                    drop(out);
-                    return Err(over_limit(archive, limit));
-                }
-                if copied < entry.size() {
-                    return Err(cut_short(archive, &path));
-                }
-                charge(&mut written, copied)?;
-                out.set_permissions(fs::Permissions::from_mode(mode | 0o600))
-                    .map_err(io_err)?;
-                regular.insert(rel.to_path_buf());
-                files += 1;
+                self.file(&mut entry, &path, rel, &dest)?;
             }
             tar::EntryType::Link => {
-                let target = entry.link_name().map_err(io_err)?.unwrap_or_default();
-                let target_rel = target.strip_prefix(PREFIX).ok().filter(|t| plain(t));
-                let Some(target_rel) = target_rel.filter(|t| regular.contains(*t)) else {
-                    return Err(refuse(
-                        &path,
-                        &format!(
-                            "a hard link to {}, which is not an earlier file of the archive",
-                            target.display()
-                        ),
-                    ));
-                };
-                charge(&mut written, 0)?;
-                make_parent()?;
-                fs::hard_link(staging.join(target_rel), &dest).map_err(|e| match e.kind() {
-                    io::ErrorKind::AlreadyExists => refuse(&path, "an entry twice"),
-                    _ => io_err(e),
-                })?;
-                regular.insert(rel.to_path_buf());
-                files += 1;
+                let target = entry
+                    .link_name()
+                    .map_err(|e| self.io_err(e))?
+                    .unwrap_or_default();
+                self.hard_link(&path, rel, &target, &dest)?;
             }
-            tar::EntryType::Symlink => return Err(refuse(&path, "a symbolic link")),
+            tar::EntryType::Symlink => return Err(self.refuse(&path, "a symbolic link")),
             tar::EntryType::Char | tar::EntryType::Block => {
-                return Err(refuse(&path, "a device"));
+                return Err(self.refuse(&path, "a device"));
             }
-            tar::EntryType::Fifo => return Err(refuse(&path, "a FIFO")),
+            tar::EntryType::Fifo => return Err(self.refuse(&path, "a FIFO")),
             // Extended headers are read by `tar` itself; anything else is not a dir's content.
-            other => return Err(refuse(&path, &format!("an entry of type {other:?}"))),
+            other => return Err(self.refuse(&path, &format!("an entry of type {other:?}"))),
         }
+        Ok(())
     }
-    Ok(files)
+
+    /// A regular file, created new (never through a link), within the limit.
+    fn file(
+        &mut self,
+        entry: &mut (impl Read + TarEntry),
+        path: &Path,
+        rel: &Path,
+        dest: &Path,
+    ) -> Result<(), String> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        self.make_parent(dest)?;
+        let left = self.limit.bytes.saturating_sub(self.written);
+        if entry.size() > left {
+            return Err(over_limit(self.archive, self.limit));
+        }
+        let mode = entry.mode() & 0o755;
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(dest)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => self.refuse(path, "an entry twice"),
+                _ => self.io_err(e),
+            })?;
+        let copied = io::copy(&mut entry.take(left.saturating_add(1)), &mut out)
+            .map_err(|e| damaged(self.archive, &e))?;
+        if copied > left {
+            drop(out);
+            return Err(over_limit(self.archive, self.limit));
+        }
+        if copied < entry.size() {
+            return Err(cut_short(self.archive, path));
+        }
+        self.charge(copied)?;
+        out.set_permissions(fs::Permissions::from_mode(mode | 0o600))
+            .map_err(|e| self.io_err(e))?;
+        self.regular.insert(rel.to_path_buf());
+        self.files += 1;
+        Ok(())
+    }
+
+    /// A hard link, only to an earlier regular file of the archive.
+    fn hard_link(
+        &mut self,
+        path: &Path,
+        rel: &Path,
+        target: &Path,
+        dest: &Path,
+    ) -> Result<(), String> {
+        let target_rel = target.strip_prefix(PREFIX).ok().filter(|t| plain(t));
+        let Some(target_rel) = target_rel.filter(|t| self.regular.contains(*t)) else {
+            return Err(self.refuse(
+                path,
+                &format!(
+                    "a hard link to {}, which is not an earlier file of the archive",
+                    target.display()
+                ),
+            ));
+        };
+        self.charge(0)?;
+        self.make_parent(dest)?;
+        fs::hard_link(self.staging.join(target_rel), dest).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => self.refuse(path, "an entry twice"),
+            _ => self.io_err(e),
+        })?;
+        self.regular.insert(rel.to_path_buf());
+        self.files += 1;
+        Ok(())
+    }
+}
+
+/// The size and mode of a tar entry, so `Unpacker::file` reads them after borrowing it as
+/// a reader.
+trait TarEntry {
+    fn size(&self) -> u64;
+    fn mode(&self) -> u32;
+}
+
+impl<R: Read> TarEntry for tar::Entry<'_, R> {
+    fn size(&self) -> u64 {
+        tar::Entry::size(self)
+    }
+
+    fn mode(&self) -> u32 {
+        self.header().mode().unwrap_or(0o644)
+    }
+}
+
+/// Whether a relative path is only plain names (no `..`, no root, no `.`).
+fn plain(rel: &Path) -> bool {
+    rel.components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 /// An archive whose data ends or breaks mid-way, with the cause: `tar` keeps the reason
