@@ -13,3 +13,4 @@ mod support;
 mod tools;
 mod warm;
 mod watch;
+mod watcher;
