@@ -1,4 +1,5 @@
 //! The daemon process: the lock that elects one daemon, the socket, and the connections that
 //! feed the dispatcher.
 
+mod limits;
 pub mod server;
