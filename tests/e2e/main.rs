@@ -4,6 +4,7 @@ mod bad_input;
 mod cache;
 mod daemon_lifecycle;
 mod faults;
+mod floods;
 mod lsp;
 mod lsp_client;
 mod neovim;

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{World, wait_until};
+use crate::support::{World, append, wait_until};
 
 /// The inotify watches the daemon holds, over all its inotify descriptors.
 fn watches(pid: u64) -> usize {
@@ -49,12 +49,6 @@ fn big_tree(world: &World) -> PathBuf {
         std::fs::write(big.join(format!("d{n}/f.rs")), "// outside\n").unwrap();
     }
     big
-}
-
-fn append(path: &Path, text: &str) {
-    let mut content = std::fs::read_to_string(path).unwrap();
-    content.push_str(text);
-    std::fs::write(path, content).unwrap();
 }
 
 /// Waits for a job after `before` that the edit of `file` started; returns its id.
