@@ -8,12 +8,20 @@
 //! (`.git/`, the workspace's target dirs, `.gitignore` files, editor swap files) before they
 //! reach the daemon as [`WatchEvent`]s. This module does not debounce: the dispatcher does.
 //!
-//! When inotify watches run out (`fs.inotify.max_user_watches`), the thread switches to
-//! notify's polling watcher over the same directories rather than go blind, and says so with
-//! [`WatchEvent::Degraded`]. `BUILDD_WATCHER=poll` asks for polling from the start (network
-//! file systems, where inotify sees nothing).
+//! The watcher never follows a symbolic link, at start or for a link made later: a link to
+//! `~` or `/` inside a workspace would otherwise put a watch on every directory behind it and
+//! report every file there as changed. (The kernel's `inotify_add_watch` follows a link given
+//! as the path, so the walk must not hand it one.) Only the workspace root and the path
+//! dependencies cargo names are watched through a link, as given. The watches of a directory
+//! that is removed or moved away are dropped with it.
+//!
+//! When inotify watches or instances run out (`fs.inotify.max_user_watches`,
+//! `max_user_instances`), the thread switches to notify's polling watcher over the same
+//! directories rather than go blind, and says so with [`WatchEvent::Degraded`].
+//! `BUILDD_WATCHER=poll` asks for polling from the start (network file systems, where inotify
+//! sees nothing).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
@@ -77,15 +85,22 @@ struct OutOfWatches;
 
 fn native_watcher(tx: &mpsc::Sender<Control>) -> notify::Result<DynWatcher> {
     let tx = tx.clone();
-    let watcher = notify::recommended_watcher(move |event| {
-        let _ = tx.send(Control::Notify(event));
-    })?;
+    // Watches are non-recursive, so notify walks nothing itself; the setting is for safety.
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let watcher = notify::RecommendedWatcher::new(
+        move |event| {
+            let _ = tx.send(Control::Notify(event));
+        },
+        config,
+    )?;
     Ok(Box::new(watcher))
 }
 
 fn poll_watcher(tx: &mpsc::Sender<Control>) -> notify::Result<DynWatcher> {
     let tx = tx.clone();
-    let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
+    let config = notify::Config::default()
+        .with_poll_interval(POLL_INTERVAL)
+        .with_follow_symlinks(false);
     let watcher = notify::PollWatcher::new(
         move |event| {
             let _ = tx.send(Control::Notify(event));
@@ -95,14 +110,36 @@ fn poll_watcher(tx: &mpsc::Sender<Control>) -> notify::Result<DynWatcher> {
     Ok(Box::new(watcher))
 }
 
+/// The inotify limit (`watches` or `instances`) that holds for the daemon: its user
+/// namespace's, which is the system's `fs.inotify.max_user_*` outside containers.
+fn inotify_limit(what: &str) -> String {
+    [
+        format!("/proc/sys/user/max_inotify_{what}"),
+        format!("/proc/sys/fs/inotify/max_user_{what}"),
+    ]
+    .iter()
+    .find_map(|path| std::fs::read_to_string(path).ok())
+    .map(|s| s.trim().to_owned())
+    .unwrap_or_else(|| "unknown".into())
+}
+
 /// Why the watcher polls, with the fix.
 fn out_of_watches_note() -> String {
-    let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".into());
     format!(
-        "inotify watches ran out (fs.inotify.max_user_watches = {limit}); buildd polls this \
+        "inotify watches ran out (fs.inotify.max_user_watches = {}); buildd polls this \
          workspace every {}s instead. Raise the limit: sudo sysctl fs.inotify.max_user_watches=524288",
+        inotify_limit("watches"),
+        POLL_INTERVAL.as_secs()
+    )
+}
+
+/// Why the watcher polls when it could not even start inotify.
+fn out_of_instances_note() -> String {
+    format!(
+        "no inotify instance left (fs.inotify.max_user_instances = {}, or the daemon is out of \
+         file descriptors); buildd polls this workspace every {}s instead. Close other watchers \
+         or raise the limit: sudo sysctl fs.inotify.max_user_instances=1024",
+        inotify_limit("instances"),
         POLL_INTERVAL.as_secs()
     )
 }
@@ -114,23 +151,28 @@ pub(crate) fn start(
     let (tx, rx) = mpsc::channel();
     let failed =
         |e: notify::Error| format!("failed to start a file watcher for {}: {e}", root.display());
-    let rules = Rules::new(root.clone());
+    let mut rules = Rules::new(root.clone());
     let forced_poll = std::env::var(WATCHER_ENV).is_ok_and(|v| v == "poll");
-    let mut watcher = if forced_poll {
-        poll_watcher(&tx)
-    } else {
-        native_watcher(&tx)
-    }
-    .map_err(failed)?;
-    let mut degraded = forced_poll.then(|| {
-        format!(
+    let (mut watcher, mut degraded) = if forced_poll {
+        let note = format!(
             "{WATCHER_ENV}=poll: polling every {}s",
             POLL_INTERVAL.as_secs()
-        )
-    });
-    if rules.watch_tree(watcher.as_mut(), &root).is_err() {
+        );
+        (poll_watcher(&tx).map_err(failed)?, Some(note))
+    } else {
+        match native_watcher(&tx) {
+            Ok(watcher) => (watcher, None),
+            Err(e) if is_out_of_instances(&e) => (
+                poll_watcher(&tx).map_err(failed)?,
+                Some(out_of_instances_note()),
+            ),
+            Err(e) => return Err(failed(e)),
+        }
+    };
+    if rules.watch_tree(watcher.as_mut(), &root, true).is_err() {
         watcher = poll_watcher(&tx).map_err(failed)?;
-        let _ = rules.watch_tree(watcher.as_mut(), &root);
+        rules.watched.clear();
+        let _ = rules.watch_tree(watcher.as_mut(), &root, true);
         degraded = Some(out_of_watches_note());
     }
     if let Some(note) = degraded {
@@ -152,14 +194,23 @@ fn run(
     emit: impl Fn(WatchEvent),
 ) {
     // Watches `dir`, switching to polling for good when inotify runs out of watches.
-    let watch_tree = |watcher: &mut DynWatcher, rules: &Rules, dir: &Path| -> Vec<PathBuf> {
-        if let Ok(files) = rules.watch_tree(watcher.as_mut(), dir) {
+    let watch_tree = |watcher: &mut DynWatcher,
+                      rules: &mut Rules,
+                      dir: &Path,
+                      follow_root: bool|
+     -> Vec<PathBuf> {
+        if let Ok(files) = rules.watch_tree(watcher.as_mut(), dir, follow_root) {
             return files;
         }
         match poll_watcher(&tx) {
             Ok(mut poll) => {
-                for root in std::iter::once(&rules.root).chain(&rules.extra_roots) {
-                    let _ = rules.watch_tree(poll.as_mut(), root);
+                rules.watched.clear();
+                let roots: Vec<PathBuf> = std::iter::once(&rules.root)
+                    .chain(&rules.extra_roots)
+                    .cloned()
+                    .collect();
+                for root in roots {
+                    let _ = rules.watch_tree(poll.as_mut(), &root, true);
                 }
                 *watcher = poll;
                 emit(WatchEvent::Degraded(out_of_watches_note()));
@@ -179,7 +230,7 @@ fn run(
                 for dir in dirs {
                     if !rules.extra_roots.contains(&dir) {
                         rules.extra_roots.push(dir.clone());
-                        let _ = watch_tree(&mut watcher, &rules, &dir);
+                        let _ = watch_tree(&mut watcher, &mut rules, &dir, true);
                     }
                 }
                 continue;
@@ -206,9 +257,17 @@ fn run(
             EventKind::Create(_)
                 | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
         );
+        let removed = matches!(
+            event.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From))
+        );
         let mut changed = Vec::new();
         for path in event.paths {
-            let is_dir = path.is_dir();
+            if removed {
+                rules.unwatch_below(watcher.as_mut(), &path);
+            }
+            // A link to a directory is not one: it is never followed (see the module's doc).
+            let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
             if rules.is_ignored(&path, is_dir) {
                 continue;
             }
@@ -216,7 +275,7 @@ fn run(
                 rules.gitignores.clear();
             }
             if created && is_dir {
-                let inside = watch_tree(&mut watcher, &rules, &path);
+                let inside = watch_tree(&mut watcher, &mut rules, &path, false);
                 changed.extend(inside.into_iter().filter(|f| !rules.is_ignored(f, false)));
             }
             changed.push(path);
@@ -236,6 +295,8 @@ struct Rules {
     gitignores: HashMap<PathBuf, Option<Gitignore>>,
     /// `.git/info/exclude` and the user's global excludes, below every `.gitignore`.
     base: Vec<Gitignore>,
+    /// The directories watched, to drop their watches when they go.
+    watched: BTreeSet<PathBuf>,
 }
 
 impl Rules {
@@ -257,16 +318,19 @@ impl Rules {
             extra_ignored: Vec::new(),
             gitignores: HashMap::new(),
             base,
+            watched: BTreeSet::new(),
         }
     }
 
     /// Watches `dir` and every directory below it that is not ignored, and returns the files
     /// found there: in a directory that was just created, they may have been written before
-    /// its watch was in place.
+    /// its watch was in place. Links below `dir` are never followed, and `dir` itself only
+    /// with `follow_root` (a root the user or cargo named).
     fn watch_tree(
-        &self,
+        &mut self,
         watcher: &mut dyn Watcher,
         dir: &Path,
+        follow_root: bool,
     ) -> Result<Vec<PathBuf>, OutOfWatches> {
         let root = self.root.clone();
         let extra = self.extra_ignored.clone();
@@ -276,7 +340,10 @@ impl Rules {
             .follow_links(false)
             .filter_entry(move |entry| {
                 let path = entry.path();
-                !(path.file_name().is_some_and(|n| n == ".git")
+                // The walk follows a link given as its root (walkdir's `follow_root_links`):
+                // a directory that became a link since its event is refused here.
+                !(entry.depth() == 0 && entry.path_is_symlink() && !follow_root
+                    || path.file_name().is_some_and(|n| n == ".git")
                     || path == root.join("target")
                     || extra.iter().any(|d| path == d))
             })
@@ -288,12 +355,31 @@ impl Rules {
                 continue;
             }
             match watcher.watch(entry.path(), RecursiveMode::NonRecursive) {
-                Ok(()) => {}
+                Ok(()) => {
+                    self.watched.insert(entry.into_path());
+                }
                 Err(e) if is_out_of_watches(&e) => return Err(OutOfWatches),
                 Err(e) => tracing::warn!(dir = %entry.path().display(), "cannot watch: {e}"),
             }
         }
         Ok(files)
+    }
+
+    /// Drops the watches of `gone` and of every directory below it. notify's inotify backend
+    /// drops its own on the same events, but the polling watcher would poll them forever.
+    fn unwatch_below(&mut self, watcher: &mut dyn Watcher, gone: &Path) {
+        // Paths order by components, so a directory's descendants follow it.
+        let below: Vec<PathBuf> = self
+            .watched
+            .range(gone.to_path_buf()..)
+            .take_while(|dir| dir.starts_with(gone))
+            .cloned()
+            .collect();
+        for dir in below {
+            // Not found is expected: notify already forgot the inotify watch.
+            let _ = watcher.unwatch(&dir);
+            self.watched.remove(&dir);
+        }
     }
 
     fn is_ignored(&mut self, path: &Path, is_dir: bool) -> bool {
@@ -340,6 +426,15 @@ impl Rules {
             }
         }
         ignored
+    }
+}
+
+/// No inotify instance could be made: the user's instances (EMFILE, as for the process's
+/// descriptors) or the system's descriptors (ENFILE) ran out.
+fn is_out_of_instances(error: &notify::Error) -> bool {
+    match &error.kind {
+        notify::ErrorKind::Io(e) => matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)),
+        _ => false,
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use buildd_daemon::protocol::{
     EventKind, JobResult, ProcessAction, ProcessReport, Report, Request, ServerMessage, Stage,
-    WorkspaceState, WorkspaceStatus,
+    TestReport, WorkspaceState, WorkspaceStatus,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -324,7 +324,8 @@ impl Loop<'_> {
                         outln!("{}", output.trim_end())?;
                     }
                     tests_pass = success && report.failed == 0;
-                    self.reports.push(Report::Tests(report));
+                    self.reports
+                        .push(Report::Tests(places_inside(report, &self.root)));
                 }
                 Err(e) => {
                     outln!("tests: could not run them: {e:#}")?;
@@ -452,4 +453,23 @@ fn binaries(root: &Path) -> anyhow::Result<Vec<String>> {
         .collect();
     bins.sort();
     Ok(bins)
+}
+
+/// The report without the places outside the workspace (a panic in a dependency's code, or
+/// in std), which the daemon refuses: they are printed here, and not sent.
+fn places_inside(mut report: TestReport, root: &Path) -> TestReport {
+    for failing in &mut report.failing {
+        let inside = failing.file.as_deref().is_none_or(|file| {
+            !file
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+                && (file.is_relative() || file.starts_with(root))
+        });
+        if !inside {
+            failing.file = None;
+            failing.line = None;
+            failing.column = None;
+        }
+    }
+    report
 }

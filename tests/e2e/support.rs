@@ -324,6 +324,13 @@ pub(crate) fn wait_until(what: &str, done: impl Fn() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Appends `text` to a file.
+pub(crate) fn append(path: &Path, text: &str) {
+    let mut content = std::fs::read_to_string(path).unwrap();
+    content.push_str(text);
+    std::fs::write(path, content).unwrap();
+}
+
 /// Replaces `from` by `to` in a file, asserting that it was there.
 pub(crate) fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();

@@ -23,6 +23,7 @@ use crate::build::diagnostics;
 use crate::build::job::{self, Gate, JobEvent, JobSpec, Stage};
 use crate::build::orphans::Orphans;
 use crate::build::plan;
+use crate::dispatch::reports;
 use crate::dispatch::schedule::{Owed, Step};
 use crate::dispatch::workspace::{ConnId, PendingAcquire, Reply, RunningJob, Workspace};
 use crate::home::config::DaemonConfig;
@@ -326,10 +327,10 @@ impl Dispatcher {
                 Err(e) => e.reply(id),
             },
             Request::Report { root, report } => match self.workspace_of(&root) {
-                Ok(root) => {
-                    self.report(&root, report);
-                    ServerMessage::Ok { id }
-                }
+                Ok(root) => match self.report(&root, report) {
+                    Ok(()) => ServerMessage::Ok { id },
+                    Err(message) => error(id, ErrorCode::BadRequest, &message),
+                },
                 Err(e) => e.reply(id),
             },
             Request::CacheList | Request::CacheGc | Request::CacheClear { .. } => {
@@ -916,11 +917,13 @@ impl Dispatcher {
     }
 
     /// Takes a watch loop's report: test results (located failures become diagnostics of the
-    /// job that was tested) and what happened to the program it runs.
-    fn report(&mut self, root: &Path, report: Report) {
+    /// job that was tested) and what happened to the program it runs. A report that names
+    /// another job or places outside the workspace is refused whole.
+    fn report(&mut self, root: &Path, report: Report) -> Result<(), String> {
         let Some(ws) = self.workspaces.get_mut(root) else {
-            return;
+            return Ok(());
         };
+        reports::check(ws, root, &report)?;
         let mut events = Vec::new();
         match report {
             Report::Tests(tests) => {
@@ -943,6 +946,7 @@ impl Dispatcher {
         for event in events {
             self.broadcast(root, event);
         }
+        Ok(())
     }
 
     /// Tells a running job which stages the user commands waiting for the dir need, and

@@ -4,6 +4,7 @@
 //! The top of the engine with `host`: it may use every layer below; nothing below uses it.
 
 pub(crate) mod main_loop;
+pub(crate) mod reports;
 pub(crate) mod schedule;
 pub(crate) mod tools;
 pub(crate) mod workspace;

@@ -18,6 +18,8 @@ use crate::home::paths::Paths;
 pub const IDLE_TIMEOUT_ENV: &str = "BUILDD_IDLE_TIMEOUT";
 pub const DEBOUNCE_ENV: &str = "BUILDD_DEBOUNCE";
 pub const MAX_FRAME_ENV: &str = "BUILDD_MAX_FRAME";
+/// How many client connections the daemon serves at once.
+pub const MAX_CONNECTIONS_ENV: &str = "BUILDD_MAX_CONNECTIONS";
 /// The disk budget of all isolated dirs, such as `20GiB`.
 pub const BUDGET_ENV: &str = "BUILDD_CACHE_BUDGET";
 /// `off`, or the sccache binary to use.
@@ -29,6 +31,9 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3 * 60 * 60);
 const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(150);
 /// The longest line a client may send; a longer one closes its connection.
 const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
+/// Editors, CLIs and event streams of one user: far more than any real session opens, far
+/// fewer than the descriptors the daemon may hold.
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// Variables of sccache's that buildd decides itself for its own server: setting them in the
 /// configuration could point buildd's server at the user's own cache dir or server.
@@ -48,6 +53,8 @@ pub struct DaemonConfig {
     pub idle_timeout: Duration,
     pub debounce: Duration,
     pub max_frame: usize,
+    /// Connections served at once; more are refused with a `busy` error.
+    pub max_connections: usize,
     /// The disk budget of all isolated dirs in bytes; `None`: the smaller of 20 GiB and a
     /// quarter of the space buildd can use (free space plus what its dirs hold).
     pub budget: Option<u64>,
@@ -166,6 +173,17 @@ impl RawDaemonConfig {
                         format!("{MAX_FRAME_ENV}: `{value}` is not a byte count of at least 1024")
                     })?,
                 _ => DEFAULT_MAX_FRAME,
+            },
+            max_connections: match std::env::var(MAX_CONNECTIONS_ENV) {
+                Ok(value) if !value.trim().is_empty() => value
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        format!("{MAX_CONNECTIONS_ENV}: `{value}` is not a positive count")
+                    })?,
+                _ => DEFAULT_MAX_CONNECTIONS,
             },
             budget,
             sccache: SccacheConfig {

@@ -5,6 +5,9 @@
 //! 0700 directory and is itself 0600, and each accepted connection's peer credentials are
 //! checked as well, so that a loosened directory still admits no one else. There is no TCP
 //! listener.
+//!
+//! Connections are capped (see [`limits`]): one past the cap gets a `busy` error line that
+//! says what to do, and is closed.
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -12,7 +15,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use dashmap::DashMap;
@@ -21,12 +24,13 @@ use nix::fcntl::{Flock, FlockArg};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::{FramedRead, LinesCodecError};
 
 use crate::build::orphans::Orphans;
 use crate::dispatch::main_loop::{Dispatcher, Event, Subscribers, Subscription};
-use crate::home::config::DaemonConfig;
+use crate::home::config::{DaemonConfig, MAX_CONNECTIONS_ENV};
+use crate::host::limits::{self, Throttle};
 use crate::host::lines::{Lines, NotUtf8};
 use crate::project::load;
 use crate::wire::protocol::{
@@ -50,6 +54,7 @@ pub enum RunOutcome {
 pub async fn run(config: DaemonConfig) -> anyhow::Result<RunOutcome> {
     let paths = config.paths.clone();
     paths.create_all()?;
+    let fd_limit = limits::raise_fd_limit();
 
     // The lock decides which of several racing daemons serves: the others leave at once,
     // before they touch the socket.
@@ -100,11 +105,14 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<RunOutcome> {
 
     let (tx, rx) = mpsc::unbounded_channel();
     let subscribers: Subscribers = Arc::new(DashMap::new());
+    let max_connections = limits::connection_cap(config.max_connections, fd_limit);
+    tracing::info!(fd_limit, max_connections, "connection limits");
     let accept = tokio::spawn(accept_loop(
         listener,
         tx.clone(),
         subscribers.clone(),
         config.max_frame,
+        max_connections,
     ));
     let signals = tokio::spawn(forward_signals(tx.clone()));
     Dispatcher::new(config, tx, subscribers, orphans)
@@ -139,14 +147,25 @@ async fn accept_loop(
     tx: mpsc::UnboundedSender<Event>,
     subscribers: Subscribers,
     max_frame: usize,
+    max_connections: usize,
 ) {
     let next_conn = AtomicU64::new(1);
     let uid = nix::unistd::geteuid().as_raw();
+    // A connection holds a permit until it ends.
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let mut accept_failures = Throttle::default();
+    let mut refusals = Throttle::default();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
-                tracing::warn!("accept failed: {e}");
+                // Out of descriptors, accept fails again at once: one line per period.
+                if let Some(more) = accept_failures.allow(Instant::now()) {
+                    tracing::warn!(
+                        "accept failed: {e} ({more} more failure(s) in the last {}s)",
+                        limits::LOG_EVERY.as_secs()
+                    );
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -158,14 +177,39 @@ async fn accept_loop(
             tokio::spawn(refuse(stream, peer.ok(), uid));
             continue;
         }
-        tokio::spawn(serve(
-            stream,
-            conn,
-            tx.clone(),
-            subscribers.clone(),
-            max_frame,
-        ));
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if let Some(more) = refusals.allow(Instant::now()) {
+                tracing::warn!(
+                    conn,
+                    "refused a connection: {max_connections} are open ({more} more refused in \
+                     the last {}s)",
+                    limits::LOG_EVERY.as_secs()
+                );
+            }
+            tokio::spawn(refuse_busy(stream, max_connections));
+            continue;
+        };
+        let (tx, subscribers) = (tx.clone(), subscribers.clone());
+        tokio::spawn(async move {
+            serve(stream, conn, tx, subscribers, max_frame).await;
+            drop(slot);
+        });
     }
+}
+
+/// Tells a client past the cap why it is turned away, before hello, so that it neither waits
+/// nor takes the daemon for dead.
+async fn refuse_busy(mut stream: UnixStream, max_connections: usize) {
+    let message = ServerMessage::Error {
+        id: None,
+        code: ErrorCode::Busy,
+        message: format!(
+            "too many connections: the daemon serves {max_connections} at once and all are \
+             open; close idle clients (editors, `buildd events`, scripts) and try again, or \
+             raise {MAX_CONNECTIONS_ENV} when the daemon starts"
+        ),
+    };
+    let _ = write_message(&mut stream, &message).await;
 }
 
 async fn refuse(mut stream: UnixStream, peer: Option<u32>, uid: u32) {

@@ -195,7 +195,7 @@ impl Client {
                 },
             }),
             Ok(Some(ServerMessage::Error {
-                code: ErrorCode::Forbidden,
+                code: ErrorCode::Forbidden | ErrorCode::Busy,
                 message,
                 ..
             })) => Err(ClientError::Refused(message)),

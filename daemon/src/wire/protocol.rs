@@ -322,6 +322,8 @@ pub enum ErrorCode {
     NotAWorkspace,
     /// The workspace was never registered.
     NotRegistered,
+    /// The daemon serves as many connections as it may; the message says what to do.
+    Busy,
     /// Anything else; the message says what.
     Internal,
 }
