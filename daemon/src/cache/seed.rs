@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cache::layout::{KEY_FILE, STATE_DIR};
-use crate::wire::protocol::{BuildKeyInfo, SeedStatus};
+use crate::wire::protocol::{BuildKeyInfo, SeedMethod, SeedStatus};
 
 /// `FICLONE` from `linux/fs.h`: `_IOW(0x94, 9, int)`.
 const FICLONE: libc::c_ulong = 0x4004_9409;
@@ -96,13 +96,13 @@ pub(crate) fn seed(from: &Path, to: &Path, from_hash: &str) -> io::Result<SeedSt
         return Err(e);
     }
     let method = if copier.reflinked > 0 {
-        "reflink"
+        SeedMethod::Reflink
     } else {
-        "copy"
+        SeedMethod::Copy
     };
     Ok(SeedStatus {
         from: from_hash.to_owned(),
-        method: method.to_owned(),
+        method,
         files: copier.reflinked + copier.hard_linked + copier.copied,
         bytes: copier.bytes,
         reflinked: copier.reflinked,
@@ -341,7 +341,7 @@ mod tests {
         let linked = |rel: &str| {
             fs::metadata(from.join(rel)).unwrap().ino() == fs::metadata(to.join(rel)).unwrap().ino()
         };
-        if report.method == "copy" {
+        if report.method == SeedMethod::Copy {
             // This file system cannot clone: libraries are shared, the rest is copied.
             assert_eq!(report.hard_linked, 2, "{report:?}");
             assert!(linked("debug/deps/libx-1.rlib"));

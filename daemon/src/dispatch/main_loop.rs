@@ -36,7 +36,7 @@ use crate::project::settings;
 use crate::watch::{self, WatchEvent, WatchHandle};
 use crate::wire::protocol::{
     DaemonInfo, ErrorCode, EventKind, JobResult, JobSummary, LastChange, PROTOCOL_VERSION, Report,
-    Request, ServerMessage, Severity, StatusReport, WorkspaceEvent, WorkspaceSettings,
+    Request, ServerMessage, Severity, StatusReport, WatcherKind, WorkspaceEvent, WorkspaceSettings,
     binary_version,
 };
 use crate::wire::roots;
@@ -470,7 +470,7 @@ impl Dispatcher {
             }
             WatchEvent::Degraded(note) => {
                 tracing::warn!(root = %root.display(), "{note}");
-                ws.watcher_status.kind = "poll".into();
+                ws.watcher_status.kind = WatcherKind::Poll;
                 ws.watcher_status.note = Some(note);
             }
             WatchEvent::Error(e) => {

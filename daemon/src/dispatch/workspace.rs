@@ -21,7 +21,7 @@ use crate::project::settings::{self, Resolved};
 use crate::watch::WatchHandle;
 use crate::wire::protocol::{
     CurrentJob, JobResult, JobSummary, LastChange, PredictionStats, ServerMessage, TestReport,
-    WatcherStatus, WorkspaceSettings, WorkspaceState, WorkspaceStatus,
+    WatcherKind, WatcherStatus, WorkspaceSettings, WorkspaceState, WorkspaceStatus,
 };
 
 pub(crate) type ConnId = u64;
@@ -120,7 +120,7 @@ impl Workspace {
             last_change: None,
             stats: PredictionCounts::default(),
             watcher_status: WatcherStatus {
-                kind: "native".into(),
+                kind: WatcherKind::Native,
                 rescans: 0,
                 note: None,
             },

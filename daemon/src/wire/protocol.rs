@@ -421,14 +421,32 @@ pub struct CargoEnv {
     pub args: Vec<String>,
 }
 
+/// How a new key's dir was seeded from another.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeedMethod {
+    /// Copy-on-write clones.
+    Reflink,
+    /// Copies, with hard links for the files cargo and rustc never rewrite in place.
+    Copy,
+}
+
+impl std::fmt::Display for SeedMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SeedMethod::Reflink => "reflink",
+            SeedMethod::Copy => "copy",
+        })
+    }
+}
+
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SeedStatus {
     /// The key hash of the dir it was seeded from.
     pub from: String,
-    /// `reflink` (copy-on-write clones), `copy` (copies, with hard links for files cargo and
-    /// rustc never rewrite in place).
-    pub method: String,
+    pub method: SeedMethod,
     pub files: u64,
     pub bytes: u64,
     pub reflinked: u64,
@@ -631,12 +649,31 @@ pub struct PredictionStats {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WatcherStatus {
-    /// `native` (inotify) or `poll` (when inotify watches ran out, or `BUILDD_WATCHER=poll`).
-    pub kind: String,
+    pub kind: WatcherKind,
     /// Times the watcher overflowed and everything was rebuilt.
     pub rescans: u64,
     /// Why the watcher is degraded, and what to do about it.
     pub note: Option<String>,
+}
+
+/// How a workspace is watched.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatcherKind {
+    /// inotify.
+    Native,
+    /// Polling: inotify instances or watches ran out, or `BUILDD_WATCHER=poll`.
+    Poll,
+}
+
+impl std::fmt::Display for WatcherKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WatcherKind::Native => "native",
+            WatcherKind::Poll => "poll",
+        })
+    }
 }
 
 /// What went into the build key; two environments with the same key share artifacts.

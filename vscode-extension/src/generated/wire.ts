@@ -167,16 +167,16 @@ hits: number, misses: number,
  */
 requests: number, note: string | null, };
 
+/**
+ * How a new key's dir was seeded from another.
+ */
+export type SeedMethod = "reflink" | "copy";
+
 export type SeedStatus = { 
 /**
  * The key hash of the dir it was seeded from.
  */
-from: string, 
-/**
- * `reflink` (copy-on-write clones), `copy` (copies, with hard links for files cargo and
- * rustc never rewrite in place).
- */
-method: string, files: number, bytes: number, reflinked: number, hard_linked: number, copied: number, duration_ms: number, 
+from: string, method: SeedMethod, files: number, bytes: number, reflinked: number, hard_linked: number, copied: number, duration_ms: number, 
 /**
  * Units the first job after seeding compiled; absent until it finished.
  */
@@ -260,11 +260,12 @@ runner: string, passed: number, failed: number, ignored: number, failing: Array<
  */
 exit_code: number | null, };
 
-export type WatcherStatus = { 
 /**
- * `native` (inotify) or `poll` (when inotify watches ran out, or `BUILDD_WATCHER=poll`).
+ * How a workspace is watched.
  */
-kind: string, 
+export type WatcherKind = "native" | "poll";
+
+export type WatcherStatus = { kind: WatcherKind, 
 /**
  * Times the watcher overflowed and everything was rebuilt.
  */
