@@ -114,7 +114,6 @@ pub(crate) fn start(
     let (tx, rx) = mpsc::channel();
     let failed =
         |e: notify::Error| format!("failed to start a file watcher for {}: {e}", root.display());
-    let rules = Rules::new(root.clone());
     let forced_poll = std::env::var(WATCHER_ENV).is_ok_and(|v| v == "poll");
     let mut watcher = if forced_poll {
         poll_watcher(&tx)
@@ -128,18 +127,35 @@ pub(crate) fn start(
             POLL_INTERVAL.as_secs()
         )
     });
-    if rules.watch_tree(watcher.as_mut(), &root).is_err() {
-        watcher = poll_watcher(&tx).map_err(failed)?;
-        let _ = rules.watch_tree(watcher.as_mut(), &root);
-        degraded = Some(out_of_watches_note());
-    }
-    if let Some(note) = degraded {
-        emit(WatchEvent::Degraded(note));
-    }
     let poll_tx = tx.clone();
+    let thread_name = format!("watch {}", root.display());
+    // Reading the `.gitignore` files and walking the tree run on the watcher's thread, never
+    // on the dispatcher's: a large tree or a file that blocks (a FIFO) must not stall the
+    // daemon.
+    let first_walk = move || {
+        let rules = Rules::new(root.clone());
+        if rules.watch_tree(watcher.as_mut(), &root).is_err() {
+            match poll_watcher(&poll_tx) {
+                Ok(poll) => watcher = poll,
+                Err(e) => {
+                    emit(WatchEvent::Error(format!(
+                        "inotify watches ran out for {} and polling failed too: {e}",
+                        root.display()
+                    )));
+                    return;
+                }
+            }
+            let _ = rules.watch_tree(watcher.as_mut(), &root);
+            degraded = Some(out_of_watches_note());
+        }
+        if let Some(note) = degraded {
+            emit(WatchEvent::Degraded(note));
+        }
+        run(watcher, rules, rx, poll_tx, emit)
+    };
     thread::Builder::new()
-        .name(format!("watch {}", root.display()))
-        .spawn(move || run(watcher, rules, rx, poll_tx, emit))
+        .name(thread_name)
+        .spawn(first_walk)
         .map_err(|e| format!("failed to start the watcher thread: {e}"))?;
     Ok(WatchHandle { control: tx })
 }

@@ -2,3 +2,4 @@
 //! feed the dispatcher.
 
 pub mod server;
+mod signals;
