@@ -162,3 +162,77 @@ fn blocking_socket_without_hello_times_out_in_the_cli() {
         );
     }
 }
+
+/// A shutdown stuck on something (here an sccache whose `--stop-server` never returns, as on
+/// a hung network backend) does not make the daemon deaf: a second SIGTERM ends it at once.
+#[test]
+fn blocking_shutdown_is_cut_short_by_a_second_sigterm() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let stopping = world.dir.path().join("stop-server-running");
+    let listener_pid = world.dir.path().join("listener.pid");
+    let stopper_pid = world.dir.path().join("stopper.pid");
+    let fake = world.dir.path().join("sccache");
+    // `--start-server` leaves a listener on buildd's socket, so that buildd sees a server
+    // and asks it to stop at shutdown; `--stop-server` then hangs.
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\n\
+             case \"$1\" in\n\
+             --version) echo 'sccache 0.16.0' ;;\n\
+             --start-server)\n\
+             \x20 /usr/bin/python3 -c 'import os, socket, time\n\
+             s = socket.socket(socket.AF_UNIX)\n\
+             s.bind(os.environ[\"SCCACHE_SERVER_UDS\"])\n\
+             s.listen(16)\n\
+             time.sleep(3600)' </dev/null >/dev/null 2>&1 &\n\
+             \x20 echo $! > {pid}\n\
+             \x20 sleep 1 ;;\n\
+             --stop-server) echo $$ > {stopper}; touch {stopping}; exec sleep 3600 ;;\n\
+             *) echo '{{}}' ;;\n\
+             esac\n",
+            pid = listener_pid.display(),
+            stopper = stopper_pid.display(),
+            stopping = stopping.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let output = output_within(
+        world
+            .cmd(&ws, &["status", "--json"])
+            .env("BUILDD_SCCACHE", &fake),
+        LIMIT,
+    );
+    assert!(output.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let pid = status["daemon"]["pid"].as_u64().unwrap();
+    let daemon = nix::unistd::Pid::from_raw(pid as i32);
+    wait_until("the fake sccache server", || {
+        world.home().join("run/sccache.sock").exists()
+    });
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGTERM).unwrap();
+    wait_until("the shutdown to wait on --stop-server", || {
+        stopping.exists()
+    });
+    assert!(alive(pid), "the daemon should still be stopping sccache");
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGTERM).unwrap();
+    wait_until("the daemon to exit after a second SIGTERM", || !alive(pid));
+    let stderr = std::fs::read_to_string(world.home().join("state/logs/daemon.stderr")).unwrap();
+    assert!(stderr.contains("a second signal came"), "{stderr}");
+    assert!(
+        !world.home().join("run/daemon.sock").exists(),
+        "the socket of a daemon that left is removed"
+    );
+    // The fake's processes outlive a daemon that left without finishing: end them.
+    for file in [&listener_pid, &stopper_pid] {
+        if let Ok(pid) = std::fs::read_to_string(file) {
+            let pid = nix::unistd::Pid::from_raw(pid.trim().parse().unwrap());
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
