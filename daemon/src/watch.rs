@@ -151,7 +151,6 @@ pub(crate) fn start(
     let (tx, rx) = mpsc::channel();
     let failed =
         |e: notify::Error| format!("failed to start a file watcher for {}: {e}", root.display());
-    let mut rules = Rules::new(root.clone());
     let forced_poll = std::env::var(WATCHER_ENV).is_ok_and(|v| v == "poll");
     let (mut watcher, mut degraded) = if forced_poll {
         let note = format!(
@@ -169,19 +168,36 @@ pub(crate) fn start(
             Err(e) => return Err(failed(e)),
         }
     };
-    if rules.watch_tree(watcher.as_mut(), &root, true).is_err() {
-        watcher = poll_watcher(&tx).map_err(failed)?;
-        rules.watched.clear();
-        let _ = rules.watch_tree(watcher.as_mut(), &root, true);
-        degraded = Some(out_of_watches_note());
-    }
-    if let Some(note) = degraded {
-        emit(WatchEvent::Degraded(note));
-    }
     let poll_tx = tx.clone();
+    let thread_name = format!("watch {}", root.display());
+    // Reading the `.gitignore` files and walking the tree run on the watcher's thread, never
+    // on the dispatcher's: a large tree or a file that blocks (a FIFO) must not stall the
+    // daemon.
+    let first_walk = move || {
+        let mut rules = Rules::new(root.clone());
+        if rules.watch_tree(watcher.as_mut(), &root, true).is_err() {
+            match poll_watcher(&poll_tx) {
+                Ok(poll) => watcher = poll,
+                Err(e) => {
+                    emit(WatchEvent::Error(format!(
+                        "inotify watches ran out for {} and polling failed too: {e}",
+                        root.display()
+                    )));
+                    return;
+                }
+            }
+            rules.watched.clear();
+            let _ = rules.watch_tree(watcher.as_mut(), &root, true);
+            degraded = Some(out_of_watches_note());
+        }
+        if let Some(note) = degraded {
+            emit(WatchEvent::Degraded(note));
+        }
+        run(watcher, rules, rx, poll_tx, emit)
+    };
     thread::Builder::new()
-        .name(format!("watch {}", root.display()))
-        .spawn(move || run(watcher, rules, rx, poll_tx, emit))
+        .name(thread_name)
+        .spawn(first_walk)
         .map_err(|e| format!("failed to start the watcher thread: {e}"))?;
     Ok(WatchHandle { control: tx })
 }

@@ -1,11 +1,13 @@
 //! End-to-end tests of the real `buildd` binary with the real cargo on fixture workspaces.
 
 mod bad_input;
+mod blocking;
 mod cache;
 mod daemon_lifecycle;
 mod edges;
 mod faults;
 mod floods;
+mod home_dir;
 mod lsp;
 mod lsp_client;
 mod neovim;

@@ -115,13 +115,13 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub(crate) fn new(
+    pub(crate) async fn new(
         config: DaemonConfig,
         tx: mpsc::UnboundedSender<Event>,
         subscribers: Subscribers,
         orphans: Arc<Orphans>,
     ) -> Dispatcher {
-        let tools = crate::dispatch::tools::Tools::new(&config);
+        let tools = crate::dispatch::tools::Tools::new(&config).await;
         Dispatcher {
             tools,
             config,
@@ -619,11 +619,9 @@ impl Dispatcher {
                     &file_settings,
                 ));
                 let key = BuildKey::new(&targets_dir, root, &toolchain, &ws.env, &linker);
-                // A new dir is seeded from the most similar one before any job runs there.
+                // A new dir is seeded from the most similar one before any job runs there; an
+                // existing one is checked and its records written, off the loop too.
                 new_dir = !key.target_dir.exists();
-                if !new_dir && let Err(e) = prepare_target_dir(&key, root) {
-                    errors.push(e);
-                }
                 if ws.key.as_ref() != Some(&key) {
                     tracing::info!(root = %root.display(), key = %key.info.hash, dir = %key.target_dir.display(), "build key");
                     // A seed describes the dir it made: another key's dir has none to show.
@@ -650,6 +648,9 @@ impl Dispatcher {
             Ok(settings) => ws.file_settings = settings,
             Err(e) => errors.push(e),
         }
+        // One cause (a FIFO where Cargo.toml should be) can fail the toolchain and the
+        // metadata alike: say it once.
+        errors.dedup();
         ws.error = (!errors.is_empty()).then(|| errors.join("\n"));
         if let Some(e) = &ws.error {
             tracing::warn!(root = %root.display(), "cannot build: {e}");
@@ -666,6 +667,8 @@ impl Dispatcher {
             self.configure_tools(root);
             if new_dir {
                 self.start_seed(root);
+            } else {
+                self.start_prepare(root);
             }
         }
         let Some(ws) = self.workspaces.get_mut(root) else {
@@ -1138,7 +1141,7 @@ fn grant_acquires(ws: &mut Workspace) {
         return;
     }
     let env = key::cargo_env(&key.target_dir, &ws.tools.env);
-    crate::cache::dirs::touch_used(&key.target_dir);
+    cache_ops::touch_used_off_loop(&key.target_dir);
     for waiting in ws.waiting_acquire.drain(..) {
         ws.leases.insert(waiting.conn);
         let _ = waiting.reply.try_send(ServerMessage::Acquired {

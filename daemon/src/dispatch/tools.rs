@@ -43,7 +43,8 @@ pub(crate) struct Tools {
 }
 
 impl Tools {
-    pub(crate) fn new(config: &crate::home::config::DaemonConfig) -> Tools {
+    /// Looks for the tools; runs `sccache --version` (with a timeout), so it is async.
+    pub(crate) async fn new(config: &crate::home::config::DaemonConfig) -> Tools {
         let tools_dir = config.paths.tools_dir();
         let wrapper_bin = linker::install_wrapper(&tools_dir).map_err(|e| {
             format!(
@@ -51,7 +52,7 @@ impl Tools {
                 tools_dir.display()
             )
         });
-        let sccache = sccache::detect(&config.sccache, &config.paths);
+        let sccache = sccache::detect(&config.sccache, &config.paths).await;
         match &sccache {
             Detected::Ready(s) => {
                 tracing::info!(binary = %s.binary.display(), version = %s.version, "using sccache")

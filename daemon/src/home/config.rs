@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::home::paths::Paths;
+use crate::home::paths::{Paths, check_private_file};
+use crate::home::regular_file;
 
 pub const IDLE_TIMEOUT_ENV: &str = "BUILDD_IDLE_TIMEOUT";
 pub const DEBOUNCE_ENV: &str = "BUILDD_DEBOUNCE";
@@ -195,11 +196,15 @@ impl RawDaemonConfig {
     }
 }
 
+/// Reads `config.toml`, which names programs buildd runs: it must be a regular file of the
+/// user's alone (see `paths.rs`), and the file checked is the one read.
 fn read_file(path: &Path) -> Result<ConfigFile, String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
-        Err(e) => Err(format!("failed to read {}: {e}", path.display())),
+    match regular_file::read(path, regular_file::MAX_SETTINGS_FILE)? {
+        None => Ok(ConfigFile::default()),
+        Some((text, opened)) => {
+            check_private_file(path, &opened).map_err(|e| e.to_string())?;
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        }
     }
 }
 

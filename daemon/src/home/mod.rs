@@ -6,3 +6,4 @@
 pub mod config;
 pub mod logging;
 pub mod paths;
+pub(crate) mod regular_file;

@@ -4,3 +4,4 @@
 mod limits;
 mod lines;
 pub mod server;
+mod signals;

@@ -114,32 +114,17 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<RunOutcome> {
         config.max_frame,
         max_connections,
     ));
-    let signals = tokio::spawn(forward_signals(tx.clone()));
+    crate::host::signals::forward(tx.clone(), socket.clone())
+        .context("failed to set up the handlers of SIGTERM and SIGINT")?;
     Dispatcher::new(config, tx, subscribers, orphans)
+        .await
         .run(rx)
         .await;
 
     accept.abort();
-    signals.abort();
     let _ = fs::remove_file(&socket);
     tracing::info!("daemon stopped");
     Ok(RunOutcome::Stopped)
-}
-
-async fn forward_signals(tx: mpsc::UnboundedSender<Event>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("signal received; shutting down");
-    let _ = tx.send(Event::Terminate);
 }
 
 async fn accept_loop(

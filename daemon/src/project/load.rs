@@ -14,6 +14,7 @@ use cargo_metadata::Metadata;
 use tokio::process::Command;
 
 use crate::build::process::command;
+use crate::home::regular_file;
 use crate::project::key::Toolchain;
 use crate::project::settings;
 use crate::wire::protocol::WorkspaceSettings;
@@ -73,6 +74,15 @@ pub(crate) async fn locate_root(
     } else {
         path.parent().unwrap_or(path)
     };
+    // cargo reads every Cargo.toml above the dir: one that is not a regular file (a FIFO)
+    // would hang it until its timeout.
+    let ancestors = dir.to_path_buf();
+    off_the_workers(move || {
+        ancestors
+            .ancestors()
+            .try_for_each(|d| regular_file::check_regular_if_present(&d.join("Cargo.toml")))
+    })
+    .await?;
     let Some(nearest) = nearest_manifest_dir(dir) else {
         return Err(format!(
             "{} is not inside a cargo workspace (no Cargo.toml in it or above it): \
@@ -100,9 +110,45 @@ pub(crate) fn nearest_manifest_dir(dir: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// Files at a workspace's root that cargo and rustup read while loading and building it.
+/// (`buildd.toml` is `settings.rs`'s to read.)
+const CARGO_INPUTS: &[&str] = &[
+    "Cargo.toml",
+    "Cargo.lock",
+    "rust-toolchain",
+    "rust-toolchain.toml",
+    ".cargo/config",
+    ".cargo/config.toml",
+];
+
+/// Runs blocking file work on tokio's blocking threads, never on an async worker: a file
+/// that blocks must not stall the daemon.
+async fn off_the_workers<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(format!("reading the workspace's files failed: {e}")))
+}
+
 pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded {
-    let (toolchain, metadata) = tokio::join!(toolchain(root, env), metadata(root, env));
-    let settings = settings::read(root, metadata.as_deref().ok());
+    // A FIFO where cargo reads a file would hang every cargo until its timeout (a job's is an
+    // hour): the same error for the toolchain and the metadata, said once by the dispatcher.
+    let inputs_root = root.to_path_buf();
+    let inputs = off_the_workers(move || {
+        CARGO_INPUTS
+            .iter()
+            .try_for_each(|name| regular_file::check_regular_if_present(&inputs_root.join(name)))
+    })
+    .await;
+    let (toolchain, metadata) = match inputs {
+        Ok(()) => tokio::join!(toolchain(root, env), metadata(root, env)),
+        Err(e) => (Err(e.clone()), Err(e)),
+    };
+    let workspace_metadata = metadata.as_ref().ok().map(|m| m.workspace_metadata.clone());
+    let settings_root = root.to_path_buf();
+    let settings =
+        off_the_workers(move || settings::read(&settings_root, workspace_metadata.as_ref())).await;
     Loaded {
         toolchain,
         metadata,

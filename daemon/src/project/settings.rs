@@ -8,9 +8,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cargo_metadata::Metadata;
-
 use crate::build::job::Stage;
+use crate::home::regular_file;
 use crate::wire::protocol::WorkspaceSettings;
 
 pub(crate) const FILE_NAME: &str = "buildd.toml";
@@ -29,8 +28,13 @@ pub(crate) struct Resolved {
 }
 
 /// Reads `buildd.toml` and `[workspace.metadata.buildd]`, the file winning field by field.
-pub(crate) fn read(root: &Path, metadata: Option<&Metadata>) -> Result<WorkspaceSettings, String> {
-    let from_manifest = match metadata.map(|m| &m.workspace_metadata["buildd"]) {
+/// `workspace_metadata` is the root manifest's `[workspace.metadata]`, from cargo metadata.
+/// Blocking file work: the load runs it off the async workers.
+pub(crate) fn read(
+    root: &Path,
+    workspace_metadata: Option<&serde_json::Value>,
+) -> Result<WorkspaceSettings, String> {
+    let from_manifest = match workspace_metadata.map(|m| &m["buildd"]) {
         Some(value) if !value.is_null() => serde_json::from_value(value.clone()).map_err(|e| {
             format!(
                 "[workspace.metadata.buildd] in {}: {e}",
@@ -40,10 +44,10 @@ pub(crate) fn read(root: &Path, metadata: Option<&Metadata>) -> Result<Workspace
         _ => WorkspaceSettings::default(),
     };
     let path = root.join(FILE_NAME);
-    let from_file = match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => WorkspaceSettings::default(),
-        Err(e) => return Err(format!("failed to read {}: {e}", path.display())),
+    // A FIFO or a device here must not stall the load: only a regular file is read.
+    let from_file = match regular_file::read(&path, regular_file::MAX_SETTINGS_FILE)? {
+        Some((text, _)) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+        None => WorkspaceSettings::default(),
     };
     let merged = over(&from_file, &from_manifest);
     validate(&merged)

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::process::Command;
 
@@ -58,7 +59,7 @@ pub(crate) enum Detected {
 }
 
 /// Finds sccache as the configuration says and checks that it is new enough.
-pub(crate) fn detect(config: &SccacheConfig, paths: &Paths) -> Detected {
+pub(crate) async fn detect(config: &SccacheConfig, paths: &Paths) -> Detected {
     let binary = match &config.mode {
         SccacheMode::Off => return Detected::Unavailable(None),
         SccacheMode::Binary(path) => path.clone(),
@@ -71,11 +72,13 @@ pub(crate) fn detect(config: &SccacheConfig, paths: &Paths) -> Detected {
             None => return Detected::Unavailable(None),
         },
     };
-    let version = match std::process::Command::new(&binary)
+    let mut probe = Command::new(&binary);
+    probe
         .arg("--version")
         .stdin(Stdio::null())
-        .output()
-    {
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let version = match run_within(probe, PROBE_TIMEOUT).await {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
         Ok(out) => {
             return Detected::Unavailable(Some(format!(
@@ -84,9 +87,16 @@ pub(crate) fn detect(config: &SccacheConfig, paths: &Paths) -> Detected {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        Err(e) => {
+        Err(Failure::Start(e)) => {
             return Detected::Unavailable(Some(format!(
                 "cannot run sccache at {}: {e}: fix sccache.path in {} or BUILDD_SCCACHE",
+                binary.display(),
+                paths.config_file().display()
+            )));
+        }
+        Err(failure) => {
+            return Detected::Unavailable(Some(format!(
+                "{} --version {failure}: fix sccache.path in {} or BUILDD_SCCACHE",
                 binary.display(),
                 paths.config_file().display()
             )));
@@ -136,6 +146,54 @@ pub(crate) fn detect(config: &SccacheConfig, paths: &Paths) -> Detected {
         server_env: config.env.clone(),
         start: tokio::sync::Mutex::new(()),
     }))
+}
+
+/// How long sccache may take to print its version: it answers at once unless something is
+/// wrong (a wrapper script waiting on a network mount, a binary that is not sccache).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `--start-server` waits until the server answers, which takes a second or two.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// `--show-stats` and `--stop-server` talk to a running server.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why [`run_within`] has no output.
+#[derive(Debug)]
+enum Failure {
+    /// The program could not be started.
+    Start(std::io::Error),
+    Wait(std::io::Error),
+    TimedOut(Duration),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Start(e) => write!(f, "could not be started: {e}"),
+            Failure::Wait(e) => write!(f, "failed: {e}"),
+            Failure::TimedOut(limit) => write!(f, "did not finish within {}s", limit.as_secs()),
+        }
+    }
+}
+
+/// Runs sccache to completion within `limit`, in a process group of its own that is killed
+/// when the time is up: an sccache that hangs must hold neither the daemon nor a job. (Its
+/// own group also keeps a started server out of the group of a job that gets cancelled.)
+async fn run_within(mut cmd: Command, limit: Duration) -> Result<std::process::Output, Failure> {
+    cmd.process_group(0).kill_on_drop(true);
+    let child = cmd.spawn().map_err(Failure::Start)?;
+    let group = child.id();
+    match tokio::time::timeout(limit, child.wait_with_output()).await {
+        Ok(output) => output.map_err(Failure::Wait),
+        Err(_) => {
+            if let Some(group) = group {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(group as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            Err(Failure::TimedOut(limit))
+        }
+    }
 }
 
 /// `sccache 0.16.0` to `(0, 16)`.
@@ -198,15 +256,11 @@ impl Sccache {
         if self.answers().await {
             return Ok(());
         }
-        let mut cmd = self.command("--start-server");
-        // Its own process group: cancelling a job kills cargo's group, never the server.
-        cmd.process_group(0);
-        let out = cmd.output().await.map_err(|e| {
-            format!(
-                "failed to run {} --start-server: {e}",
-                self.binary.display()
-            )
-        })?;
+        // Its own process group (see `run_within`): cancelling a job kills cargo's group,
+        // never the server.
+        let out = run_within(self.command("--start-server"), START_TIMEOUT)
+            .await
+            .map_err(|e| format!("{} --start-server {e}", self.binary.display()))?;
         if !out.status.success() {
             return Err(format!(
                 "sccache --start-server failed: {}",
@@ -227,10 +281,9 @@ impl Sccache {
     pub(crate) async fn stats(&self) -> Result<(Stats, Option<String>), String> {
         let mut cmd = self.command("--show-stats");
         cmd.args(["--stats-format", "json"]);
-        let out = tokio::time::timeout(std::time::Duration::from_secs(10), cmd.output())
+        let out = run_within(cmd, CONTROL_TIMEOUT)
             .await
-            .map_err(|_| "sccache --show-stats did not answer within 10s".to_owned())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("sccache --show-stats {e}"))?;
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
         }
@@ -239,7 +292,8 @@ impl Sccache {
 
     pub(crate) async fn stop(&self) {
         if self.answers().await {
-            let _ = self.command("--stop-server").output().await;
+            // Shutdown must not wait on a server that does not answer.
+            let _ = run_within(self.command("--stop-server"), CONTROL_TIMEOUT).await;
         }
     }
 
@@ -304,8 +358,8 @@ mod tests {
         assert!(location.unwrap().starts_with("Redis"));
     }
 
-    #[test]
-    fn an_old_sccache_is_refused_with_what_to_do() {
+    #[tokio::test]
+    async fn an_old_sccache_is_refused_with_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         let fake = dir.path().join("sccache");
         std::fs::write(&fake, "#!/bin/sh\necho 'sccache 0.4.0-pre.6'\n").unwrap();
@@ -316,7 +370,7 @@ mod tests {
             env: BTreeMap::new(),
             config_file: None,
         };
-        match detect(&config, &Paths::under(dir.path())) {
+        match detect(&config, &Paths::under(dir.path())).await {
             Detected::Unavailable(Some(note)) => {
                 assert!(
                     note.contains("0.9") && note.contains("pip install"),

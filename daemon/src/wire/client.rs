@@ -5,6 +5,12 @@
 //! Starting is race-safe without coordination between clients: each client that finds no
 //! daemon spawns one, the daemons race for the lock, and the losers exit before touching the
 //! socket, so every client ends up talking to the one winner.
+//!
+//! **Invariant:** a client uses nothing a daemon sends (the environment it hands out for
+//! cargo is code execution) unless the home passed [`Paths::check`] and the process serving
+//! the socket runs as the client's own uid (`SO_PEERCRED`). A client never waits forever on
+//! a daemon that stopped answering: the hello and every reply but `acquire`'s have a time
+//! limit (see [`reply_timeout`]), and the error says what to do.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -21,7 +27,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
-use crate::home::paths::{Paths, PathsError};
+use crate::home::paths::{HOME_ENV, Paths, PathsError};
 use crate::wire::protocol::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, Request, ServerMessage, binary_version,
 };
@@ -32,6 +38,15 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 const RESPAWN_AFTER: Duration = Duration::from_secs(3);
 /// Replies can carry a whole status with many diagnostics.
 const MAX_FRAME: usize = 64 * 1024 * 1024;
+/// How long a daemon may take to answer the hello: it does so from the connection's own
+/// task at once, so this is long only for a machine under heavy load.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a daemon may take to answer a request it answers from its loop right away
+/// (`status`, `saved`, `shutdown`...): far longer than it ever takes.
+const QUICK_REPLY: Duration = Duration::from_secs(60);
+/// How long a request whose reply waits for work (a load with `cargo metadata`, which has
+/// its own limit of 5 minutes, and seeding; the cache's sizes and deletions) may take.
+const SLOW_REPLY: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -53,6 +68,27 @@ pub enum ClientError {
     Protocol(String),
     #[error("{message}")]
     Daemon { code: ErrorCode, message: String },
+    #[error(
+        "the socket {socket} is served by uid {owner}, not by this user (uid {uid}): buildd \
+         refuses to use a daemon of another user; stop that process, or set {HOME_ENV} to a \
+         directory of your own"
+    )]
+    ForeignDaemon {
+        socket: PathBuf,
+        owner: u32,
+        uid: u32,
+    },
+    #[error(
+        "the buildd daemon at {socket} {what} within {}s: it may be stuck; see its log in \
+         {log}, then stop it (`buildd stop`, or kill the pid the log names) and try again",
+        limit.as_secs()
+    )]
+    NoAnswer {
+        socket: PathBuf,
+        what: String,
+        limit: Duration,
+        log: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +111,9 @@ pub struct Client {
     reader: ClientReader,
     writer: ClientWriter,
     pub daemon: DaemonHello,
+    /// For the message of a reply that does not come.
+    socket: PathBuf,
+    log_dir: PathBuf,
 }
 
 pub struct ClientReader {
@@ -117,11 +156,13 @@ impl Client {
     /// Connects to the user's daemon, starting it (or replacing one of another version)
     /// when `options.autostart` is set.
     pub async fn connect(paths: &Paths, options: ConnectOptions) -> Result<Client, ClientError> {
+        // Before anything is read from the home, or a daemon started there.
+        paths.check()?;
         let socket = paths.socket();
         let deadline = Instant::now() + START_TIMEOUT;
         let mut spawned: Option<Instant> = None;
         loop {
-            match Client::try_connect(&socket, options.client).await {
+            match Client::try_connect(paths, options.client).await {
                 Ok(client) if client.daemon.version == binary_version() => return Ok(client),
                 Ok(client) => {
                     if !options.autostart {
@@ -151,7 +192,8 @@ impl Client {
         }
     }
 
-    async fn try_connect(socket: &Path, client: &str) -> Result<Client, ClientError> {
+    async fn try_connect(paths: &Paths, client: &str) -> Result<Client, ClientError> {
+        let socket = &paths.socket();
         let stream = UnixStream::connect(socket)
             .await
             .map_err(|e| match e.kind() {
@@ -165,6 +207,7 @@ impl Client {
                     source: e,
                 },
             })?;
+        check_peer(&stream, socket)?;
         let (read, write) = stream.into_split();
         let mut reader = ClientReader {
             frames: FramedRead::new(read, LinesCodec::new_with_max_length(MAX_FRAME)),
@@ -179,7 +222,15 @@ impl Client {
         // written: read its answer whether or not the write went through. One that is
         // shutting down closes without a word: that is "not running".
         let _ = writer.send(hello).await;
-        match reader.recv().await {
+        let answer = tokio::time::timeout(HELLO_TIMEOUT, reader.recv())
+            .await
+            .map_err(|_| ClientError::NoAnswer {
+                socket: socket.to_path_buf(),
+                what: "accepted the connection but did not say hello".into(),
+                limit: HELLO_TIMEOUT,
+                log: paths.log_dir(),
+            })?;
+        match answer {
             Ok(Some(ServerMessage::Hello {
                 protocol,
                 version,
@@ -193,6 +244,8 @@ impl Client {
                     protocol,
                     pid,
                 },
+                socket: socket.to_path_buf(),
+                log_dir: paths.log_dir(),
             }),
             Ok(Some(ServerMessage::Error {
                 code: ErrorCode::Forbidden | ErrorCode::Busy,
@@ -239,6 +292,26 @@ impl Client {
     pub async fn call_with(
         &mut self,
         request: Request,
+        on_event: impl FnMut(ServerMessage),
+    ) -> Result<ServerMessage, ClientError> {
+        let Some(limit) = reply_timeout(&request) else {
+            return self.call_unbounded(request, on_event).await;
+        };
+        let what = format!("did not answer `{}`", request_name(&request));
+        match tokio::time::timeout(limit, self.call_unbounded(request, on_event)).await {
+            Ok(reply) => reply,
+            Err(_) => Err(ClientError::NoAnswer {
+                socket: self.socket.clone(),
+                what,
+                limit,
+                log: self.log_dir.clone(),
+            }),
+        }
+    }
+
+    async fn call_unbounded(
+        &mut self,
+        request: Request,
         mut on_event: impl FnMut(ServerMessage),
     ) -> Result<ServerMessage, ClientError> {
         let id = self.send(request).await?;
@@ -277,6 +350,50 @@ impl Client {
     pub fn into_split(self) -> (ClientReader, ClientWriter) {
         (self.reader, self.writer)
     }
+}
+
+/// How long a client waits for the reply to `request`; `None`: as long as it takes. An
+/// `acquire` waits, by design, for the daemon's running stage to finish, however long the
+/// build takes (the job has its own timeout); a caller that must not wait forever bounds it.
+pub fn reply_timeout(request: &Request) -> Option<Duration> {
+    match request {
+        Request::Acquire { .. } => None,
+        Request::Register { .. }
+        | Request::CacheList
+        | Request::CacheGc
+        | Request::CacheClear { .. } => Some(SLOW_REPLY),
+        _ => Some(QUICK_REPLY),
+    }
+}
+
+/// A request's `type` on the wire, for messages.
+fn request_name(request: &Request) -> String {
+    serde_json::to_value(request)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "the request".to_owned())
+}
+
+/// Refuses a socket served by a process of another uid, before anything is read from it: a
+/// socket in a dir that passed the checks should be the user's own daemon, and this holds
+/// even when it is not (a dir loosened after the check, a link to elsewhere).
+fn check_peer(stream: &UnixStream, socket: &Path) -> Result<(), ClientError> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let owner = stream
+        .peer_cred()
+        .map_err(|source| ClientError::Unreachable {
+            socket: socket.to_path_buf(),
+            source,
+        })?
+        .uid();
+    if owner != uid {
+        return Err(ClientError::ForeignDaemon {
+            socket: socket.to_path_buf(),
+            owner,
+            uid,
+        });
+    }
+    Ok(())
 }
 
 /// Starts `buildd daemon` detached from this process: its own session, no terminal, stderr

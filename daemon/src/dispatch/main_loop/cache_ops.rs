@@ -29,6 +29,12 @@ pub(crate) enum ToolsEvent {
         load: u64,
         result: Result<Option<SeedStatus>, String>,
     },
+    /// An existing key dir was checked and its records written.
+    Prepared {
+        root: PathBuf,
+        load: u64,
+        result: Result<(), String>,
+    },
     AfterJob {
         root: PathBuf,
         job_ms: u64,
@@ -153,6 +159,32 @@ impl Dispatcher {
         });
     }
 
+    /// The key dir of `root` exists: check that it is private and write its records, in the
+    /// background (a file system that hangs must not stall the dispatcher). As while seeding,
+    /// the workspace counts as loading meanwhile, so that no job and no user command uses a
+    /// dir that turns out to be refused.
+    pub(super) fn start_prepare(&mut self, root: &Path) {
+        let load_id = self.next_id;
+        self.next_id += 1;
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
+        let Some(key) = ws.key.clone() else {
+            return;
+        };
+        ws.loading = Some(load_id);
+        let tx = self.tx.clone();
+        let root = root.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let result = prepare_target_dir(&key, &root);
+            let _ = tx.send(Event::Tools(ToolsEvent::Prepared {
+                root,
+                load: load_id,
+                result,
+            }));
+        });
+    }
+
     /// Decides the tools' environment for a workspace whose key is known.
     pub(super) fn configure_tools(&mut self, root: &Path) {
         let Some(ws) = self.workspaces.get_mut(root) else {
@@ -186,7 +218,7 @@ impl Dispatcher {
             ws.tools.sccache_before = before;
             ws.tools.out_of_space = false;
             if let Some(key) = &ws.key {
-                cache::touch_used(&key.target_dir);
+                touch_used_off_loop(&key.target_dir);
                 if ws.tools.capturing {
                     let _ = std::fs::create_dir_all(tools::capture_dir(&key.target_dir));
                 }
@@ -324,6 +356,22 @@ impl Dispatcher {
                 }
                 if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
                     scan_target_dir(tx, &root, &key.target_dir, graph, false);
+                }
+            }
+            ToolsEvent::Prepared { root, load, result } => {
+                let Some(ws) = self.workspaces.get_mut(&root) else {
+                    return;
+                };
+                if ws.loading != Some(load) {
+                    return;
+                }
+                ws.loading = None;
+                if let Err(e) = result {
+                    tracing::warn!(root = %root.display(), "cannot build: {e}");
+                    ws.error = Some(match ws.error.take() {
+                        Some(earlier) => format!("{earlier}\n{e}"),
+                        None => e,
+                    });
                 }
             }
             ToolsEvent::AfterJob {
@@ -521,6 +569,13 @@ impl Dispatcher {
             .map(|a| key::workspace_dir(&targets, a))
             .find(|d| d.is_dir())
     }
+}
+
+/// Stamps a dir as used (see `cache::touch_used`) from a blocking thread: the dispatcher never
+/// waits on a file system.
+pub(super) fn touch_used_off_loop(dir: &Path) {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || cache::touch_used(&dir));
 }
 
 /// Totals from a report, carrying the daemon's count of evictions.

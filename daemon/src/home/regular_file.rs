@@ -1,0 +1,132 @@
+//! Reading the small files buildd reads its settings from (`config.toml`, `buildd.toml`) so
+//! that an odd file cannot stall the reader: only a regular file is read; it is opened
+//! without blocking (opening a FIFO for reading waits for a writer, forever if none comes)
+//! and checked again on the opened descriptor, since what is opened may have been swapped
+//! for something else after the first look; and its size is capped.
+//!
+//! This module does not decide who may own a file: `paths::check_private_file` does, on the
+//! metadata returned here. Reading still blocks on a slow file system: callers run it off the
+//! async workers.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Settings files are a few lines; a megabyte is a mistake, not a configuration.
+pub(crate) const MAX_SETTINGS_FILE: u64 = 1024 * 1024;
+
+/// The text of the regular file at `path` and its metadata as opened, or `None` when there
+/// is no file. Errors name the path and say what to do.
+pub(crate) fn read(path: &Path, max: u64) -> Result<Option<(String, fs::Metadata)>, String> {
+    let failed = |e: io::Error| format!("failed to read {}: {e}", path.display());
+    // A device is refused before it is opened: opening one can have effects of its own.
+    match fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(failed(e)),
+        Ok(meta) => check_regular(path, &meta)?,
+    }
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(failed(e)),
+        Ok(file) => file,
+    };
+    let meta = file.metadata().map_err(failed)?;
+    check_regular(path, &meta)?;
+    let too_large = || {
+        format!(
+            "{} is larger than {} KiB, too large for a settings file: check that it is the \
+             file you meant",
+            path.display(),
+            max / 1024
+        )
+    };
+    if meta.len() > max {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes).map_err(failed)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large());
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| format!("{} is not UTF-8 text: {e}", path.display()))?;
+    Ok(Some((text, meta)))
+}
+
+/// Refuses anything but a regular file, saying what it is instead.
+pub(crate) fn check_regular(path: &Path, meta: &fs::Metadata) -> Result<(), String> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} is {}, not a regular file: replace it with a regular file or remove it",
+        path.display(),
+        kind(meta.file_type())
+    ))
+}
+
+/// Checks, without opening it, that whatever is at `path` is a regular file, if anything
+/// is: for files other programs (cargo, rustup) read, which would hang on a FIFO.
+pub(crate) fn check_regular_if_present(path: &Path) -> Result<(), String> {
+    match fs::metadata(path) {
+        Ok(meta) => check_regular(path, &meta),
+        Err(_) => Ok(()),
+    }
+}
+
+/// What a file type is, for messages.
+pub(crate) fn kind(file_type: fs::FileType) -> &'static str {
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_file() {
+        "a regular file"
+    } else if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("buildd.toml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let err = read(&fifo, MAX_SETTINGS_FILE).unwrap_err();
+        assert!(err.contains("buildd.toml is a FIFO"), "{err}");
+        assert!(check_regular_if_present(&fifo).is_err());
+        let err = read(Path::new("/dev/null"), MAX_SETTINGS_FILE).unwrap_err();
+        assert!(err.contains("character device"), "{err}");
+    }
+
+    #[test]
+    fn files_are_read_missing_ones_are_none_and_large_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        assert!(read(&file, 16).unwrap().is_none());
+        assert!(check_regular_if_present(&file).is_ok());
+        fs::write(&file, "x = 1\n").unwrap();
+        assert_eq!(read(&file, 16).unwrap().unwrap().0, "x = 1\n");
+        fs::write(&file, "x".repeat(17)).unwrap();
+        assert!(read(&file, 16).unwrap_err().contains("too large"));
+        fs::write(&file, [0xff, 0xfe]).unwrap();
+        assert!(read(&file, 16).unwrap_err().contains("UTF-8"));
+    }
+}
