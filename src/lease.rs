@@ -44,6 +44,7 @@ impl Lease {
                 Request::Acquire {
                     root: workspace.root.clone(),
                     args: args.to_vec(),
+                    holder: Some(holder(args)),
                 },
                 |message| progress.update(&message),
             )
@@ -79,6 +80,15 @@ impl Lease {
         }
         command
     }
+}
+
+/// How status names this command while the lease holds the daemon's jobs back.
+fn holder(args: &[String]) -> String {
+    let subcommand = args
+        .iter()
+        .find(|a| !a.starts_with('-') && !a.starts_with('+'))
+        .map_or("cargo", String::as_str);
+    format!("a `buildd cargo {subcommand}` (pid {})", std::process::id())
 }
 
 /// What the user sees while the daemon's job finishes: a spinner naming the crate on a

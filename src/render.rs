@@ -59,6 +59,9 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
     let _ = writeln!(out, "{}: {state}", ws.root.display());
+    if let Some(what) = &ws.waiting_for {
+        let _ = writeln!(out, "  waiting for: {what}");
+    }
     if let Some(error) = &ws.error {
         for line in error.lines() {
             let _ = writeln!(out, "  error: {line}");

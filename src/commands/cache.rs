@@ -88,6 +88,7 @@ async fn lease(
             Request::Acquire {
                 root: workspace.root.clone(),
                 args: args.iter().map(|a| a.to_string()).collect(),
+                holder: Some(format!("`buildd cache` (pid {})", std::process::id())),
             },
             |_| {
                 if !announced {

@@ -25,32 +25,30 @@ pub(crate) async fn run(
                 root: Some(root.clone()),
             })
             .await?;
-        let mut state = match client
-            .call(Request::Status {
-                root: Some(root.clone()),
-            })
-            .await?
-        {
-            ServerMessage::Status { status, .. } => status
-                .workspaces
-                .first()
-                .map(|w| w.state)
-                .ok_or_else(|| anyhow!("the daemon does not know {}", root.display()))?,
-            other => bail!("unexpected reply to status: {other:?}"),
-        };
+        let mut state = WorkspaceState::Queued;
+        let mut said = None;
+        // The first pass asks for the state; later ones when nothing came for a while.
+        let mut ask = true;
         loop {
+            if ask {
+                (state, said) = waiting_for(&mut client, &root, said).await?;
+            }
             match state {
                 WorkspaceState::Queued | WorkspaceState::Running => {}
                 done => break Ok::<_, anyhow::Error>((client, root, done)),
             }
-            match client.recv().await? {
-                Some(ServerMessage::Event { event }) => {
-                    if let EventKind::State { state: new, .. } = event.kind {
-                        state = new;
+            ask = false;
+            match tokio::time::timeout(QUIET, client.recv()).await {
+                Err(_) => ask = state == WorkspaceState::Queued,
+                Ok(message) => match message? {
+                    Some(ServerMessage::Event { event }) => {
+                        if let EventKind::State { state: new, .. } = event.kind {
+                            state = new;
+                        }
                     }
-                }
-                Some(_) => {}
-                None => bail!("the daemon closed the connection"),
+                    Some(_) => {}
+                    None => bail!("the daemon closed the connection"),
+                },
             }
         }
     };
@@ -71,4 +69,35 @@ pub(crate) async fn run(
         WorkspaceState::Error => exit::WORKSPACE_ERROR,
         _ => exit::FAILURE,
     })
+}
+
+/// How long `wait` goes without news before it asks what a queued job waits for.
+const QUIET: Duration = Duration::from_secs(1);
+
+/// The workspace's state now, and what its queued job waits for, printed when it is news
+/// (`said`: what was printed last).
+async fn waiting_for(
+    client: &mut buildd_daemon::client::Client,
+    root: &std::path::Path,
+    said: Option<String>,
+) -> anyhow::Result<(WorkspaceState, Option<String>)> {
+    // The reply is newer than any event that arrives before it.
+    let reply = client
+        .call(Request::Status {
+            root: Some(root.to_path_buf()),
+        })
+        .await?;
+    let ServerMessage::Status { status, .. } = reply else {
+        bail!("unexpected reply to status: {reply:?}");
+    };
+    let ws = status
+        .workspaces
+        .first()
+        .ok_or_else(|| anyhow!("the daemon does not know {}", root.display()))?;
+    if let Some(what) = &ws.waiting_for
+        && said.as_ref() != Some(what)
+    {
+        errln!("buildd: the job waits: {what}");
+    }
+    Ok((ws.state, ws.waiting_for.clone().or(said)))
 }

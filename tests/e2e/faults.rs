@@ -322,3 +322,64 @@ fn a_symlink_loop_inside_a_workspace_is_harmless() {
             .any(|p| p == "util")
     );
 }
+
+#[test]
+fn a_queued_job_says_what_it_waits_for_and_waits_for_a_killed_clients_cargo() {
+    let world = World::new();
+    let ws = world.workspace("slow", "ws");
+    // A debounce long enough for the lease below to be asked for within it.
+    std::fs::write(ws.join("buildd.toml"), "debounce_ms = 5000\n").unwrap();
+    world.ok(&ws, &["wait"]);
+    let home = world.home();
+    let started = world.workspace_status(&ws).unwrap()["jobs_started"]
+        .as_u64()
+        .unwrap();
+
+    // The edit queues a job; the user's cargo gets the dir first and blocks in the script.
+    let flag = world.dir.path().join("hold");
+    procs::block_slow_build(&ws, &flag);
+    let mut client = world.spawn(&ws, &["cargo", "test", "--no-run"]);
+    wait_until("the user's build script to block", || {
+        !procs::build_scripts(&home).is_empty()
+    });
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(status["state"], "queued", "{status:#}");
+    let waiting = status["waiting_for"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        waiting.contains(&format!("`buildd cargo test` (pid {})", client.child.id()))
+            && waiting.contains("holds the warm dir"),
+        "{status:#}"
+    );
+
+    // `kill -9` of the client ends the lease, but its cargo builds on: no job starts.
+    sigkill(client.child.id());
+    let _ = client.child.wait();
+    wait_until("status to name the foreign cargo", || {
+        world.workspace_status(&ws).unwrap()["waiting_for"]
+            .as_str()
+            .is_some_and(|w| w.contains("a cargo outside buildd holds the lock of"))
+    });
+    let status = world.workspace_status(&ws).unwrap();
+    assert!(status["current_job"].is_null(), "{status:#}");
+    assert_eq!(status["jobs_started"].as_u64(), Some(started), "{status:#}");
+    let text = String::from_utf8(world.cmd(&ws, &["status"]).output().unwrap().stdout).unwrap();
+    assert!(
+        text.contains("waiting for: a cargo outside buildd"),
+        "{text}"
+    );
+
+    // Once that cargo finishes, the job runs.
+    std::fs::remove_file(&flag).unwrap();
+    world.ok(&ws, &["wait"]);
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert!(status["waiting_for"].is_null(), "{status:#}");
+    assert_eq!(
+        status["jobs_started"].as_u64(),
+        Some(started + 1),
+        "{status:#}"
+    );
+}

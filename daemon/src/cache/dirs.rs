@@ -177,6 +177,21 @@ fn try_lock_all(dir: &Path) -> Option<Vec<Flock<fs::File>>> {
     Some(held)
 }
 
+/// The first cargo lock in the dir that some process holds now (none when all are free),
+/// found without waiting and without keeping any.
+pub(crate) fn held_lock(dir: &Path) -> Option<PathBuf> {
+    read_dirs(dir)
+        .into_iter()
+        .map(|profile| profile.join(".cargo-lock"))
+        .find(|lock| {
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(lock)
+                .is_ok_and(|file| Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err())
+        })
+}
+
 /// Free bytes for an unprivileged user on the file system holding `path`.
 pub(crate) fn free_space(path: &Path) -> Option<u64> {
     let stat = nix::sys::statvfs::statvfs(path).ok()?;

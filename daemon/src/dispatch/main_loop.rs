@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 mod cache_ops;
+mod lock_check;
 
 pub(crate) use cache_ops::ToolsEvent;
 
@@ -85,6 +86,11 @@ pub(crate) enum Event {
     },
     /// Seeding, after-job work of the tools, cache requests: see `cache_ops.rs`.
     Tools(ToolsEvent),
+    /// The check of cargo's locks before a job: the lock a cargo outside buildd holds.
+    LocksChecked {
+        root: PathBuf,
+        held: Option<PathBuf>,
+    },
     /// SIGTERM or SIGINT.
     Terminate,
 }
@@ -233,6 +239,7 @@ impl Dispatcher {
                 }
             }
             Event::Tools(event) => self.tools_event(event),
+            Event::LocksChecked { root, held } => self.locks_checked(&root, held),
             Event::Terminate => return true,
         }
         false
@@ -248,7 +255,7 @@ impl Dispatcher {
                 Ok(status) => ServerMessage::Status { id, status },
                 Err(e) => e.reply(id),
             },
-            Request::Acquire { root, args } => match self.workspace_of(&root) {
+            Request::Acquire { root, args, holder } => match self.workspace_of(&root) {
                 Ok(root) => {
                     let ws = self.workspaces.get_mut(&root).expect("found above");
                     ws.waiting_acquire.push(PendingAcquire {
@@ -257,6 +264,7 @@ impl Dispatcher {
                         reply,
                         since: Instant::now(),
                         needed: plan::needed_stages(&args),
+                        holder: lock_check::holder(holder),
                     });
                     self.update_gate(&root);
                     return false;
@@ -565,7 +573,7 @@ impl Dispatcher {
         let Some(ws) = self.workspaces.get_mut(root) else {
             return;
         };
-        if ws.job.is_some() || ws.loading.is_some() {
+        if ws.job.is_some() || ws.loading.is_some() || ws.checking_locks {
             return;
         }
         let step = ws.schedule.step(now);
@@ -576,7 +584,11 @@ impl Dispatcher {
         match step {
             Step::Load => self.start_load(root),
             Step::Build if ws.error.is_none() && ws.key.is_some() && ws.leases.is_empty() => {
-                self.start_job(root)
+                if std::mem::take(&mut ws.locks_free) {
+                    self.start_job(root)
+                } else {
+                    self.check_locks(root)
+                }
             }
             _ => {}
         }
@@ -1143,7 +1155,9 @@ fn grant_acquires(ws: &mut Workspace) {
     let env = key::cargo_env(&key.target_dir, &ws.tools.env);
     cache_ops::touch_used_off_loop(&key.target_dir);
     for waiting in ws.waiting_acquire.drain(..) {
-        ws.leases.insert(waiting.conn);
+        ws.leases.insert(waiting.conn, waiting.holder);
+        // What the lock check found may change while the lease runs.
+        ws.locks_free = false;
         let _ = waiting.reply.try_send(ServerMessage::Acquired {
             id: waiting.id,
             env_set: env.set.clone(),

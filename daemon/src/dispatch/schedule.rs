@@ -145,6 +145,14 @@ impl Schedule {
         self.deadline = None;
     }
 
+    /// The owed job could not start yet (a cargo outside buildd holds the dir's lock): try
+    /// again at `at`.
+    pub(crate) fn retry(&mut self, at: Instant) {
+        if self.owed {
+            self.deadline = Some(self.deadline.map_or(at, |d| d.max(at)));
+        }
+    }
+
     /// A client cancelled: nothing is owed any more, not even the changes seen so far.
     pub(crate) fn cancel(&mut self) {
         self.owed = false;

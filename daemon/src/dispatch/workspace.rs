@@ -3,7 +3,7 @@
 //!
 //! The dispatcher alone mutates a [`Workspace`]; this module only derives views of it.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,8 @@ pub(crate) struct PendingAcquire {
     pub(crate) since: Instant,
     /// The stages the user's command needs; `None`: any.
     pub(crate) needed: Option<Vec<Stage>>,
+    /// What the command is, for status while the lease holds jobs back.
+    pub(crate) holder: String,
 }
 
 pub(crate) struct Workspace {
@@ -96,14 +98,21 @@ pub(crate) struct Workspace {
     pub(crate) last_units: Option<u64>,
     pub(crate) diagnostics: DiagnosticStore,
     pub(crate) target_dir_size: Option<u64>,
-    /// Clients running their own cargo on the isolated dir; no job starts while any do.
-    pub(crate) leases: HashSet<ConnId>,
+    /// Clients running their own cargo on the isolated dir, and what each runs; no job
+    /// starts while any do.
+    pub(crate) leases: HashMap<ConnId, String>,
     pub(crate) waiting_acquire: Vec<PendingAcquire>,
     pub(crate) waiting_register: Vec<(u64, Reply)>,
     /// The state last announced to subscribers.
     pub(crate) announced: Option<WorkspaceState>,
     /// The linker wrapper, sccache and the seed of the isolated dir.
     pub(crate) tools: crate::dispatch::tools::WorkspaceTools,
+    /// A check of cargo's locks in the dir runs before the owed job starts.
+    pub(crate) checking_locks: bool,
+    /// The check found them free: the owed job may start.
+    pub(crate) locks_free: bool,
+    /// The lock a cargo outside buildd held at the last check.
+    pub(crate) foreign_lock: Option<PathBuf>,
 }
 
 impl Workspace {
@@ -136,11 +145,14 @@ impl Workspace {
             last_units: None,
             diagnostics: DiagnosticStore::default(),
             target_dir_size: None,
-            leases: HashSet::new(),
+            leases: HashMap::new(),
             waiting_acquire: Vec::new(),
             waiting_register: Vec::new(),
             announced: None,
             tools: Default::default(),
+            checking_locks: false,
+            locks_free: false,
+            foreign_lock: None,
         }
     }
 
@@ -192,7 +204,25 @@ impl Workspace {
             seed: self.tools.seed.clone(),
             linker: self.tools.linker.clone(),
             sccache: self.tools.sccache.clone(),
+            waiting_for: self.waiting_for(),
         }
+    }
+
+    /// What holds back the owed job, besides the debounce.
+    fn waiting_for(&self) -> Option<String> {
+        if self.job.is_some() || self.loading.is_some() || !self.schedule.owes_job() {
+            return None;
+        }
+        if let Some(holder) = self.leases.values().next() {
+            return Some(format!("{holder} holds the warm dir"));
+        }
+        self.foreign_lock.as_ref().map(|lock| {
+            let dir = lock.parent().unwrap_or(lock);
+            format!(
+                "a cargo outside buildd holds the lock of {}; the job starts when it finishes",
+                dir.display()
+            )
+        })
     }
 
     /// The settings in force: the client's over the files', over the defaults.

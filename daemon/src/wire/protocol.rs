@@ -87,6 +87,10 @@ pub enum Request {
         /// means the command may need any stage.
         #[serde(default)]
         args: Vec<String>,
+        /// What holds the lease, for the status of jobs that wait for it (`` `buildd cargo
+        /// build` (pid 42) ``). The daemon keeps at most 200 characters.
+        #[serde(default)]
+        holder: Option<String>,
     },
     Release {
         root: PathBuf,
@@ -409,6 +413,10 @@ pub struct WorkspaceStatus {
     /// Whether the workspace's jobs use buildd's sccache, and what it did in the last job.
     #[serde(default)]
     pub sccache: Option<WorkspaceSccache>,
+    /// What a queued job waits for, when something other than the debounce holds it back: a
+    /// user's `buildd cargo` holding the warm dir, or a cargo outside buildd holding its lock.
+    #[serde(default)]
+    pub waiting_for: Option<String>,
 }
 
 /// The environment changes that point cargo at a key's isolated dir and buildd's tools.

@@ -330,4 +330,9 @@ seed: SeedStatus | null, linker: LinkerStatus | null,
 /**
  * Whether the workspace's jobs use buildd's sccache, and what it did in the last job.
  */
-sccache: WorkspaceSccache | null, };
+sccache: WorkspaceSccache | null, 
+/**
+ * What a queued job waits for, when something other than the debounce holds it back: a
+ * user's `buildd cargo` holding the warm dir, or a cargo outside buildd holding its lock.
+ */
+waiting_for: string | null, };
