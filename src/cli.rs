@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand};
     about = "Keeps cargo workspaces warm: a background daemon builds what you edit, so \
              `buildd cargo build` and `buildd cargo test` find nothing left to compile",
     after_help = "Exit codes: 0 success; 1 failure (a failed job for `wait`); 2 usage; \
-                  3 not a cargo workspace; 4 daemon unreachable; 5 refused by the daemon; \
+                  3 not a cargo workspace; 4 daemon unreachable or not answering; 5 refused (by the daemon, \
+                  or a home or socket of another user); \
                   6 the workspace is in the error state. `buildd cargo` exits with cargo's code."
 )]
 pub(crate) struct Cli {

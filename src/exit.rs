@@ -22,12 +22,15 @@ pub(crate) fn for_error(error: &anyhow::Error) -> i32 {
             code: ErrorCode::NotAWorkspace | ErrorCode::NotRegistered,
             ..
         }) => NOT_A_WORKSPACE,
-        Some(ClientError::Refused(_)) | Some(ClientError::Paths(_)) => REFUSED,
+        Some(
+            ClientError::Refused(_) | ClientError::Paths(_) | ClientError::ForeignDaemon { .. },
+        ) => REFUSED,
         Some(
             ClientError::NotRunning { .. }
             | ClientError::Unreachable { .. }
             | ClientError::StartTimeout { .. }
             | ClientError::Start(_)
+            | ClientError::NoAnswer { .. }
             | ClientError::Io(_),
         ) => UNREACHABLE,
         _ => FAILURE,
