@@ -460,7 +460,7 @@ fn cache_a_full_disk_is_reported_and_the_daemon_keeps_serving() {
     let ws = world.workspace("basic", "ws");
     let _mounted = Mounted::new(
         &world,
-        &["-t", "tmpfs", "-o", "size=3m"],
+        &["-t", "tmpfs", "-o", "size=3m,mode=0700"],
         Path::new("tmpfs"),
     );
 

@@ -383,3 +383,65 @@ fn a_queued_job_says_what_it_waits_for_and_waits_for_a_killed_clients_cargo() {
         "{status:#}"
     );
 }
+
+/// `buildd cargo run` holds the warm dir for the build only: while the program runs (here it
+/// waits on a flag file), an edit's job runs and `buildd wait` returns; the program then
+/// ends as it would under plain `cargo run`, with its output and its arguments.
+#[test]
+fn a_running_buildd_cargo_run_program_does_not_hold_back_the_daemons_jobs() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    std::fs::write(
+        ws.join("app/src/main.rs"),
+        r#"fn main() {
+    if let Some(flag) = std::env::args().nth(1) {
+        std::fs::write(format!("{flag}.running"), "").unwrap();
+        while std::path::Path::new(&flag).exists() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    println!("{}", core_lib::greeting("buildd"));
+}
+"#,
+    )
+    .unwrap();
+    world.ok(&ws, &["wait"]);
+    let flag = world.dir.path().join("hold");
+    std::fs::write(&flag, "").unwrap();
+    let running = world.dir.path().join("hold.running");
+    let mut client = world.spawn(
+        &ws,
+        &[
+            "cargo",
+            "run",
+            "-q",
+            "-p",
+            "app",
+            "--",
+            flag.to_str().unwrap(),
+        ],
+    );
+    wait_until("the program to run", || running.exists());
+    let before = world.last_job_id(&ws);
+
+    edit(&ws.join("core-lib/src/lib.rs"), "hello, ", "hi, ");
+    let status = world.wait_for(
+        &ws,
+        "the edit's job to finish while the program runs",
+        |s| s["last_job"]["id"].as_u64().unwrap_or(0) > before && s["state"] == "idle",
+    );
+    assert_eq!(status["last_job"]["result"], "success", "{status:#}");
+    assert!(status["waiting_for"].is_null(), "{status:#}");
+    world.ok(&ws, &["wait"]);
+    assert!(
+        client.child.try_wait().unwrap().is_none(),
+        "the program still runs: {:?}",
+        client.lines()
+    );
+
+    std::fs::remove_file(&flag).unwrap();
+    let exit = client.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}: {:?}", client.lines());
+    // The program was built before the edit: it greets the old way.
+    client.wait_line("the program's greeting", |l| l == "hello, buildd!");
+}
