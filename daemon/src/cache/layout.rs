@@ -12,3 +12,6 @@ pub(crate) const STATE_DIR: &str = ".buildd";
 pub(crate) const USED_FILE: &str = "used";
 /// In [`STATE_DIR`]: the workspace root the dir was built for.
 pub(crate) const WORKSPACE_FILE: &str = "workspace";
+
+/// Entries of the dir live under this prefix in an exported archive.
+pub(crate) const ARCHIVE_PREFIX: &str = "target";

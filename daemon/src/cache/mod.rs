@@ -5,3 +5,4 @@ pub mod archive;
 pub(crate) mod dirs;
 pub(crate) mod layout;
 pub(crate) mod seed;
+pub(crate) mod unpack;

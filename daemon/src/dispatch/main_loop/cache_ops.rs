@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Dispatcher, Event, error, prepare_target_dir, scan_target_dir};
+use super::loads::{prepare_target_dir, scan_target_dir};
+use super::{Dispatcher, Event, error};
 use crate::cache::dirs as cache;
 use crate::cache::seed;
 use crate::dispatch::tools::{self, AfterJob};

@@ -1,0 +1,309 @@
+//! Starting a job from the schedule, following its facts, and the gate a waiting user
+//! command opens between stages.
+
+use super::loads::scan_target_dir;
+// One module split by concern: the parts share the dispatcher's imports and items.
+use super::*;
+
+impl Dispatcher {
+    pub(super) fn start_job(&mut self, root: &Path) {
+        let debounce = self.config.debounce;
+        let ws = self.workspaces.get_mut(root).expect("caller checked");
+        let resolved = ws.resolved(debounce);
+        let Owed { full, files } = ws.schedule.take(ws.graph.is_none());
+        let members = ws.graph.as_ref().map(Graph::members).unwrap_or_default();
+        let predicted = match &ws.graph {
+            Some(graph) if !full => Some(graph.predict(&files, &ws.depinfo).affected),
+            _ => None,
+        };
+        ws.last_change = Some(LastChange {
+            files: files.iter().cloned().collect(),
+            predicted: predicted
+                .as_ref()
+                .unwrap_or(&members)
+                .iter()
+                .cloned()
+                .collect(),
+            full,
+        });
+        if predicted.as_ref().is_some_and(BTreeSet::is_empty) {
+            tracing::debug!(root = %root.display(), "nothing to build for the pending changes");
+            return;
+        }
+        let focus = ws.focus.take();
+        let focus_alone = match (&ws.graph, &focus, &predicted) {
+            (Some(graph), Some(focus), Some(predicted)) => {
+                predicted.is_subset(&graph.affected_by(focus))
+            }
+            _ => true,
+        };
+        let job_plan = plan::plan(
+            &resolved.stages,
+            predicted.as_ref(),
+            focus.as_deref(),
+            focus_alone,
+        );
+        let stage_names = resolved.stages.clone();
+        let key = ws.key.as_ref().expect("caller checked");
+        let gate: Gate = Arc::new(Mutex::new(None));
+        let sccache = self
+            .tools
+            .sccache()
+            .filter(|_| ws.tools.sccache.as_ref().is_some_and(|s| s.enabled));
+        let spec = JobSpec {
+            root: root.to_path_buf(),
+            stages: job_plan.stages,
+            env: Arc::new(ws.env.clone()),
+            cargo_env: Arc::new(key::cargo_env(&key.target_dir, &ws.tools.env)),
+            jobs: resolved.jobs,
+            nice: resolved.nice,
+            gate: gate.clone(),
+            timeout: resolved.job_timeout,
+            orphans: self.orphans.clone(),
+        };
+        let job_id = self.next_id;
+        self.next_id += 1;
+        let cancel = CancellationToken::new();
+        let started_at = std::time::SystemTime::now();
+        let tx = self.tx.clone();
+        let job_root = root.to_path_buf();
+        let token = cancel.clone();
+        self.job_starting(root);
+        let handle = tokio::spawn(async move {
+            if let Some(sccache) = sccache
+                && let Err(e) = sccache.ensure_running().await
+            {
+                tracing::warn!("{e}");
+            }
+            job::run(spec, token, |event| {
+                let _ = tx.send(Event::Job {
+                    root: job_root.clone(),
+                    job: job_id,
+                    event,
+                });
+            })
+            .await;
+        });
+        tracing::info!(
+            root = %root.display(),
+            job = job_id,
+            changed = files.len(),
+            predicted = ?predicted,
+            "job started"
+        );
+        let ws = self.workspaces.get_mut(root).expect("caller checked");
+        ws.jobs_started += 1;
+        let expected_units = ws.last_units;
+        ws.job = Some(RunningJob {
+            id: job_id,
+            stage: None,
+            gate,
+            files,
+            full,
+            predicted,
+            rebuilt: BTreeSet::new(),
+            forget: false,
+            yielding: false,
+            started_at,
+            stages: stage_names.clone(),
+            cancel,
+            handle,
+            units_done: 0,
+            units_compiled: 0,
+        });
+        self.broadcast(
+            root,
+            EventKind::JobStarted {
+                job: job_id,
+                stages: stage_names,
+                expected_units,
+            },
+        );
+        self.announce(root);
+    }
+
+    pub(super) fn job_event(&mut self, root: &Path, job_id: u64, event: JobEvent) {
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
+        let Some(job) = ws.job.as_mut().filter(|j| j.id == job_id) else {
+            return;
+        };
+        let kind = match event {
+            JobEvent::StageStarted { stage } => {
+                job.stage = Some(stage);
+                EventKind::StageStarted { job: job_id, stage }
+            }
+            JobEvent::Unit {
+                stage,
+                package,
+                target,
+                fresh,
+            } => {
+                job.units_done += 1;
+                if !fresh {
+                    job.units_compiled += 1;
+                    job.rebuilt.insert(package.clone());
+                }
+                EventKind::UnitFinished {
+                    job: job_id,
+                    stage,
+                    package,
+                    target,
+                    fresh,
+                    done: job.units_done,
+                }
+            }
+            JobEvent::Diagnostic(diagnostic) => {
+                crate::dispatch::tools::note_diagnostic(&mut ws.tools, &diagnostic);
+                if !ws.diagnostics.add(job_id, &diagnostic) {
+                    return;
+                }
+                EventKind::Diagnostic {
+                    job: job_id,
+                    diagnostic,
+                }
+            }
+            JobEvent::Finished(outcome) => {
+                let job = ws.job.take().expect("matched above");
+                let mut result = outcome.result;
+                if job.yielding && result == JobResult::Cancelled {
+                    result = JobResult::Yielded;
+                }
+                let cleared = match result {
+                    JobResult::Cancelled | JobResult::Yielded => {
+                        // The changes it covered are still to be built.
+                        if !job.forget {
+                            ws.schedule.give_back(Owed {
+                                full: job.full,
+                                files: job.files,
+                            });
+                        }
+                        Vec::new()
+                    }
+                    JobResult::Success | JobResult::Failed => ws.diagnostics.finish(job_id),
+                };
+                if result == JobResult::Success
+                    && let (Some(predicted), Some(graph)) = (&job.predicted, &ws.graph)
+                {
+                    let members = graph.members();
+                    let rebuilt: BTreeSet<String> =
+                        job.rebuilt.intersection(&members).cloned().collect();
+                    ws.stats.add(predicted, &rebuilt);
+                }
+                let mut failure = outcome.failure;
+                if result == JobResult::Failed
+                    && let Some(key) = &ws.key
+                    && let Some(full) =
+                        disk_full(&key.target_dir, failure.as_deref(), &ws.diagnostics)
+                {
+                    tracing::warn!(root = %root.display(), "{full}");
+                    // The cache's after-job work reports it in status and to editors.
+                    ws.tools.out_of_space = true;
+                    failure = Some(full);
+                }
+                let summary = JobSummary {
+                    id: job_id,
+                    stages: job.stages,
+                    result,
+                    duration_ms: outcome.duration.as_millis() as u64,
+                    units_compiled: job.units_compiled,
+                    errors: ws.diagnostics.count(Severity::Error),
+                    warnings: ws.diagnostics.count(Severity::Warning),
+                    rebuilt: job.rebuilt.into_iter().collect(),
+                    failure,
+                };
+                tracing::info!(
+                    root = %root.display(),
+                    job = job_id,
+                    result = ?summary.result,
+                    ms = summary.duration_ms,
+                    compiled = summary.units_compiled,
+                    rebuilt = ?summary.rebuilt,
+                    "job finished"
+                );
+                if matches!(result, JobResult::Success | JobResult::Failed) {
+                    ws.last_units = Some(job.units_done);
+                }
+                ws.last_job = Some(summary.clone());
+                if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
+                    scan_target_dir(self.tx.clone(), root, &key.target_dir, graph, true);
+                }
+                if matches!(result, JobResult::Success | JobResult::Failed) {
+                    self.job_finished_tools(root, &summary, job.units_done);
+                }
+                EventKind::JobFinished {
+                    job: job_id,
+                    summary,
+                    cleared,
+                }
+            }
+        };
+        self.broadcast(root, kind);
+    }
+
+    /// Tells a running job which stages the user commands waiting for the dir need, and
+    /// cancels it at once when the stage it runs is not among them.
+    pub(super) fn update_gate(&mut self, root: &Path) {
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
+        let Some(job) = &mut ws.job else {
+            return;
+        };
+        let needed: Option<Vec<Stage>> = if ws.waiting_acquire.is_empty() {
+            None
+        } else {
+            // Any command that may need every stage makes every stage needed.
+            ws.waiting_acquire
+                .iter()
+                .map(|w| w.needed.clone())
+                .collect::<Option<Vec<Vec<Stage>>>>()
+                .map(|all| all.concat())
+        };
+        let everything = !ws.waiting_acquire.is_empty() && needed.is_none();
+        if let Ok(mut gate) = job.gate.lock() {
+            *gate = if everything { None } else { needed.clone() };
+        }
+        if let (Some(needed), Some(stage)) = (&needed, job.stage)
+            && !needed.contains(&stage)
+        {
+            tracing::info!(
+                job = job.id,
+                stage = stage.name(),
+                "yielding to a user command"
+            );
+            job.yielding = true;
+            job.cancel.cancel();
+        }
+    }
+}
+
+/// Space left below which a failed job is blamed on a full disk, even when no message says
+/// "No space left on device" (a linker reports only that it failed).
+const DISK_NEARLY_FULL: u64 = 16 * 1024 * 1024;
+
+/// Explains a failed job by a full disk, when that is what happened.
+pub(super) fn disk_full(
+    target_dir: &Path,
+    failure: Option<&str>,
+    diagnostics: &diagnostics::DiagnosticStore,
+) -> Option<String> {
+    let enospc = crate::cache::dirs::ENOSPC_TEXT;
+    let said_so = failure.is_some_and(|f| f.contains(enospc))
+        || diagnostics.iter().any(|d| {
+            d.rustc
+                .rendered
+                .as_deref()
+                .is_some_and(|r| r.contains(enospc))
+                || d.rustc.children.iter().any(|c| c.message.contains(enospc))
+        });
+    let free = crate::cache::dirs::free_space(target_dir);
+    if !said_so && free.is_none_or(|free| free >= DISK_NEARLY_FULL) {
+        return None;
+    }
+    Some(crate::cache::dirs::disk_full_message(
+        target_dir,
+        free.unwrap_or(0),
+    ))
+}

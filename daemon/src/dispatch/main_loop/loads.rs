@@ -1,0 +1,152 @@
+//! Loading a workspace (toolchain, metadata, settings, key) off the loop, and what the
+//! dispatcher does with the result: the isolated dir, the tools, the first scan.
+
+// One module split by concern: the parts share the dispatcher's imports and items.
+use super::*;
+
+impl Dispatcher {
+    pub(super) fn start_load(&mut self, root: &Path) {
+        let load_id = self.next_id;
+        self.next_id += 1;
+        let ws = self.workspaces.get_mut(root).expect("caller checked");
+        ws.loading = Some(load_id);
+        let env = ws.env.clone();
+        let root = root.to_path_buf();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let loaded = load::load(&root, &env).await;
+            let _ = tx.send(Event::Loaded {
+                root,
+                load: load_id,
+                loaded,
+            });
+        });
+    }
+
+    pub(super) fn loaded(&mut self, root: &Path, load_id: u64, loaded: Loaded) {
+        let targets_dir = self.config.paths.targets_dir();
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
+        if ws.loading != Some(load_id) {
+            return;
+        }
+        ws.loading = None;
+        let mut errors = Vec::new();
+        let mut new_dir = false;
+        match loaded.toolchain {
+            Ok(toolchain) => {
+                let file_settings = loaded.settings.clone().unwrap_or_default();
+                let linker = crate::dispatch::tools::linker_setting(&settings::over(
+                    &ws.settings,
+                    &file_settings,
+                ));
+                let key = BuildKey::new(&targets_dir, root, &toolchain, &ws.env, &linker);
+                // A new dir is seeded from the most similar one before any job runs there; an
+                // existing one is checked and its records written, off the loop too.
+                new_dir = !key.target_dir.exists();
+                if ws.key.as_ref() != Some(&key) {
+                    tracing::info!(root = %root.display(), key = %key.info.hash, dir = %key.target_dir.display(), "build key");
+                    // A seed describes the dir it made: another key's dir has none to show.
+                    ws.tools.forget_seed();
+                }
+                ws.toolchain = Some(toolchain);
+                ws.key = Some(key);
+            }
+            Err(e) => errors.push(e),
+        }
+        match loaded.metadata {
+            Ok(metadata) => {
+                let graph = Graph::new(&metadata);
+                if let Some(watcher) = &ws.watcher {
+                    watcher
+                        .set_ignored(vec![metadata.target_directory.clone().into_std_path_buf()]);
+                    watcher.add_roots(graph.outside_dirs());
+                }
+                ws.graph = Some(graph);
+            }
+            Err(e) => errors.push(e),
+        }
+        match loaded.settings {
+            Ok(settings) => ws.file_settings = settings,
+            Err(e) => errors.push(e),
+        }
+        // One cause (a FIFO where Cargo.toml should be) can fail the toolchain and the
+        // metadata alike: say it once.
+        errors.dedup();
+        ws.error = (!errors.is_empty()).then(|| errors.join("\n"));
+        if let Some(e) = &ws.error {
+            tracing::warn!(root = %root.display(), "cannot build: {e}");
+        } else {
+            ws.schedule.loaded();
+        }
+        // The isolated dir may hold dep-info from an earlier daemon: read it now, so that
+        // the first edits are predicted too.
+        if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
+            scan_target_dir(self.tx.clone(), root, &key.target_dir, graph, false);
+        }
+        let has_key = ws.key.is_some();
+        if has_key {
+            self.configure_tools(root);
+            if new_dir {
+                self.start_seed(root);
+            } else {
+                self.start_prepare(root);
+            }
+        }
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
+        let status = ws.status();
+        for (id, reply) in std::mem::take(&mut ws.waiting_register) {
+            let _ = reply.try_send(ServerMessage::Registered {
+                id,
+                workspace: Box::new(status.clone()),
+            });
+        }
+    }
+}
+
+pub(super) fn prepare_target_dir(key: &BuildKey, root: &Path) -> Result<(), String> {
+    ensure_private_dir(&key.target_dir).map_err(|e| e.to_string())?;
+    crate::cache::dirs::write_record(&key.target_dir, root);
+    let info = serde_json::to_string_pretty(&key.info).unwrap_or_default();
+    std::fs::write(key.target_dir.join(crate::cache::layout::KEY_FILE), info).map_err(|e| {
+        format!(
+            "failed to write into the isolated target dir {}: {e}",
+            key.target_dir.display()
+        )
+    })
+}
+
+/// Reads the isolated dir in the background: its dep-info, and (after a job) its size. The
+/// results arrive as events.
+pub(super) fn scan_target_dir(
+    tx: mpsc::UnboundedSender<Event>,
+    root: &Path,
+    dir: &Path,
+    graph: &Graph,
+    measure: bool,
+) {
+    let root = root.to_path_buf();
+    let dir = dir.to_path_buf();
+    let crate_names = graph.crate_names();
+    let packages = graph.package_dirs();
+    tokio::task::spawn_blocking(move || {
+        let depinfo = depinfo::scan(&dir, &root, &crate_names, &packages);
+        let size = measure.then(|| {
+            walkdir::WalkDir::new(&dir)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        });
+        let _ = tx.send(Event::Scanned {
+            root,
+            depinfo,
+            size,
+        });
+    });
+}
