@@ -239,104 +239,136 @@ async fn serve(
     let writer = tokio::spawn(write_loop(write, out_rx));
     let mut frames = FramedRead::new(read, Lines::new(max_frame));
 
-    // The handshake. A client of another protocol may still ask for shutdown.
-    let same_protocol = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
-        Ok(Some(Ok(Ok(line)))) => match decode_request(&line) {
-            Ok(ClientMessage {
-                id,
-                request:
-                    Request::Hello {
-                        protocol,
-                        version,
-                        client,
-                    },
-            }) => {
-                tracing::debug!(conn, %client, %version, protocol, "client connected");
-                let _ = out
-                    .send(ServerMessage::Hello {
-                        id,
-                        protocol: PROTOCOL_VERSION,
-                        version: binary_version(),
-                        pid: std::process::id(),
-                    })
-                    .await;
-                protocol == PROTOCOL_VERSION
-            }
-            _ => {
-                let _ = out
-                    .send(reply_error(
-                        None,
-                        ErrorCode::VersionMismatch,
-                        "the first message must be a hello".into(),
-                    ))
-                    .await;
-                drop(out);
-                let _ = writer.await;
-                return;
-            }
-        },
-        _ => return,
+    let Some(same_protocol) = handshake(&mut frames, &out, conn).await else {
+        drop(out);
+        let _ = writer.await;
+        return;
     };
-
     let _ = tx.send(Event::Connected);
+    let connection = Connection {
+        conn,
+        tx: &tx,
+        subscribers: &subscribers,
+        out: &out,
+    };
     while let Some(frame) = frames.next().await {
         let line = match frame {
             Ok(Ok(line)) => line,
             Ok(Err(NotUtf8)) => {
-                let _ = out
-                    .send(reply_error(
+                connection
+                    .error(
                         None,
                         ErrorCode::BadRequest,
                         "invalid message: the line is not UTF-8".into(),
-                    ))
+                    )
                     .await;
                 continue;
             }
             Err(LinesCodecError::MaxLineLengthExceeded) => {
-                let _ = out
-                    .send(reply_error(
+                connection
+                    .error(
                         None,
                         ErrorCode::BadRequest,
                         format!("message longer than {max_frame} bytes; closing the connection"),
-                    ))
+                    )
                     .await;
                 break;
             }
             Err(LinesCodecError::Io(_)) => break,
         };
-        let message = match decode_request(&line) {
-            Ok(message) => message,
+        match decode_request(&line) {
+            Ok(message) => connection.route(message, same_protocol).await,
             Err(error) => {
                 let _ = out.send(*error).await;
-                continue;
             }
-        };
-        let id = message.id;
-        if !same_protocol && message.request != Request::Shutdown {
+        }
+    }
+    subscribers.remove(&conn);
+    let _ = tx.send(Event::Disconnected { conn });
+    drop(out);
+    let _ = writer.await;
+}
+
+/// Reads the client's hello and answers it. Returns whether it speaks this protocol (a
+/// client of another one may still ask for shutdown); `None` when the connection is to end
+/// (no hello in time, or something else first, which gets an error).
+async fn handshake(
+    frames: &mut FramedRead<tokio::net::unix::OwnedReadHalf, Lines>,
+    out: &mpsc::Sender<ServerMessage>,
+    conn: u64,
+) -> Option<bool> {
+    let Ok(Some(Ok(Ok(line)))) = tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await else {
+        return None;
+    };
+    match decode_request(&line) {
+        Ok(ClientMessage {
+            id,
+            request:
+                Request::Hello {
+                    protocol,
+                    version,
+                    client,
+                },
+        }) => {
+            tracing::debug!(conn, %client, %version, protocol, "client connected");
+            let _ = out
+                .send(ServerMessage::Hello {
+                    id,
+                    protocol: PROTOCOL_VERSION,
+                    version: binary_version(),
+                    pid: std::process::id(),
+                })
+                .await;
+            Some(protocol == PROTOCOL_VERSION)
+        }
+        _ => {
             let _ = out
                 .send(reply_error(
-                    Some(id),
+                    None,
                     ErrorCode::VersionMismatch,
-                    format!(
-                        "this daemon speaks protocol {PROTOCOL_VERSION}; only shutdown is accepted"
-                    ),
+                    "the first message must be a hello".into(),
                 ))
                 .await;
-            continue;
+            None
+        }
+    }
+}
+
+/// One connection after its hello: where its requests go.
+struct Connection<'a> {
+    conn: u64,
+    tx: &'a mpsc::UnboundedSender<Event>,
+    subscribers: &'a Subscribers,
+    out: &'a mpsc::Sender<ServerMessage>,
+}
+
+impl Connection<'_> {
+    async fn error(&self, id: Option<u64>, code: ErrorCode, message: String) {
+        let _ = self.out.send(reply_error(id, code, message)).await;
+    }
+
+    /// Answers what the connection answers itself (`hello` again, `subscribe`, the root of
+    /// `register`) and hands the rest to the dispatcher.
+    async fn route(&self, message: ClientMessage, same_protocol: bool) {
+        let (id, out) = (message.id, self.out);
+        if !same_protocol && message.request != Request::Shutdown {
+            let text = format!(
+                "this daemon speaks protocol {PROTOCOL_VERSION}; only shutdown is accepted"
+            );
+            return self.error(Some(id), ErrorCode::VersionMismatch, text).await;
         }
         match message.request {
             Request::Hello { .. } => {
-                let _ = out
-                    .send(reply_error(
-                        Some(id),
-                        ErrorCode::BadRequest,
-                        "hello was already said".into(),
-                    ))
-                    .await;
+                self.error(
+                    Some(id),
+                    ErrorCode::BadRequest,
+                    "hello was already said".into(),
+                )
+                .await;
             }
             Request::Subscribe { root } => {
-                subscribers.insert(
-                    conn,
+                self.subscribers.insert(
+                    self.conn,
                     Subscription {
                         root,
                         tx: out.clone(),
@@ -350,7 +382,7 @@ async fn serve(
                 settings,
             } => match resolve_root(&path, &env).await {
                 Ok(root) => {
-                    let _ = tx.send(Event::Register {
+                    let _ = self.tx.send(Event::Register {
                         id,
                         root,
                         env,
@@ -359,14 +391,13 @@ async fn serve(
                     });
                 }
                 Err(message) => {
-                    let _ = out
-                        .send(reply_error(Some(id), ErrorCode::NotAWorkspace, message))
+                    self.error(Some(id), ErrorCode::NotAWorkspace, message)
                         .await;
                 }
             },
             request => {
-                let _ = tx.send(Event::Request {
-                    conn,
+                let _ = self.tx.send(Event::Request {
+                    conn: self.conn,
                     id,
                     request,
                     reply: out.clone(),
@@ -374,10 +405,6 @@ async fn serve(
             }
         }
     }
-    subscribers.remove(&conn);
-    let _ = tx.send(Event::Disconnected { conn });
-    drop(out);
-    let _ = writer.await;
 }
 
 async fn resolve_root(
