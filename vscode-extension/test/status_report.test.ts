@@ -43,6 +43,7 @@ const REPORT: StatusReport = {
             seed: null,
             linker: null,
             sccache: null,
+            waiting_for: null,
         },
     ],
     cache: null,
