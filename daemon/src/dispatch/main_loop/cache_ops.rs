@@ -95,19 +95,24 @@ impl Dispatcher {
         });
     }
 
+    /// Marks the workspace as loading while background work on its key dir runs, so that no
+    /// job and no user command touches the dir; returns the load id and the key.
+    fn begin_dir_work(&mut self, root: &Path) -> Option<(u64, key::BuildKey)> {
+        let load_id = self.next_id;
+        self.next_id += 1;
+        let ws = self.workspaces.get_mut(root)?;
+        let key = ws.key.clone()?;
+        ws.loading = Some(load_id);
+        Some((load_id, key))
+    }
+
     /// The key dir of `root` does not exist yet: seed it from the most similar dir of the
     /// workspace, in the background. The workspace counts as loading meanwhile, so no job and
     /// no user command touches the dir.
     pub(super) fn start_seed(&mut self, root: &Path) {
-        let load_id = self.next_id;
-        self.next_id += 1;
-        let Some(ws) = self.workspaces.get_mut(root) else {
+        let Some((load_id, key)) = self.begin_dir_work(root) else {
             return;
         };
-        let Some(key) = ws.key.clone() else {
-            return;
-        };
-        ws.loading = Some(load_id);
         let tx = self.tx.clone();
         let root = root.to_path_buf();
         tokio::task::spawn_blocking(move || {
@@ -165,15 +170,9 @@ impl Dispatcher {
     /// the workspace counts as loading meanwhile, so that no job and no user command uses a
     /// dir that turns out to be refused.
     pub(super) fn start_prepare(&mut self, root: &Path) {
-        let load_id = self.next_id;
-        self.next_id += 1;
-        let Some(ws) = self.workspaces.get_mut(root) else {
+        let Some((load_id, key)) = self.begin_dir_work(root) else {
             return;
         };
-        let Some(key) = ws.key.clone() else {
-            return;
-        };
-        ws.loading = Some(load_id);
         let tx = self.tx.clone();
         let root = root.to_path_buf();
         tokio::task::spawn_blocking(move || {
