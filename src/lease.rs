@@ -45,6 +45,10 @@ impl Lease {
                     root: workspace.root.clone(),
                     args: args.to_vec(),
                     holder: Some(holder(args)),
+                    cwd: match path {
+                        Some(path) => Some(path.to_path_buf()),
+                        None => std::env::current_dir().ok(),
+                    },
                 },
                 |message| progress.update(&message),
             )
@@ -126,7 +130,7 @@ impl Waiting {
             }
         }
         match &event.kind {
-            EventKind::StageStarted { stage, .. } => self.bar.set_message(stage.name()),
+            EventKind::StageStarted { stage, .. } => self.bar.set_message(stage.name().to_owned()),
             EventKind::UnitFinished {
                 package,
                 stage,

@@ -5,7 +5,7 @@
 //! warning for the user (`window/showMessage`), never a failed `initialize`: an editor
 //! configuration written for a newer buildd must still start the server.
 
-use buildd_daemon::protocol::WorkspaceSettings;
+use buildd_daemon::protocol::{JobsSetting, WorkspaceSettings};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -15,8 +15,16 @@ use serde_json::Value;
 pub(crate) struct RawOptions {
     /// The stages a job runs: any of `check`, `build`, `test`.
     pub(crate) stages: Option<Vec<String>>,
+    /// The job definitions (`{"pedantic": {"command": ["clippy", ...]}}`); a number is the
+    /// old spelling of `cargoJobs`.
+    pub(crate) jobs: Option<JobsSetting>,
     /// cargo's `--jobs` for the daemon's jobs.
-    pub(crate) jobs: Option<u32>,
+    pub(crate) cargo_jobs: Option<u32>,
+    /// Learn the `buildd cargo` commands the user runs and keep them warm.
+    pub(crate) learn: Option<bool>,
+    pub(crate) learn_limit: Option<u32>,
+    pub(crate) quiet_secs: Option<u64>,
+    pub(crate) expensive_secs: Option<u64>,
     /// How long the daemon waits after a file-system change for more changes.
     pub(crate) debounce_ms: Option<u64>,
     /// The niceness of the daemon's builds.
@@ -50,6 +58,11 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
                 match key.as_str() {
                     "stages" => raw.stages = field(key, value, &mut warnings),
                     "jobs" => raw.jobs = field(key, value, &mut warnings),
+                    "cargoJobs" => raw.cargo_jobs = field(key, value, &mut warnings),
+                    "learn" => raw.learn = field(key, value, &mut warnings),
+                    "learnLimit" => raw.learn_limit = field(key, value, &mut warnings),
+                    "quietSecs" => raw.quiet_secs = field(key, value, &mut warnings),
+                    "expensiveSecs" => raw.expensive_secs = field(key, value, &mut warnings),
                     "debounceMs" => raw.debounce_ms = field(key, value, &mut warnings),
                     "nice" => raw.nice = field(key, value, &mut warnings),
                     "jobTimeoutSecs" => raw.job_timeout_secs = field(key, value, &mut warnings),
@@ -58,7 +71,8 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
                     "noStart" => raw.no_start = field(key, value, &mut warnings),
                     _ => warnings.push(format!(
                         "buildd: unknown initializationOptions field `{key}` ignored \
-                         (known: stages, jobs, debounceMs, nice, jobTimeoutSecs, linker, \
+                         (known: jobs, cargoJobs, learn, learnLimit, quietSecs, \
+                         expensiveSecs, stages, debounceMs, nice, jobTimeoutSecs, linker, \
                          sccache, noStart)"
                     )),
                 }
@@ -71,7 +85,17 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
     let options = Options {
         settings: WorkspaceSettings {
             stages: raw.stages,
-            jobs: raw.jobs,
+            // The old number is cargo's `-j`: as such, so that it is not lost beside job
+            // definitions of a `buildd.toml`.
+            cargo_jobs: raw.cargo_jobs.or(match raw.jobs {
+                Some(JobsSetting::Count(n)) => Some(n),
+                _ => None,
+            }),
+            jobs: raw.jobs.filter(|j| matches!(j, JobsSetting::Defs(_))),
+            learn: raw.learn,
+            learn_limit: raw.learn_limit,
+            quiet_secs: raw.quiet_secs,
+            expensive_secs: raw.expensive_secs,
             debounce_ms: raw.debounce_ms,
             nice: raw.nice,
             job_timeout_secs: raw.job_timeout_secs,
@@ -115,15 +139,33 @@ mod tests {
             options.settings,
             WorkspaceSettings {
                 stages: Some(vec!["check".into()]),
-                jobs: Some(2),
+                cargo_jobs: Some(2),
                 debounce_ms: Some(150),
                 nice: Some(5),
                 job_timeout_secs: Some(60),
-                linker: None,
-                sccache: None,
+                ..WorkspaceSettings::default()
             }
         );
         assert!(options.no_start);
+    }
+
+    #[test]
+    fn job_definitions_and_learning_map_to_the_daemon_settings() {
+        let value = json!({
+            "jobs": {"pedantic": {"command": ["clippy", "--", "-W", "clippy::pedantic"]}},
+            "cargoJobs": 3, "learn": false, "learnLimit": 2, "quietSecs": 5, "expensiveSecs": 1
+        });
+        let (options, warnings) = resolve(Some(&value), false);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let Some(JobsSetting::Defs(defs)) = &options.settings.jobs else {
+            panic!("{:?}", options.settings.jobs);
+        };
+        assert_eq!(defs["pedantic"].command[0], "clippy");
+        assert_eq!(options.settings.cargo_jobs, Some(3));
+        assert_eq!(options.settings.learn, Some(false));
+        assert_eq!(options.settings.learn_limit, Some(2));
+        assert_eq!(options.settings.quiet_secs, Some(5));
+        assert_eq!(options.settings.expensive_secs, Some(1));
     }
 
     #[test]

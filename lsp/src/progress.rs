@@ -54,8 +54,8 @@ impl JobProgress {
     }
 
     pub(crate) fn stage_started(&mut self, stage: Stage) {
-        self.stage = Some(stage);
         self.message = format!("{stage}…");
+        self.stage = Some(stage);
     }
 
     /// A unit finished (compiled, or found fresh); `done` is the daemon's count so far.
@@ -69,7 +69,7 @@ impl JobProgress {
             }
         };
         self.percentage = self.percentage.max(estimate.min(BEFORE_END));
-        let stage = self.stage.unwrap_or(Stage::Build);
+        let stage = self.stage.as_ref().map_or("build", Stage::name);
         let what = if fresh { "fresh" } else { "compiled" };
         self.message = match self.expected {
             Some(total) => format!(
@@ -222,9 +222,9 @@ mod tests {
 
     #[test]
     fn the_percentage_follows_the_estimate_and_never_reaches_100_before_the_end() {
-        let mut p = JobProgress::new(3, &[Stage::Build, Stage::Test], Some(4));
+        let mut p = JobProgress::new(3, &[Stage::new("build"), Stage::new("test")], Some(4));
         assert_eq!(p.message(), "build, test");
-        p.stage_started(Stage::Build);
+        p.stage_started(Stage::new("build"));
         p.unit_finished(1, "util", false);
         assert_eq!(p.percentage(), 25);
         assert_eq!(p.message(), "build: util compiled (1/4)");
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn without_an_estimate_the_percentage_grows_towards_95() {
-        let mut p = JobProgress::new(1, &[Stage::Check], None);
+        let mut p = JobProgress::new(1, &[Stage::new("check")], None);
         let mut last = 0;
         for done in 1..200 {
             p.unit_finished(done, "x", false);
@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_zero_estimate_counts_as_none() {
-        let mut p = JobProgress::new(1, &[Stage::Build], Some(0));
+        let mut p = JobProgress::new(1, &[Stage::new("build")], Some(0));
         p.unit_finished(1, "x", false);
         assert!(p.percentage() < 99);
     }

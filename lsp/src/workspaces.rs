@@ -190,7 +190,7 @@ mod tests {
     fn summary(result: JobResult, errors: u64, failure: Option<&str>) -> JobSummary {
         JobSummary {
             id: 4,
-            stages: vec![buildd_daemon::protocol::Stage::Build],
+            stages: vec![buildd_daemon::protocol::Stage::new("build")],
             result,
             duration_ms: 10,
             units_compiled: 1,

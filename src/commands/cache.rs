@@ -89,6 +89,8 @@ async fn lease(
                 root: workspace.root.clone(),
                 args: args.iter().map(|a| a.to_string()).collect(),
                 holder: Some(format!("`buildd cache` (pid {})", std::process::id())),
+                // Not a user's command: nothing to learn.
+                cwd: None,
             },
             |_| {
                 if !announced {

@@ -173,7 +173,7 @@ impl JobBar {
 
     fn stage(&self, stage: Stage) {
         if let Some(bar) = &self.0 {
-            bar.set_prefix(stage.name());
+            bar.set_prefix(stage.name().to_owned());
         }
     }
 

@@ -43,7 +43,8 @@ pub(crate) enum Outcome {
 }
 
 pub(crate) struct CargoCommand<'a> {
-    pub(crate) root: &'a Path,
+    /// Where cargo runs: the root, or the dir a learned command was run in.
+    pub(crate) dir: &'a Path,
     pub(crate) args: Vec<String>,
     pub(crate) env: &'a BTreeMap<String, String>,
     /// The key's dir and tools, from `key::cargo_env`.
@@ -60,14 +61,21 @@ pub(crate) async fn run(
     cancel: &CancellationToken,
     mut on_message: impl FnMut(Message),
 ) -> std::io::Result<Outcome> {
-    let mut cmd = process::command("cargo", command.root, command.env);
+    let mut cmd = process::command("cargo", command.dir, command.env);
     for name in &command.cargo_env.remove {
         cmd.env_remove(name);
     }
+    // cargo's options go before a `--`: what follows is the compiler's (clippy's lints).
+    let dashes = command
+        .args
+        .iter()
+        .position(|a| a == "--")
+        .unwrap_or(command.args.len());
     cmd.envs(&command.cargo_env.set)
         .args(&command.cargo_env.args)
-        .args(&command.args)
+        .args(&command.args[..dashes])
         .arg("--message-format=json")
+        .args(&command.args[dashes..])
         .process_group(0);
     let nice = command.nice;
     // SAFETY: only async-signal-safe system calls, on the child's own process.

@@ -1,8 +1,11 @@
-//! A job: the stages of cargo commands that warm one workspace's isolated target dir.
+//! A job: the stages of cargo commands that warm one workspace's isolated target dir, one
+//! per job definition.
 //!
 //! A job reports facts ([`JobEvent`]) through a callback and owns no state of the daemon's;
 //! the dispatcher plans the stages ([`StagePlan`]) and decides what the facts mean. A stage
-//! that fails ends the job: the next one would fail on the same errors. Before each stage
+//! that fails ends the job: the next one would fail on the same errors. Two exceptions: a
+//! stage whose errors are all clippy's lints (a `deny` lint does not stop `cargo build`),
+//! and a learned job (its failure says nothing of the next learned one). Before each stage
 //! the job looks at its [`Gate`]: when a user's `buildd cargo` waits for the dir and does not
 //! need the next stage, the job stops there (it yields) and runs again after the command.
 
@@ -17,37 +20,10 @@ use tokio_util::sync::CancellationToken;
 use crate::build::cargo_run::{self, CargoCommand, Outcome};
 use crate::build::diagnostics;
 use crate::build::orphans::Orphans;
-use crate::wire::protocol::{Diagnostic, JobResult};
+use crate::wire::protocol::{Diagnostic, JobOrigin, JobResult};
 
+pub(crate) use crate::build::plan::StagePlan;
 pub(crate) use crate::wire::protocol::Stage;
-
-impl Stage {
-    /// cargo's arguments for this stage over `packages` (`None`: the whole workspace).
-    pub(crate) fn args(self, packages: Option<&[String]>) -> Vec<String> {
-        let mut args: Vec<String> = match self {
-            Stage::Check => vec!["check".into()],
-            Stage::Build => vec!["build".into()],
-            Stage::Test => vec!["test".into(), "--no-run".into()],
-        };
-        match packages {
-            None => args.push("--workspace".into()),
-            Some(packages) => {
-                for package in packages {
-                    args.push("--package".into());
-                    args.push(package.clone());
-                }
-            }
-        }
-        args
-    }
-}
-
-/// One cargo invocation of a job.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct StagePlan {
-    pub(crate) stage: Stage,
-    pub(crate) args: Vec<String>,
-}
 
 /// The stages a waiting user command needs; `None` while no command waits. Shared between
 /// the dispatcher, which sets it, and the job, which reads it before each stage.
@@ -72,6 +48,11 @@ pub(crate) struct JobSpec {
 pub(crate) enum JobEvent {
     StageStarted {
         stage: Stage,
+    },
+    StageFinished {
+        stage: Stage,
+        result: JobResult,
+        duration: Duration,
     },
     Unit {
         stage: Stage,
@@ -106,20 +87,27 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
         })
     };
     for plan in &spec.stages {
-        let stage = plan.stage;
+        let stage = plan.stage.clone();
         let needed = spec.gate.lock().map(|g| g.clone()).unwrap_or_default();
         if needed.is_some_and(|needed| !needed.contains(&stage)) {
             result = JobResult::Yielded;
             break;
         }
-        emit(JobEvent::StageStarted { stage });
+        emit(JobEvent::StageStarted {
+            stage: stage.clone(),
+        });
+        let stage_started = Instant::now();
         let mut compile_errors = 0u64;
+        let mut lint_errors = 0u64;
         let mut args = plan.args.clone();
         if let Some(jobs) = spec.jobs {
-            args.push(format!("--jobs={jobs}"));
+            // Before a `--`, after which the arguments are the compiler's (clippy's lints).
+            let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+            args.insert(at, format!("--jobs={jobs}"));
         }
+        let dir = spec.root.join(&plan.dir);
         let command = CargoCommand {
-            root: &spec.root,
+            dir: &dir,
             args,
             env: &spec.env,
             cargo_env: &spec.cargo_env,
@@ -128,7 +116,7 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
         };
         let outcome = cargo_run::run(command, &job_cancel, |message| match message {
             Message::CompilerArtifact(artifact) => emit(JobEvent::Unit {
-                stage,
+                stage: stage.clone(),
                 package: diagnostics::package_name(&artifact.package_id),
                 target: artifact.target.name.clone(),
                 fresh: artifact.fresh,
@@ -137,6 +125,13 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
                 if let Some(d) = diagnostics::convert(&spec.root, message) {
                     if d.severity == crate::wire::protocol::Severity::Error {
                         compile_errors += 1;
+                        if d.rustc
+                            .code
+                            .as_ref()
+                            .is_some_and(|c| c.code.starts_with("clippy::"))
+                        {
+                            lint_errors += 1;
+                        }
                     }
                     emit(JobEvent::Diagnostic(Box::new(d)));
                 }
@@ -144,34 +139,28 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             _ => {}
         })
         .await;
-        match outcome {
+        let stage_result = match outcome {
             Ok(Outcome::Cancelled) if !cancel.is_cancelled() => {
-                result = JobResult::Failed;
                 failure = Some(format!(
                     "the job ran longer than its timeout of {}s and was stopped (a build \
                      script or proc macro that hangs?); raise job_timeout_secs in buildd.toml \
                      if the build needs longer",
                     spec.timeout.as_secs()
                 ));
-                break;
+                JobResult::Failed
             }
-            Ok(Outcome::Cancelled) => {
-                result = JobResult::Cancelled;
-                break;
-            }
-            Ok(Outcome::Finished { status, .. }) if status.success() => {}
+            Ok(Outcome::Cancelled) => JobResult::Cancelled,
+            Ok(Outcome::Finished { status, .. }) if status.success() => JobResult::Success,
             Ok(Outcome::Finished {
                 status,
                 stderr_tail,
             }) => {
-                result = JobResult::Failed;
                 if compile_errors == 0 {
                     failure = Some(explain_failure(&plan.args, status, &stderr_tail));
                 }
-                break;
+                JobResult::Failed
             }
             Err(e) => {
-                result = JobResult::Failed;
                 failure = Some(if e.kind() == std::io::ErrorKind::NotFound {
                     "cargo was not found on PATH: install Rust with rustup or fix the PATH \
                      of the shell that registered the workspace"
@@ -179,6 +168,26 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
                 } else {
                     format!("failed to start cargo: {e}")
                 });
+                JobResult::Failed
+            }
+        };
+        emit(JobEvent::StageFinished {
+            stage,
+            result: stage_result,
+            duration: stage_started.elapsed(),
+        });
+        match stage_result {
+            JobResult::Success => {}
+            JobResult::Failed
+                if failure.is_none()
+                    && (plan.origin == JobOrigin::Learned
+                        || (compile_errors > 0 && lint_errors == compile_errors)) =>
+            {
+                // The job goes on, and ends failed.
+                result = JobResult::Failed;
+            }
+            other => {
+                result = other;
                 break;
             }
         }

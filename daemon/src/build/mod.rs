@@ -1,4 +1,5 @@
-//! Running cargo: a job's plan of stages, the job itself, one cargo command in its own
+//! Running cargo: the job definitions (default, configured, learned), a job's plan of
+//! stages, the job itself, one cargo command in its own
 //! process group, the diagnostics it prints, and the record of process groups left behind.
 //!
 //! It knows cargo and processes, not workspaces, watchers or the cache.
@@ -6,6 +7,8 @@
 pub(crate) mod cargo_run;
 pub(crate) mod diagnostics;
 pub(crate) mod job;
+pub(crate) mod jobs;
+pub(crate) mod learned;
 pub(crate) mod orphans;
 pub(crate) mod plan;
 pub(crate) mod process;

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 mod cache_ops;
 mod changes;
 mod jobs;
+mod learning;
 mod loads;
 mod lock_check;
 mod requests;
@@ -28,6 +29,7 @@ pub(crate) use cache_ops::ToolsEvent;
 
 use crate::build::diagnostics;
 use crate::build::job::{self, Gate, JobEvent, JobSpec, Stage};
+use crate::build::jobs::JobDef;
 use crate::build::orphans::Orphans;
 use crate::build::plan;
 use crate::dispatch::reports;
@@ -42,9 +44,9 @@ use crate::project::predict::Graph;
 use crate::project::settings;
 use crate::watch::{self, WatchEvent, WatchHandle};
 use crate::wire::protocol::{
-    DaemonInfo, ErrorCode, EventKind, JobResult, JobSummary, LastChange, PROTOCOL_VERSION, Report,
-    Request, ServerMessage, Severity, StatusReport, WatcherKind, WorkspaceEvent, WorkspaceSettings,
-    binary_version,
+    DaemonInfo, ErrorCode, EventKind, JobOrigin, JobResult, JobSummary, LastChange,
+    PROTOCOL_VERSION, Report, Request, ServerMessage, Severity, StatusReport, WatcherKind,
+    WorkspaceEvent, WorkspaceSettings, binary_version,
 };
 use crate::wire::roots;
 
@@ -269,9 +271,28 @@ impl Dispatcher {
             Step::Load => self.start_load(root),
             Step::Build if ws.error.is_none() && ws.key.is_some() && ws.leases.is_empty() => {
                 if std::mem::take(&mut ws.locks_free) {
-                    self.start_job(root)
+                    self.start_job(root, false)
                 } else {
                     self.check_locks(root)
+                }
+            }
+            Step::Quiet => {
+                let can_build = ws.error.is_none() && ws.key.is_some() && ws.leases.is_empty();
+                if can_build && std::mem::take(&mut ws.locks_free) {
+                    self.start_job(root, true)
+                } else {
+                    // Not quiet after all (a user's command holds the dir), or cargo's locks
+                    // are to be checked first: wait again.
+                    let quiet = ws.resolved(self.config.debounce).quiet;
+                    let retry = if can_build {
+                        Duration::from_millis(500)
+                    } else {
+                        quiet
+                    };
+                    ws.schedule.retry_quiet(now + retry, quiet);
+                    if can_build {
+                        self.check_locks(root);
+                    }
                 }
             }
             _ => {}

@@ -29,6 +29,11 @@ pub(crate) struct Schedule {
     deadline: Option<Instant>,
     /// The changed files the next job covers.
     files: BTreeSet<PathBuf>,
+    /// Learned jobs held back for a quiet workspace (expensive and rarely used) are owed:
+    /// they run once no change came for this long, and every change starts the wait again.
+    quiet: Option<Duration>,
+    /// When the quiet wait ends.
+    quiet_at: Option<Instant>,
 }
 
 /// What the dispatcher does next for a workspace that runs no job and no load.
@@ -40,6 +45,8 @@ pub(crate) enum Step {
     Load,
     /// Start the owed job, if the workspace can build.
     Build,
+    /// Run the learned jobs held back for a quiet workspace.
+    Quiet,
     /// Nothing is owed.
     Idle,
 }
@@ -60,6 +67,8 @@ impl Default for Schedule {
             reload: false,
             deadline: None,
             files: BTreeSet::new(),
+            quiet: None,
+            quiet_at: None,
         }
     }
 }
@@ -79,8 +88,26 @@ impl Schedule {
         self.reload
     }
 
+    /// When the loop must look at the workspace again: the debounce's end, or the quiet
+    /// wait's.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        match (self.deadline, self.quiet_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Learned jobs were held back from a job: run them once the workspace has been quiet
+    /// for `period` (from `now`, and from every later change).
+    pub(crate) fn defer(&mut self, now: Instant, period: Duration) {
+        self.quiet = Some(period);
+        self.quiet_at = Some(now + period);
+    }
+
+    /// The held-back jobs could not start when the wait ended: look again at `at`.
+    pub(crate) fn retry_quiet(&mut self, at: Instant, period: Duration) {
+        self.quiet = Some(period);
+        self.quiet_at = Some(at);
     }
 
     /// Files changed (`saved`: an editor saved one, so no debounce).
@@ -93,6 +120,9 @@ impl Schedule {
     ) {
         self.files.extend(files);
         self.owed = true;
+        if let Some(period) = self.quiet {
+            self.quiet_at = Some(now + period);
+        }
         self.deadline = if saved {
             // The user said the file is done.
             None
@@ -158,6 +188,8 @@ impl Schedule {
         self.owed = false;
         self.deadline = None;
         self.files.clear();
+        self.quiet = None;
+        self.quiet_at = None;
     }
 
     /// The workspace's dir went away: nothing to load or build until it is registered again.
@@ -165,6 +197,8 @@ impl Schedule {
         self.owed = false;
         self.reload = false;
         self.deadline = None;
+        self.quiet = None;
+        self.quiet_at = None;
     }
 
     /// A load succeeded: build everything with what it found.
@@ -191,6 +225,10 @@ impl Schedule {
             Step::Load
         } else if self.owed {
             Step::Build
+        } else if self.quiet_at.is_some_and(|at| at <= now) {
+            self.quiet = None;
+            self.quiet_at = None;
+            Step::Quiet
         } else {
             Step::Idle
         }
@@ -217,6 +255,25 @@ mod tests {
 
     fn files(names: &[&str]) -> BTreeSet<PathBuf> {
         names.iter().map(PathBuf::from).collect()
+    }
+
+    #[test]
+    fn held_back_jobs_run_once_the_workspace_is_quiet_and_each_change_restarts_the_wait() {
+        let quiet = Duration::from_secs(30);
+        let t0 = Instant::now();
+        let mut s = Schedule::default();
+        s.take(false);
+        s.defer(t0, quiet);
+        assert_eq!(s.step(t0), Step::Idle);
+        assert_eq!(s.deadline(), Some(t0 + quiet));
+        // An edit at 20 s: its job first, and the quiet wait starts again.
+        let t1 = t0 + Duration::from_secs(20);
+        s.changed(files(&["a.rs"]), true, t1, DEBOUNCE);
+        assert_eq!(s.step(t1), Step::Build);
+        s.take(false);
+        assert_eq!(s.step(t0 + quiet), Step::Idle, "quiet since 20 s only");
+        assert_eq!(s.step(t1 + quiet), Step::Quiet);
+        assert_eq!(s.step(t1 + quiet), Step::Idle);
     }
 
     #[test]

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::build::diagnostics::DiagnosticStore;
 use crate::build::job::{Gate, Stage};
+use crate::build::jobs::JobDef;
+use crate::build::learned::LearnedJobs;
 use crate::dispatch::schedule::Schedule;
 use crate::project::depinfo::DepInfo;
 use crate::project::key::{BuildKey, Toolchain};
@@ -20,8 +22,9 @@ use crate::project::predict::Graph;
 use crate::project::settings::{self, Resolved};
 use crate::watch::WatchHandle;
 use crate::wire::protocol::{
-    CurrentJob, JobResult, JobSummary, LastChange, PredictionStats, ServerMessage, TestReport,
-    WatcherKind, WatcherStatus, WorkspaceSettings, WorkspaceState, WorkspaceStatus,
+    CurrentJob, JobOrigin, JobResult, JobStatus, JobSummary, LastChange, PredictionStats,
+    ServerMessage, TestReport, WatcherKind, WatcherStatus, WorkspaceSettings, WorkspaceState,
+    WorkspaceStatus,
 };
 
 pub(crate) type ConnId = u64;
@@ -46,6 +49,8 @@ pub(crate) struct RunningJob {
     /// When the job started: a file written before then is read by the job.
     pub(crate) started_at: std::time::SystemTime,
     pub(crate) stages: Vec<Stage>,
+    /// The job definitions it runs.
+    pub(crate) defs: Vec<JobDef>,
     pub(crate) cancel: CancellationToken,
     pub(crate) handle: JoinHandle<()>,
     /// Units reported and units compiled so far.
@@ -113,6 +118,14 @@ pub(crate) struct Workspace {
     pub(crate) locks_free: bool,
     /// The lock a cargo outside buildd held at the last check.
     pub(crate) foreign_lock: Option<PathBuf>,
+    /// Whether the toolchain has clippy, as the last load found.
+    pub(crate) clippy: bool,
+    /// The learned jobs; `None` until the first load read them from the state dir.
+    pub(crate) learned: Option<LearnedJobs>,
+    /// How each job definition's last run ended, and its duration in milliseconds.
+    pub(crate) job_runs: BTreeMap<Stage, (JobResult, u64)>,
+    /// Learned jobs the last job held back until the workspace is quiet.
+    pub(crate) deferred: BTreeSet<Stage>,
 }
 
 impl Workspace {
@@ -153,6 +166,10 @@ impl Workspace {
             checking_locks: false,
             locks_free: false,
             foreign_lock: None,
+            clippy: true,
+            learned: None,
+            job_runs: BTreeMap::new(),
+            deferred: BTreeSet::new(),
         }
     }
 
@@ -188,7 +205,7 @@ impl Workspace {
             current_job: self.job.as_ref().map(|j| CurrentJob {
                 id: j.id,
                 stages: j.stages.clone(),
-                stage: j.stage,
+                stage: j.stage.clone(),
                 units_done: j.units_done,
             }),
             last_job: self.last_job.clone(),
@@ -205,7 +222,75 @@ impl Workspace {
             linker: self.tools.linker.clone(),
             sccache: self.tools.sccache.clone(),
             waiting_for: self.waiting_for(),
+            jobs: self.job_statuses(),
         }
+    }
+
+    /// Every job definition, as the next job would run them, with what their last runs did.
+    fn job_statuses(&self) -> Vec<JobStatus> {
+        // Status does not know the daemon's default debounce; the jobs do not depend on it.
+        let resolved = self.resolved(Duration::ZERO);
+        let learned = self.learned.as_ref();
+        self.job_defs(&resolved)
+            .into_iter()
+            .map(|def| {
+                let shape = learned
+                    .filter(|_| def.origin == JobOrigin::Learned)
+                    .and_then(|l| l.shapes.iter().find(|s| s.name() == def.name));
+                let run = self.job_runs.get(&def.name).copied().or_else(|| {
+                    let shape = shape?;
+                    Some((shape.last_result?, shape.last_duration_ms?))
+                });
+                let note = match def.subcommand() {
+                    "check" if def.origin == JobOrigin::Default && !self.clippy => Some(
+                        "clippy is not installed for this toolchain, so the editor's \
+                         diagnostics come from `cargo check`: `rustup component add clippy` \
+                         turns clippy on"
+                            .to_owned(),
+                    ),
+                    "clippy" if !self.clippy => Some(
+                        "clippy is not installed for this toolchain: `rustup component add \
+                         clippy`"
+                            .to_owned(),
+                    ),
+                    _ => None,
+                };
+                JobStatus {
+                    waiting: self.deferred.contains(&def.name).then(|| {
+                        format!(
+                            "expensive (its last run took {}s) and rarely used: it runs once \
+                             the workspace has been quiet for {}s",
+                            run.map_or(0, |(_, ms)| ms / 1000),
+                            resolved.quiet.as_secs()
+                        )
+                    }),
+                    name: def.name,
+                    command: def.args,
+                    dir: def.dir,
+                    origin: def.origin,
+                    diagnostics: def.diagnostics,
+                    last_result: run.map(|(r, _)| r),
+                    last_duration_ms: run.map(|(_, ms)| ms),
+                    last_used: shape.map(|s| s.last_used),
+                    note,
+                }
+            })
+            .collect()
+    }
+
+    /// The job definitions a job runs, in order: the configured ones, then the learned ones
+    /// most recently used first (up to the limit, without those the configured ones cover).
+    pub(crate) fn job_defs(&self, resolved: &Resolved) -> Vec<JobDef> {
+        let mut defs = resolved.jobs.clone();
+        if let Some(learned) = &self.learned {
+            for shape in learned.shapes.iter().take(resolved.learn_limit) {
+                let def = shape.def();
+                if !defs.iter().any(|d| d.args == def.args && d.dir == def.dir) {
+                    defs.push(def);
+                }
+            }
+        }
+        defs
     }
 
     /// What holds back the owed job, besides the debounce.
@@ -230,6 +315,7 @@ impl Workspace {
         settings::resolve(
             &settings::over(&self.settings, &self.file_settings),
             default_debounce,
+            self.clippy,
         )
     }
 }

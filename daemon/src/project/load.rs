@@ -32,6 +32,12 @@ pub(crate) struct Loaded {
     pub(crate) metadata: Result<Box<Metadata>, String>,
     /// `buildd.toml` and `[workspace.metadata.buildd]`, merged.
     pub(crate) settings: Result<WorkspaceSettings, String>,
+    /// Whether `cargo clippy` works with the workspace's toolchain (rustup's clippy
+    /// component): the default diagnostics job is clippy when it does, `cargo check` if not.
+    pub(crate) clippy: bool,
+    /// The workspace's learned jobs, read from the state dir at its first load (the
+    /// dispatcher knows where).
+    pub(crate) learned: Option<crate::build::learned::LearnedJobs>,
 }
 
 /// Runs a command to completion and returns its stdout, or an error that quotes stderr.
@@ -141,9 +147,9 @@ pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded 
             .try_for_each(|name| regular_file::check_regular_if_present(&inputs_root.join(name)))
     })
     .await;
-    let (toolchain, metadata) = match inputs {
-        Ok(()) => tokio::join!(toolchain(root, env), metadata(root, env)),
-        Err(e) => (Err(e.clone()), Err(e)),
+    let (toolchain, metadata, clippy) = match inputs {
+        Ok(()) => tokio::join!(toolchain(root, env), metadata(root, env), clippy(root, env)),
+        Err(e) => (Err(e.clone()), Err(e), false),
     };
     let workspace_metadata = metadata.as_ref().ok().map(|m| m.workspace_metadata.clone());
     let settings_root = root.to_path_buf();
@@ -153,6 +159,8 @@ pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded 
         toolchain,
         metadata,
         settings,
+        clippy,
+        learned: None,
     }
 }
 
@@ -169,6 +177,16 @@ async fn toolchain(root: &Path, env: &BTreeMap<String, String>) -> Result<Toolch
         rustc_verbose: rustc?,
         cargo_version: cargo?.trim().to_owned(),
     })
+}
+
+/// Whether `cargo clippy --version` succeeds: rustup's proxy fails when the toolchain has no
+/// clippy component.
+async fn clippy(root: &Path, env: &BTreeMap<String, String>) -> bool {
+    let mut cmd = command("cargo", root, env);
+    cmd.args(["clippy", "--version"]);
+    capture(cmd, "cargo clippy --version", VERSION_TIMEOUT)
+        .await
+        .is_ok()
 }
 
 async fn metadata(root: &Path, env: &BTreeMap<String, String>) -> Result<Box<Metadata>, String> {

@@ -46,6 +46,9 @@ pub(crate) struct Graph {
     rdeps: BTreeMap<String, BTreeSet<String>>,
     /// Directories of path dependencies outside the workspace, to the members using them.
     outside: BTreeMap<PathBuf, BTreeSet<String>>,
+    /// cargo's default selection at the root is every member (a virtual workspace without
+    /// `default-members`, or a workspace of one package).
+    default_is_workspace: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -141,6 +144,16 @@ impl Graph {
                 }
             }
         }
+        // Before cargo 1.71 the default members are not reported: then only a virtual
+        // workspace is known to select every member.
+        graph.default_is_workspace = if metadata.workspace_default_members.is_available() {
+            metadata
+                .workspace_members
+                .iter()
+                .all(|m| metadata.workspace_default_members.contains(m))
+        } else {
+            metadata.root_package().is_none()
+        };
         graph
     }
 
@@ -169,6 +182,14 @@ impl Graph {
 
     /// The package whose directory holds `file`: the deepest one, as nested packages are
     /// packages of their own.
+    pub(crate) fn package_dir(&self, name: &str) -> Option<&Path> {
+        self.packages.get(name).map(|p| p.dir.as_path())
+    }
+
+    pub(crate) fn default_is_workspace(&self) -> bool {
+        self.default_is_workspace
+    }
+
     pub(crate) fn package_of(&self, file: &Path) -> Option<&str> {
         roots::deepest_containing(&self.packages, file, |(_, p)| &p.dir)
             .map(|(name, _)| name.as_str())

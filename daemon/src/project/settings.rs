@@ -8,20 +8,31 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::build::job::Stage;
+use crate::build::jobs::{self, JobDef};
 use crate::home::regular_file;
-use crate::wire::protocol::WorkspaceSettings;
+use crate::wire::protocol::{JobOrigin, JobsSetting, WorkspaceSettings};
 
 pub(crate) const FILE_NAME: &str = "buildd.toml";
 const DEFAULT_NICE: i32 = 10;
 /// An hour: longer than any sane build of the dev profile, short enough that a hung build
 /// script does not hold a workspace forever.
 const DEFAULT_JOB_TIMEOUT_SECS: u64 = 3600;
+const DEFAULT_LEARN_LIMIT: u32 = 6;
+const DEFAULT_QUIET_SECS: u64 = 30;
+const DEFAULT_EXPENSIVE_SECS: u64 = 10;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Resolved {
-    pub(crate) stages: Vec<Stage>,
-    pub(crate) jobs: Option<u32>,
+    /// The default and configured job definitions, diagnostics jobs first.
+    pub(crate) jobs: Vec<JobDef>,
+    /// cargo's `-j`.
+    pub(crate) cargo_jobs: Option<u32>,
+    /// How many learned shapes to keep warm; 0 when learning is off.
+    pub(crate) learn_limit: usize,
+    /// How long an expensive, rarely used learned job waits for the workspace to be quiet.
+    pub(crate) quiet: Duration,
+    /// A learned job whose last run took this long is expensive.
+    pub(crate) expensive: Duration,
     pub(crate) debounce: Duration,
     pub(crate) nice: i32,
     pub(crate) job_timeout: Duration,
@@ -59,7 +70,12 @@ pub(crate) fn read(
 pub(crate) fn over(high: &WorkspaceSettings, low: &WorkspaceSettings) -> WorkspaceSettings {
     WorkspaceSettings {
         stages: high.stages.clone().or_else(|| low.stages.clone()),
-        jobs: high.jobs.or(low.jobs),
+        jobs: over_jobs(high.jobs.as_ref(), low.jobs.as_ref()),
+        cargo_jobs: high.cargo_jobs.or(low.cargo_jobs),
+        learn: high.learn.or(low.learn),
+        learn_limit: high.learn_limit.or(low.learn_limit),
+        quiet_secs: high.quiet_secs.or(low.quiet_secs),
+        expensive_secs: high.expensive_secs.or(low.expensive_secs),
         debounce_ms: high.debounce_ms.or(low.debounce_ms),
         nice: high.nice.or(low.nice),
         job_timeout_secs: high.job_timeout_secs.or(low.job_timeout_secs),
@@ -68,13 +84,65 @@ pub(crate) fn over(high: &WorkspaceSettings, low: &WorkspaceSettings) -> Workspa
     }
 }
 
-/// Checks values that serde cannot: stage names, ranges.
+/// The job definitions of both, `high`'s winning name by name; the old count (`jobs = 4`)
+/// only where neither defines jobs.
+fn over_jobs(high: Option<&JobsSetting>, low: Option<&JobsSetting>) -> Option<JobsSetting> {
+    match (high, low) {
+        (Some(JobsSetting::Defs(high)), Some(JobsSetting::Defs(low))) => {
+            let mut defs = low.clone();
+            defs.extend(high.clone());
+            Some(JobsSetting::Defs(defs))
+        }
+        (Some(JobsSetting::Defs(defs)), _) | (_, Some(JobsSetting::Defs(defs))) => {
+            Some(JobsSetting::Defs(defs.clone()))
+        }
+        (high, low) => high.or(low).cloned(),
+    }
+}
+
+/// Checks values that serde cannot: stage names, job commands, ranges.
 pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), String> {
     if let Some(stages) = &settings.stages {
-        Stage::parse_all(stages)?;
+        if stages.is_empty() {
+            return Err(
+                "the list of stages is empty: name at least one of check, build, test".into(),
+            );
+        }
+        if let Some(other) = stages.iter().find(|s| jobs::of_stage(s).is_none()) {
+            return Err(format!(
+                "unknown stage `{other}`: use check, build or test (or define jobs in \
+                 [jobs.NAME])"
+            ));
+        }
     }
-    if settings.jobs == Some(0) {
-        return Err("jobs must be at least 1".into());
+    match &settings.jobs {
+        Some(JobsSetting::Count(0)) => return Err("jobs must be at least 1".into()),
+        Some(JobsSetting::Defs(defs)) => {
+            for (name, def) in defs {
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(format!(
+                        "job name `{name}`: use letters, digits, `-` and `_` only"
+                    ));
+                }
+                let replaces_default =
+                    ["clippy", "check", "build", "test"].contains(&name.as_str());
+                if def.enabled == Some(false) || (def.command.is_empty() && replaces_default) {
+                    continue;
+                }
+                jobs::validate_command(name, &def.command)?;
+            }
+        }
+        _ => {}
+    }
+    if settings.cargo_jobs == Some(0) {
+        return Err("cargo_jobs must be at least 1".into());
+    }
+    if settings.learn_limit == Some(0) {
+        return Err("learn_limit must be at least 1 (`learn = false` turns learning off)".into());
     }
     if settings.job_timeout_secs == Some(0) {
         return Err("job_timeout_secs must be at least 1".into());
@@ -90,15 +158,27 @@ pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), String> {
     Ok(())
 }
 
-/// Resolves validated settings; `default_debounce` is the daemon's.
-pub(crate) fn resolve(settings: &WorkspaceSettings, default_debounce: Duration) -> Resolved {
+/// Resolves validated settings; `default_debounce` is the daemon's, `clippy` whether the
+/// workspace's toolchain has clippy.
+pub(crate) fn resolve(
+    settings: &WorkspaceSettings,
+    default_debounce: Duration,
+    clippy: bool,
+) -> Resolved {
+    let cargo_jobs = settings.cargo_jobs.or(match settings.jobs {
+        Some(JobsSetting::Count(n)) => Some(n),
+        _ => None,
+    });
     Resolved {
-        stages: settings
-            .stages
-            .as_deref()
-            .and_then(|s| Stage::parse_all(s).ok())
-            .unwrap_or_else(|| Stage::DEFAULT.to_vec()),
-        jobs: settings.jobs,
+        jobs: job_defs(settings, clippy),
+        cargo_jobs,
+        learn_limit: if settings.learn == Some(false) {
+            0
+        } else {
+            settings.learn_limit.unwrap_or(DEFAULT_LEARN_LIMIT) as usize
+        },
+        quiet: Duration::from_secs(settings.quiet_secs.unwrap_or(DEFAULT_QUIET_SECS)),
+        expensive: Duration::from_secs(settings.expensive_secs.unwrap_or(DEFAULT_EXPENSIVE_SECS)),
         debounce: settings
             .debounce_ms
             .map_or(default_debounce, Duration::from_millis),
@@ -109,6 +189,64 @@ pub(crate) fn resolve(settings: &WorkspaceSettings, default_debounce: Duration) 
                 .unwrap_or(DEFAULT_JOB_TIMEOUT_SECS),
         ),
     }
+}
+
+/// The defaults (or the old `stages`), then `[jobs.NAME]`: a default's name replaces or
+/// amends it, `enabled = false` removes it, other names are added. Diagnostics jobs first.
+fn job_defs(settings: &WorkspaceSettings, clippy: bool) -> Vec<JobDef> {
+    let mut defs = match settings.stages.as_deref() {
+        Some(stages) if !stages.is_empty() => stages
+            .iter()
+            .filter_map(|s| jobs::of_stage(s))
+            .collect::<Vec<_>>(),
+        _ => jobs::defaults(clippy),
+    };
+    if let Some(JobsSetting::Defs(configured)) = &settings.jobs {
+        for (name, config) in configured {
+            // `clippy` and `check` name the same default, the diagnostics job.
+            let at = defs.iter().position(|d| {
+                d.name.name() == name
+                    || (d.origin == JobOrigin::Default
+                        && d.diagnostics
+                        && (name == "clippy" || name == "check"))
+            });
+            if config.enabled == Some(false) {
+                if let Some(at) = at {
+                    defs.remove(at);
+                }
+                continue;
+            }
+            if jobs::validate_command(name, &config.command).is_err() {
+                let Some(at) = at.filter(|_| config.command.is_empty()) else {
+                    // Refused by `validate`: nothing of it runs.
+                    continue;
+                };
+                // Amends a default: its command stays.
+                if let Some(diagnostics) = config.diagnostics {
+                    defs[at].diagnostics = diagnostics;
+                }
+                defs[at].origin = JobOrigin::Config;
+                continue;
+            }
+            let subcommand = config.command[0].as_str();
+            let def = JobDef {
+                name: crate::wire::protocol::Stage::new(name.clone()),
+                args: config.command.clone(),
+                dir: Default::default(),
+                origin: JobOrigin::Config,
+                diagnostics: config
+                    .diagnostics
+                    .unwrap_or(matches!(subcommand, "check" | "c" | "clippy")),
+            };
+            match at {
+                Some(at) => defs[at] = def,
+                None => defs.push(def),
+            }
+        }
+    }
+    // Stable: within each group, the order above.
+    defs.sort_by_key(|d| !d.diagnostics);
+    defs
 }
 
 #[cfg(test)]
@@ -124,14 +262,15 @@ mod tests {
         )
         .unwrap();
         let file = read(dir.path(), None).unwrap();
-        assert_eq!(file.jobs, Some(1));
+        assert_eq!(file.jobs, Some(JobsSetting::Count(1)));
         let client = WorkspaceSettings {
-            jobs: Some(2),
+            cargo_jobs: Some(2),
             ..WorkspaceSettings::default()
         };
-        let resolved = resolve(&over(&client, &file), Duration::from_millis(150));
-        assert_eq!(resolved.stages, vec![Stage::Check, Stage::Build]);
-        assert_eq!(resolved.jobs, Some(2));
+        let resolved = resolve(&over(&client, &file), Duration::from_millis(150), true);
+        let names: Vec<&str> = resolved.jobs.iter().map(|j| j.name.name()).collect();
+        assert_eq!(names, ["check", "build"]);
+        assert_eq!(resolved.cargo_jobs, Some(2));
         assert_eq!(resolved.nice, DEFAULT_NICE);
     }
 
@@ -144,5 +283,75 @@ mod tests {
         std::fs::write(dir.path().join(FILE_NAME), "colour = 3\n").unwrap();
         let err = read(dir.path(), None).unwrap_err();
         assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn jobs_tables_add_replace_and_turn_off_jobs_and_refuse_commands_that_do_more() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "cargo_jobs = 3\n\
+             [jobs.pedantic]\ncommand = [\"clippy\", \"--workspace\", \"--\", \"-W\", \"clippy::pedantic\"]\n\
+             [jobs.wasm]\ncommand = [\"build\", \"--target\", \"wasm32-unknown-unknown\"]\n\
+             [jobs.test]\nenabled = false\n\
+             [jobs.clippy]\ndiagnostics = true\n",
+        )
+        .unwrap();
+        let file = read(dir.path(), None).unwrap();
+        let resolved = resolve(&file, Duration::from_millis(150), true);
+        let lines: Vec<String> = resolved
+            .jobs
+            .iter()
+            .map(|j| {
+                format!(
+                    "{} {:?} {}: {}",
+                    j.name,
+                    j.origin,
+                    j.diagnostics,
+                    j.args.join(" ")
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "clippy Config true: clippy --workspace --all-targets",
+                "pedantic Config true: clippy --workspace -- -W clippy::pedantic",
+                "build Default false: build --workspace",
+                "wasm Config false: build --target wasm32-unknown-unknown",
+            ]
+        );
+        assert_eq!(resolved.cargo_jobs, Some(3));
+
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "[jobs.release]\ncommand = [\"publish\"]\n",
+        )
+        .unwrap();
+        let err = read(dir.path(), None).unwrap_err();
+        assert!(
+            err.contains("buildd.toml")
+                && err.contains("job `release`")
+                && err.contains("cargo publish"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn without_clippy_the_diagnostics_job_is_check_and_learning_can_be_off() {
+        let settings = WorkspaceSettings {
+            learn: Some(false),
+            ..WorkspaceSettings::default()
+        };
+        let resolved = resolve(&settings, Duration::from_millis(150), false);
+        assert_eq!(resolved.jobs[0].args[0], "check");
+        assert_eq!(resolved.learn_limit, 0);
+        let resolved = resolve(
+            &WorkspaceSettings::default(),
+            Duration::from_millis(150),
+            true,
+        );
+        assert_eq!(resolved.learn_limit, 6);
+        assert_eq!(resolved.quiet, Duration::from_secs(30));
     }
 }

@@ -91,6 +91,10 @@ pub enum Request {
         /// build` (pid 42) ``). The daemon keeps at most 200 characters.
         #[serde(default)]
         holder: Option<String>,
+        /// The dir the command runs in: with `args`, the shape the daemon learns and keeps
+        /// warm from then on (see `learn` in the settings). Absent: nothing is learned.
+        #[serde(default)]
+        cwd: Option<PathBuf>,
     },
     Release {
         root: PathBuf,
@@ -134,6 +138,12 @@ pub enum Request {
     CacheClear {
         #[serde(default)]
         path: Option<PathBuf>,
+    },
+    /// Forget the learned jobs of the workspace containing `root` (of every workspace when
+    /// absent).
+    JobsForget {
+        #[serde(default)]
+        root: Option<PathBuf>,
     },
 }
 
@@ -206,10 +216,26 @@ pub enum ProcessAction {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkspaceSettings {
-    /// The stages a job runs, in order: any of `check`, `build`, `test`.
+    /// Before job definitions: the stages a job runs, in order, any of `check`, `build`,
+    /// `test`. Still read: each names the default job of that name (`check` is
+    /// `check --workspace`), and the list replaces the default jobs.
     pub stages: Option<Vec<String>>,
+    /// The job definitions, `[jobs.NAME]`, added to the defaults (a default's name replaces
+    /// it). A number here is the old spelling of `cargo_jobs`.
+    pub jobs: Option<JobsSetting>,
     /// cargo's `-j` for the daemon's jobs.
-    pub jobs: Option<u32>,
+    pub cargo_jobs: Option<u32>,
+    /// Learn the shapes of the `buildd cargo` commands the user runs and keep them warm too
+    /// (default true).
+    pub learn: Option<bool>,
+    /// How many learned shapes to keep warm, most recently used first (default 6).
+    pub learn_limit: Option<u32>,
+    /// How long the workspace must be quiet before an expensive, rarely used learned job
+    /// runs, in seconds (default 30).
+    pub quiet_secs: Option<u64>,
+    /// A learned job whose last run took at least this long, in seconds, is expensive
+    /// (default 10).
+    pub expensive_secs: Option<u64>,
     /// How long to wait after a file-system change for more changes, in milliseconds.
     pub debounce_ms: Option<u64>,
     /// The niceness of the daemon's cargo and everything it runs (0 to 19; default 10), so
@@ -417,6 +443,10 @@ pub struct WorkspaceStatus {
     /// user's `buildd cargo` holding the warm dir, or a cargo outside buildd holding its lock.
     #[serde(default)]
     pub waiting_for: Option<String>,
+    /// The job definitions each job runs, in order: the configured ones (diagnostics jobs
+    /// first), then the learned ones, most recently used first.
+    #[serde(default)]
+    pub jobs: Vec<JobStatus>,
 }
 
 /// The environment changes that point cargo at a key's isolated dir and buildd's tools.
@@ -559,50 +589,22 @@ pub struct CacheDir {
     pub in_use: bool,
 }
 
-/// A stage of a job: one cargo command over the workspace (or the predicted packages).
+/// The name of a job definition: one cargo command that compiles, which the daemon keeps
+/// warm (`clippy`, `build`, `test`, a `[jobs.NAME]` of the settings, or `learned-N` for a
+/// command learned from use). A run of the daemon (job `#N` in status) runs its job
+/// definitions one after another, as its stages; on the wire a stage is its name.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    /// `cargo check`: diagnostics only, no artifacts `cargo build` can use.
-    Check,
-    /// `cargo build`.
-    Build,
-    /// `cargo test --no-run`.
-    Test,
-}
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stage(pub String);
 
 impl Stage {
-    /// What a job runs unless the workspace's settings say otherwise.
-    pub const DEFAULT: [Stage; 2] = [Stage::Build, Stage::Test];
+    pub fn new(name: impl Into<String>) -> Stage {
+        Stage(name.into())
+    }
 
     /// Its name on the wire and in settings.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Check => "check",
-            Stage::Build => "build",
-            Stage::Test => "test",
-        }
-    }
-
-    /// A stage named in settings (`buildd.toml`, the editor's options, the CLI).
-    pub fn parse(name: &str) -> Result<Stage, String> {
-        match name {
-            "check" => Ok(Stage::Check),
-            "build" => Ok(Stage::Build),
-            "test" => Ok(Stage::Test),
-            other => Err(format!("unknown stage `{other}`: use check, build or test")),
-        }
-    }
-
-    /// Parses a list of stage names; an empty list is an error, since a job must do something.
-    pub fn parse_all(names: &[String]) -> Result<Vec<Stage>, String> {
-        if names.is_empty() {
-            return Err(
-                "the list of stages is empty: name at least one of check, build, test".into(),
-            );
-        }
-        names.iter().map(|n| Stage::parse(n)).collect()
+    pub fn name(&self) -> &str {
+        &self.0
     }
 
     /// `build, test`: a list of stages for people.
@@ -619,6 +621,73 @@ impl std::fmt::Display for Stage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// Where a job definition comes from.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobOrigin {
+    /// One of buildd's defaults: `clippy` (or `check`), `build`, `test`.
+    Default,
+    /// `[jobs.NAME]` in `buildd.toml`, `[workspace.metadata.buildd]` or the editor's settings.
+    Config,
+    /// A `buildd cargo` command the user ran, kept warm from then on.
+    Learned,
+}
+
+/// One job definition of a workspace, as status shows it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobStatus {
+    pub name: Stage,
+    /// cargo's arguments (`clippy --workspace --all-targets`).
+    pub command: Vec<String>,
+    /// The dir cargo runs in, relative to the workspace root; empty for the root.
+    #[serde(default)]
+    pub dir: PathBuf,
+    pub origin: JobOrigin,
+    /// Whether its compiler messages are the workspace's diagnostics (editors, status).
+    pub diagnostics: bool,
+    /// How its last run ended, and how long it took.
+    pub last_result: Option<JobResult>,
+    pub last_duration_ms: Option<u64>,
+    /// For a learned job: when the user last ran it (seconds since the Unix epoch).
+    #[serde(default)]
+    pub last_used: Option<u64>,
+    /// Why it does not run after every change, when it does not: an expensive learned job
+    /// that is rarely used waits until the workspace has been quiet for a while.
+    #[serde(default)]
+    pub waiting: Option<String>,
+    /// Anything the user should know (`clippy is not installed: ...`).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// One `[jobs.NAME]` of the settings.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobConfig {
+    /// cargo's arguments: a subcommand that only compiles (`check`, `clippy`, `build`,
+    /// `test --no-run`, `bench --no-run`, `doc`, `rustc`) and its options.
+    pub command: Vec<String>,
+    /// Whether its compiler messages are the workspace's diagnostics (default: true for
+    /// `check` and `clippy`, false otherwise).
+    pub diagnostics: Option<bool>,
+    /// `false` turns the job off; the way to turn off a default job (`[jobs.test]
+    /// enabled = false`).
+    pub enabled: Option<bool>,
+}
+
+/// `jobs` in the settings: the job definitions (`[jobs.NAME]`), or, as before there were
+/// job definitions, cargo's `-j` (now `cargo_jobs`).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum JobsSetting {
+    Count(u32),
+    Defs(BTreeMap<String, JobConfig>),
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]

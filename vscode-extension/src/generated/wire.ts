@@ -82,7 +82,46 @@ name: string,
  */
 file: string | null, line: number | null, column: number | null, message: string | null, };
 
+/**
+ * Where a job definition comes from.
+ */
+export type JobOrigin = "default" | "config" | "learned";
+
 export type JobResult = "success" | "failed" | "cancelled" | "yielded";
+
+/**
+ * One job definition of a workspace, as status shows it.
+ */
+export type JobStatus = { name: Stage, 
+/**
+ * cargo's arguments (`clippy --workspace --all-targets`).
+ */
+command: Array<string>, 
+/**
+ * The dir cargo runs in, relative to the workspace root; empty for the root.
+ */
+dir: string, origin: JobOrigin, 
+/**
+ * Whether its compiler messages are the workspace's diagnostics (editors, status).
+ */
+diagnostics: boolean, 
+/**
+ * How its last run ended, and how long it took.
+ */
+last_result: JobResult | null, last_duration_ms: number | null, 
+/**
+ * For a learned job: when the user last ran it (seconds since the Unix epoch).
+ */
+last_used: number | null, 
+/**
+ * Why it does not run after every change, when it does not: an expensive learned job
+ * that is rarely used waits until the workspace has been quiet for a while.
+ */
+waiting: string | null, 
+/**
+ * Anything the user should know (`clippy is not installed: ...`).
+ */
+note: string | null, };
 
 export type JobSummary = { id: number, stages: Array<Stage>, result: JobResult, duration_ms: number, 
 /**
@@ -189,9 +228,12 @@ units_fresh: number | null, };
 export type Severity = "error" | "warning" | "note" | "help";
 
 /**
- * A stage of a job: one cargo command over the workspace (or the predicted packages).
+ * The name of a job definition: one cargo command that compiles, which the daemon keeps
+ * warm (`clippy`, `build`, `test`, a `[jobs.NAME]` of the settings, or `learned-N` for a
+ * command learned from use). A run of the daemon (job `#N` in status) runs its job
+ * definitions one after another, as its stages; on the wire a stage is its name.
  */
-export type Stage = "check" | "build" | "test";
+export type Stage = string;
 
 export type StateParams = { 
 /**
@@ -335,4 +377,9 @@ sccache: WorkspaceSccache | null,
  * What a queued job waits for, when something other than the debounce holds it back: a
  * user's `buildd cargo` holding the warm dir, or a cargo outside buildd holding its lock.
  */
-waiting_for: string | null, };
+waiting_for: string | null, 
+/**
+ * The job definitions each job runs, in order: the configured ones (diagnostics jobs
+ * first), then the learned ones, most recently used first.
+ */
+jobs: Array<JobStatus>, };

@@ -107,8 +107,14 @@ impl Dispatcher {
         let debounce = ws.resolved(debounce).debounce;
         ws.schedule.changed(files, saved, Instant::now(), debounce);
         if let Some(job) = &ws.job {
-            // A change only tests read does not make a check or build stage stale.
-            let covered = tests_only && matches!(job.stage, Some(Stage::Check | Stage::Build));
+            // A change only tests read does not make a stage stale that compiles no tests.
+            let covered = tests_only
+                && job.stage.as_ref().is_some_and(|stage| {
+                    job.defs
+                        .iter()
+                        .find(|d| &d.name == stage)
+                        .is_some_and(|d| compiles_no_tests(&d.args))
+                });
             if !only_lock && !covered {
                 cancel_stale(ws);
             }
@@ -180,4 +186,22 @@ mod tests {
         assert!(!is_manifest(root, Path::new("/w/src/lib.rs")));
         assert!(!is_manifest(root, Path::new("/w/src/config.toml")));
     }
+}
+
+/// Whether a job's command compiles no test, bench or example target: `build` and `check`
+/// without a target selection that includes them.
+fn compiles_no_tests(args: &[String]) -> bool {
+    matches!(args.first().map(String::as_str), Some("build" | "check"))
+        && !args.iter().any(|a| {
+            matches!(
+                a.as_str(),
+                "--all-targets"
+                    | "--tests"
+                    | "--test"
+                    | "--benches"
+                    | "--bench"
+                    | "--examples"
+                    | "--example"
+            )
+        })
 }

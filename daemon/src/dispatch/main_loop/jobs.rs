@@ -6,28 +6,74 @@ use super::loads::scan_target_dir;
 use super::*;
 
 impl Dispatcher {
-    pub(super) fn start_job(&mut self, root: &Path) {
+    /// Starts the owed job; with `quiet`, the learned jobs held back until the workspace is
+    /// quiet, and nothing owed is taken.
+    pub(super) fn start_job(&mut self, root: &Path, quiet: bool) {
         let debounce = self.config.debounce;
         let ws = self.workspaces.get_mut(root).expect("caller checked");
         let resolved = ws.resolved(debounce);
-        let Owed { full, files } = ws.schedule.take(ws.graph.is_none());
+        let all_defs = ws.job_defs(&resolved);
+        let Owed { full, files } = if quiet {
+            Owed {
+                full: false,
+                files: BTreeSet::new(),
+            }
+        } else {
+            ws.schedule.take(ws.graph.is_none())
+        };
         let members = ws.graph.as_ref().map(Graph::members).unwrap_or_default();
         let predicted = match &ws.graph {
-            Some(graph) if !full => Some(graph.predict(&files, &ws.depinfo).affected),
+            Some(graph) if !full && !quiet => Some(graph.predict(&files, &ws.depinfo).affected),
             _ => None,
         };
-        ws.last_change = Some(LastChange {
-            files: files.iter().cloned().collect(),
-            predicted: predicted
-                .as_ref()
-                .unwrap_or(&members)
-                .iter()
-                .cloned()
-                .collect(),
-            full,
-        });
-        if predicted.as_ref().is_some_and(BTreeSet::is_empty) {
-            tracing::debug!(root = %root.display(), "nothing to build for the pending changes");
+        if !quiet {
+            ws.last_change = Some(LastChange {
+                files: files.iter().cloned().collect(),
+                predicted: predicted
+                    .as_ref()
+                    .unwrap_or(&members)
+                    .iter()
+                    .cloned()
+                    .collect(),
+                full,
+            });
+            if predicted.as_ref().is_some_and(BTreeSet::is_empty) {
+                tracing::debug!(root = %root.display(), "nothing to build for the pending changes");
+                return;
+            }
+        }
+        // An expensive learned job that is rarely used waits for a quiet workspace.
+        let held_back = |def: &JobDef| {
+            def.origin == JobOrigin::Learned
+                && ws.learned.as_ref().is_some_and(|learned| {
+                    learned.shapes.iter().any(|shape| {
+                        shape.name() == def.name
+                            && shape
+                                .last_duration_ms
+                                .is_some_and(|ms| ms >= resolved.expensive.as_millis() as u64)
+                            && learned.is_rare(shape)
+                    })
+                })
+        };
+        let (defs, deferred): (Vec<JobDef>, Vec<JobDef>) = if quiet {
+            (
+                all_defs
+                    .into_iter()
+                    .filter(|d| ws.deferred.contains(&d.name))
+                    .collect(),
+                Vec::new(),
+            )
+        } else {
+            all_defs.into_iter().partition(|d| !held_back(d))
+        };
+        ws.deferred = deferred.iter().map(|d| d.name.clone()).collect();
+        if !deferred.is_empty() {
+            ws.schedule.defer(Instant::now(), resolved.quiet);
+        }
+        if !quiet && let Some(learned) = &mut ws.learned {
+            learned.changed();
+        }
+        if defs.is_empty() {
             return;
         }
         let focus = ws.focus.take();
@@ -37,13 +83,9 @@ impl Dispatcher {
             }
             _ => true,
         };
-        let job_plan = plan::plan(
-            &resolved.stages,
-            predicted.as_ref(),
-            focus.as_deref(),
-            focus_alone,
-        );
-        let stage_names = resolved.stages.clone();
+        let focus = focus.filter(|f| predicted.as_ref().is_some_and(|p| p.contains(f)));
+        let stages = plan::plan(&defs, focus.as_deref(), focus_alone);
+        let stage_names: Vec<Stage> = defs.iter().map(|d| d.name.clone()).collect();
         let key = ws.key.as_ref().expect("caller checked");
         let gate: Gate = Arc::new(Mutex::new(None));
         let sccache = self
@@ -52,10 +94,10 @@ impl Dispatcher {
             .filter(|_| ws.tools.sccache.as_ref().is_some_and(|s| s.enabled));
         let spec = JobSpec {
             root: root.to_path_buf(),
-            stages: job_plan.stages,
+            stages,
             env: Arc::new(ws.env.clone()),
             cargo_env: Arc::new(key::cargo_env(&key.target_dir, &ws.tools.env)),
-            jobs: resolved.jobs,
+            jobs: resolved.cargo_jobs,
             nice: resolved.nice,
             gate: gate.clone(),
             timeout: resolved.job_timeout,
@@ -106,6 +148,7 @@ impl Dispatcher {
             yielding: false,
             started_at,
             stages: stage_names.clone(),
+            defs,
             cancel,
             handle,
             units_done: 0,
@@ -131,8 +174,27 @@ impl Dispatcher {
         };
         let kind = match event {
             JobEvent::StageStarted { stage } => {
-                job.stage = Some(stage);
+                job.stage = Some(stage.clone());
                 EventKind::StageStarted { job: job_id, stage }
+            }
+            JobEvent::StageFinished {
+                stage,
+                result,
+                duration,
+            } => {
+                let ms = duration.as_millis() as u64;
+                let learned_job = job
+                    .defs
+                    .iter()
+                    .any(|d| d.name == stage && d.origin == JobOrigin::Learned);
+                if matches!(result, JobResult::Success | JobResult::Failed) {
+                    ws.job_runs.insert(stage.clone(), (result, ms));
+                    if learned_job && let Some(learned) = &mut ws.learned {
+                        learned.finished(&stage, result, ms);
+                        self.save_learned(root);
+                    }
+                }
+                return;
             }
             JobEvent::Unit {
                 stage,
@@ -265,8 +327,8 @@ impl Dispatcher {
         if let Ok(mut gate) = job.gate.lock() {
             *gate = if everything { None } else { needed.clone() };
         }
-        if let (Some(needed), Some(stage)) = (&needed, job.stage)
-            && !needed.contains(&stage)
+        if let (Some(needed), Some(stage)) = (&needed, &job.stage)
+            && !needed.contains(stage)
         {
             tracing::info!(
                 job = job.id,

@@ -11,10 +11,17 @@ impl Dispatcher {
         let ws = self.workspaces.get_mut(root).expect("caller checked");
         ws.loading = Some(load_id);
         let env = ws.env.clone();
+        let learned_file = ws
+            .learned
+            .is_none()
+            .then(|| learning::learned_file(&self.config.paths.state_dir, root));
         let root = root.to_path_buf();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let loaded = load::load(&root, &env).await;
+            let mut loaded = load::load(&root, &env).await;
+            if let Some(file) = learned_file {
+                loaded.learned = Some(learning::read_learned(file, root.clone()).await);
+            }
             let _ = tx.send(Event::Loaded {
                 root,
                 load: load_id,
@@ -32,6 +39,10 @@ impl Dispatcher {
             return;
         }
         ws.loading = None;
+        ws.clippy = loaded.clippy;
+        if ws.learned.is_none() {
+            ws.learned = loaded.learned;
+        }
         let mut errors = Vec::new();
         let mut new_dir = false;
         match loaded.toolchain {

@@ -21,20 +21,34 @@ impl Dispatcher {
                 Ok(status) => ServerMessage::Status { id, status },
                 Err(e) => e.reply(id),
             },
-            Request::Acquire { root, args, holder } => match self.workspace_of(&root) {
+            Request::Acquire {
+                root,
+                args,
+                holder,
+                cwd,
+            } => match self.workspace_of(&root) {
                 Ok(root) => {
+                    if let Some(cwd) = cwd {
+                        self.learn(&root, &args, &cwd);
+                    }
+                    let debounce = self.config.debounce;
                     let ws = self.workspaces.get_mut(&root).expect("found above");
+                    let defs = ws.job_defs(&ws.resolved(debounce));
                     ws.waiting_acquire.push(PendingAcquire {
                         conn,
                         id,
                         reply,
                         since: Instant::now(),
-                        needed: plan::needed_stages(&args),
+                        needed: plan::needed_stages(&args, &defs),
                         holder: lock_check::holder(holder),
                     });
                     self.update_gate(&root);
                     return false;
                 }
+                Err(e) => e.reply(id),
+            },
+            Request::JobsForget { root } => match self.forget_learned(root.as_deref()) {
+                Ok(()) => ServerMessage::Ok { id },
                 Err(e) => e.reply(id),
             },
             Request::Saved { paths } => {

@@ -1,0 +1,214 @@
+//! The learned jobs of one workspace: the shapes of the `buildd cargo` commands its user
+//! ran, most recently used first, with what their last run cost. The dispatcher keeps the
+//! record in the state dir so that it survives a daemon restart.
+//!
+//! Pure: no I/O and no clock but the times it is given, so its rules are unit-tested below.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::build::jobs::JobDef;
+use crate::wire::protocol::{JobOrigin, JobResult, Stage};
+
+/// A shape unused this long is forgotten.
+pub(crate) const FORGET_AFTER_SECS: u64 = 7 * 24 * 3600;
+/// The number of the workspace's latest jobs over which a shape's use is counted.
+pub(crate) const RECENT_CHANGES: u64 = 20;
+/// At most this many uses are kept per shape: enough to tell "rare" within
+/// [`RECENT_CHANGES`].
+const MAX_USES: usize = 4;
+/// The version of the file's format.
+const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Learned {
+    /// The compile-only cargo command (`build --release`).
+    pub(crate) args: Vec<String>,
+    /// Where the user ran it, relative to the workspace root.
+    #[serde(default)]
+    pub(crate) dir: PathBuf,
+    /// Seconds since the Unix epoch.
+    pub(crate) last_used: u64,
+    /// The workspace's change count at its latest uses, newest last.
+    #[serde(default)]
+    pub(crate) uses: Vec<u64>,
+    #[serde(default)]
+    pub(crate) last_result: Option<JobResult>,
+    #[serde(default)]
+    pub(crate) last_duration_ms: Option<u64>,
+}
+
+impl Learned {
+    /// Its name in status and on the wire: the command, after its dir when it has one.
+    pub(crate) fn name(&self) -> Stage {
+        let command = self.args.join(" ");
+        if self.dir.as_os_str().is_empty() {
+            Stage::new(command)
+        } else {
+            Stage::new(format!("{}: {command}", self.dir.display()))
+        }
+    }
+
+    pub(crate) fn def(&self) -> JobDef {
+        JobDef {
+            name: self.name(),
+            args: self.args.clone(),
+            dir: self.dir.clone(),
+            origin: JobOrigin::Learned,
+            diagnostics: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LearnedJobs {
+    #[serde(default)]
+    pub(crate) version: u32,
+    /// The workspace it belongs to: a record found under another root's name is not used.
+    #[serde(default)]
+    pub(crate) root: PathBuf,
+    /// Jobs started for changes since the record began: the clock of "rarely used".
+    #[serde(default)]
+    pub(crate) changes: u64,
+    /// Most recently used first.
+    #[serde(default)]
+    pub(crate) shapes: Vec<Learned>,
+}
+
+impl LearnedJobs {
+    pub(crate) fn new(root: &Path) -> LearnedJobs {
+        LearnedJobs {
+            version: VERSION,
+            root: root.to_path_buf(),
+            ..LearnedJobs::default()
+        }
+    }
+
+    /// A record read from disk, when it is of this format and this workspace.
+    pub(crate) fn parse(text: &str, root: &Path) -> Option<LearnedJobs> {
+        let jobs: LearnedJobs = serde_json::from_str(text).ok()?;
+        (jobs.version == VERSION && jobs.root == root).then_some(jobs)
+    }
+
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The user ran a command of this shape in `dir` at `now`: it goes first. Keeps at most
+    /// `limit` shapes.
+    pub(crate) fn record(&mut self, args: Vec<String>, dir: PathBuf, now: u64, limit: usize) {
+        let mut entry = match self
+            .shapes
+            .iter()
+            .position(|s| s.args == args && s.dir == dir)
+        {
+            Some(i) => self.shapes.remove(i),
+            None => Learned {
+                args,
+                dir,
+                last_used: now,
+                uses: Vec::new(),
+                last_result: None,
+                last_duration_ms: None,
+            },
+        };
+        entry.last_used = now;
+        entry.uses.push(self.changes);
+        if entry.uses.len() > MAX_USES {
+            entry.uses.remove(0);
+        }
+        self.shapes.insert(0, entry);
+        self.shapes.truncate(limit);
+    }
+
+    /// Forgets the shapes unused for [`FORGET_AFTER_SECS`]; returns whether any went.
+    pub(crate) fn forget_old(&mut self, now: u64) -> bool {
+        let before = self.shapes.len();
+        self.shapes
+            .retain(|s| now.saturating_sub(s.last_used) < FORGET_AFTER_SECS);
+        self.shapes.len() != before
+    }
+
+    /// A job started for changes.
+    pub(crate) fn changed(&mut self) {
+        self.changes += 1;
+    }
+
+    /// Whether a shape was used at most once over the latest [`RECENT_CHANGES`] jobs.
+    pub(crate) fn is_rare(&self, shape: &Learned) -> bool {
+        // The window is the latest RECENT_CHANGES change counts, up to and with the current.
+        let recent = |u: u64| u + RECENT_CHANGES > self.changes;
+        shape.uses.iter().filter(|&&u| recent(u)).count() <= 1
+    }
+
+    /// Records how a learned job's run ended.
+    pub(crate) fn finished(&mut self, name: &Stage, result: JobResult, duration_ms: u64) {
+        if let Some(shape) = self.shapes.iter_mut().find(|s| &s.name() == name) {
+            shape.last_result = Some(result);
+            shape.last_duration_ms = Some(duration_ms);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_latest_use_goes_first_and_the_limit_drops_the_oldest() {
+        let mut jobs = LearnedJobs::new(Path::new("/ws"));
+        jobs.record(shape("build --release"), PathBuf::new(), 10, 2);
+        jobs.record(shape("test --no-run --package a"), PathBuf::new(), 11, 2);
+        jobs.record(shape("build --release"), PathBuf::new(), 12, 2);
+        let names: Vec<String> = jobs.shapes.iter().map(|s| s.name().0).collect();
+        assert_eq!(names, ["build --release", "test --no-run --package a"]);
+        jobs.record(shape("doc"), "core".into(), 13, 2);
+        let names: Vec<String> = jobs.shapes.iter().map(|s| s.name().0).collect();
+        assert_eq!(names, ["core: doc", "build --release"]);
+    }
+
+    #[test]
+    fn shapes_unused_for_a_week_are_forgotten() {
+        let mut jobs = LearnedJobs::new(Path::new("/ws"));
+        jobs.record(shape("build --release"), PathBuf::new(), 0, 6);
+        jobs.record(shape("check"), PathBuf::new(), FORGET_AFTER_SECS, 6);
+        assert!(jobs.forget_old(FORGET_AFTER_SECS + 1));
+        assert_eq!(jobs.shapes.len(), 1);
+        assert!(!jobs.forget_old(FORGET_AFTER_SECS + 1));
+    }
+
+    #[test]
+    fn a_shape_used_once_in_the_latest_changes_is_rare() {
+        let mut jobs = LearnedJobs::new(Path::new("/ws"));
+        jobs.record(shape("build --release"), PathBuf::new(), 0, 6);
+        assert!(jobs.is_rare(&jobs.shapes[0]));
+        for _ in 0..5 {
+            jobs.changed();
+        }
+        jobs.record(shape("build --release"), PathBuf::new(), 1, 6);
+        assert!(!jobs.is_rare(&jobs.shapes[0]));
+        for _ in 0..RECENT_CHANGES {
+            jobs.changed();
+        }
+        jobs.record(shape("build --release"), PathBuf::new(), 2, 6);
+        assert!(
+            jobs.is_rare(&jobs.shapes[0]),
+            "the earlier uses are too old"
+        );
+    }
+
+    #[test]
+    fn a_record_of_another_workspace_or_format_is_not_used() {
+        let mut jobs = LearnedJobs::new(Path::new("/ws"));
+        jobs.record(shape("build"), PathBuf::new(), 0, 6);
+        let text = jobs.to_json();
+        assert_eq!(LearnedJobs::parse(&text, Path::new("/ws")), Some(jobs));
+        assert_eq!(LearnedJobs::parse(&text, Path::new("/other")), None);
+        assert_eq!(LearnedJobs::parse("{", Path::new("/ws")), None);
+    }
+}

@@ -1,0 +1,136 @@
+//! Learned jobs: recording the shape of a user's `buildd cargo` command when it takes the
+//! warm dir, keeping the record in the state dir, and forgetting it on request.
+//!
+//! The record is read with the workspace's first load and written after each change, off
+//! the loop (a small file in buildd's own state dir, written to a temporary name and renamed
+//! so that a crash leaves the old record or the new one).
+
+use sha2::{Digest, Sha256};
+
+use crate::build::jobs;
+use crate::build::learned::LearnedJobs;
+
+// One module split by concern: the parts share the dispatcher's imports and items.
+use super::*;
+
+/// The record of the learned jobs of the workspace at `root`, under the state dir.
+pub(super) fn learned_file(state_dir: &Path, root: &Path) -> PathBuf {
+    let hash = Sha256::digest(root.as_os_str().as_encoded_bytes());
+    let name: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    state_dir.join("jobs").join(format!("{name}.json"))
+}
+
+/// Reads a workspace's record; a missing or unreadable one is an empty record (it only
+/// makes jobs warm sooner), and one of another format or workspace is not used.
+pub(super) async fn read_learned(file: PathBuf, root: PathBuf) -> LearnedJobs {
+    tokio::task::spawn_blocking(move || {
+        let text = crate::home::regular_file::read(&file, 1024 * 1024)
+            .ok()
+            .flatten();
+        let mut learned = text
+            .and_then(|(text, _)| LearnedJobs::parse(&text, &root))
+            .unwrap_or_else(|| LearnedJobs::new(&root));
+        learned.forget_old(now_secs());
+        learned
+    })
+    .await
+    .unwrap_or_default()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Dispatcher {
+    /// A user's command takes the warm dir: learn its shape, unless the workspace's settings
+    /// turn learning off or a configured job already runs it.
+    pub(super) fn learn(&mut self, root: &Path, args: &[String], cwd: &Path) {
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
+        let resolved = ws.resolved(self.config.debounce);
+        if resolved.learn_limit == 0 {
+            return;
+        }
+        let Some(mut shape) = jobs::shape(args) else {
+            return;
+        };
+        let Ok(cwd) = std::path::absolute(cwd) else {
+            return;
+        };
+        let Ok(mut dir) = cwd.strip_prefix(root).map(Path::to_path_buf) else {
+            return;
+        };
+        if !jobs::selects(&shape)
+            && let Some(graph) = &ws.graph
+        {
+            // Without a selection, cargo picks the package of the dir it runs in, or the
+            // default members at the root: say which, so that the same command run from two
+            // dirs is one shape, and `cargo build` at a virtual root is the default job.
+            match graph.package_of(&cwd) {
+                Some(package) if graph.package_dir(package) != Some(root) => {
+                    shape.extend(["--package".to_owned(), package.to_owned()]);
+                    dir = PathBuf::new();
+                }
+                _ if graph.default_is_workspace() => {
+                    shape.push("--workspace".to_owned());
+                    dir = PathBuf::new();
+                }
+                _ => {}
+            }
+        }
+        if ws
+            .job_defs(&resolved)
+            .iter()
+            .any(|d| d.origin != JobOrigin::Learned && d.args == shape && d.dir == dir)
+        {
+            return;
+        }
+        let Some(learned) = &mut ws.learned else {
+            return;
+        };
+        learned.record(shape, dir, now_secs(), resolved.learn_limit);
+        self.save_learned(root);
+    }
+
+    /// Writes a workspace's record, off the loop.
+    pub(super) fn save_learned(&self, root: &Path) {
+        let Some(learned) = self.workspaces.get(root).and_then(|w| w.learned.as_ref()) else {
+            return;
+        };
+        let file = learned_file(&self.config.paths.state_dir, root);
+        let text = learned.to_json();
+        tokio::task::spawn_blocking(move || {
+            let write = || -> std::io::Result<()> {
+                let dir = file.parent().expect("under the state dir");
+                std::fs::create_dir_all(dir)?;
+                let tmp = file.with_extension("json.tmp");
+                std::fs::write(&tmp, text)?;
+                std::fs::rename(&tmp, &file)
+            };
+            if let Err(e) = write() {
+                tracing::warn!(
+                    "failed to write the learned jobs to {}: {e}",
+                    file.display()
+                );
+            }
+        });
+    }
+
+    /// `buildd jobs forget`: the learned jobs of one workspace, or of all.
+    pub(super) fn forget_learned(&mut self, root: Option<&Path>) -> Result<(), DispatchError> {
+        let roots: Vec<PathBuf> = match root {
+            Some(path) => vec![self.workspace_of(path)?],
+            None => self.workspaces.keys().cloned().collect(),
+        };
+        for root in roots {
+            let ws = self.workspaces.get_mut(&root).expect("listed");
+            ws.learned = Some(LearnedJobs::new(&root));
+            ws.deferred.clear();
+            self.save_learned(&root);
+        }
+        Ok(())
+    }
+}
