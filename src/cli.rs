@@ -105,6 +105,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: CacheCommand,
     },
+    /// The workspace's jobs: the cargo commands the daemon keeps warm.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Run the daemon in the foreground.
     Daemon {
         /// Shut down after this long without clients or work.
@@ -137,6 +142,25 @@ pub(crate) struct WatchOptions {
     /// Arguments for the program with --run, for the test runner otherwise.
     #[arg(last = true)]
     pub(crate) args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobsCommand {
+    /// List the jobs (default, configured, learned) with their last results.
+    List {
+        /// A path in the workspace; the current directory by default.
+        path: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget the jobs learned from the `buildd cargo` commands run in the workspace at PATH
+    /// (in every registered workspace with --all).
+    Forget {
+        /// A path in the workspace; the current directory by default.
+        path: Option<PathBuf>,
+        #[arg(long, conflicts_with = "path")]
+        all: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,8 +3,8 @@
 use std::fmt::Write;
 
 use buildd_daemon::protocol::{
-    CacheDir, CacheTotals, Diagnostic, JobResult, JobSummary, Severity, Stage, StatusReport,
-    WorkspaceStatus,
+    CacheDir, CacheTotals, Diagnostic, JobOrigin, JobResult, JobStatus, JobSummary, Severity,
+    Stage, StatusReport, WorkspaceStatus,
 };
 
 pub(crate) fn status(report: &StatusReport) -> String {
@@ -161,6 +161,9 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
     if let Some(note) = &ws.watcher.note {
         let _ = writeln!(out, "  watcher ({}): {note}", ws.watcher.kind);
     }
+    for line in jobs(&ws.jobs).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
     for d in &ws.diagnostics {
         let _ = writeln!(
             out,
@@ -171,6 +174,49 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
             severity(d.severity),
             d.message
         );
+    }
+    out
+}
+
+/// The job definitions, one line each: name, origin, command, last result; then why one
+/// waits or what to know about it.
+pub(crate) fn jobs(jobs: &[JobStatus]) -> String {
+    let mut out = String::new();
+    if jobs.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "jobs:");
+    for job in jobs {
+        let origin = match job.origin {
+            JobOrigin::Default => "default",
+            JobOrigin::Config => "config",
+            JobOrigin::Learned => "learned",
+        };
+        let mut line = format!("  {} ({origin}", job.name);
+        if job.diagnostics {
+            line.push_str(", diagnostics");
+        }
+        line.push(')');
+        // A learned job's name is its command.
+        if job.origin != JobOrigin::Learned {
+            let _ = write!(line, ": cargo {}", job.command.join(" "));
+        }
+        match (job.last_result, job.last_duration_ms) {
+            (Some(result), Some(ms)) => {
+                let result = match result {
+                    JobResult::Success => "success",
+                    JobResult::Failed => "failed",
+                    JobResult::Cancelled => "cancelled",
+                    JobResult::Yielded => "yielded",
+                };
+                let _ = write!(line, ", last {result} in {:.1}s", ms as f64 / 1000.0);
+            }
+            _ => line.push_str(", not run yet"),
+        }
+        let _ = writeln!(out, "{line}");
+        for extra in [&job.waiting, &job.note].into_iter().flatten() {
+            let _ = writeln!(out, "    {extra}");
+        }
     }
     out
 }

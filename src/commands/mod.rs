@@ -5,6 +5,7 @@ mod cargo;
 mod daemon;
 mod env;
 mod events;
+mod jobs;
 mod lsp;
 mod status;
 mod wait;
@@ -29,6 +30,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
         Command::Stop => daemon::stop().await,
         Command::Lsp { stdio: _ } => lsp::run(&session).await,
         Command::Cache { command } => cache::run(&session, command).await,
+        Command::Jobs { command } => jobs::run(&session, command).await,
         Command::Daemon {
             idle_timeout,
             debounce,

@@ -8,6 +8,7 @@ mod edges;
 mod faults;
 mod floods;
 mod home_dir;
+mod jobs;
 mod lsp;
 mod lsp_client;
 mod neovim;

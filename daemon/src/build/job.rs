@@ -99,6 +99,9 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
         let stage_started = Instant::now();
         let mut compile_errors = 0u64;
         let mut lint_errors = 0u64;
+        // A job that is not a diagnostics job reports no diagnostics: its first error goes
+        // into the failure instead.
+        let mut first_error: Option<String> = None;
         let mut args = plan.args.clone();
         if let Some(jobs) = spec.jobs {
             // Before a `--`, after which the arguments are the compiler's (clippy's lints).
@@ -132,8 +135,19 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
                         {
                             lint_errors += 1;
                         }
+                        if first_error.is_none() {
+                            first_error = Some(format!(
+                                "{}:{}:{}: {}",
+                                d.file.display(),
+                                d.line,
+                                d.column,
+                                d.message
+                            ));
+                        }
                     }
-                    emit(JobEvent::Diagnostic(Box::new(d)));
+                    if plan.diagnostics {
+                        emit(JobEvent::Diagnostic(Box::new(d)));
+                    }
                 }
             }
             _ => {}
@@ -157,6 +171,12 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             }) => {
                 if compile_errors == 0 {
                     failure = Some(explain_failure(&plan.args, status, &stderr_tail));
+                } else if !plan.diagnostics {
+                    failure = Some(format!(
+                        "cargo {} failed with {compile_errors} error(s), the first: {}",
+                        plan.args.join(" "),
+                        first_error.as_deref().unwrap_or("?")
+                    ));
                 }
                 JobResult::Failed
             }
@@ -179,9 +199,8 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
         match stage_result {
             JobResult::Success => {}
             JobResult::Failed
-                if failure.is_none()
-                    && (plan.origin == JobOrigin::Learned
-                        || (compile_errors > 0 && lint_errors == compile_errors)) =>
+                if plan.origin == JobOrigin::Learned
+                    || (compile_errors > 0 && lint_errors == compile_errors) =>
             {
                 // The job goes on, and ends failed.
                 result = JobResult::Failed;

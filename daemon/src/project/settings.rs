@@ -244,6 +244,13 @@ fn job_defs(settings: &WorkspaceSettings, clippy: bool) -> Vec<JobDef> {
             }
         }
     }
+    // Without a diagnostics job (`stages = ["build"]`, the diagnostics job turned off), every
+    // job's messages are the diagnostics, as they were before job definitions.
+    if !defs.iter().any(|d| d.diagnostics) {
+        for def in &mut defs {
+            def.diagnostics = true;
+        }
+    }
     // Stable: within each group, the order above.
     defs.sort_by_key(|d| !d.diagnostics);
     defs

@@ -37,6 +37,10 @@ pub(super) async fn read_learned(file: PathBuf, root: PathBuf) -> LearnedJobs {
     .unwrap_or_default()
 }
 
+/// The number of the latest save, and per file the number of the save last written.
+static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static WRITTEN: std::sync::Mutex<BTreeMap<PathBuf, u64>> = std::sync::Mutex::new(BTreeMap::new());
+
 fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -102,7 +106,15 @@ impl Dispatcher {
         };
         let file = learned_file(&self.config.paths.state_dir, root);
         let text = learned.to_json();
+        let generation = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
+            // Saves run on blocking threads in any order: one at a time, and never an older
+            // record over a newer one.
+            let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+            if written.get(&file).is_some_and(|&g| g > generation) {
+                return;
+            }
+            written.insert(file.clone(), generation);
             let write = || -> std::io::Result<()> {
                 let dir = file.parent().expect("under the state dir");
                 std::fs::create_dir_all(dir)?;

@@ -1,0 +1,357 @@
+//! Jobs: the default clippy, build and test jobs warm what the user runs and give the editor
+//! clippy's lints; `[jobs.NAME]` adds jobs and refuses commands that do more than compile;
+//! the shapes of the user's own `buildd cargo` commands are learned and kept warm.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{World, append, artifacts, edit};
+
+/// Runs `buildd cargo ARGS --message-format=json` and returns the targets cargo compiled
+/// (those not fresh).
+fn compiled(world: &World, ws: &Path, args: &[&str]) -> Vec<String> {
+    let mut full = vec!["cargo"];
+    full.extend_from_slice(args);
+    full.push("--message-format=json");
+    let stdout = world.ok(ws, &full);
+    let artifacts = artifacts(&stdout);
+    assert!(!artifacts.is_empty(), "{args:?} reported no artifacts");
+    artifacts
+        .iter()
+        .filter(|a| a["fresh"] != true)
+        .map(|a| {
+            format!(
+                "{} ({})",
+                a["target"]["name"].as_str().unwrap_or("?"),
+                a["target"]["kind"]
+            )
+        })
+        .collect()
+}
+
+fn job<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
+    status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == name)
+}
+
+fn job_names(status: &Value) -> Vec<String> {
+    status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// An edit, and the job after it settled.
+fn edit_and_settle(world: &World, ws: &Path) -> Value {
+    let before = world.last_job_id(ws);
+    append(&ws.join("core-lib/src/lib.rs"), "\npub fn added() {}\n");
+    world.wait_settled(ws, before)
+}
+
+#[test]
+fn by_default_clippy_build_and_test_are_warm_after_an_edit_and_clippy_lints_are_diagnostics() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    // A lint of clippy's only (rustc says nothing of it), and a warning both clippy and
+    // cargo build report.
+    edit(
+        &ws.join("util/src/lib.rs"),
+        "pub fn bang() -> &'static str {\n    \"!\"\n}",
+        "pub fn bang() -> &'static str {\n    return \"!\";\n}\n\npub fn unused() {\n    let spare = 1;\n}",
+    );
+    world.ok(&ws, &["wait"]);
+    let status = edit_and_settle(&world, &ws);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert_eq!(
+        job_names(&status),
+        ["clippy", "build", "test"],
+        "{status:#}"
+    );
+    let clippy = job(&status, "clippy").unwrap();
+    assert_eq!(clippy["origin"], "default");
+    assert_eq!(clippy["diagnostics"], true);
+    assert_eq!(clippy["last_result"], "success", "{status:#}");
+    assert!(clippy["last_duration_ms"].is_u64());
+    assert_eq!(
+        status["last_job"]["stages"],
+        serde_json::json!(["clippy", "build", "test"])
+    );
+
+    let diagnostics = status["diagnostics"].as_array().unwrap();
+    let messages: Vec<&str> = diagnostics
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.contains(&"unneeded `return` statement"),
+        "clippy's needless_return is a diagnostic: {messages:?}"
+    );
+    let unused: Vec<_> = messages
+        .iter()
+        .filter(|m| m.starts_with("unused variable"))
+        .collect();
+    assert_eq!(
+        unused.len(),
+        1,
+        "the warning clippy and build both report is listed once: {messages:?}"
+    );
+
+    for args in [
+        &["clippy"][..],
+        &["clippy", "--all-targets"][..],
+        &["build"][..],
+        &["test", "--no-run"][..],
+    ] {
+        let stale = compiled(&world, &ws, args);
+        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
+    }
+    assert!(!ws.join("target").exists());
+}
+
+#[test]
+fn learned_shapes_are_warm_after_an_edit_and_survive_a_daemon_restart() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    append(
+        &ws.join("core-lib/Cargo.toml"),
+        "\n[features]\nextra = []\n",
+    );
+    // Deterministic: no learned job is held back for a quiet workspace here.
+    std::fs::write(ws.join("buildd.toml"), "expensive_secs = 3600\n").unwrap();
+    world.ok(&ws, &["wait"]);
+    assert!(!compiled(&world, &ws, &["build", "--release"]).is_empty());
+    assert!(
+        !compiled(
+            &world,
+            &ws,
+            &["test", "-p", "core-lib", "--features", "extra", "--no-run"]
+        )
+        .is_empty()
+    );
+    // `run` is learned as the build it needs, from a member's dir as that package.
+    world.ok(
+        &ws.join("app"),
+        &["cargo", "run", "--release", "--", "ignored"],
+    );
+
+    let status = edit_and_settle(&world, &ws);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    let learned = [
+        "build --release --package app",
+        "test --no-run --package core-lib --features extra",
+        "build --release --workspace",
+    ];
+    assert_eq!(
+        job_names(&status)[3..],
+        learned,
+        "most recently used first: {status:#}"
+    );
+    for name in learned {
+        let job = job(&status, name).unwrap();
+        assert_eq!(job["origin"], "learned", "{job:#}");
+        assert_eq!(job["last_result"], "success", "{job:#}");
+        assert!(job["last_used"].is_u64(), "{job:#}");
+    }
+    for args in [
+        &["build", "--release"][..],
+        &["test", "-p", "core-lib", "--features", "extra", "--no-run"][..],
+    ] {
+        let stale = compiled(&world, &ws, args);
+        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
+    }
+
+    // Those two ran again: they come first now.
+    let learned = [learned[1], learned[2], learned[0]];
+    world.ok(&ws, &["stop"]);
+    world.ok(&ws, &["wait"]);
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(job_names(&status)[3..], learned, "{status:#}");
+    let text = world.ok(&ws, &["status"]);
+    assert!(
+        text.contains("build --release --workspace (learned), last success"),
+        "{text}"
+    );
+
+    world.ok(&ws, &["jobs", "forget"]);
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(
+        job_names(&status),
+        ["clippy", "build", "test"],
+        "{status:#}"
+    );
+}
+
+#[test]
+fn with_learn_false_nothing_is_learned() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    std::fs::write(ws.join("buildd.toml"), "learn = false\n").unwrap();
+    world.ok(&ws, &["wait"]);
+    world.ok(&ws, &["cargo", "build", "--release"]);
+    let status = edit_and_settle(&world, &ws);
+    assert_eq!(
+        job_names(&status),
+        ["clippy", "build", "test"],
+        "{status:#}"
+    );
+}
+
+#[test]
+fn an_expensive_rarely_used_learned_job_waits_for_a_quiet_workspace() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    // Every learned job counts as expensive; the workspace is quiet after 2 s.
+    std::fs::write(
+        ws.join("buildd.toml"),
+        "expensive_secs = 0\nquiet_secs = 2\n",
+    )
+    .unwrap();
+    world.ok(&ws, &["wait"]);
+    world.ok(&ws, &["cargo", "build", "--release"]);
+    let name = "build --release --workspace";
+    // Its first run measures it.
+    let status = edit_and_settle(&world, &ws);
+    assert_eq!(
+        job(&status, name).unwrap()["last_result"],
+        "success",
+        "{status:#}"
+    );
+    assert!(job(&status, name).unwrap()["waiting"].is_null());
+
+    // Now known to be expensive, and used once: the next edit's job goes without it...
+    let status = edit_and_settle(&world, &ws);
+    assert!(
+        !status["last_job"]["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == name),
+        "{status:#}"
+    );
+    let waiting = job(&status, name).unwrap()["waiting"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(waiting.contains("quiet for 2s"), "{status:#}");
+    // ...and it runs on its own once the workspace has been quiet.
+    let after = status["last_job"]["id"].as_u64().unwrap();
+    let status = world.wait_settled(&ws, after);
+    assert_eq!(
+        status["last_job"]["stages"],
+        serde_json::json!([name]),
+        "{status:#}"
+    );
+    assert!(
+        job(&status, name).unwrap()["waiting"].is_null(),
+        "{status:#}"
+    );
+}
+
+#[test]
+fn a_configured_pedantic_job_runs_and_a_job_that_publishes_is_refused() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    std::fs::write(
+        ws.join("buildd.toml"),
+        "[jobs.pedantic]\ncommand = [\"clippy\", \"--workspace\", \"--\", \"-W\", \"clippy::pedantic\"]\n",
+    )
+    .unwrap();
+    world.ok(&ws, &["wait"]);
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(
+        job_names(&status),
+        ["clippy", "pedantic", "build", "test"],
+        "{status:#}"
+    );
+    let pedantic = job(&status, "pedantic").unwrap();
+    assert_eq!(pedantic["origin"], "config");
+    assert_eq!(pedantic["diagnostics"], true);
+    assert_eq!(pedantic["last_result"], "success", "{status:#}");
+    let messages: Vec<&str> = status["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("#[must_use]")),
+        "clippy::must_use_candidate (pedantic) is a diagnostic: {messages:?}"
+    );
+
+    let jobs_before = status["jobs_started"].as_u64().unwrap();
+    std::fs::write(
+        ws.join("buildd.toml"),
+        "[jobs.release]\ncommand = [\"publish\"]\n",
+    )
+    .unwrap();
+    let status = world.wait_for(&ws, "the refused job", |s| s["state"] == "error");
+    let error = status["error"].as_str().unwrap();
+    assert!(
+        error.contains("buildd.toml")
+            && error.contains("job `release`")
+            && error.contains("cargo publish"),
+        "{error}"
+    );
+    assert_eq!(
+        status["jobs_started"].as_u64().unwrap(),
+        jobs_before,
+        "nothing ran"
+    );
+    assert_eq!(world.run(&ws, &["wait"]).status.code(), Some(6));
+}
+
+#[test]
+fn without_clippy_the_diagnostics_job_is_check_and_status_says_so() {
+    // A real toolchain without clippy: cargo, rustc and rustdoc of this one, on a PATH
+    // without rustup's proxies, and a CARGO_HOME without cargo-clippy.
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let sysroot = String::from_utf8(
+        std::process::Command::new("rustc")
+            .args(["--print", "sysroot"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bin = world.dir.path().join("toolchain-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["cargo", "rustc", "rustdoc"] {
+        std::os::unix::fs::symlink(
+            Path::new(sysroot.trim()).join("bin").join(tool),
+            bin.join(tool),
+        )
+        .unwrap();
+    }
+    let cargo_home = world.dir.path().join("cargo-home");
+    std::fs::create_dir_all(&cargo_home).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let env = [
+        ("PATH", path.as_str()),
+        ("CARGO_HOME", cargo_home.to_str().unwrap()),
+    ];
+    world.ok_with(&ws, &env, &["wait"]);
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(job_names(&status), ["check", "build", "test"], "{status:#}");
+    let check = job(&status, "check").unwrap();
+    assert_eq!(
+        check["command"],
+        serde_json::json!(["check", "--workspace", "--all-targets"])
+    );
+    assert_eq!(check["last_result"], "success", "{status:#}");
+    assert!(
+        check["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rustup component add clippy"),
+        "{check:#}"
+    );
+    let text = world.ok_with(&ws, &env, &["status"]);
+    assert!(text.contains("clippy is not installed"), "{text}");
+}
