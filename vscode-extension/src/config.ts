@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { InitializationOptions, Stage, STAGES } from './protocol';
+import { InitializationOptions, JobDefinition, Stage, STAGES } from './protocol';
 
 /** The environment variable that overrides the server path, for tests and development. */
 export const SERVER_PATH_ENV = 'BUILDD_SERVER_PATH';
@@ -21,7 +21,14 @@ export interface Config {
     /** `buildd.path`: empty means "buildd from PATH". */
     path: string;
     stages: Stage[] | undefined;
+    /** cargo's `--jobs` (the old meaning of `buildd.jobs` as a number). */
     jobs: number | undefined;
+    /** `buildd.jobs` as an object: job definitions by name. */
+    jobDefinitions: Record<string, JobDefinition> | undefined;
+    /** `buildd.cargoJobs`: cargo's `--jobs`. */
+    cargoJobs: number | undefined;
+    /** `buildd.learn`: keep the `buildd cargo` commands you run warm too. */
+    learn: boolean | undefined;
     debounceMs: number | undefined;
     nice: number | undefined;
     jobTimeoutSecs: number | undefined;
@@ -65,7 +72,22 @@ export function readConfig(get: (key: string) => unknown): Resolved {
         }
     }
 
-    const jobs = integerSetting(get('jobs'), 'buildd.jobs', 1, undefined, problems);
+    const rawJobs = get('jobs');
+    let jobs: number | undefined;
+    let jobDefinitions: Record<string, JobDefinition> | undefined;
+    if (rawJobs !== null && typeof rawJobs === 'object' && !Array.isArray(rawJobs)) {
+        jobDefinitions = jobDefinitionsSetting(rawJobs as Record<string, unknown>, problems);
+    } else {
+        jobs = integerSetting(rawJobs, 'buildd.jobs', 1, undefined, problems);
+    }
+    const cargoJobs = integerSetting(get('cargoJobs'), 'buildd.cargoJobs', 1, undefined, problems);
+    let learn: boolean | undefined;
+    const rawLearn = get('learn');
+    if (typeof rawLearn === 'boolean') {
+        learn = rawLearn;
+    } else if (rawLearn !== undefined && rawLearn !== null) {
+        problems.push('buildd.learn must be true or false; the daemon\'s default (true) is used');
+    }
     const debounceMs = integerSetting(get('debounceMs'), 'buildd.debounceMs', 0, undefined, problems);
     const nice = integerSetting(get('nice'), 'buildd.nice', 0, 19, problems);
     const jobTimeoutSecs = integerSetting(get('jobTimeoutSecs'), 'buildd.jobTimeoutSecs', 1, undefined, problems);
@@ -91,6 +113,9 @@ export function readConfig(get: (key: string) => unknown): Resolved {
             path: serverPath,
             stages,
             jobs,
+            jobDefinitions,
+            cargoJobs,
+            learn,
             debounceMs,
             nice,
             jobTimeoutSecs,
@@ -101,6 +126,43 @@ export function readConfig(get: (key: string) => unknown): Resolved {
         },
         problems,
     };
+}
+
+/** Job definitions by name; an entry the daemon would refuse in form is dropped and named. */
+function jobDefinitionsSetting(
+    raw: Record<string, unknown>,
+    problems: string[],
+): Record<string, JobDefinition> | undefined {
+    const defs: Record<string, JobDefinition> = {};
+    for (const [name, value] of Object.entries(raw)) {
+        const def = value as Record<string, unknown> | null;
+        const command = def?.command;
+        const okName = /^[A-Za-z0-9_-]+$/.test(name);
+        const okCommand = command === undefined
+            || (Array.isArray(command) && command.length > 0 && command.every((a) => typeof a === 'string'));
+        const okFlags = ['diagnostics', 'enabled'].every((k) => def?.[k] === undefined || typeof def[k] === 'boolean');
+        const known = def !== null && typeof def === 'object'
+            && Object.keys(def).every((k) => ['command', 'diagnostics', 'enabled'].includes(k));
+        if (!okName || !okCommand || !okFlags || !known) {
+            problems.push(
+                `buildd.jobs.${name} must be {"command": ["clippy", ...], "diagnostics": true|false, `
+                + '"enabled": true|false} under a name of letters, digits, - and _; it is ignored',
+            );
+            continue;
+        }
+        const out: JobDefinition = {};
+        if (command !== undefined) {
+            out.command = command;
+        }
+        if (typeof def.diagnostics === 'boolean') {
+            out.diagnostics = def.diagnostics;
+        }
+        if (typeof def.enabled === 'boolean') {
+            out.enabled = def.enabled;
+        }
+        defs[name] = out;
+    }
+    return Object.keys(defs).length > 0 ? defs : undefined;
 }
 
 function integerSetting(
@@ -127,8 +189,18 @@ export function initializationOptions(config: Config): InitializationOptions {
     if (config.stages !== undefined) {
         options.stages = config.stages;
     }
-    if (config.jobs !== undefined) {
+    if (config.jobDefinitions !== undefined) {
+        options.jobs = config.jobDefinitions;
+    } else if (config.jobs !== undefined) {
         options.jobs = config.jobs;
+    }
+    if (config.cargoJobs !== undefined) {
+        options.cargoJobs = config.cargoJobs;
+    } else if (config.jobDefinitions !== undefined && config.jobs !== undefined) {
+        options.cargoJobs = config.jobs;
+    }
+    if (config.learn !== undefined) {
+        options.learn = config.learn;
     }
     if (config.debounceMs !== undefined) {
         options.debounceMs = config.debounceMs;

@@ -24,10 +24,23 @@ export const CANCEL_COMMAND = 'buildd.cancel';
 export type Stage = 'check' | 'build' | 'test';
 export const STAGES: readonly Stage[] = ['check', 'build', 'test'];
 
+/** One job definition of `buildd.jobs` (`[jobs.NAME]` of `buildd.toml`). */
+export interface JobDefinition {
+    /** cargo's arguments: a subcommand that only compiles, and its options. */
+    command?: string[];
+    /** Whether its compiler messages are the editor's diagnostics. */
+    diagnostics?: boolean;
+    /** `false` turns the job (or a default job of that name) off. */
+    enabled?: boolean;
+}
+
 /** `initializationOptions` of `initialize`; every field is optional. */
 export interface InitializationOptions {
     stages?: Stage[];
-    jobs?: number;
+    /** Job definitions by name, or (the old meaning) cargo's `--jobs`. */
+    jobs?: Record<string, JobDefinition> | number;
+    cargoJobs?: number;
+    learn?: boolean;
     debounceMs?: number;
     nice?: number;
     jobTimeoutSecs?: number;

@@ -39,6 +39,29 @@ describe('readConfig and initializationOptions', () => {
         assert.match(bad.problems[1] ?? '', /buildd\.sccache/);
     });
 
+    it('passes job definitions, cargoJobs and learn, and names a bad job definition', () => {
+        const { config, problems } = readConfig(settings({
+            jobs: {
+                pedantic: { command: ['clippy', '--workspace', '--', '-W', 'clippy::pedantic'] },
+                test: { enabled: false },
+                'bad name': { command: ['check'] },
+                empty: { command: [] },
+            },
+            cargoJobs: 3,
+            learn: false,
+        }));
+        assert.deepEqual(initializationOptions(config), {
+            jobs: {
+                pedantic: { command: ['clippy', '--workspace', '--', '-W', 'clippy::pedantic'] },
+                test: { enabled: false },
+            },
+            cargoJobs: 3,
+            learn: false,
+        });
+        assert.deepEqual(problems.map((p) => p.split(' must ')[0]), ['buildd.jobs.bad name', 'buildd.jobs.empty']);
+        assert.match(readConfig(settings({ learn: 'no' })).problems[0] ?? '', /buildd\.learn/);
+    });
+
     it('keeps the order of the stages and drops repeats', () => {
         const { config } = readConfig(settings({ stages: ['test', 'build', 'test'] }));
         assert.deepEqual(config.stages, ['test', 'build']);

@@ -44,6 +44,7 @@ const REPORT: StatusReport = {
             linker: null,
             sccache: null,
             waiting_for: null,
+            jobs: [],
         },
     ],
     cache: null,
