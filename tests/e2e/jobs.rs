@@ -355,3 +355,48 @@ fn without_clippy_the_diagnostics_job_is_check_and_status_says_so() {
     let text = world.ok_with(&ws, &env, &["status"]);
     assert!(text.contains("clippy is not installed"), "{text}");
 }
+
+#[test]
+fn a_job_for_another_target_runs_when_its_std_is_installed_and_says_so_when_not() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    // This machine's toolchain has the host's std and no other (no network to add one).
+    std::fs::write(
+        ws.join("buildd.toml"),
+        "[jobs.host]\ncommand = [\"build\", \"--workspace\", \"--target\", \"x86_64-unknown-linux-gnu\"]\n\
+         [jobs.wasm]\ncommand = [\"build\", \"--workspace\", \"--target=wasm32-unknown-unknown\"]\n",
+    )
+    .unwrap();
+    world.ok(&ws, &["wait"]);
+    let status = world.workspace_status(&ws).unwrap();
+    let host = job(&status, "host").unwrap();
+    assert_eq!(host["last_result"], "success", "{status:#}");
+    let wasm = job(&status, "wasm").unwrap();
+    assert!(wasm["last_result"].is_null(), "{status:#}");
+    assert!(
+        wasm["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rustup target add wasm32-unknown-unknown"),
+        "{wasm:#}"
+    );
+    assert!(
+        !status["last_job"]["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "wasm"),
+        "{status:#}"
+    );
+    let stale = compiled(
+        &world,
+        &ws,
+        &[
+            "build",
+            "--workspace",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ],
+    );
+    assert!(stale.is_empty(), "{stale:?}");
+}

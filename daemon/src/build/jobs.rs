@@ -334,6 +334,22 @@ pub(crate) fn selects(shape: &[String]) -> bool {
     })
 }
 
+/// The `--target` triples a command builds for (a path to a target spec file is not a
+/// triple and is left to cargo).
+pub(crate) fn targets(args: &[String]) -> Vec<String> {
+    let mut targets = Vec::new();
+    let mut iter = args.iter().take_while(|a| *a != "--");
+    while let Some(arg) = iter.next() {
+        let value = match split_option(arg) {
+            ("--target", Some(v)) => Some(v.to_owned()),
+            ("--target", None) => iter.next().cloned(),
+            _ => None,
+        };
+        targets.extend(value.filter(|v| !v.ends_with(".json")));
+    }
+    targets
+}
+
 /// The families of subcommands whose units overlap: a user's command lets a running job of
 /// its family finish (its units are what the command needs), and the daemon cancels the
 /// others for it.
@@ -393,6 +409,17 @@ mod tests {
             Some("check --config x=1")
         );
         assert_eq!(shape_of("test --no-run").as_deref(), Some("test --no-run"));
+    }
+
+    #[test]
+    fn targets_are_read_from_both_spellings() {
+        assert_eq!(
+            targets(&args(
+                "build --target wasm32-unknown-unknown --target=x86_64-unknown-linux-gnu"
+            )),
+            ["wasm32-unknown-unknown", "x86_64-unknown-linux-gnu"]
+        );
+        assert!(targets(&args("build --target my.json -- --target no")).is_empty());
     }
 
     #[test]

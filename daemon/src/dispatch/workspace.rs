@@ -120,6 +120,8 @@ pub(crate) struct Workspace {
     pub(crate) foreign_lock: Option<PathBuf>,
     /// Whether the toolchain has clippy, as the last load found.
     pub(crate) clippy: bool,
+    /// The targets whose std the toolchain has; `None`: unknown.
+    pub(crate) targets: Option<BTreeSet<String>>,
     /// The learned jobs; `None` until the first load read them from the state dir.
     pub(crate) learned: Option<LearnedJobs>,
     /// How each job definition's last run ended, and its duration in milliseconds.
@@ -167,6 +169,7 @@ impl Workspace {
             locks_free: false,
             foreign_lock: None,
             clippy: true,
+            targets: None,
             learned: None,
             job_runs: BTreeMap::new(),
             deferred: BTreeSet::new(),
@@ -241,7 +244,13 @@ impl Workspace {
                     let shape = shape?;
                     Some((shape.last_result?, shape.last_duration_ms?))
                 });
-                let note = match def.subcommand() {
+                let note = self.missing_target(&def).map(|target| {
+                    format!(
+                        "the std of {target} is not installed, so the job does not run: \
+                         `rustup target add {target}`"
+                    )
+                });
+                let note = note.or_else(|| match def.subcommand() {
                     "check" if def.origin == JobOrigin::Default && !self.clippy => Some(
                         "clippy is not installed for this toolchain, so the editor's \
                          diagnostics come from `cargo check`: `rustup component add clippy` \
@@ -254,7 +263,7 @@ impl Workspace {
                             .to_owned(),
                     ),
                     _ => None,
-                };
+                });
                 JobStatus {
                     waiting: self.deferred.contains(&def.name).then(|| {
                         format!(
@@ -276,6 +285,14 @@ impl Workspace {
                 }
             })
             .collect()
+    }
+
+    /// The `--target` of a job whose std the toolchain does not have.
+    pub(crate) fn missing_target(&self, def: &JobDef) -> Option<String> {
+        let installed = self.targets.as_ref()?;
+        crate::build::jobs::targets(&def.args)
+            .into_iter()
+            .find(|t| !installed.contains(t))
     }
 
     /// The job definitions a job runs, in order: the configured ones, then the learned ones

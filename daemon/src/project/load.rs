@@ -35,6 +35,9 @@ pub(crate) struct Loaded {
     /// Whether `cargo clippy` works with the workspace's toolchain (rustup's clippy
     /// component): the default diagnostics job is clippy when it does, `cargo check` if not.
     pub(crate) clippy: bool,
+    /// The targets whose std the toolchain has (`rustup target add`): the dirs of
+    /// `<sysroot>/lib/rustlib`. `None` when the sysroot could not be read.
+    pub(crate) targets: Option<std::collections::BTreeSet<String>>,
     /// The workspace's learned jobs, read from the state dir at its first load (the
     /// dispatcher knows where).
     pub(crate) learned: Option<crate::build::learned::LearnedJobs>,
@@ -147,9 +150,14 @@ pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded 
             .try_for_each(|name| regular_file::check_regular_if_present(&inputs_root.join(name)))
     })
     .await;
-    let (toolchain, metadata, clippy) = match inputs {
-        Ok(()) => tokio::join!(toolchain(root, env), metadata(root, env), clippy(root, env)),
-        Err(e) => (Err(e.clone()), Err(e), false),
+    let (toolchain, metadata, clippy, targets) = match inputs {
+        Ok(()) => tokio::join!(
+            toolchain(root, env),
+            metadata(root, env),
+            clippy(root, env),
+            targets(root, env)
+        ),
+        Err(e) => (Err(e.clone()), Err(e), false, None),
     };
     let workspace_metadata = metadata.as_ref().ok().map(|m| m.workspace_metadata.clone());
     let settings_root = root.to_path_buf();
@@ -160,6 +168,7 @@ pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded 
         metadata,
         settings,
         clippy,
+        targets,
         learned: None,
     }
 }
@@ -187,6 +196,29 @@ async fn clippy(root: &Path, env: &BTreeMap<String, String>) -> bool {
     capture(cmd, "cargo clippy --version", VERSION_TIMEOUT)
         .await
         .is_ok()
+}
+
+/// The targets the toolchain has a std for: a job with `--target` of another cannot build.
+async fn targets(
+    root: &Path,
+    env: &BTreeMap<String, String>,
+) -> Option<std::collections::BTreeSet<String>> {
+    let mut cmd = command("rustc", root, env);
+    cmd.args(["--print", "sysroot"]);
+    let sysroot = capture(cmd, "rustc --print sysroot", VERSION_TIMEOUT)
+        .await
+        .ok()?;
+    let rustlib = PathBuf::from(sysroot.trim()).join("lib/rustlib");
+    off_the_workers(move || {
+        let entries = std::fs::read_dir(&rustlib).map_err(|e| e.to_string())?;
+        Ok(entries
+            .flatten()
+            .filter(|e| e.path().join("lib").is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect())
+    })
+    .await
+    .ok()
 }
 
 async fn metadata(root: &Path, env: &BTreeMap<String, String>) -> Result<Box<Metadata>, String> {

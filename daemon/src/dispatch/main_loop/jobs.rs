@@ -12,7 +12,12 @@ impl Dispatcher {
         let debounce = self.config.debounce;
         let ws = self.workspaces.get_mut(root).expect("caller checked");
         let resolved = ws.resolved(debounce);
-        let all_defs = ws.job_defs(&resolved);
+        // A job for a target whose std is not installed would only fail: status says so.
+        let all_defs: Vec<JobDef> = ws
+            .job_defs(&resolved)
+            .into_iter()
+            .filter(|d| ws.missing_target(d).is_none())
+            .collect();
         let Owed { full, files } = if quiet {
             Owed {
                 full: false,

@@ -40,6 +40,7 @@ impl Dispatcher {
         }
         ws.loading = None;
         ws.clippy = loaded.clippy;
+        ws.targets = loaded.targets;
         if ws.learned.is_none() {
             ws.learned = loaded.learned;
         }
