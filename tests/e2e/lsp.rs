@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::lsp_client::{Caps, LspClient, file_uri, init_params};
-use crate::support::{World, alive, edit, wait_until};
+use crate::support::{World, alive, append, edit, wait_until};
 
 /// Fast jobs for tests that only look at diagnostics.
 fn check_only() -> Value {
@@ -104,6 +104,36 @@ fn an_error_after_an_emoji_has_its_exact_utf16_range_and_is_cleared_when_fixed()
     client.wait_diagnostics(&file, "the error to clear", |ds| ds.is_empty());
     let fixed = client.wait_state(&ws, "the fixed job", |s| s["state"] == "idle");
     assert_eq!(fixed["errors"], 0, "{fixed:#}");
+    assert!(client.exit().success());
+}
+
+#[test]
+fn by_default_clippy_lints_reach_the_editor_with_their_code_and_link() {
+    let world = World::new();
+    let ws = world.workspace("lsp-unicode", "ws");
+    lock(&ws);
+    let file = ws.join("src/lib.rs");
+    let mut client = LspClient::start(&world, &ws, "editor", &[]);
+    // No settings: the default jobs, clippy first.
+    client.initialize(init_params(&[&ws], json!({}), Caps::default()));
+    client.wait_state(&ws, "the first job to end", |s| {
+        s["state"] == "idle" && s["job"].is_u64() && s["daemon"] == "up"
+    });
+    client.mark();
+    append(&file, "\npub fn one() -> u8 {\n    return 1;\n}\n");
+    save(&mut client, &file);
+    let diagnostics = client.wait_diagnostics(
+        &file,
+        "clippy's needless_return",
+        has_message("unneeded `return` statement"),
+    );
+    let lint = with_message(&diagnostics, "unneeded `return` statement");
+    assert_eq!(lint["code"], "clippy::needless_return", "{lint:#}");
+    assert_eq!(
+        lint["codeDescription"]["href"],
+        "https://rust-lang.github.io/rust-clippy/master/index.html#needless_return"
+    );
+    assert_eq!(lint["severity"], 2, "a warning: {lint:#}");
     assert!(client.exit().success());
 }
 
