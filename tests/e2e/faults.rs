@@ -136,8 +136,14 @@ fn a_workspace_moved_away_turns_error_leaves_others_alone_and_can_come_back() {
 fn a_hanging_build_script_is_ended_by_the_job_timeout() {
     let world = World::new();
     let ws = world.workspace("slow", "ws");
-    std::fs::write(ws.join("buildd.toml"), "job_timeout_secs = 3\n").unwrap();
     world.ok(&ws, &["wait"]);
+    // The timeout is set once the workspace is warm: a cold first job (clippy, build, test)
+    // on a loaded machine may itself take longer than a short timeout. The settings change
+    // runs a job of its own, of fresh units only.
+    let warm = world.last_job_id(&ws);
+    std::fs::write(ws.join("buildd.toml"), "job_timeout_secs = 15\n").unwrap();
+    let status = world.wait_settled(&ws, warm);
+    assert_eq!(status["last_job"]["result"], "success", "{status:#}");
     let home = world.home();
     let flag = world.dir.path().join("hold");
     let before = world.last_job_id(&ws);
@@ -146,7 +152,7 @@ fn a_hanging_build_script_is_ended_by_the_job_timeout() {
     assert_eq!(status["last_job"]["result"], "failed", "{status:#}");
     let failure = status["last_job"]["failure"].as_str().unwrap();
     assert!(
-        failure.contains("timeout of 3s") && failure.contains("job_timeout_secs"),
+        failure.contains("timeout of 15s") && failure.contains("job_timeout_secs"),
         "{failure}"
     );
     wait_until("the hung build script to be killed", || {
