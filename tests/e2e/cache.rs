@@ -89,16 +89,25 @@ fn seed_and_check_the_original(world: &World) -> Value {
             std::fs::remove_dir_all(unit.path()).unwrap();
         }
     }
+    // The daemon's job after the edit does the rebuild (a user's command racing it would
+    // wait for it and find everything fresh): wait for that job and read what it rebuilt.
+    let before_edit = world.last_job_id(&ws);
     edit(
         &ws.join("numfmt/src/lib.rs"),
         "pub fn label",
         "pub fn double(n: u64) -> u64 {\n    n * 2\n}\n\npub fn label",
     );
-    let stdout = world.ok_with(&ws, &no_incr, &["cargo", "build", "--message-format=json"]);
-    let names = compiled(&stdout);
+    let status = world.wait_settled(&ws, before_edit);
+    let names = rebuilt(&status);
     assert!(
         names.contains(&"itoa".to_owned()) && names.contains(&"numfmt".to_owned()),
-        "{names:?}"
+        "{status:#}"
+    );
+    let stdout = world.ok_with(&ws, &no_incr, &["cargo", "build", "--message-format=json"]);
+    assert_eq!(
+        compiled(&stdout),
+        Vec::<String>::new(),
+        "the job left it warm"
     );
     assert!(itoa_rlib.is_file());
 
