@@ -45,7 +45,9 @@ pub(crate) fn read(
     };
     let path = root.join(FILE_NAME);
     // A FIFO or a device here must not stall the load: only a regular file is read.
-    let from_file = match regular_file::read(&path, regular_file::MAX_SETTINGS_FILE)? {
+    let from_file = match regular_file::read(&path, regular_file::MAX_SETTINGS_FILE)
+        .map_err(|e| e.to_string())?
+    {
         Some((text, _)) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
         None => WorkspaceSettings::default(),
     };
