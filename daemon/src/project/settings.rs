@@ -87,7 +87,7 @@ pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), String> {
         return Err(format!("nice must be between 0 and 19, not {nice}"));
     }
     if let Some(linker) = &settings.linker {
-        crate::tools::linker::Setting::parse(linker)?;
+        crate::tools::linker::Setting::parse(linker).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
