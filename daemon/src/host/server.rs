@@ -21,6 +21,7 @@ use anyhow::Context;
 use dashmap::DashMap;
 use futures_util::StreamExt;
 use nix::fcntl::{Flock, FlockArg};
+use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
@@ -390,8 +391,8 @@ impl Connection<'_> {
                         reply: out.clone(),
                     });
                 }
-                Err(message) => {
-                    self.error(Some(id), ErrorCode::NotAWorkspace, message)
+                Err(e) => {
+                    self.error(Some(id), ErrorCode::NotAWorkspace, e.to_string())
                         .await;
                 }
             },
@@ -407,13 +408,31 @@ impl Connection<'_> {
     }
 }
 
+/// Why a `register` names no workspace: answered as `not_a_workspace`.
+#[derive(Debug, Error)]
+enum RegisterError {
+    #[error("cannot register {path}: {source}")]
+    Resolve {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `load::locate_root`'s text: no `Cargo.toml` in the dir or above it, or one that is
+    /// not a regular file.
+    #[error("{0}")]
+    NoWorkspace(String),
+}
+
 async fn resolve_root(
     path: &std::path::Path,
     env: &BTreeMap<String, String>,
-) -> Result<PathBuf, String> {
-    let path =
-        fs::canonicalize(path).map_err(|e| format!("cannot register {}: {e}", path.display()))?;
-    load::locate_root(&path, env).await
+) -> Result<PathBuf, RegisterError> {
+    let path = fs::canonicalize(path).map_err(|source| RegisterError::Resolve {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load::locate_root(&path, env)
+        .await
+        .map_err(RegisterError::NoWorkspace)
 }
 
 fn reply_error(id: Option<u64>, code: ErrorCode, message: String) -> ServerMessage {
