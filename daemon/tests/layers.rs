@@ -7,8 +7,8 @@
 //! has no dependency of its own. Paths in comments count too, since a doc link is a
 //! dependency a reader follows.
 //!
-//! It also holds the modules whose errors are typed to it: in those (`TYPED_ERRORS`), no
-//! `pub` function returns `Result<_, String>`.
+//! It also checks the modules whose errors are typed (`TYPED_ERRORS`): no `pub` function
+//! of theirs returns `Result<_, String>`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
