@@ -6,6 +6,9 @@
 //! rust-analyzer's tidy test does: the rule is about what a reader sees, and a text scan
 //! has no dependency of its own. Paths in comments count too, since a doc link is a
 //! dependency a reader follows.
+//!
+//! It also checks the modules whose errors are typed (`TYPED_ERRORS`): no `pub` function
+//! of theirs returns `Result<_, String>`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -229,4 +232,119 @@ fn the_scanner_sees_paths_and_skips_other_crates() {
             vec!["build".to_owned(), "job".to_owned()],
         ]
     );
+}
+
+/// Modules whose edges have typed errors (`thiserror` enums, see docs/ARCHITECTURE.md): no
+/// `pub` function of theirs returns `Result<_, String>`. Add a module here once its errors
+/// are typed.
+const TYPED_ERRORS: &[&str] = &[
+    "cache/archive.rs",
+    "cache/archive_error.rs",
+    "cache/unpack.rs",
+    "home/logging.rs",
+    "home/regular_file.rs",
+    "host/server.rs",
+    "tools/linker.rs",
+    "tools/sccache.rs",
+];
+
+/// The functions of `text` with any `pub` visibility whose return type is a `Result` with
+/// `String` for its error, as `(line, signature)` (lines from 1).
+fn string_errors(text: &str) -> Vec<(usize, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let start = line.trim_start();
+        let Some(rest) = start.strip_prefix("pub") else {
+            continue;
+        };
+        // `pub`, `pub(crate)`, `pub(super)`, `pub(in path)`, then the qualifiers.
+        let rest = match rest.strip_prefix('(') {
+            Some(inner) => inner.split_once(')').map_or("", |(_, after)| after),
+            None => rest,
+        };
+        let mut words = rest.split_whitespace();
+        let is_fn = words
+            .find(|w| !matches!(*w, "async" | "const" | "unsafe"))
+            .is_some_and(|w| w == "fn");
+        if !is_fn {
+            continue;
+        }
+        // The signature runs to the body or the `;` of a declaration.
+        let mut signature = String::new();
+        for line in &lines[i..] {
+            signature.push_str(line.trim());
+            signature.push(' ');
+            if line.contains('{') || line.trim_end().ends_with(';') {
+                break;
+            }
+        }
+        let signature = signature.split('{').next().unwrap_or("").trim().to_owned();
+        let Some((_, returned)) = signature.rsplit_once("->") else {
+            continue;
+        };
+        let returned = returned.split(" where ").next().unwrap_or("").trim();
+        if error_type(returned).is_some_and(|e| e == "String" || e.ends_with("::String")) {
+            found.push((i + 1, signature.clone()));
+        }
+    }
+    found
+}
+
+/// The error type of `Result<T, E>` (or `std::result::Result<T, E>`), as written.
+fn error_type(returned: &str) -> Option<&str> {
+    let inner = returned
+        .strip_prefix("std::result::")
+        .unwrap_or(returned)
+        .strip_prefix("Result<")?
+        .strip_suffix('>')?;
+    // The last argument at depth 0: `Result<(A, B<C, D>), E>` has `E`.
+    let mut depth = 0i32;
+    let mut last = 0;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '<' | '(' | '[' => depth += 1,
+            '>' | ')' | ']' => depth -= 1,
+            ',' if depth == 0 => last = i + 1,
+            _ => {}
+        }
+    }
+    (last > 0).then(|| inner[last..].trim())
+}
+
+#[test]
+fn modules_with_typed_errors_return_no_string_errors() {
+    let mut wrong = Vec::new();
+    for module in TYPED_ERRORS {
+        let file = src().join(module);
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+            panic!(
+                "daemon/src/{module} is listed in TYPED_ERRORS of daemon/tests/layers.rs but \
+                 cannot be read ({e}): update the list"
+            )
+        });
+        for (line, signature) in string_errors(&text) {
+            wrong.push(format!("daemon/src/{module}:{line}: {signature}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "functions that return Result<_, String> in modules whose errors are typed; return a \
+         thiserror enum instead (see docs/ARCHITECTURE.md):\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_error_scanner_finds_string_errors_in_signatures_over_lines() {
+    let text = "/// pub fn doc() -> Result<(), String>\n\
+                pub fn a() -> Result<(), String> {\n\
+                pub(crate) async fn b(\n    x: u8,\n) -> Result<Vec<String>, std::string::String> {\n\
+                pub(super) fn c() -> Result<String, ArchiveError> {\n\
+                fn private() -> Result<(), String> {\n\
+                pub(crate) fn d<T>(t: T) -> Result<(BTreeMap<String, u8>, T), String>\nwhere\n    T: Clone,\n{\n\
+                pub const fn e() -> io::Result<String> {\n\
+                pub(crate) struct S { f: Result<(), String> }\n";
+    let lines: Vec<usize> = string_errors(text).into_iter().map(|(l, _)| l).collect();
+    assert_eq!(lines, vec![2, 3, 8]);
 }

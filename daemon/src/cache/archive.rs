@@ -40,13 +40,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::cache::layout::{ARCHIVE_PREFIX as PREFIX, KEY_FILE, STATE_DIR};
-use crate::cache::unpack::{cut_short, damaged, import_limit, unpack};
+pub use crate::cache::archive_error::{ArchiveError, Refusal};
+use crate::cache::layout::{
+    ARCHIVE_MANIFEST as MANIFEST, ARCHIVE_PREFIX as PREFIX, KEY_FILE, STATE_DIR,
+};
+use crate::cache::unpack::{import_limit, unpack};
 use crate::project::depinfo;
 use crate::project::predict::Graph;
 use crate::wire::protocol::BuildKeyInfo;
 
-const MANIFEST: &str = "buildd-manifest.json";
 const FORMAT: u32 = 1;
 
 /// What an archive says about itself.
@@ -91,18 +93,20 @@ pub fn export(
     target_dir: &Path,
     key: &BuildKeyInfo,
     output: &Path,
-) -> Result<ExportReport, String> {
+) -> Result<ExportReport, ArchiveError> {
     // The lease keeps the daemon's jobs out; the locks keep out a plain cargo in a shell
     // after `buildd env`, which would otherwise change the dir under the export.
     let Some(_locks) = crate::cache::dirs::lock_all(target_dir) else {
-        return Err(format!(
-            "a cargo is building in {} (a shell after `buildd env`?): export when it is done",
-            target_dir.display()
-        ));
+        return Err(ArchiveError::CargoBuilding {
+            dir: target_dir.to_path_buf(),
+            step: "export",
+        });
     };
     let built_at = oldest_fingerprint(target_dir);
-    let files = hash_workspace(root, built_at)
-        .map_err(|e| format!("failed to read the workspace {}: {e}", root.display()))?;
+    let files = hash_workspace(root, built_at).map_err(|source| ArchiveError::ReadWorkspace {
+        root: root.to_path_buf(),
+        source,
+    })?;
     let manifest = Manifest {
         format: FORMAT,
         buildd_version: crate::wire::protocol::binary_version(),
@@ -134,11 +138,15 @@ pub fn export(
         Ok(count)
     };
     let tmp = output.with_extension("partial");
+    let failed = |source| ArchiveError::Write {
+        path: output.to_path_buf(),
+        source,
+    };
     let count = write(&tmp).map_err(|e| {
         let _ = fs::remove_file(&tmp);
-        format!("failed to write {}: {e}", output.display())
+        failed(e)
     })?;
-    fs::rename(&tmp, output).map_err(|e| format!("failed to write {}: {e}", output.display()))?;
+    fs::rename(&tmp, output).map_err(failed)?;
     Ok(ExportReport {
         archive: output.to_path_buf(),
         bytes: fs::metadata(output).map_or(0, |m| m.len()),
@@ -180,34 +188,33 @@ fn append_dir<W: io::Write>(
 }
 
 /// Reads the manifest, the first entry of an archive.
-pub fn read_manifest(archive: &Path) -> Result<Manifest, String> {
-    let file =
-        fs::File::open(archive).map_err(|e| format!("cannot open {}: {e}", archive.display()))?;
-    let decoder = zstd::Decoder::new(file).map_err(|e| format!("{}: {e}", archive.display()))?;
+pub fn read_manifest(archive: &Path) -> Result<Manifest, ArchiveError> {
+    let path = || archive.to_path_buf();
+    let file = fs::File::open(archive).map_err(|source| ArchiveError::Open {
+        archive: path(),
+        source,
+    })?;
+    let decoder = zstd::Decoder::new(file).map_err(|source| ArchiveError::Decompress {
+        archive: path(),
+        source,
+    })?;
     let mut tar = tar::Archive::new(decoder);
-    let mut entries = tar
-        .entries()
-        .map_err(|e| format!("{} is not a buildd archive: {e}", archive.display()))?;
-    let not_ours = || {
-        format!(
-            "{} is not a buildd archive (no {MANIFEST} first): make one with `buildd cache export`",
-            archive.display()
-        )
-    };
+    let mut entries = tar.entries().map_err(|source| ArchiveError::NotTar {
+        archive: path(),
+        source,
+    })?;
+    let not_ours = || ArchiveError::NoManifest { archive: path() };
     let mut first = entries
         .next()
         .ok_or_else(not_ours)?
-        .map_err(|e| damaged(archive, &e))?;
+        .map_err(|e| ArchiveError::damaged(archive, e))?;
     if first.path().ok().as_deref() != Some(Path::new(MANIFEST)) {
         return Err(not_ours());
     }
     // The manifest is read before anything else, so its cap is checked here.
-    let too_big = || {
-        format!(
-            "{}: its manifest is over the limit of {MAX_MANIFEST_BYTES} bytes: refusing the \
-             archive",
-            archive.display()
-        )
+    let too_big = || ArchiveError::ManifestTooBig {
+        archive: path(),
+        limit: MAX_MANIFEST_BYTES,
     };
     if first.size() > MAX_MANIFEST_BYTES {
         return Err(too_big());
@@ -218,24 +225,26 @@ pub fn read_manifest(archive: &Path) -> Result<Manifest, String> {
         .read_to_string(&mut text)
         .map_err(|e| match e.kind() {
             io::ErrorKind::InvalidData => not_ours(),
-            _ => damaged(archive, &e),
+            _ => ArchiveError::damaged(archive, e),
         })?;
     if text.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(too_big());
     }
     // `tar` ends an entry cut short by the end of the file without an error.
     if (text.len() as u64) < first.size() {
-        return Err(cut_short(archive, Path::new(MANIFEST)));
+        return Err(ArchiveError::cut_short(archive, Path::new(MANIFEST)));
     }
-    let manifest: Manifest = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: unreadable manifest: {e}", archive.display()))?;
+    let manifest: Manifest =
+        serde_json::from_str(&text).map_err(|source| ArchiveError::BadManifest {
+            archive: path(),
+            source,
+        })?;
     if manifest.format != FORMAT {
-        return Err(format!(
-            "{} has archive format {}; this buildd reads format {FORMAT}: export it again with \
-             this version of buildd",
-            archive.display(),
-            manifest.format
-        ));
+        return Err(ArchiveError::Format {
+            archive: path(),
+            format: manifest.format,
+            supported: FORMAT,
+        });
     }
     Ok(manifest)
 }
@@ -299,10 +308,10 @@ pub fn import(
     key: &BuildKeyInfo,
     env: &BTreeMap<String, String>,
     budget: Option<(u64, String)>,
-) -> Result<ImportReport, String> {
+) -> Result<ImportReport, ArchiveError> {
     let manifest = read_manifest(archive)?;
     if let Some(why) = mismatch(archive, &manifest.key, key) {
-        return Err(why);
+        return Err(ArchiveError::KeyMismatch(why));
     }
     let staging = target_dir.with_extension("importing");
     let _staging_lock = make_staging(&staging)?;
@@ -324,11 +333,10 @@ pub fn import(
             Some(locks) => locks,
             None => {
                 let _ = fs::remove_dir_all(&staging);
-                return Err(format!(
-                    "a cargo is building in {} (a shell after `buildd env`?): import when it \
-                     is done",
-                    target_dir.display()
-                ));
+                return Err(ArchiveError::CargoBuilding {
+                    dir: target_dir.to_path_buf(),
+                    step: "import",
+                });
             }
         }
     } else {
@@ -337,11 +345,15 @@ pub fn import(
     let old = target_dir.with_extension("replaced");
     let _ = fs::remove_dir_all(&old);
     if target_dir.exists() {
-        fs::rename(target_dir, &old)
-            .map_err(|e| format!("failed to move {} aside: {e}", target_dir.display()))?;
+        fs::rename(target_dir, &old).map_err(|source| ArchiveError::MoveAside {
+            dir: target_dir.to_path_buf(),
+            source,
+        })?;
     }
-    fs::rename(&staging, target_dir)
-        .map_err(|e| format!("failed to install into {}: {e}", target_dir.display()))?;
+    fs::rename(&staging, target_dir).map_err(|source| ArchiveError::Install {
+        dir: target_dir.to_path_buf(),
+        source,
+    })?;
     let _ = fs::remove_dir_all(&old);
     let lock_changed = sha256_file(&root.join("Cargo.lock")).ok() != manifest.cargo_lock_sha256;
     Ok(ImportReport {
@@ -355,12 +367,9 @@ pub fn import(
 
 /// Makes the import's staging dir afresh and holds its lock, so that a daemon starting
 /// meanwhile does not take it for a killed import's leftover.
-fn make_staging(staging: &Path) -> Result<nix::fcntl::Flock<fs::File>, String> {
-    let busy = || {
-        format!(
-            "another import is writing {}: import when it is done",
-            staging.display()
-        )
+fn make_staging(staging: &Path) -> Result<nix::fcntl::Flock<fs::File>, ArchiveError> {
+    let busy = || ArchiveError::ImportRunning {
+        staging: staging.to_path_buf(),
     };
     if staging.exists() {
         // A killed import's: nobody holds its lock.
@@ -369,7 +378,10 @@ fn make_staging(staging: &Path) -> Result<nix::fcntl::Flock<fs::File>, String> {
         }
         let _ = fs::remove_dir_all(staging);
     }
-    let io_err = |e: io::Error| format!("failed to make {}: {e}", staging.display());
+    let io_err = |source| ArchiveError::MakeStaging {
+        staging: staging.to_path_buf(),
+        source,
+    };
     if let Some(parent) = staging.parent() {
         fs::create_dir_all(parent).map_err(io_err)?;
     }
@@ -386,8 +398,11 @@ fn unpack_and_fix(
     manifest: &Manifest,
     env: &BTreeMap<String, String>,
     budget: Option<(u64, String)>,
-) -> Result<Fixed, String> {
-    let io_err = |e: io::Error| format!("failed to unpack {}: {e}", archive.display());
+) -> Result<Fixed, ArchiveError> {
+    let io_err = |source| ArchiveError::Unpack {
+        archive: archive.to_path_buf(),
+        source,
+    };
     if let Some(parent) = staging.parent() {
         fs::create_dir_all(parent).map_err(io_err)?;
     }
@@ -397,8 +412,10 @@ fn unpack_and_fix(
     let files = unpack(archive, staging, &limit)?;
 
     // Which files differ from the exporter's.
-    let current = hash_workspace(root, None)
-        .map_err(|e| format!("failed to read the workspace {}: {e}", root.display()))?;
+    let current = hash_workspace(root, None).map_err(|source| ArchiveError::ReadWorkspace {
+        root: root.to_path_buf(),
+        source,
+    })?;
     let mut changed: BTreeSet<String> = BTreeSet::new();
     for (rel, hash) in &manifest.files {
         if hash.is_none() || current.get(rel) != Some(hash) {
@@ -460,15 +477,16 @@ fn affected_packages(
     staging: &Path,
     changed: &BTreeSet<String>,
     env: &BTreeMap<String, String>,
-) -> Result<BTreeSet<String>, String> {
+) -> Result<BTreeSet<String>, ArchiveError> {
     let mut command = cargo_metadata::MetadataCommand::new();
     command.current_dir(root).no_deps();
     for (k, v) in env {
         command.env(k, v);
     }
-    let metadata = command
-        .exec()
-        .map_err(|e| format!("cargo metadata failed in {}: {e}", root.display()))?;
+    let metadata = command.exec().map_err(|source| ArchiveError::Metadata {
+        root: root.to_path_buf(),
+        source,
+    })?;
     let graph = Graph::new(&metadata);
     // Path dependencies outside the workspace were not hashed (they are not the workspace's
     // files): their artifacts cannot be trusted after the move, so they always rebuild (and
@@ -641,7 +659,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bogus = dir.path().join("x.tar.zst");
         fs::write(&bogus, "hello").unwrap();
-        let err = read_manifest(&bogus).unwrap_err();
+        let err = read_manifest(&bogus).unwrap_err().to_string();
         assert!(err.contains("x.tar.zst"), "{err}");
     }
 
@@ -717,7 +735,9 @@ mod tests {
             });
             let staging = dir.path().join("targets/ws/key.importing");
             fs::create_dir_all(staging.parent().unwrap()).unwrap();
-            let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
+            let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX))
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains("symbolic link") && err.contains("target/debug/evil"),
                 "{err}"
@@ -741,7 +761,9 @@ mod tests {
                 link(tar, tar::EntryType::Link, "target/debug/stolen", target);
                 file(tar, "target/debug/later", b"x");
             });
-            let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
+            let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("hard link"), "{target}: {err}");
             assert!(!staging.join("debug/stolen").exists());
             fs::remove_dir_all(&staging).unwrap();
@@ -775,7 +797,9 @@ mod tests {
             (tar::EntryType::Fifo, "a FIFO"),
         ] {
             let archive = crafted(dir.path(), |tar| special(tar, kind, "target/debug/odd"));
-            let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
+            let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX))
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains(what) && err.contains("target/debug/odd"),
                 "{err}"
@@ -793,7 +817,9 @@ mod tests {
             file(tar, "target/debug/b", &[2; 600]);
         });
         // Each file counts as a whole block.
-        let err = unpack(&archive, &staging, &Limit::bytes(8000)).unwrap_err();
+        let err = unpack(&archive, &staging, &Limit::bytes(8000))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("8000 bytes") && err.contains("the test's limit"),
             "{err}"
@@ -814,7 +840,9 @@ mod tests {
         for cut in [1024 + 512 + 100, 1024 + 200] {
             let path = dir.path().join("cut.tar.zst");
             fs::write(&path, zstd::encode_all(&bytes[..cut], 3).unwrap()).unwrap();
-            let err = unpack(&path, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
+            let err = unpack(&path, &staging, &Limit::bytes(u64::MAX))
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains("cut short") && err.contains("unexpected EOF"),
                 "{cut}: {err}"
@@ -832,14 +860,16 @@ mod tests {
                 file(tar, &format!("target/debug/e/{i}"), b"");
             }
         });
-        let err = unpack(&archive, &staging, &Limit::bytes(50 * BLOCK)).unwrap_err();
+        let err = unpack(&archive, &staging, &Limit::bytes(50 * BLOCK))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unpacks to more than"), "{err}");
         fs::remove_dir_all(&staging).unwrap();
         let few = Limit {
             entries: 60,
             ..Limit::bytes(u64::MAX)
         };
-        let err = unpack(&archive, &staging, &few).unwrap_err();
+        let err = unpack(&archive, &staging, &few).unwrap_err().to_string();
         assert!(err.contains("more than 60 entries"), "{err}");
         fs::remove_dir_all(&staging).unwrap();
         assert_eq!(
@@ -856,7 +886,9 @@ mod tests {
             file(tar, "target/debug/a", b"1");
             file(tar, "target/debug/a", b"2");
         });
-        let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX)).unwrap_err();
+        let err = unpack(&archive, &staging, &Limit::bytes(u64::MAX))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("twice"), "{err}");
     }
 }

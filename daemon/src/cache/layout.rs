@@ -15,3 +15,5 @@ pub(crate) const WORKSPACE_FILE: &str = "workspace";
 
 /// Entries of the dir live under this prefix in an exported archive.
 pub(crate) const ARCHIVE_PREFIX: &str = "target";
+/// The first entry of an exported archive: what the archive says about itself.
+pub(crate) const ARCHIVE_MANIFEST: &str = "buildd-manifest.json";

@@ -7,6 +7,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use crate::cache::archive_error::{ArchiveError, Refusal};
 use crate::cache::layout::ARCHIVE_PREFIX as PREFIX;
 
 /// Free space an import leaves on the disk, so that the daemon's next job can still write.
@@ -48,7 +49,7 @@ impl Limit {
 /// symlinks, devices and FIFOs are refused. Nothing it creates is a link, so
 /// no later step (the mtime pass, the fingerprint clean-up) can be led outside `staging`, and
 /// files are created with `O_EXCL | O_NOFOLLOW`. What it writes is capped at `limit` bytes.
-pub(super) fn unpack(archive: &Path, staging: &Path, limit: &Limit) -> Result<u64, String> {
+pub(super) fn unpack(archive: &Path, staging: &Path, limit: &Limit) -> Result<u64, ArchiveError> {
     let mut unpacker = Unpacker {
         archive,
         staging,
@@ -66,7 +67,7 @@ pub(super) fn unpack(archive: &Path, staging: &Path, limit: &Limit) -> Result<u6
     let decoder = zstd::Decoder::new(file).map_err(|e| unpacker.io_err(e))?;
     let mut tar = tar::Archive::new(decoder);
     for entry in tar.entries().map_err(|e| unpacker.io_err(e))? {
-        let entry = entry.map_err(|e| damaged(archive, &e))?;
+        let entry = entry.map_err(|e| ArchiveError::damaged(archive, e))?;
         unpacker.entry(entry)?;
     }
     Ok(unpacker.files)
@@ -86,21 +87,23 @@ struct Unpacker<'a> {
 }
 
 impl Unpacker<'_> {
-    fn io_err(&self, e: io::Error) -> String {
-        format!("failed to unpack {}: {e}", self.archive.display())
+    fn io_err(&self, source: io::Error) -> ArchiveError {
+        ArchiveError::Unpack {
+            archive: self.archive.to_path_buf(),
+            source,
+        }
     }
 
-    fn refuse(&self, path: &Path, what: &str) -> String {
-        format!(
-            "{} holds {what} ({}): refusing the archive; export it again with `buildd cache \
-             export`",
-            self.archive.display(),
-            path.display()
-        )
+    fn refuse(&self, path: &Path, refusal: Refusal) -> ArchiveError {
+        ArchiveError::Refused {
+            archive: self.archive.to_path_buf(),
+            entry: path.to_path_buf(),
+            refusal,
+        }
     }
 
     /// Charges `bytes` (rounded up to whole blocks, at least one) against the limit.
-    fn charge(&mut self, bytes: u64) -> Result<(), String> {
+    fn charge(&mut self, bytes: u64) -> Result<(), ArchiveError> {
         self.written = self
             .written
             .saturating_add(bytes.div_ceil(BLOCK).max(1) * BLOCK);
@@ -112,12 +115,12 @@ impl Unpacker<'_> {
 
     /// Makes the parent dirs of `dest`. Every dir below `staging` was made here, so none of
     /// them is a link.
-    fn make_parent(&self, dest: &Path) -> Result<(), String> {
+    fn make_parent(&self, dest: &Path) -> Result<(), ArchiveError> {
         let parent = dest.parent().unwrap_or(self.staging);
         fs::create_dir_all(parent).map_err(|e| self.io_err(e))
     }
 
-    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), String> {
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), ArchiveError> {
         let path = entry.path().map_err(|e| self.io_err(e))?.into_owned();
         let kind = entry.header().entry_type();
         let Ok(rel) = path.strip_prefix(PREFIX) else {
@@ -128,20 +131,17 @@ impl Unpacker<'_> {
         }
         // Only plain relative names: nothing may land outside the staging dir.
         if !plain(rel) {
-            return Err(format!(
-                "{} holds an entry outside its dir ({}): refusing it",
-                self.archive.display(),
-                path.display()
-            ));
+            return Err(ArchiveError::Outside {
+                archive: self.archive.to_path_buf(),
+                entry: path,
+            });
         }
         self.entries += 1;
         if self.entries > self.limit.entries {
-            return Err(format!(
-                "{} holds more than {} entries, the most an import accepts: refusing the \
-                 archive; export it again with `buildd cache export`",
-                self.archive.display(),
-                self.limit.entries
-            ));
+            return Err(ArchiveError::TooManyEntries {
+                archive: self.archive.to_path_buf(),
+                limit: self.limit.entries,
+            });
         }
         let dest = self.staging.join(rel);
         match kind {
@@ -158,7 +158,7 @@ impl Unpacker<'_> {
                     .map_err(|e| self.io_err(e))?
                     .is_dir()
                 {
-                    return Err(self.refuse(&path, "a dir over another entry"));
+                    return Err(self.refuse(&path, Refusal::DirOverEntry));
                 }
             }
             // `tar` writes a sparse file of the dir as a GNU sparse entry, and reads it back
@@ -174,13 +174,16 @@ impl Unpacker<'_> {
                     .unwrap_or_default();
                 self.hard_link(&path, rel, &target, &dest)?;
             }
-            tar::EntryType::Symlink => return Err(self.refuse(&path, "a symbolic link")),
+            tar::EntryType::Symlink => return Err(self.refuse(&path, Refusal::Symlink)),
             tar::EntryType::Char | tar::EntryType::Block => {
-                return Err(self.refuse(&path, "a device"));
+                return Err(self.refuse(&path, Refusal::Device));
             }
-            tar::EntryType::Fifo => return Err(self.refuse(&path, "a FIFO")),
+            tar::EntryType::Fifo => return Err(self.refuse(&path, Refusal::Fifo)),
             // Extended headers are read by `tar` itself; anything else is not a dir's content.
-            other => return Err(self.refuse(&path, &format!("an entry of type {other:?}"))),
+            other => {
+                let refusal = Refusal::OtherType(format!("{other:?}"));
+                return Err(self.refuse(&path, refusal));
+            }
         }
         Ok(())
     }
@@ -192,7 +195,7 @@ impl Unpacker<'_> {
         path: &Path,
         rel: &Path,
         dest: &Path,
-    ) -> Result<(), String> {
+    ) -> Result<(), ArchiveError> {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         self.make_parent(dest)?;
         let left = self.limit.bytes.saturating_sub(self.written);
@@ -207,17 +210,17 @@ impl Unpacker<'_> {
             .mode(0o600)
             .open(dest)
             .map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists => self.refuse(path, "an entry twice"),
+                io::ErrorKind::AlreadyExists => self.refuse(path, Refusal::Twice),
                 _ => self.io_err(e),
             })?;
         let copied = io::copy(&mut entry.take(left.saturating_add(1)), &mut out)
-            .map_err(|e| damaged(self.archive, &e))?;
+            .map_err(|e| ArchiveError::damaged(self.archive, e))?;
         if copied > left {
             drop(out);
             return Err(over_limit(self.archive, self.limit));
         }
         if copied < entry.size() {
-            return Err(cut_short(self.archive, path));
+            return Err(ArchiveError::cut_short(self.archive, path));
         }
         self.charge(copied)?;
         out.set_permissions(fs::Permissions::from_mode(mode | 0o600))
@@ -234,21 +237,15 @@ impl Unpacker<'_> {
         rel: &Path,
         target: &Path,
         dest: &Path,
-    ) -> Result<(), String> {
+    ) -> Result<(), ArchiveError> {
         let target_rel = target.strip_prefix(PREFIX).ok().filter(|t| plain(t));
         let Some(target_rel) = target_rel.filter(|t| self.regular.contains(*t)) else {
-            return Err(self.refuse(
-                path,
-                &format!(
-                    "a hard link to {}, which is not an earlier file of the archive",
-                    target.display()
-                ),
-            ));
+            return Err(self.refuse(path, Refusal::HardLink(target.to_path_buf())));
         };
         self.charge(0)?;
         self.make_parent(dest)?;
         fs::hard_link(self.staging.join(target_rel), dest).map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => self.refuse(path, "an entry twice"),
+            io::ErrorKind::AlreadyExists => self.refuse(path, Refusal::Twice),
             _ => self.io_err(e),
         })?;
         self.regular.insert(rel.to_path_buf());
@@ -280,49 +277,13 @@ fn plain(rel: &Path) -> bool {
         .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
-/// An archive whose data ends or breaks mid-way, with the cause: `tar` keeps the reason
-/// (an unexpected end of file) in the source of its errors, which their text leaves out.
-pub(super) fn damaged(archive: &Path, error: &io::Error) -> String {
-    let mut cause = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !cause.contains(&text) {
-            cause = format!("{cause}: {text}");
-        }
-        source = inner.source();
+fn over_limit(archive: &Path, limit: &Limit) -> ArchiveError {
+    ArchiveError::OverLimit {
+        archive: archive.to_path_buf(),
+        bytes: limit.bytes,
+        block: BLOCK,
+        what: limit.what.clone(),
     }
-    // `tar` reports a header cut short as "failed to read entire block", of kind `Other`.
-    let eof = error.kind() == io::ErrorKind::UnexpectedEof || cause.contains("entire block");
-    if eof && !cause.contains("EOF") {
-        cause = format!("{cause} (unexpected EOF)");
-    }
-    format!(
-        "cannot read {} ({cause}): it is cut short, damaged or not a buildd archive; copy it \
-         again, or make one with `buildd cache export`",
-        archive.display()
-    )
-}
-
-pub(super) fn cut_short(archive: &Path, entry: &Path) -> String {
-    damaged(
-        archive,
-        &io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("unexpected EOF in {}", entry.display()),
-        ),
-    )
-}
-
-pub(super) fn over_limit(archive: &Path, limit: &Limit) -> String {
-    format!(
-        "{} unpacks to more than {} bytes (each entry counted as at least one {BLOCK}-byte \
-         block), the most this import may write: {}. Free space, raise the budget, or import a \
-         smaller archive",
-        archive.display(),
-        limit.bytes,
-        limit.what
-    )
 }
 
 /// The most an import into `targets` may write: the disk budget (`budget`, the configured

@@ -199,7 +199,7 @@ impl RawDaemonConfig {
 /// Reads `config.toml`, which names programs buildd runs: it must be a regular file of the
 /// user's alone (see `paths.rs`), and the file checked is the one read.
 fn read_file(path: &Path) -> Result<ConfigFile, String> {
-    match regular_file::read(path, regular_file::MAX_SETTINGS_FILE)? {
+    match regular_file::read(path, regular_file::MAX_SETTINGS_FILE).map_err(|e| e.to_string())? {
         None => Ok(ConfigFile::default()),
         Some((text, opened)) => {
             check_private_file(path, &opened).map_err(|e| e.to_string())?;

@@ -4,9 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use thiserror::Error;
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_appender::rolling::{InitError, RollingFileAppender, Rotation};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::ParseError;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -16,18 +18,35 @@ const SUFFIX: &str = "log";
 /// Days of logs kept.
 const KEEP: usize = 7;
 
+/// Why the daemon has no log: it does not start without one.
+#[derive(Debug, Error)]
+pub enum LoggingError {
+    #[error("{LOG_ENV}: {source}")]
+    Filter { source: ParseError },
+    #[error("failed to open the log in {dir}: {source}")]
+    Open { dir: PathBuf, source: InitError },
+    /// A global subscriber is installed already.
+    #[error("failed to set up logging: {source}")]
+    Install {
+        source: tracing_subscriber::util::TryInitError,
+    },
+}
+
 /// Installs the global subscriber. Keep the guard alive: dropping it flushes the file.
-pub fn init(log_dir: &Path, foreground: bool) -> Result<WorkerGuard, String> {
+pub fn init(log_dir: &Path, foreground: bool) -> Result<WorkerGuard, LoggingError> {
     let filter = EnvFilter::try_from_env(LOG_ENV)
         .or_else(|_| EnvFilter::try_new("info"))
-        .map_err(|e| format!("{LOG_ENV}: {e}"))?;
+        .map_err(|source| LoggingError::Filter { source })?;
     let appender = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix(PREFIX)
         .filename_suffix(SUFFIX)
         .max_log_files(KEEP)
         .build(log_dir)
-        .map_err(|e| format!("failed to open the log in {}: {e}", log_dir.display()))?;
+        .map_err(|source| LoggingError::Open {
+            dir: log_dir.to_path_buf(),
+            source,
+        })?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let file_layer = tracing_subscriber::fmt::layer()
         .with_writer(writer)
@@ -39,7 +58,7 @@ pub fn init(log_dir: &Path, foreground: bool) -> Result<WorkerGuard, String> {
         .with(file_layer)
         .with(stderr_layer)
         .try_init()
-        .map_err(|e| format!("failed to set up logging: {e}"))?;
+        .map_err(|source| LoggingError::Install { source })?;
     Ok(guard)
 }
 

@@ -250,7 +250,8 @@ fn check_owner_and_mode(
 /// A file buildd reads its settings from must be a regular file of the user's that neither
 /// the group nor others can write. `meta` describes the file as opened, or as it is.
 pub(crate) fn check_private_file(path: &Path, meta: &fs::Metadata) -> Result<(), PathsError> {
-    crate::home::regular_file::check_regular(path, meta).map_err(PathsError::WrongKind)?;
+    crate::home::regular_file::check_regular(path, meta)
+        .map_err(|e| PathsError::WrongKind(e.to_string()))?;
     check_owner_and_mode(path, meta, false)
 }
 

@@ -11,15 +11,50 @@
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
 
 /// Settings files are a few lines; a megabyte is a mistake, not a configuration.
 pub(crate) const MAX_SETTINGS_FILE: u64 = 1024 * 1024;
 
+/// Why a settings file could not be read.
+#[derive(Debug, Error)]
+pub(crate) enum ReadError {
+    #[error("failed to read {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    NotRegular(#[from] NotRegular),
+    /// Over `max` bytes.
+    #[error(
+        "{path} is larger than {} KiB, too large for a settings file: check that it is the \
+         file you meant",
+        .max / 1024
+    )]
+    TooLarge { path: PathBuf, max: u64 },
+    #[error("{path} is not UTF-8 text: {source}")]
+    NotUtf8 {
+        path: PathBuf,
+        source: std::string::FromUtf8Error,
+    },
+}
+
+/// Something other than a regular file where buildd, cargo or rustup reads one; `kind` says
+/// what it is instead (see [`kind`]).
+#[derive(Debug, Error)]
+#[error("{path} is {kind}, not a regular file: replace it with a regular file or remove it")]
+pub(crate) struct NotRegular {
+    pub(crate) path: PathBuf,
+    pub(crate) kind: &'static str,
+}
+
 /// The text of the regular file at `path` and its metadata as opened, or `None` when there
 /// is no file. Errors name the path and say what to do.
-pub(crate) fn read(path: &Path, max: u64) -> Result<Option<(String, fs::Metadata)>, String> {
-    let failed = |e: io::Error| format!("failed to read {}: {e}", path.display());
+pub(crate) fn read(path: &Path, max: u64) -> Result<Option<(String, fs::Metadata)>, ReadError> {
+    let failed = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     // A device is refused before it is opened: opening one can have effects of its own.
     match fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -37,13 +72,9 @@ pub(crate) fn read(path: &Path, max: u64) -> Result<Option<(String, fs::Metadata
     };
     let meta = file.metadata().map_err(failed)?;
     check_regular(path, &meta)?;
-    let too_large = || {
-        format!(
-            "{} is larger than {} KiB, too large for a settings file: check that it is the \
-             file you meant",
-            path.display(),
-            max / 1024
-        )
+    let too_large = || ReadError::TooLarge {
+        path: path.to_path_buf(),
+        max,
     };
     if meta.len() > max {
         return Err(too_large());
@@ -53,26 +84,27 @@ pub(crate) fn read(path: &Path, max: u64) -> Result<Option<(String, fs::Metadata
     if bytes.len() as u64 > max {
         return Err(too_large());
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|e| format!("{} is not UTF-8 text: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|source| ReadError::NotUtf8 {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(Some((text, meta)))
 }
 
 /// Refuses anything but a regular file, saying what it is instead.
-pub(crate) fn check_regular(path: &Path, meta: &fs::Metadata) -> Result<(), String> {
+pub(crate) fn check_regular(path: &Path, meta: &fs::Metadata) -> Result<(), NotRegular> {
     if meta.is_file() {
         return Ok(());
     }
-    Err(format!(
-        "{} is {}, not a regular file: replace it with a regular file or remove it",
-        path.display(),
-        kind(meta.file_type())
-    ))
+    Err(NotRegular {
+        path: path.to_path_buf(),
+        kind: kind(meta.file_type()),
+    })
 }
 
 /// Checks, without opening it, that whatever is at `path` is a regular file, if anything
 /// is: for files other programs (cargo, rustup) read, which would hang on a FIFO.
-pub(crate) fn check_regular_if_present(path: &Path) -> Result<(), String> {
+pub(crate) fn check_regular_if_present(path: &Path) -> Result<(), NotRegular> {
     match fs::metadata(path) {
         Ok(meta) => check_regular(path, &meta),
         Err(_) => Ok(()),
@@ -109,10 +141,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("buildd.toml");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let err = read(&fifo, MAX_SETTINGS_FILE).unwrap_err();
+        let err = read(&fifo, MAX_SETTINGS_FILE).unwrap_err().to_string();
         assert!(err.contains("buildd.toml is a FIFO"), "{err}");
         assert!(check_regular_if_present(&fifo).is_err());
-        let err = read(Path::new("/dev/null"), MAX_SETTINGS_FILE).unwrap_err();
+        let err = read(Path::new("/dev/null"), MAX_SETTINGS_FILE)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("character device"), "{err}");
     }
 
@@ -125,8 +159,13 @@ mod tests {
         fs::write(&file, "x = 1\n").unwrap();
         assert_eq!(read(&file, 16).unwrap().unwrap().0, "x = 1\n");
         fs::write(&file, "x".repeat(17)).unwrap();
-        assert!(read(&file, 16).unwrap_err().contains("too large"));
+        assert!(
+            read(&file, 16)
+                .unwrap_err()
+                .to_string()
+                .contains("too large")
+        );
         fs::write(&file, [0xff, 0xfe]).unwrap();
-        assert!(read(&file, 16).unwrap_err().contains("UTF-8"));
+        assert!(read(&file, 16).unwrap_err().to_string().contains("UTF-8"));
     }
 }

@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use dashmap::DashMap;
 use futures_util::StreamExt;
 use nix::fcntl::{Flock, FlockArg};
+use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
@@ -30,6 +30,7 @@ use tokio_util::codec::{FramedRead, LinesCodecError};
 use crate::build::orphans::Orphans;
 use crate::dispatch::main_loop::{Dispatcher, Event, Subscribers, Subscription};
 use crate::home::config::{DaemonConfig, MAX_CONNECTIONS_ENV};
+use crate::home::paths::PathsError;
 use crate::host::limits::{self, Throttle};
 use crate::host::lines::{Lines, NotUtf8};
 use crate::project::load;
@@ -42,6 +43,39 @@ use crate::wire::protocol::{
 const OUTBOX: usize = 4096;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why the daemon could not start serving. Each text says what failed; the cause is the
+/// error's source, which `buildd daemon` prints after it (`failed to listen on /x: ...`).
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Paths(#[from] PathsError),
+    #[error("failed to open the lock file {path}")]
+    OpenLock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("failed to lock {path}")]
+    Lock {
+        path: PathBuf,
+        source: nix::errno::Errno,
+    },
+    #[error("failed to remove the stale socket {path}")]
+    StaleSocket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("failed to listen on {path}")]
+    Listen {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The socket could not be made 0600.
+    #[error(transparent)]
+    SocketMode(std::io::Error),
+    #[error("failed to set up the handlers of SIGTERM and SIGINT")]
+    Signals { source: std::io::Error },
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum RunOutcome {
     /// The daemon ran and stopped.
@@ -51,7 +85,7 @@ pub enum RunOutcome {
 }
 
 /// Runs the daemon until it is asked to stop, a signal arrives, or it is idle.
-pub async fn run(config: DaemonConfig) -> anyhow::Result<RunOutcome> {
+pub async fn run(config: DaemonConfig) -> Result<RunOutcome, ServerError> {
     let paths = config.paths.clone();
     paths.create_all()?;
     let fd_limit = limits::raise_fd_limit();
@@ -65,12 +99,18 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<RunOutcome> {
         .write(true)
         .mode(0o600)
         .open(&lock_path)
-        .with_context(|| format!("failed to open the lock file {}", lock_path.display()))?;
+        .map_err(|source| ServerError::OpenLock {
+            path: lock_path.clone(),
+            source,
+        })?;
     let _lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(RunOutcome::AlreadyRunning),
-        Err((_, e)) => {
-            return Err(e).with_context(|| format!("failed to lock {}", lock_path.display()));
+        Err((_, source)) => {
+            return Err(ServerError::Lock {
+                path: lock_path,
+                source,
+            });
         }
     };
 
@@ -78,9 +118,10 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<RunOutcome> {
     match fs::remove_file(&socket) {
         Ok(()) => tracing::info!("removed a stale socket at {}", socket.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(e).with_context(|| {
-                format!("failed to remove the stale socket {}", socket.display())
+        Err(source) => {
+            return Err(ServerError::StaleSocket {
+                path: socket,
+                source,
             });
         }
     }
@@ -88,8 +129,12 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<RunOutcome> {
     let old_mask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
     let listener = UnixListener::bind(&socket);
     nix::sys::stat::umask(old_mask);
-    let listener = listener.with_context(|| format!("failed to listen on {}", socket.display()))?;
-    fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))?;
+    let listener = listener.map_err(|source| ServerError::Listen {
+        path: socket.clone(),
+        source,
+    })?;
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))
+        .map_err(ServerError::SocketMode)?;
     tracing::info!(
         pid = std::process::id(),
         version = %binary_version(),
@@ -115,7 +160,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<RunOutcome> {
         max_connections,
     ));
     crate::host::signals::forward(tx.clone(), socket.clone())
-        .context("failed to set up the handlers of SIGTERM and SIGINT")?;
+        .map_err(|source| ServerError::Signals { source })?;
     Dispatcher::new(config, tx, subscribers, orphans)
         .await
         .run(rx)
@@ -390,8 +435,8 @@ impl Connection<'_> {
                         reply: out.clone(),
                     });
                 }
-                Err(message) => {
-                    self.error(Some(id), ErrorCode::NotAWorkspace, message)
+                Err(e) => {
+                    self.error(Some(id), ErrorCode::NotAWorkspace, e.to_string())
                         .await;
                 }
             },
@@ -407,15 +452,70 @@ impl Connection<'_> {
     }
 }
 
+/// Why a `register` names no workspace: answered as `not_a_workspace`.
+#[derive(Debug, Error)]
+enum RegisterError {
+    #[error("cannot register {path}: {source}")]
+    Resolve {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `load::locate_root`'s text: no `Cargo.toml` in the dir or above it, or one that is
+    /// not a regular file.
+    #[error("{0}")]
+    NoWorkspace(String),
+}
+
 async fn resolve_root(
     path: &std::path::Path,
     env: &BTreeMap<String, String>,
-) -> Result<PathBuf, String> {
-    let path =
-        fs::canonicalize(path).map_err(|e| format!("cannot register {}: {e}", path.display()))?;
-    load::locate_root(&path, env).await
+) -> Result<PathBuf, RegisterError> {
+    let path = fs::canonicalize(path).map_err(|source| RegisterError::Resolve {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load::locate_root(&path, env)
+        .await
+        .map_err(RegisterError::NoWorkspace)
 }
 
 fn reply_error(id: Option<u64>, code: ErrorCode, message: String) -> ServerMessage {
     ServerMessage::Error { id, code, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::home::config::RawDaemonConfig;
+    use crate::home::paths::Paths;
+
+    /// The error and its sources as `buildd daemon` prints them (anyhow's `{:#}`).
+    fn chain(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(inner) = source {
+            text = format!("{text}: {inner}");
+            source = inner.source();
+        }
+        text
+    }
+
+    #[tokio::test]
+    async fn a_lock_file_that_cannot_be_opened_is_named_with_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path());
+        paths.create_all().unwrap();
+        fs::create_dir(paths.lock_file()).unwrap();
+        let config = RawDaemonConfig::default().resolve(paths.clone()).unwrap();
+        let err = run(config).await.unwrap_err();
+        assert!(matches!(err, ServerError::OpenLock { .. }), "{err:?}");
+        assert_eq!(
+            chain(&err),
+            format!(
+                "failed to open the lock file {}: Is a directory (os error 21)",
+                paths.lock_file().display()
+            )
+        );
+        assert!(!paths.socket().exists(), "no socket before the lock");
+    }
 }

@@ -90,6 +90,7 @@ pub(crate) async fn locate_root(
         ancestors
             .ancestors()
             .try_for_each(|d| regular_file::check_regular_if_present(&d.join("Cargo.toml")))
+            .map_err(|e| e.to_string())
     })
     .await?;
     let Some(nearest) = nearest_manifest_dir(dir) else {
@@ -148,6 +149,7 @@ pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded 
         CARGO_INPUTS
             .iter()
             .try_for_each(|name| regular_file::check_regular_if_present(&inputs_root.join(name)))
+            .map_err(|e| e.to_string())
     })
     .await;
     let (toolchain, metadata, clippy, targets) = match inputs {

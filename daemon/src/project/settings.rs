@@ -56,7 +56,9 @@ pub(crate) fn read(
     };
     let path = root.join(FILE_NAME);
     // A FIFO or a device here must not stall the load: only a regular file is read.
-    let from_file = match regular_file::read(&path, regular_file::MAX_SETTINGS_FILE)? {
+    let from_file = match regular_file::read(&path, regular_file::MAX_SETTINGS_FILE)
+        .map_err(|e| e.to_string())?
+    {
         Some((text, _)) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
         None => WorkspaceSettings::default(),
     };
@@ -153,7 +155,7 @@ pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), String> {
         return Err(format!("nice must be between 0 and 19, not {nice}"));
     }
     if let Some(linker) = &settings.linker {
-        crate::tools::linker::Setting::parse(linker)?;
+        crate::tools::linker::Setting::parse(linker).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 /// The name cargo runs as the linker, from `PATH`.
 pub(crate) const WRAPPER_NAME: &str = "buildd-cc";
@@ -75,6 +76,33 @@ fi
 exit $status
 "#;
 
+/// A `linker` setting that names no linker buildd knows.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown linker `{name}`: use auto, default, mold, lld, bfd or a path to a linker driver")]
+pub(crate) struct UnknownLinker {
+    pub(crate) name: String,
+}
+
+/// Why `auto` has no measurement yet (the dispatcher logs it and tries after a later job).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub(crate) enum MeasureError {
+    #[error("no link of a binary was captured")]
+    NothingCaptured,
+    /// The default linker could not relink the captures; `why` is its error, if it ran.
+    #[error("the default linker failed: {why:?}")]
+    DefaultFailed { why: Option<String> },
+}
+
+/// Why one captured link did not run with a candidate.
+#[derive(Debug, Error)]
+enum LinkError {
+    #[error("cannot run cc: {source}")]
+    Spawn { source: io::Error },
+    /// The first lines of what `cc` printed.
+    #[error("{stderr}")]
+    Failed { stderr: String },
+}
+
 /// A linker setting, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Setting {
@@ -87,7 +115,7 @@ pub(crate) enum Setting {
 }
 
 impl Setting {
-    pub(crate) fn parse(text: &str) -> Result<Setting, String> {
+    pub(crate) fn parse(text: &str) -> Result<Setting, UnknownLinker> {
         match text {
             "auto" => Ok(Setting::Auto),
             "default" => Ok(Setting::Default),
@@ -95,10 +123,9 @@ impl Setting {
             "lld" => Ok(Setting::Named("lld")),
             "bfd" => Ok(Setting::Named("bfd")),
             path if path.contains('/') => Ok(Setting::Driver(PathBuf::from(path))),
-            other => Err(format!(
-                "unknown linker `{other}`: use auto, default, mold, lld, bfd or a path to a \
-                 linker driver"
-            )),
+            other => Err(UnknownLinker {
+                name: other.to_owned(),
+            }),
         }
     }
 }
@@ -213,10 +240,10 @@ fn read_captures(dir: &Path) -> Vec<Capture> {
 
 /// Runs the captured links under `capture_dir` with every available candidate and picks the
 /// fastest. `path_var` is the workspace's `PATH`, where `cc` and the linkers are found.
-pub(crate) fn measure(capture_dir: &Path, path_var: &str) -> Result<Measurement, String> {
+pub(crate) fn measure(capture_dir: &Path, path_var: &str) -> Result<Measurement, MeasureError> {
     let captures = read_captures(capture_dir);
     if captures.is_empty() {
-        return Err("no link of a binary was captured".into());
+        return Err(MeasureError::NothingCaptured);
     }
     let available: Vec<_> = CANDIDATES
         .iter()
@@ -247,7 +274,7 @@ pub(crate) fn measure(capture_dir: &Path, path_var: &str) -> Result<Measurement,
                 match run_link(&capture.args, *flag, path_var) {
                     Ok(took) => total += took,
                     Err(e) => {
-                        failed.insert((*name).to_owned(), e);
+                        failed.insert((*name).to_owned(), e.to_string());
                         break;
                     }
                 }
@@ -263,7 +290,9 @@ pub(crate) fn measure(capture_dir: &Path, path_var: &str) -> Result<Measurement,
         .collect();
     let default = *millis
         .get("default")
-        .ok_or_else(|| format!("the default linker failed: {:?}", failed.get("default")))?;
+        .ok_or_else(|| MeasureError::DefaultFailed {
+            why: failed.get("default").cloned(),
+        })?;
     let (fastest, fastest_ms) = millis
         .iter()
         .min_by_key(|(_, ms)| **ms)
@@ -285,7 +314,7 @@ pub(crate) fn measure(capture_dir: &Path, path_var: &str) -> Result<Measurement,
     })
 }
 
-fn run_link(args: &[String], flag: Option<&str>, path_var: &str) -> Result<Duration, String> {
+fn run_link(args: &[String], flag: Option<&str>, path_var: &str) -> Result<Duration, LinkError> {
     let mut command = Command::new("cc");
     command
         .args(args)
@@ -297,13 +326,15 @@ fn run_link(args: &[String], flag: Option<&str>, path_var: &str) -> Result<Durat
     let started = Instant::now();
     let output = command
         .output()
-        .map_err(|e| format!("cannot run cc: {e}"))?;
+        .map_err(|source| LinkError::Spawn { source })?;
     let took = started.elapsed();
     if output.status.success() {
         Ok(took)
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(stderr.lines().take(3).collect::<Vec<_>>().join(" "))
+        Err(LinkError::Failed {
+            stderr: stderr.lines().take(3).collect::<Vec<_>>().join(" "),
+        })
     }
 }
 
@@ -319,7 +350,7 @@ mod tests {
             Setting::parse("/usr/bin/clang").unwrap(),
             Setting::Driver("/usr/bin/clang".into())
         );
-        let err = Setting::parse("gold").unwrap_err();
+        let err = Setting::parse("gold").unwrap_err().to_string();
         assert!(err.contains("gold") && err.contains("mold"), "{err}");
     }
 

@@ -19,6 +19,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use thiserror::Error;
 use tokio::process::Command;
 
 use crate::home::config::{SccacheConfig, SccacheMode};
@@ -156,23 +157,42 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// `--show-stats` and `--stop-server` talk to a running server.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why [`run_within`] has no output.
-#[derive(Debug)]
-enum Failure {
+/// Why [`run_within`] has no output. The text follows the command line it is about
+/// (`sccache --show-stats did not finish within 10s`).
+#[derive(Debug, Error)]
+pub(crate) enum Failure {
     /// The program could not be started.
-    Start(std::io::Error),
-    Wait(std::io::Error),
+    #[error("could not be started: {0}")]
+    Start(#[source] std::io::Error),
+    #[error("failed: {0}")]
+    Wait(#[source] std::io::Error),
+    #[error("did not finish within {}s", .0.as_secs())]
     TimedOut(Duration),
 }
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Start(e) => write!(f, "could not be started: {e}"),
-            Failure::Wait(e) => write!(f, "failed: {e}"),
-            Failure::TimedOut(limit) => write!(f, "did not finish within {}s", limit.as_secs()),
-        }
-    }
+/// Why buildd's sccache server could not be started or asked for its counts. These are for
+/// the log: a job without the server still compiles.
+#[derive(Debug, Error)]
+pub(crate) enum SccacheError {
+    #[error("{binary} --start-server {failure}")]
+    Start {
+        binary: PathBuf,
+        #[source]
+        failure: Failure,
+    },
+    /// `--start-server` ran and failed; `stderr` is what it said.
+    #[error("sccache --start-server failed: {stderr}")]
+    StartFailed { stderr: String },
+    #[error("sccache --show-stats {failure}")]
+    Stats {
+        #[source]
+        failure: Failure,
+    },
+    /// `--show-stats` ran and failed; `stderr` is what it said.
+    #[error("{stderr}")]
+    StatsFailed { stderr: String },
+    #[error("unreadable sccache stats: {source}")]
+    BadStats { source: serde_json::Error },
 }
 
 /// Runs sccache to completion within `limit`, in a process group of its own that is killed
@@ -251,7 +271,7 @@ impl Sccache {
 
     /// Starts buildd's server unless it answers already. Errors are for the log: a job
     /// without a server still compiles (the sccache client falls back to a local server).
-    pub(crate) async fn ensure_running(&self) -> Result<(), String> {
+    pub(crate) async fn ensure_running(&self) -> Result<(), SccacheError> {
         let _one = self.start.lock().await;
         if self.answers().await {
             return Ok(());
@@ -260,12 +280,14 @@ impl Sccache {
         // never the server.
         let out = run_within(self.command("--start-server"), START_TIMEOUT)
             .await
-            .map_err(|e| format!("{} --start-server {e}", self.binary.display()))?;
+            .map_err(|failure| SccacheError::Start {
+                binary: self.binary.clone(),
+                failure,
+            })?;
         if !out.status.success() {
-            return Err(format!(
-                "sccache --start-server failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            return Err(SccacheError::StartFailed {
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
         }
         tracing::info!(socket = %self.socket.display(), "started buildd's sccache server");
         Ok(())
@@ -278,14 +300,16 @@ impl Sccache {
     }
 
     /// The server's counts since it started.
-    pub(crate) async fn stats(&self) -> Result<(Stats, Option<String>), String> {
+    pub(crate) async fn stats(&self) -> Result<(Stats, Option<String>), SccacheError> {
         let mut cmd = self.command("--show-stats");
         cmd.args(["--stats-format", "json"]);
         let out = run_within(cmd, CONTROL_TIMEOUT)
             .await
-            .map_err(|e| format!("sccache --show-stats {e}"))?;
+            .map_err(|failure| SccacheError::Stats { failure })?;
         if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+            return Err(SccacheError::StatsFailed {
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
         }
         parse_stats(&String::from_utf8_lossy(&out.stdout))
     }
@@ -316,9 +340,9 @@ impl Sccache {
     }
 }
 
-fn parse_stats(json: &str) -> Result<(Stats, Option<String>), String> {
+fn parse_stats(json: &str) -> Result<(Stats, Option<String>), SccacheError> {
     let value: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("unreadable sccache stats: {e}"))?;
+        serde_json::from_str(json).map_err(|source| SccacheError::BadStats { source })?;
     let sum = |field: &str| -> u64 {
         value["stats"][field]["counts"]
             .as_object()
@@ -379,5 +403,45 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// What the log says when buildd's server cannot be started or read: the command and
+    /// what it printed, in the words of the untyped errors before.
+    #[tokio::test]
+    async fn a_server_that_fails_to_start_or_to_report_says_what_sccache_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("sccache");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\ncase \"$1\" in\n--version) echo 'sccache 0.10.0' ;;\n\
+             --start-server) echo 'no backend' >&2; exit 2 ;;\n*) echo 'not json' ;;\nesac\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = SccacheConfig {
+            mode: SccacheMode::Binary(fake),
+            env: BTreeMap::new(),
+            config_file: None,
+        };
+        let Detected::Ready(sccache) = detect(&config, &Paths::under(dir.path())).await else {
+            panic!("the fake sccache 0.10 was not taken");
+        };
+        let err = sccache.ensure_running().await.unwrap_err();
+        assert!(matches!(err, SccacheError::StartFailed { .. }), "{err:?}");
+        assert_eq!(err.to_string(), "sccache --start-server failed: no backend");
+        let err = sccache.stats().await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("unreadable sccache stats: expected ident"),
+            "{err}"
+        );
+        let failure = SccacheError::Stats {
+            failure: Failure::TimedOut(CONTROL_TIMEOUT),
+        };
+        assert_eq!(
+            failure.to_string(),
+            "sccache --show-stats did not finish within 10s"
+        );
     }
 }
