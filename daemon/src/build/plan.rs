@@ -58,13 +58,30 @@ pub(crate) fn plan(
     JobPlan { stages: plans }
 }
 
-/// The daemon stages a user's cargo command needs, from its arguments: `None` when any may
-/// be needed (no arguments, or an unknown subcommand that might build).
-pub(crate) fn needed_stages(args: &[String]) -> Option<Vec<Stage>> {
+/// What a user's cargo command needs of buildd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// These stages of the daemon's finished in the warm dir first.
+    Stages(&'static [Stage]),
+    /// No stage, but the isolated dir: the command cleans it (`clean`) or names it
+    /// (`metadata`), so it runs there, under a lease.
+    TargetDir,
+    /// Nothing of buildd's: the command neither compiles nor touches a target dir (`--version`,
+    /// `help`, `fmt`, `add`...), so plain cargo runs it, without a daemon.
+    Nothing,
+}
+
+/// What `cargo ARGS` needs: the one list of the cargo commands buildd knows. `None` for an
+/// unknown subcommand, which might build (a plugin).
+fn needs(args: &[String]) -> Option<Needs> {
     // The subcommand is the first argument that is not an option or a `+toolchain`.
     let mut iter = args.iter();
     let subcommand = loop {
-        let arg = iter.next()?;
+        let Some(arg) = iter.next() else {
+            // No subcommand: `cargo --version`, `-V`, `--help`, `--list`, `--explain E0308`
+            // print and exit; a bare `cargo` prints its usage.
+            return Some(Needs::Nothing);
+        };
         if arg.starts_with('+') || arg.starts_with('-') {
             // Options that take a value in the next argument.
             if matches!(arg.as_str(), "-C" | "--config" | "-Z" | "--color") {
@@ -74,17 +91,37 @@ pub(crate) fn needed_stages(args: &[String]) -> Option<Vec<Stage>> {
         }
         break arg.as_str();
     };
-    let stages = match subcommand {
-        "build" | "b" | "run" | "r" | "rustc" => vec![Stage::Build],
-        "test" | "t" | "bench" | "nextest" => vec![Stage::Build, Stage::Test],
-        "check" | "c" | "clippy" | "fix" | "doc" | "d" => vec![Stage::Check],
-        // Commands that compile nothing need no stage: `clean`, `update`, `tree`, `fmt`...
-        "clean" | "update" | "tree" | "fmt" | "metadata" | "locate-project" | "pkgid"
-        | "search" | "add" | "remove" | "new" | "init" | "help" | "version" | "verify-project"
-        | "vendor" | "fetch" | "generate-lockfile" => vec![],
+    let needs = match subcommand {
+        "build" | "b" | "run" | "r" | "rustc" => Needs::Stages(&[Stage::Build]),
+        "test" | "t" | "bench" | "nextest" => Needs::Stages(&[Stage::Build, Stage::Test]),
+        "check" | "c" | "clippy" | "fix" | "doc" | "d" => Needs::Stages(&[Stage::Check]),
+        "clean" | "metadata" => Needs::TargetDir,
+        "update" | "tree" | "fmt" | "locate-project" | "pkgid" | "search" | "add" | "remove"
+        | "new" | "init" | "help" | "version" | "verify-project" | "vendor" | "fetch"
+        | "generate-lockfile" => Needs::Nothing,
         _ => return None,
     };
-    Some(stages)
+    // `cargo build --help` compiles nothing either: a help option before any positional
+    // argument or `--` (after those, it may be the program's or the test binary's).
+    let help = iter
+        .take_while(|a| a.starts_with('-') && *a != "--")
+        .any(|a| a == "--help" || a == "-h");
+    Some(if help { Needs::Nothing } else { needs })
+}
+
+/// The daemon stages a user's cargo command needs, from its arguments: `None` when any may
+/// be needed (an unknown subcommand that might build).
+pub(crate) fn needed_stages(args: &[String]) -> Option<Vec<Stage>> {
+    Some(match needs(args)? {
+        Needs::Stages(stages) => stages.to_vec(),
+        Needs::TargetDir | Needs::Nothing => vec![],
+    })
+}
+
+/// Whether `cargo ARGS` needs nothing of buildd, so that `buildd cargo` runs it as plain cargo
+/// without starting or asking the daemon.
+pub fn needs_no_daemon(args: &[String]) -> bool {
+    needs(args) == Some(Needs::Nothing)
 }
 
 #[cfg(test)]
@@ -112,7 +149,40 @@ mod tests {
         assert_eq!(needed_stages(&args("clippy")), Some(vec![Stage::Check]));
         assert_eq!(needed_stages(&args("clean")), Some(vec![]));
         assert_eq!(needed_stages(&args("some-plugin")), None);
-        assert_eq!(needed_stages(&[]), None);
+        assert_eq!(needed_stages(&args("build --help")), Some(vec![]));
+        assert_eq!(needed_stages(&[]), Some(vec![]));
+    }
+
+    #[test]
+    fn commands_that_neither_compile_nor_touch_a_target_dir_need_no_daemon() {
+        for command in [
+            "--version",
+            "-V",
+            "+stable --version",
+            "--help",
+            "-h",
+            "--list",
+            "help",
+            "help build",
+            "version",
+            "-C sub fmt",
+            "build --help",
+            "test -h",
+            "",
+        ] {
+            assert!(needs_no_daemon(&args(command)), "{command}");
+        }
+        for command in [
+            "build",
+            "clean",
+            "metadata --format-version 1",
+            "test -- --help",
+            "run prog --help",
+            "some-plugin --version",
+            "--config x=1 check",
+        ] {
+            assert!(!needs_no_daemon(&args(command)), "{command}");
+        }
     }
 
     #[test]
