@@ -53,7 +53,7 @@ pub(crate) async fn run(session: &Session, args: Vec<OsString>) -> anyhow::Resul
             drop(lease);
             finished(status)
         }
-        Err(e) => plain_cargo(&args, Some(format!("{e:#}"))),
+        Err(e) => plain_cargo(&args, Some(crate::out::error_text(&e))),
     }
 }
 

@@ -181,7 +181,17 @@ fn paths_outside_a_workspace_get_a_clear_error() {
     let output = world.run(&empty, &["status", "--json", "."]);
     assert_eq!(output.status.code(), Some(3));
 
-    let missing = world.run(&empty, &["wait", "no/such/dir"]);
-    assert_eq!(missing.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/dir"));
+    // The cause once (issue 19: `buildd status nosuchdir` said it twice).
+    for command in ["wait", "status"] {
+        let missing = world.run(&empty, &[command, "no/such/dir"]);
+        assert_eq!(missing.status.code(), Some(3));
+        let stderr = String::from_utf8_lossy(&missing.stderr);
+        assert!(stderr.contains("no/such/dir"), "{stderr}");
+        assert_eq!(
+            stderr.matches("No such file or directory").count(),
+            1,
+            "{command}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{command}: {stderr}");
+    }
 }
