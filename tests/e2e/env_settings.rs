@@ -224,6 +224,19 @@ fn every_documented_variable_takes_its_documented_spellings() {
             "BUILDD_SCCACHE={value}: {ws_status:#}"
         );
     }
+    // Issue 19: the note filled three lines of every `status`, `wait` and `watch`; it is one
+    // short line with the fix.
+    for command in ["wait", "status"] {
+        let stdout = world.ok_with(&ws, &[("BUILDD_SCCACHE", ""), ("PATH", &path)], &[command]);
+        let lines: Vec<&str> = stdout.lines().filter(|l| l.contains("sccache")).collect();
+        assert_eq!(lines.len(), 1, "{command}:\n{stdout}");
+        assert!(
+            lines[0].contains("BUILDD_SCCACHE") && lines[0].len() < 150 + fake_s.len(),
+            "{command}: {}",
+            lines[0]
+        );
+    }
+    world.ok(&ws, &["stop"]);
     for value in ["0", "false", "no", "off", "False"] {
         let (ws_status, log) = d.registered(&[("BUILDD_SCCACHE", value), ("PATH", &path)]);
         assert_eq!(ws_status["sccache"]["enabled"], false, "{value}");
