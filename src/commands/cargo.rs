@@ -37,6 +37,13 @@ pub(crate) async fn run(session: &Session, args: Vec<OsString>) -> anyhow::Resul
     }
     match Lease::acquire(session, None, &lossy).await {
         Ok(lease) => {
+            if let Some(error) = &lease.workspace_error {
+                // One line: cargo's own output follows.
+                errln!(
+                    "buildd: the workspace has an error (cargo runs anyway): {}",
+                    error.replace('\n', "; ")
+                );
+            }
             let mut command = lease.cargo(args.clone());
             if let Some(build) = build_of_run(&lossy) {
                 let built = lease.cargo(build).status();
