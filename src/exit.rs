@@ -30,6 +30,7 @@ pub(crate) fn for_error(error: &anyhow::Error) -> i32 {
             | ClientError::Unreachable { .. }
             | ClientError::StartTimeout { .. }
             | ClientError::Start(_)
+            | ClientError::StartFailed { .. }
             | ClientError::NoAnswer { .. }
             | ClientError::Io(_),
         ) => UNREACHABLE,

@@ -21,6 +21,9 @@ pub(crate) struct Lease {
     env_remove: Vec<String>,
     /// Arguments cargo takes before the user's (a `--config` for the target dir).
     args_prefix: Vec<String>,
+    /// Why the daemon cannot build the workspace as it is (a broken `buildd.toml`), when it
+    /// cannot: the user's command runs anyway.
+    pub(crate) workspace_error: Option<String>,
 }
 
 impl Lease {
@@ -65,6 +68,7 @@ impl Lease {
                 env_set,
                 env_remove,
                 args_prefix: args,
+                workspace_error: workspace.error,
             }),
             other => bail!("unexpected reply to acquire: {other:?}"),
         }

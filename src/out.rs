@@ -23,6 +23,21 @@ pub(crate) fn stdout_error(error: io::Error) -> anyhow::Error {
     }
 }
 
+/// An error and its causes on one line, as `{:#}` prints them, without a cause its message
+/// already says: an error type that prints its source itself (`cannot use x: No such file`)
+/// would otherwise show it twice.
+pub(crate) fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 /// `println!` that returns an `anyhow::Result<()>` instead of panicking.
 macro_rules! outln {
     ($($arg:tt)*) => {{

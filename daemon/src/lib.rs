@@ -17,6 +17,7 @@ mod watch;
 mod wire;
 
 // The crate's public face stays flat: the binary, `lsp` and `bench` use these paths.
+pub use build::plan::needs_no_daemon;
 pub use build::process_group;
 pub use cache::archive;
 pub use home::{config, logging, paths};

@@ -31,6 +31,8 @@ use ignore::{Match, WalkBuilder};
 use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
 
+use crate::home::config::WATCHER_ENV;
+
 #[derive(Debug)]
 pub(crate) enum WatchEvent {
     /// Files or directories that changed, not ignored.
@@ -44,8 +46,6 @@ pub(crate) enum WatchEvent {
     Error(String),
 }
 
-/// The environment variable that chooses the watcher: `poll` polls.
-pub(crate) const WATCHER_ENV: &str = "BUILDD_WATCHER";
 const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 enum Control {
@@ -144,14 +144,15 @@ fn out_of_instances_note() -> String {
     )
 }
 
+/// Starts the watcher of `root`; `forced_poll` (`BUILDD_WATCHER=poll`) polls from the start.
 pub(crate) fn start(
     root: PathBuf,
+    forced_poll: bool,
     emit: impl Fn(WatchEvent) + Send + 'static,
 ) -> Result<WatchHandle, String> {
     let (tx, rx) = mpsc::channel();
     let failed =
         |e: notify::Error| format!("failed to start a file watcher for {}: {e}", root.display());
-    let forced_poll = std::env::var(WATCHER_ENV).is_ok_and(|v| v == "poll");
     let (mut watcher, mut degraded) = if forced_poll {
         let note = format!(
             "{WATCHER_ENV}=poll: polling every {}s",

@@ -3,7 +3,9 @@
 //! The command holds a lease on the dir while cargo runs, so the daemon starts no job of its
 //! own meanwhile, and waits for a running job instead of blocking on cargo's lock. Anything
 //! that stops buildd from helping (no workspace here, no daemon) falls back to plain cargo
-//! with a one-line notice: the user's command always runs.
+//! with a one-line notice: the user's command always runs. A command that neither compiles
+//! nor touches a target dir (`--version`, `help`, `fmt`: see `needs_no_daemon`) is plain
+//! cargo from the start, and starts no daemon.
 //!
 //! For `cargo run` the lease covers the build, not the program: the command first runs
 //! `cargo build` with the same options under the lease, ends the lease, then runs the
@@ -20,17 +22,28 @@ use crate::connect::{Session, resolve_path};
 use crate::lease::Lease;
 
 pub(crate) async fn run(session: &Session, args: Vec<OsString>) -> anyhow::Result<i32> {
+    let lossy: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if buildd_daemon::needs_no_daemon(&lossy) {
+        // `--version`, `help`, `fmt`...: nothing to wait for, so no daemon to start.
+        return plain_cargo(&args, None);
+    }
     let cwd = resolve_path(None)?;
     if !cwd.ancestors().any(|d| d.join("Cargo.toml").is_file()) {
         // `cargo new`, `cargo install` and friends need no workspace.
         return plain_cargo(&args, None);
     }
-    let lossy: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
     match Lease::acquire(session, None, &lossy).await {
         Ok(lease) => {
+            if let Some(error) = &lease.workspace_error {
+                // One line: cargo's own output follows.
+                errln!(
+                    "buildd: the workspace has an error (cargo runs anyway): {}",
+                    error.replace('\n', "; ")
+                );
+            }
             let mut command = lease.cargo(args.clone());
             if let Some(build) = build_of_run(&lossy) {
                 let built = lease.cargo(build).status();
@@ -47,7 +60,7 @@ pub(crate) async fn run(session: &Session, args: Vec<OsString>) -> anyhow::Resul
             drop(lease);
             finished(status)
         }
-        Err(e) => plain_cargo(&args, Some(format!("{e:#}"))),
+        Err(e) => plain_cargo(&args, Some(crate::out::error_text(&e))),
     }
 }
 

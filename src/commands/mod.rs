@@ -41,7 +41,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
         // The reader of stdout went away (`buildd status | head -1`): nothing is wrong.
         Err(error) if error.downcast_ref::<crate::out::StdoutClosed>().is_some() => exit::SUCCESS,
         Err(error) => {
-            errln!("buildd: {error:#}");
+            errln!("buildd: {}", crate::out::error_text(&error));
             exit::for_error(&error)
         }
     }

@@ -328,7 +328,7 @@ impl Loop<'_> {
                         .push(Report::Tests(places_inside(report, &self.root)));
                 }
                 Err(e) => {
-                    outln!("tests: could not run them: {e:#}")?;
+                    outln!("tests: could not run them: {}", crate::out::error_text(&e))?;
                     tests_pass = false;
                 }
             }

@@ -240,6 +240,47 @@ fn without_a_daemon_buildd_cargo_falls_back_to_plain_cargo() {
     assert_eq!(output.status.code(), Some(101));
 }
 
+/// Issue 19: `buildd cargo --version` started a daemon in the default home and waited for a
+/// cold build. Commands that compile nothing are plain cargo, and leave the home untouched.
+#[test]
+fn buildd_cargo_version_and_help_start_no_daemon() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let plain = |args: &[&str]| {
+        let output = std::process::Command::new("cargo")
+            .args(args)
+            .current_dir(&ws)
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    for args in [
+        &["--version"][..],
+        &["-V"],
+        &["help"],
+        &["--help"],
+        &["--list"],
+        &["build", "--help"],
+    ] {
+        let mut full = vec!["cargo"];
+        full.extend(args);
+        let started = std::time::Instant::now();
+        let stdout = world.ok(&ws, &full);
+        assert_eq!(stdout, plain(args), "{args:?}");
+        assert!(!stdout.is_empty(), "{args:?}");
+        assert!(
+            !world.home().exists(),
+            "buildd {full:?} touched the home ({:?})",
+            started.elapsed()
+        );
+    }
+    let output = world.run(&ws, &["cargo", "--version"]);
+    assert!(output.stderr.is_empty(), "no notice: {output:?}");
+    // A command that builds still goes through the daemon.
+    world.ok(&ws, &["cargo", "build"]);
+    assert!(world.home().join("run/daemon.sock").exists());
+}
+
 #[test]
 fn an_idle_daemon_shuts_down_by_itself_after_its_idle_timeout() {
     let world = World::new();

@@ -5,6 +5,7 @@ mod blocking;
 mod cache;
 mod daemon_lifecycle;
 mod edges;
+mod env_settings;
 mod faults;
 mod floods;
 mod home_dir;

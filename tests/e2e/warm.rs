@@ -181,7 +181,57 @@ fn paths_outside_a_workspace_get_a_clear_error() {
     let output = world.run(&empty, &["status", "--json", "."]);
     assert_eq!(output.status.code(), Some(3));
 
-    let missing = world.run(&empty, &["wait", "no/such/dir"]);
-    assert_eq!(missing.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/dir"));
+    // The cause once (issue 19: `buildd status nosuchdir` said it twice).
+    for command in ["wait", "status"] {
+        let missing = world.run(&empty, &[command, "no/such/dir"]);
+        assert_eq!(missing.status.code(), Some(3));
+        let stderr = String::from_utf8_lossy(&missing.stderr);
+        assert!(stderr.contains("no/such/dir"), "{stderr}");
+        assert_eq!(
+            stderr.matches("No such file or directory").count(),
+            1,
+            "{command}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{command}: {stderr}");
+    }
+}
+
+/// Issue 19: `buildd cargo build` with a broken `buildd.toml` ran without a word. It says so
+/// in one line naming the file and what is wrong, and the build runs.
+#[test]
+fn buildd_cargo_with_a_broken_buildd_toml_says_so_in_one_line_and_builds() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let file = ws.join("buildd.toml");
+    std::fs::write(&file, "nice = 5\nstages = [check\n").unwrap();
+    let output = world.run(&ws, &["cargo", "build"]);
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // (A "waiting for the daemon's job" line may come first, as the new dir is prepared.)
+    let notices: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("buildd:") && !l.contains("waiting for"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{stderr}");
+    assert!(
+        notices[0].contains(&format!("{}: line 2, column 16: ", file.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Finished"), "{stderr}");
+    let target_dir = world.workspace_status(&ws).unwrap()["target_dir"]
+        .as_str()
+        .map(std::path::PathBuf::from)
+        .unwrap();
+    assert!(
+        target_dir.join("debug/app").exists(),
+        "the build ran in the isolated dir"
+    );
+
+    // Fixed: nothing to say.
+    std::fs::write(&file, "nice = 5\n").unwrap();
+    world.wait_for(&ws, "the fixed file to be read", |s| s["error"].is_null());
+    let output = world.run(&ws, &["cargo", "build"]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("has an error"), "{stderr}");
 }

@@ -66,14 +66,61 @@ pub(crate) fn plan(defs: &[JobDef], focus: Option<&str>, focus_alone: bool) -> V
     plans
 }
 
+/// What a user's cargo command needs of buildd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// The jobs of these subcommands finished in the warm dir first (see [`jobs::family`]).
+    Family(&'static [&'static str]),
+    /// No job, but the isolated dir: the command cleans it (`clean`) or names it
+    /// (`metadata`), so it runs there, under a lease.
+    TargetDir,
+    /// Nothing of buildd's: the command neither compiles nor touches a target dir (`--version`,
+    /// `help`, `fmt`, `add`...), so plain cargo runs it, without a daemon.
+    Nothing,
+}
+
+/// What `cargo ARGS` needs: the one list of the cargo commands buildd knows. `None` for an
+/// unknown subcommand, which might build (a plugin).
+fn needs(args: &[String]) -> Option<Needs> {
+    // The subcommand is the first argument that is not an option or a `+toolchain`.
+    let mut iter = args.iter();
+    let subcommand = loop {
+        let Some(arg) = iter.next() else {
+            // No subcommand: `cargo --version`, `-V`, `--help`, `--list`, `--explain E0308`
+            // print and exit; a bare `cargo` prints its usage.
+            return Some(Needs::Nothing);
+        };
+        if arg.starts_with('+') || arg.starts_with('-') {
+            // Options that take a value in the next argument.
+            if matches!(arg.as_str(), "-C" | "--config" | "-Z" | "--color") {
+                iter.next();
+            }
+            continue;
+        }
+        break arg.as_str();
+    };
+    let needs = match subcommand {
+        "clean" | "metadata" => Needs::TargetDir,
+        "update" | "tree" | "fmt" | "locate-project" | "pkgid" | "search" | "add" | "remove"
+        | "new" | "init" | "help" | "version" | "verify-project" | "vendor" | "fetch"
+        | "generate-lockfile" => Needs::Nothing,
+        other => Needs::Family(jobs::family(other)?),
+    };
+    // `cargo build --help` compiles nothing either: a help option before any positional
+    // argument or `--` (after those, it may be the program's or the test binary's).
+    let help = iter
+        .take_while(|a| a.starts_with('-') && *a != "--")
+        .any(|a| a == "--help" || a == "-h");
+    Some(if help { Needs::Nothing } else { needs })
+}
+
 /// The job definitions a user's cargo command needs, from its arguments: the default and
 /// configured ones of its family (see [`jobs::family`]) and the learned one of its shape.
-/// `None` when any may be needed (no arguments, or an unknown subcommand that might build).
+/// `None` when any may be needed (an unknown subcommand that might build).
 pub(crate) fn needed_stages(args: &[String], defs: &[JobDef]) -> Option<Vec<Stage>> {
-    let family = match subcommand(args)? {
-        // Commands that compile nothing need no job: `clean`, `update`, `tree`, `fmt`...
-        Subcommand::Nothing => return Some(Vec::new()),
-        Subcommand::Named(name) => jobs::family(name)?,
+    let family = match needs(args)? {
+        Needs::Family(family) => family,
+        Needs::TargetDir | Needs::Nothing => return Some(Vec::new()),
     };
     let shape = jobs::shape(args);
     Some(
@@ -87,32 +134,10 @@ pub(crate) fn needed_stages(args: &[String], defs: &[JobDef]) -> Option<Vec<Stag
     )
 }
 
-enum Subcommand<'a> {
-    Named(&'a str),
-    Nothing,
-}
-
-/// The subcommand: the first argument that is not an option or a `+toolchain`. `None` for
-/// none.
-fn subcommand(args: &[String]) -> Option<Subcommand<'_>> {
-    let mut iter = args.iter();
-    let subcommand = loop {
-        let arg = iter.next()?;
-        if arg.starts_with('+') || arg.starts_with('-') {
-            // Options that take a value in the next argument.
-            if matches!(arg.as_str(), "-C" | "--config" | "-Z" | "--color") {
-                iter.next();
-            }
-            continue;
-        }
-        break arg.as_str();
-    };
-    Some(match subcommand {
-        "clean" | "update" | "tree" | "fmt" | "metadata" | "locate-project" | "pkgid"
-        | "search" | "add" | "remove" | "new" | "init" | "help" | "version" | "verify-project"
-        | "vendor" | "fetch" | "generate-lockfile" => Subcommand::Nothing,
-        other => Subcommand::Named(other),
-    })
+/// Whether `cargo ARGS` needs nothing of buildd, so that `buildd cargo` runs it as plain cargo
+/// without starting or asking the daemon.
+pub fn needs_no_daemon(args: &[String]) -> bool {
+    needs(args) == Some(Needs::Nothing)
 }
 
 #[cfg(test)]
@@ -125,6 +150,38 @@ mod tests {
 
     fn names(stages: Option<Vec<Stage>>) -> Option<Vec<String>> {
         stages.map(|s| s.into_iter().map(|s| s.0).collect())
+    }
+
+    #[test]
+    fn commands_that_neither_compile_nor_touch_a_target_dir_need_no_daemon() {
+        for command in [
+            "--version",
+            "-V",
+            "+stable --version",
+            "--help",
+            "-h",
+            "--list",
+            "help",
+            "help build",
+            "version",
+            "-C sub fmt",
+            "build --help",
+            "test -h",
+            "",
+        ] {
+            assert!(needs_no_daemon(&args(command)), "{command}");
+        }
+        for command in [
+            "build",
+            "clean",
+            "metadata --format-version 1",
+            "test -- --help",
+            "run prog --help",
+            "some-plugin --version",
+            "--config x=1 check",
+        ] {
+            assert!(!needs_no_daemon(&args(command)), "{command}");
+        }
     }
 
     #[test]
@@ -149,7 +206,8 @@ mod tests {
         assert_eq!(needed("clippy"), Some(vec!["clippy".into()]));
         assert_eq!(needed("clean"), Some(vec![]));
         assert_eq!(needed("some-plugin"), None);
-        assert_eq!(needed(""), None);
+        assert_eq!(needed("build --help"), Some(vec![]));
+        assert_eq!(needed(""), Some(vec![]));
     }
 
     #[test]

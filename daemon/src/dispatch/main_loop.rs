@@ -35,7 +35,7 @@ use crate::build::plan;
 use crate::dispatch::reports;
 use crate::dispatch::schedule::{Owed, Step};
 use crate::dispatch::workspace::{ConnId, PendingAcquire, Reply, RunningJob, Workspace};
-use crate::home::config::DaemonConfig;
+use crate::home::config::{DaemonConfig, WatcherChoice};
 use crate::home::paths::ensure_private_dir;
 use crate::project::depinfo::{self, DepInfo};
 use crate::project::key::{self, BuildKey};

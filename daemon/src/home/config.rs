@@ -2,7 +2,7 @@
 //!
 //! Raw settings come from `buildd daemon` flags, from the environment of whichever client
 //! started the daemon (`BUILDD_IDLE_TIMEOUT`, `BUILDD_DEBOUNCE`, `BUILDD_CACHE_BUDGET`,
-//! `BUILDD_SCCACHE`) and from the daemon's configuration file (`config.toml` in the config
+//! `BUILDD_SCCACHE`, `BUILDD_WATCHER`...) and from the daemon's configuration file (`config.toml` in the config
 //! dir, or in `BUILDD_HOME`); they are resolved here into one [`DaemonConfig`] with
 //! defaults. The environment wins over the file. Bad values are errors that name the
 //! variable or the file.
@@ -23,8 +23,11 @@ pub const MAX_FRAME_ENV: &str = "BUILDD_MAX_FRAME";
 pub const MAX_CONNECTIONS_ENV: &str = "BUILDD_MAX_CONNECTIONS";
 /// The disk budget of all isolated dirs, such as `20GiB`.
 pub const BUDGET_ENV: &str = "BUILDD_CACHE_BUDGET";
-/// `off`, or the sccache binary to use.
+/// `off` (or `0`, `false`, `no`), `on` (or `1`, `true`, `yes`, `auto`: `sccache` on `PATH`),
+/// or the sccache binary to use.
 pub const SCCACHE_ENV: &str = "BUILDD_SCCACHE";
+/// How workspaces are watched: `poll`, or `inotify` (the default; also `native`, `auto`).
+pub const WATCHER_ENV: &str = "BUILDD_WATCHER";
 
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3 * 60 * 60);
 /// Long enough to gather an editor's save of several files or a `git checkout` into one
@@ -60,6 +63,16 @@ pub struct DaemonConfig {
     /// quarter of the space buildd can use (free space plus what its dirs hold).
     pub budget: Option<u64>,
     pub sccache: SccacheConfig,
+    pub watcher: WatcherChoice,
+}
+
+/// How the daemon watches workspaces for changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatcherChoice {
+    /// inotify, falling back to polling when inotify runs out.
+    Native,
+    /// Polling from the start: network file systems, where inotify sees nothing.
+    Poll,
 }
 
 /// Whether and how buildd's jobs use sccache.
@@ -145,9 +158,7 @@ impl RawDaemonConfig {
             }
         }
         let mode = match env_value(SCCACHE_ENV) {
-            Some(value) if value == "off" => SccacheMode::Off,
-            Some(value) if value == "auto" => SccacheMode::Auto,
-            Some(value) => SccacheMode::Binary(PathBuf::from(value)),
+            Some(value) => sccache_mode(&value),
             None => match (file.sccache.enabled, &file.sccache.path) {
                 (Some(false), _) => SccacheMode::Off,
                 (_, Some(path)) => SccacheMode::Binary(path.clone()),
@@ -191,6 +202,10 @@ impl RawDaemonConfig {
                 mode,
                 env: file.sccache.env,
                 config_file: file.sccache.config,
+            },
+            watcher: match env_value(WATCHER_ENV) {
+                Some(value) => watcher_choice(&value)?,
+                None => WatcherChoice::Native,
             },
         })
     }
@@ -243,6 +258,28 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok((number * factor) as u64)
 }
 
+/// `BUILDD_SCCACHE`: the spellings of a boolean turn it off or leave it to `PATH`; anything
+/// else is the binary. (A binary named like a boolean is still reachable as `./on`.)
+fn sccache_mode(value: &str) -> SccacheMode {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "0" | "false" | "no" | "off" => SccacheMode::Off,
+        "1" | "true" | "yes" | "on" | "auto" => SccacheMode::Auto,
+        _ => SccacheMode::Binary(PathBuf::from(value)),
+    }
+}
+
+/// `BUILDD_WATCHER`: a value the daemon does not know is an error, not inotify in silence.
+fn watcher_choice(value: &str) -> Result<WatcherChoice, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "poll" => Ok(WatcherChoice::Poll),
+        "inotify" | "native" | "auto" => Ok(WatcherChoice::Native),
+        _ => Err(format!(
+            "{WATCHER_ENV}: `{value}` is not a watcher: write poll (for network file systems) \
+             or inotify (the default; also native or auto)"
+        )),
+    }
+}
+
 fn env_value(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -276,6 +313,33 @@ mod tests {
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert!(parse_size("lots").unwrap_err().contains("lots"));
         assert!(parse_size("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn sccache_and_watcher_take_every_spelling() {
+        for off in ["0", "false", "No", "OFF"] {
+            assert_eq!(sccache_mode(off), SccacheMode::Off, "{off}");
+        }
+        for on in ["1", "true", "YES", "on", "auto"] {
+            assert_eq!(sccache_mode(on), SccacheMode::Auto, "{on}");
+        }
+        assert_eq!(
+            sccache_mode("/opt/sccache"),
+            SccacheMode::Binary("/opt/sccache".into())
+        );
+        assert_eq!(watcher_choice("Poll"), Ok(WatcherChoice::Poll));
+        for native in ["inotify", "native", "AUTO"] {
+            assert_eq!(
+                watcher_choice(native),
+                Ok(WatcherChoice::Native),
+                "{native}"
+            );
+        }
+        let err = watcher_choice("fanotify").unwrap_err();
+        assert!(
+            err.contains(WATCHER_ENV) && err.contains("`fanotify`") && err.contains("poll"),
+            "{err}"
+        );
     }
 
     #[test]

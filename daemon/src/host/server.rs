@@ -141,6 +141,17 @@ pub async fn run(config: DaemonConfig) -> Result<RunOutcome, ServerError> {
         socket = %socket.display(),
         "daemon started"
     );
+    // The settings as resolved, so that a user (and a test) sees which of the environment's
+    // took effect.
+    tracing::info!(
+        idle_timeout = %humantime::format_duration(config.idle_timeout),
+        debounce = %humantime::format_duration(config.debounce),
+        max_frame = config.max_frame,
+        budget = ?config.budget,
+        watcher = ?config.watcher,
+        sccache = ?config.sccache.mode,
+        "settings"
+    );
 
     let orphans = Arc::new(Orphans::new(paths.runtime_dir.join("jobs.pgids")));
     let reaped = orphans.reap_leftovers(&paths.targets_dir());

@@ -59,13 +59,30 @@ pub(crate) fn read(
     let from_file = match regular_file::read(&path, regular_file::MAX_SETTINGS_FILE)
         .map_err(|e| e.to_string())?
     {
-        Some((text, _)) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+        Some((text, _)) => toml::from_str(&text)
+            .map_err(|e| format!("{}: {}", path.display(), toml_error(&text, &e)))?,
         None => WorkspaceSettings::default(),
     };
     let merged = over(&from_file, &from_manifest);
     validate(&merged)
         .map_err(|e| format!("{} or [workspace.metadata.buildd]: {e}", path.display()))?;
     Ok(merged)
+}
+
+/// A TOML error on one line: where, and what. toml's own text spans several lines with a
+/// snippet of the file, more than the one line `buildd cargo` prints about a broken file.
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let Some(span) = error.span() else {
+        return error.message().to_owned();
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    format!(
+        "line {}, column {}: {}",
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+        error.message().trim()
+    )
 }
 
 /// `high`'s fields where set, `low`'s otherwise.
@@ -292,6 +309,13 @@ mod tests {
         std::fs::write(dir.path().join(FILE_NAME), "colour = 3\n").unwrap();
         let err = read(dir.path(), None).unwrap_err();
         assert!(err.contains("colour"), "{err}");
+        // On one line, with where.
+        std::fs::write(dir.path().join(FILE_NAME), "nice = 1\nstages = [check\n").unwrap();
+        let err = read(dir.path(), None).unwrap_err();
+        assert!(
+            err.contains("buildd.toml: line 2, column 16: ") && !err.contains('\n'),
+            "{err}"
+        );
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub enum ClientError {
     StartTimeout { log: PathBuf },
     #[error("failed to start the buildd daemon: {0}")]
     Start(String),
+    /// The daemon this client started exited before it served the socket: a bad setting.
+    #[error("the buildd daemon failed to start: {cause} (see {log})")]
+    StartFailed { cause: String, log: PathBuf },
     #[error(transparent)]
     Paths(#[from] PathsError),
     #[error("lost the connection to the buildd daemon: {0}")]
@@ -161,6 +164,7 @@ impl Client {
         let socket = paths.socket();
         let deadline = Instant::now() + START_TIMEOUT;
         let mut spawned: Option<Instant> = None;
+        let mut exits = Vec::new();
         loop {
             match Client::try_connect(paths, options.client).await {
                 Ok(client) if client.daemon.version == binary_version() => return Ok(client),
@@ -176,8 +180,20 @@ impl Client {
                     client.shutdown_and_wait(&socket).await?;
                 }
                 Err(ClientError::NotRunning { .. }) if options.autostart => {
+                    // A daemon that lost the race to another exits with success; one that
+                    // failed (a bad value in a BUILDD_ variable or in config.toml) said why
+                    // on its stderr, and waiting longer would not help.
+                    if exits
+                        .iter()
+                        .any(|exit: &std::sync::mpsc::Receiver<bool>| exit.try_recv() == Ok(false))
+                    {
+                        return Err(ClientError::StartFailed {
+                            cause: start_failure(&paths.daemon_stderr()),
+                            log: paths.daemon_stderr(),
+                        });
+                    }
                     if spawned.is_none_or(|at| at.elapsed() > RESPAWN_AFTER) {
-                        spawn_daemon(paths)?;
+                        exits.push(spawn_daemon(paths)?);
                         spawned = Some(Instant::now());
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -396,9 +412,24 @@ fn check_peer(stream: &UnixStream, socket: &Path) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// The last line the daemon wrote on its stderr, without the `buildd: ` of every error.
+fn start_failure(stderr: &Path) -> String {
+    let text = std::fs::read_to_string(stderr).unwrap_or_default();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    match line.strip_prefix("buildd: ").unwrap_or(line) {
+        "" => "it exited without saying why".to_owned(),
+        cause => cause.to_owned(),
+    }
+}
+
 /// Starts `buildd daemon` detached from this process: its own session, no terminal, stderr
-/// into the state dir.
-fn spawn_daemon(paths: &Paths) -> Result<(), ClientError> {
+/// into the state dir. The receiver gets whether the daemon exited with success, once it
+/// exits.
+fn spawn_daemon(paths: &Paths) -> Result<std::sync::mpsc::Receiver<bool>, ClientError> {
     paths.create_all()?;
     let exe = std::env::current_exe()
         .map_err(|e| ClientError::Start(format!("cannot find the buildd binary: {e}")))?;
@@ -423,8 +454,11 @@ fn spawn_daemon(paths: &Paths) -> Result<(), ClientError> {
         .map_err(|e| ClientError::Start(format!("failed to run `buildd daemon`: {e}")))?;
     // Reap the daemon whenever it exits, so that a long-lived client (the LSP sidecar)
     // keeps no zombie.
-    std::thread::spawn(move || child.wait());
-    Ok(())
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited.send(child.wait().is_ok_and(|status| status.success()));
+    });
+    Ok(exit)
 }
 
 /// This process's environment, for [`Request::Register`].

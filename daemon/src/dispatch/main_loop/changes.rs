@@ -124,7 +124,8 @@ impl Dispatcher {
     pub(super) fn start_watcher(&self, root: &Path) -> Option<WatchHandle> {
         let tx = self.tx.clone();
         let watch_root = root.to_path_buf();
-        match watch::start(root.to_path_buf(), move |event| {
+        let forced_poll = self.config.watcher == WatcherChoice::Poll;
+        match watch::start(root.to_path_buf(), forced_poll, move |event| {
             let _ = tx.send(Event::Watch {
                 root: watch_root.clone(),
                 event,
