@@ -171,24 +171,6 @@ fn written_before(path: &Path, time: std::time::SystemTime) -> bool {
         .is_ok_and(|modified| modified < time)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn manifests_are_recognised() {
-        let root = Path::new("/w");
-        assert!(is_manifest(root, Path::new("/w/Cargo.toml")));
-        assert!(is_manifest(root, Path::new("/w/core/Cargo.toml")));
-        assert!(is_manifest(root, Path::new("/w/Cargo.lock")));
-        assert!(is_manifest(root, Path::new("/w/.cargo/config.toml")));
-        assert!(is_manifest(root, Path::new("/w/rust-toolchain.toml")));
-        assert!(is_manifest(root, Path::new("/w/buildd.toml")));
-        assert!(!is_manifest(root, Path::new("/w/src/lib.rs")));
-        assert!(!is_manifest(root, Path::new("/w/src/config.toml")));
-    }
-}
-
 /// Whether a job's command compiles no test, bench or example target: `build` and `check`
 /// without a target selection that includes them.
 fn compiles_no_tests(args: &[String]) -> bool {
@@ -205,4 +187,22 @@ fn compiles_no_tests(args: &[String]) -> bool {
                     | "--example"
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_are_recognised() {
+        let root = Path::new("/w");
+        assert!(is_manifest(root, Path::new("/w/Cargo.toml")));
+        assert!(is_manifest(root, Path::new("/w/core/Cargo.toml")));
+        assert!(is_manifest(root, Path::new("/w/Cargo.lock")));
+        assert!(is_manifest(root, Path::new("/w/.cargo/config.toml")));
+        assert!(is_manifest(root, Path::new("/w/rust-toolchain.toml")));
+        assert!(is_manifest(root, Path::new("/w/buildd.toml")));
+        assert!(!is_manifest(root, Path::new("/w/src/lib.rs")));
+        assert!(!is_manifest(root, Path::new("/w/src/config.toml")));
+    }
 }
