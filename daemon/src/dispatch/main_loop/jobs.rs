@@ -2,6 +2,7 @@
 //! command opens between stages.
 
 use super::loads::scan_target_dir;
+use crate::project::settings::Resolved;
 // One module split by concern: the parts share the dispatcher's imports and items.
 use super::*;
 
@@ -47,37 +48,7 @@ impl Dispatcher {
                 return;
             }
         }
-        // An expensive learned job that is rarely used waits for a quiet workspace.
-        let held_back = |def: &JobDef| {
-            def.origin == JobOrigin::Learned
-                && ws.learned.as_ref().is_some_and(|learned| {
-                    learned.shapes.iter().any(|shape| {
-                        shape.name() == def.name
-                            && shape
-                                .last_duration_ms
-                                .is_some_and(|ms| ms >= resolved.expensive.as_millis() as u64)
-                            && learned.is_rare(shape)
-                    })
-                })
-        };
-        let (defs, deferred): (Vec<JobDef>, Vec<JobDef>) = if quiet {
-            (
-                all_defs
-                    .into_iter()
-                    .filter(|d| ws.deferred.contains(&d.name))
-                    .collect(),
-                Vec::new(),
-            )
-        } else {
-            all_defs.into_iter().partition(|d| !held_back(d))
-        };
-        ws.deferred = deferred.iter().map(|d| d.name.clone()).collect();
-        if !deferred.is_empty() {
-            ws.schedule.defer(Instant::now(), resolved.quiet);
-        }
-        if !quiet && let Some(learned) = &mut ws.learned {
-            learned.changed();
-        }
+        let defs = select_defs(ws, &resolved, all_defs, quiet);
         if defs.is_empty() {
             return;
         }
@@ -112,25 +83,8 @@ impl Dispatcher {
         self.next_id += 1;
         let cancel = CancellationToken::new();
         let started_at = std::time::SystemTime::now();
-        let tx = self.tx.clone();
-        let job_root = root.to_path_buf();
-        let token = cancel.clone();
         self.job_starting(root);
-        let handle = tokio::spawn(async move {
-            if let Some(sccache) = sccache
-                && let Err(e) = sccache.ensure_running().await
-            {
-                tracing::warn!("{e}");
-            }
-            job::run(spec, token, |event| {
-                let _ = tx.send(Event::Job {
-                    root: job_root.clone(),
-                    job: job_id,
-                    event,
-                });
-            })
-            .await;
-        });
+        let handle = spawn(self.tx.clone(), root, job_id, spec, sccache, cancel.clone());
         tracing::info!(
             root = %root.display(),
             job = job_id,
@@ -231,82 +185,85 @@ impl Dispatcher {
                     diagnostic,
                 }
             }
-            JobEvent::Finished(outcome) => {
-                let job = ws.job.take().expect("matched above");
-                let mut result = outcome.result;
-                if job.yielding && result == JobResult::Cancelled {
-                    result = JobResult::Yielded;
-                }
-                let cleared = match result {
-                    JobResult::Cancelled | JobResult::Yielded => {
-                        // The changes it covered are still to be built.
-                        if !job.forget {
-                            ws.schedule.give_back(Owed {
-                                full: job.full,
-                                files: job.files,
-                            });
-                        }
-                        Vec::new()
-                    }
-                    JobResult::Success | JobResult::Failed => ws.diagnostics.finish(job_id),
-                };
-                if result == JobResult::Success
-                    && let (Some(predicted), Some(graph)) = (&job.predicted, &ws.graph)
-                {
-                    let members = graph.members();
-                    let rebuilt: BTreeSet<String> =
-                        job.rebuilt.intersection(&members).cloned().collect();
-                    ws.stats.add(predicted, &rebuilt);
-                }
-                let mut failure = outcome.failure;
-                if result == JobResult::Failed
-                    && let Some(key) = &ws.key
-                    && let Some(full) =
-                        disk_full(&key.target_dir, failure.as_deref(), &ws.diagnostics)
-                {
-                    tracing::warn!(root = %root.display(), "{full}");
-                    // The cache's after-job work reports it in status and to editors.
-                    ws.tools.out_of_space = true;
-                    failure = Some(full);
-                }
-                let summary = JobSummary {
-                    id: job_id,
-                    stages: job.stages,
-                    result,
-                    duration_ms: outcome.duration.as_millis() as u64,
-                    units_compiled: job.units_compiled,
-                    errors: ws.diagnostics.count(Severity::Error),
-                    warnings: ws.diagnostics.count(Severity::Warning),
-                    rebuilt: job.rebuilt.into_iter().collect(),
-                    failure,
-                };
-                tracing::info!(
-                    root = %root.display(),
-                    job = job_id,
-                    result = ?summary.result,
-                    ms = summary.duration_ms,
-                    compiled = summary.units_compiled,
-                    rebuilt = ?summary.rebuilt,
-                    "job finished"
-                );
-                if matches!(result, JobResult::Success | JobResult::Failed) {
-                    ws.last_units = Some(job.units_done);
-                }
-                ws.last_job = Some(summary.clone());
-                if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
-                    scan_target_dir(self.tx.clone(), root, &key.target_dir, graph, true);
-                }
-                if matches!(result, JobResult::Success | JobResult::Failed) {
-                    self.job_finished_tools(root, &summary, job.units_done);
-                }
-                EventKind::JobFinished {
-                    job: job_id,
-                    summary,
-                    cleared,
-                }
-            }
+            JobEvent::Finished(outcome) => self.finish_job(root, job_id, outcome),
         };
         self.broadcast(root, kind);
+    }
+
+    /// A job ended: its changes go back to the queue if it did not finish, its diagnostics
+    /// replace older ones if it did, and status, the tools and the cache hear of it.
+    fn finish_job(&mut self, root: &Path, job_id: u64, outcome: job::JobOutcome) -> EventKind {
+        let ws = self.workspaces.get_mut(root).expect("the caller found it");
+        let job = ws.job.take().expect("matched above");
+        let mut result = outcome.result;
+        if job.yielding && result == JobResult::Cancelled {
+            result = JobResult::Yielded;
+        }
+        let cleared = match result {
+            JobResult::Cancelled | JobResult::Yielded => {
+                // The changes it covered are still to be built.
+                if !job.forget {
+                    ws.schedule.give_back(Owed {
+                        full: job.full,
+                        files: job.files,
+                    });
+                }
+                Vec::new()
+            }
+            JobResult::Success | JobResult::Failed => ws.diagnostics.finish(job_id),
+        };
+        if result == JobResult::Success
+            && let (Some(predicted), Some(graph)) = (&job.predicted, &ws.graph)
+        {
+            let members = graph.members();
+            let rebuilt: BTreeSet<String> = job.rebuilt.intersection(&members).cloned().collect();
+            ws.stats.add(predicted, &rebuilt);
+        }
+        let mut failure = outcome.failure;
+        if result == JobResult::Failed
+            && let Some(key) = &ws.key
+            && let Some(full) = disk_full(&key.target_dir, failure.as_deref(), &ws.diagnostics)
+        {
+            tracing::warn!(root = %root.display(), "{full}");
+            // The cache's after-job work reports it in status and to editors.
+            ws.tools.out_of_space = true;
+            failure = Some(full);
+        }
+        let summary = JobSummary {
+            id: job_id,
+            stages: job.stages,
+            result,
+            duration_ms: outcome.duration.as_millis() as u64,
+            units_compiled: job.units_compiled,
+            errors: ws.diagnostics.count(Severity::Error),
+            warnings: ws.diagnostics.count(Severity::Warning),
+            rebuilt: job.rebuilt.into_iter().collect(),
+            failure,
+        };
+        tracing::info!(
+            root = %root.display(),
+            job = job_id,
+            result = ?summary.result,
+            ms = summary.duration_ms,
+            compiled = summary.units_compiled,
+            rebuilt = ?summary.rebuilt,
+            "job finished"
+        );
+        if matches!(result, JobResult::Success | JobResult::Failed) {
+            ws.last_units = Some(job.units_done);
+        }
+        ws.last_job = Some(summary.clone());
+        if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
+            scan_target_dir(self.tx.clone(), root, &key.target_dir, graph, true);
+        }
+        if matches!(result, JobResult::Success | JobResult::Failed) {
+            self.job_finished_tools(root, &summary, job.units_done);
+        }
+        EventKind::JobFinished {
+            job: job_id,
+            summary,
+            cleared,
+        }
     }
 
     /// Tells a running job which stages the user commands waiting for the dir need, and
@@ -344,6 +301,72 @@ impl Dispatcher {
             job.cancel.cancel();
         }
     }
+}
+
+/// The job definitions a job runs: for a `quiet` job, the learned ones held back until the
+/// workspace is quiet; otherwise all of them but the learned ones that are expensive and
+/// rarely used, which are held back (and the schedule told to wait for quiet).
+fn select_defs(
+    ws: &mut Workspace,
+    resolved: &Resolved,
+    all: Vec<JobDef>,
+    quiet: bool,
+) -> Vec<JobDef> {
+    if quiet {
+        let defs = all
+            .into_iter()
+            .filter(|d| ws.deferred.contains(&d.name))
+            .collect();
+        ws.deferred.clear();
+        return defs;
+    }
+    let expensive = resolved.expensive.as_millis() as u64;
+    let held_back = |def: &JobDef| {
+        def.origin == JobOrigin::Learned
+            && ws.learned.as_ref().is_some_and(|learned| {
+                learned.shapes.iter().any(|shape| {
+                    shape.name() == def.name
+                        && shape.last_duration_ms.is_some_and(|ms| ms >= expensive)
+                        && learned.is_rare(shape)
+                })
+            })
+    };
+    let (defs, deferred): (Vec<JobDef>, Vec<JobDef>) = all.into_iter().partition(|d| !held_back(d));
+    ws.deferred = deferred.iter().map(|d| d.name.clone()).collect();
+    if !deferred.is_empty() {
+        ws.schedule.defer(Instant::now(), resolved.quiet);
+    }
+    if let Some(learned) = &mut ws.learned {
+        learned.changed();
+    }
+    defs
+}
+
+/// Runs a job on the runtime: its facts come back to the loop as events.
+fn spawn(
+    tx: mpsc::UnboundedSender<Event>,
+    root: &Path,
+    job_id: u64,
+    spec: JobSpec,
+    sccache: Option<Arc<crate::tools::sccache::Sccache>>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let root = root.to_path_buf();
+    tokio::spawn(async move {
+        if let Some(sccache) = sccache
+            && let Err(e) = sccache.ensure_running().await
+        {
+            tracing::warn!("{e}");
+        }
+        job::run(spec, cancel, |event| {
+            let _ = tx.send(Event::Job {
+                root: root.clone(),
+                job: job_id,
+                event,
+            });
+        })
+        .await;
+    })
 }
 
 /// Space left below which a failed job is blamed on a full disk, even when no message says
