@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{World, append, artifacts, edit};
+use crate::support::{World, append, artifacts, diagnostic_messages, edit};
 
 /// Runs `buildd cargo ARGS --message-format=json` and returns the targets cargo compiled
 /// (those not fresh).
@@ -83,13 +83,9 @@ fn by_default_clippy_build_and_test_are_warm_after_an_edit_and_clippy_lints_are_
         serde_json::json!(["clippy", "build", "test"])
     );
 
-    let diagnostics = status["diagnostics"].as_array().unwrap();
-    let messages: Vec<&str> = diagnostics
-        .iter()
-        .map(|d| d["message"].as_str().unwrap())
-        .collect();
+    let messages = diagnostic_messages(&status);
     assert!(
-        messages.contains(&"unneeded `return` statement"),
+        messages.iter().any(|m| m == "unneeded `return` statement"),
         "clippy's needless_return is a diagnostic: {messages:?}"
     );
     let unused: Vec<_> = messages
@@ -273,12 +269,7 @@ fn a_configured_pedantic_job_runs_and_a_job_that_publishes_is_refused() {
     assert_eq!(pedantic["origin"], "config");
     assert_eq!(pedantic["diagnostics"], true);
     assert_eq!(pedantic["last_result"], "success", "{status:#}");
-    let messages: Vec<&str> = status["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["message"].as_str().unwrap())
-        .collect();
+    let messages = diagnostic_messages(&status);
     assert!(
         messages.iter().any(|m| m.contains("#[must_use]")),
         "clippy::must_use_candidate (pedantic) is a diagnostic: {messages:?}"

@@ -227,6 +227,16 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The messages of a workspace status's diagnostics.
+pub(crate) fn diagnostic_messages(status: &Value) -> Vec<String> {
+    status["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Cargo's JSON messages for artifacts, from `--message-format=json` output.
 pub(crate) fn artifacts(stdout: &str) -> Vec<Value> {
     stdout
