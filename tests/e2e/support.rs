@@ -258,22 +258,40 @@ pub(crate) fn apt_install(program: &str, packages: &[&str]) {
     if on_path(program).is_some() {
         return;
     }
+    // apt's output goes to a log of its own (the test's output stays readable); nothing the
+    // machine has already is upgraded, and no recommended extras come along.
+    let log_path = std::env::temp_dir().join("buildd-e2e-apt.log");
     let apt = |args: &[&str]| {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
         let status = Command::new("apt-get")
             .args(["-o", "DPkg::Lock::Timeout=600", "-q"])
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .status()
             .unwrap_or_else(|e| panic!("cannot run apt-get to install {packages:?}: {e}"));
-        assert!(status.success(), "apt-get {args:?} failed: {status}");
+        assert!(
+            status.success(),
+            "apt-get {args:?} failed: {status}; its output is in {}",
+            log_path.display()
+        );
     };
     if !*updated {
         apt(&["update"]);
         *updated = true;
     }
-    let mut args = vec!["install", "-y"];
+    let mut args = vec!["install", "-y", "--no-upgrade", "--no-install-recommends"];
     args.extend(packages);
     apt(&args);
+    eprintln!(
+        "installed {packages:?} with apt-get (output in {})",
+        log_path.display()
+    );
     assert!(
         on_path(program).is_some(),
         "{packages:?} installed, but {program} is not on PATH"

@@ -24,11 +24,20 @@ for pkg in libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
-    log "apt-get install ${need_apt[*]}"
+    # apt's output goes to a log of its own, so the test's log stays readable; nothing the
+    # machine has already is upgraded, and no recommended extras come along.
+    mkdir -p "$cache"
+    apt_log="$cache/apt-install.log"
+    log "apt-get install ${need_apt[*]} (output in $apt_log)"
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need_apt[@]}" >&2
+    if ! { $sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q \
+        --no-upgrade --no-install-recommends "${need_apt[@]}"; } >"$apt_log" 2>&1; then
+        tail -20 "$apt_log" >&2
+        log "apt-get install failed: see $apt_log"
+        exit 1
+    fi
+    log "installed: $(grep -c '^Setting up' "$apt_log") package(s)"
 fi
 
 # The marker is written last, so an interrupted install is redone rather than half reused.
