@@ -86,6 +86,21 @@ pub(crate) async fn run(
     Ok((report, text))
 }
 
+/// nextest's exit code when no test ran (`NO_TESTS_RUN`).
+const NEXTEST_NO_TESTS_RUN: i32 = 4;
+
+/// Whether a run passed: exit code 0, or, for nextest, its "no tests to run" code: zero tests
+/// is a pass, as it is for `cargo test`.
+pub(crate) fn passed(report: &TestReport, runner: Runner) -> bool {
+    match report.exit_code {
+        Some(0) => report.failed == 0,
+        Some(NEXTEST_NO_TESTS_RUN) => {
+            matches!(runner, Runner::Nextest) && report.passed == 0 && report.failed == 0
+        }
+        _ => false,
+    }
+}
+
 /// Reads a runner's output into a report (job, duration and exit code left to the caller).
 pub(crate) fn parse(runner: Runner, output: &str) -> TestReport {
     let mut report = TestReport {

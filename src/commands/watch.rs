@@ -319,11 +319,11 @@ impl Loop<'_> {
                     }
                     // A runner that failed without a failing test (a compile error in a test,
                     // a crash) shows its output: nothing else would explain it.
-                    let success = report.exit_code == Some(0);
+                    let success = test_run::passed(&report, runner);
                     if !success && report.failing.is_empty() {
                         outln!("{}", output.trim_end())?;
                     }
-                    tests_pass = success && report.failed == 0;
+                    tests_pass = success;
                     self.reports
                         .push(Report::Tests(places_inside(report, &self.root)));
                 }
@@ -337,6 +337,13 @@ impl Loop<'_> {
             return Ok(());
         };
         if !tests_pass {
+            if supervisor.pid().is_none() {
+                // Say why nothing runs: the program is held back until the tests pass.
+                outln!(
+                    "[{}] tests failed; not starting it until they pass",
+                    supervisor.name
+                )?;
+            }
             if let Some(pid) = supervisor.pid() {
                 let message = format!("tests failed; keeping the old process (pid {pid}) running");
                 outln!("[{}] {message}", supervisor.name)?;

@@ -179,3 +179,38 @@ fn events_json_shows_the_sequence_of_one_edit() {
     let finished = parsed.iter().find(|e| e["kind"] == "job_finished").unwrap();
     assert_eq!(finished["summary"]["result"], "success");
 }
+
+#[test]
+fn watch_test_run_starts_a_program_that_has_no_tests() {
+    // nextest says "no tests to run" with an exit code of its own: zero tests is a pass.
+    assert!(
+        crate::support::on_path("cargo-nextest").is_some(),
+        "this test needs cargo-nextest, which this machine has"
+    );
+    let world = World::new();
+    let ws = world.dir.path().join("notests");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[package]\nname = \"notests\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.join("src/main.rs"),
+        "fn main() {\n    println!(\"notests up\");\n    std::thread::sleep(std::time::Duration::from_secs(600));\n}\n",
+    )
+    .unwrap();
+    let mut watch = world.spawn(&ws, &["watch", "--test", "--run", "--grace", "1s"]);
+    let summary = watch.wait_line("the test summary", |l| l.starts_with("tests: "));
+    assert!(
+        summary.contains("0 passed, 0 failed") && summary.contains("cargo nextest run"),
+        "{summary}"
+    );
+    watch.wait_line("the program to start", |l| l.contains("notests up"));
+    assert!(
+        !watch.lines().iter().any(|l| l.contains("not starting")),
+        "{:?}",
+        watch.lines()
+    );
+    watch.interrupt();
+}
