@@ -244,6 +244,18 @@ pub(crate) fn job_line(job: &JobSummary) -> String {
     line
 }
 
+/// A diagnostic on one line, `file:line:col: level: message`, the path relative to `root`.
+pub(crate) fn diagnostic_line(d: &Diagnostic, root: &std::path::Path) -> String {
+    format!(
+        "{}:{}:{}: {}: {}",
+        d.file.strip_prefix(root).unwrap_or(&d.file).display(),
+        d.line,
+        d.column,
+        severity(d.severity),
+        d.message
+    )
+}
+
 /// A diagnostic as cargo prints it, or a one-line form when rustc rendered none.
 pub(crate) fn diagnostic(d: &Diagnostic) -> String {
     match &d.rustc.rendered {

@@ -165,10 +165,20 @@ impl JobBar {
                 "{prefix:>7} {spinner} {pos} units {wide_msg}",
             )?),
         };
+        if bar.is_hidden() {
+            // Not a terminal: indicatif draws nothing, and would drop the lines printed
+            // above the bar too; they are printed plainly instead.
+            self.0 = None;
+            return Ok(());
+        }
         bar.enable_steady_tick(Duration::from_millis(120));
         bar.set_message(format!("job #{job}"));
         self.0 = Some(bar);
         Ok(())
+    }
+
+    fn is_terminal(&self) -> bool {
+        self.0.is_some()
     }
 
     fn stage(&self, stage: Stage) {
@@ -234,8 +244,13 @@ impl Loop<'_> {
             } => bar.start(job, expected_units)?,
             EventKind::StageStarted { stage, .. } => bar.stage(stage),
             EventKind::UnitFinished { package, fresh, .. } => bar.unit(package, fresh),
-            EventKind::Diagnostic { diagnostic, .. } => {
+            // On a terminal, as cargo renders it; piped, one `file:line:col: level: message`
+            // line each, for logs and scripts.
+            EventKind::Diagnostic { diagnostic, .. } if bar.is_terminal() => {
                 bar.println(render::diagnostic(&diagnostic))?
+            }
+            EventKind::Diagnostic { diagnostic, .. } => {
+                outln!("{}", render::diagnostic_line(&diagnostic, &self.root))?
             }
             EventKind::JobFinished { summary, .. } => {
                 bar.clear();

@@ -214,3 +214,21 @@ fn watch_test_run_starts_a_program_that_has_no_tests() {
     );
     watch.interrupt();
 }
+
+#[test]
+fn piped_watch_prints_each_error_as_a_file_line_column_line() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    // `spawn` pipes stdout and stderr: no terminal, no progress bar.
+    let watch = world.spawn(&ws, &["watch"]);
+    watch.wait_line("the watch to start", |l| l.starts_with("watching "));
+    edit(&ws.join("util/src/lib.rs"), "\"!\"", "42");
+    let line = watch.wait_line("the error line", |l| {
+        l.starts_with("util/src/lib.rs:2:5: error: ")
+    });
+    assert_eq!(line, "util/src/lib.rs:2:5: error: mismatched types");
+    watch.wait_line("the failed job", |l| {
+        l.contains(" failed (") && l.contains("1 error(s)")
+    });
+}
