@@ -27,6 +27,10 @@ pub(crate) async fn run(
             .await?;
         let mut state = WorkspaceState::Queued;
         let mut said = None;
+        // The jobs that finished while waiting: the last one is in the status printed at the
+        // end, but an earlier one may have done the work (a cold build, then a job of fresh
+        // units after cargo wrote Cargo.lock).
+        let mut finished = Vec::new();
         // The first pass asks for the state; later ones when nothing came for a while.
         let mut ask = true;
         loop {
@@ -35,24 +39,24 @@ pub(crate) async fn run(
             }
             match state {
                 WorkspaceState::Queued | WorkspaceState::Running => {}
-                done => break Ok::<_, anyhow::Error>((client, root, done)),
+                done => break Ok::<_, anyhow::Error>((client, root, done, finished)),
             }
             ask = false;
             match tokio::time::timeout(QUIET, client.recv()).await {
                 Err(_) => ask = state == WorkspaceState::Queued,
                 Ok(message) => match message? {
-                    Some(ServerMessage::Event { event }) => {
-                        if let EventKind::State { state: new, .. } = event.kind {
-                            state = new;
-                        }
-                    }
+                    Some(ServerMessage::Event { event }) => match event.kind {
+                        EventKind::State { state: new, .. } => state = new,
+                        EventKind::JobFinished { summary, .. } => finished.push(summary),
+                        _ => {}
+                    },
                     Some(_) => {}
                     None => bail!("the daemon closed the connection"),
                 },
             }
         }
     };
-    let (mut client, root, state) = match timeout {
+    let (mut client, root, state, finished) = match timeout {
         Some(timeout) => tokio::time::timeout(timeout, wait)
             .await
             .map_err(|_| anyhow!("the workspace was not idle within {timeout:?}"))??,
@@ -62,6 +66,14 @@ pub(crate) async fn run(
         client.call(Request::Status { root: Some(root) }).await?
         && let Some(ws) = status.workspaces.first()
     {
+        let last = ws.last_job.as_ref().map(|j| j.id);
+        let earlier: Vec<_> = finished.iter().filter(|j| Some(j.id) != last).collect();
+        if !earlier.is_empty() {
+            outln!("jobs while waiting:")?;
+            for job in earlier {
+                outln!("  {}", render::job_line(job))?;
+            }
+        }
         out!("{}", render::workspace(ws))?;
     }
     Ok(match state {

@@ -235,3 +235,24 @@ fn buildd_cargo_with_a_broken_buildd_toml_says_so_in_one_line_and_builds() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("has an error"), "{stderr}");
 }
+
+#[test]
+fn the_first_wait_shows_the_job_that_did_the_work() {
+    // Without a Cargo.lock, cargo writes one in the first job, and the daemon runs a second
+    // job of fresh units after it: the summary must not hide the first.
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let _ = std::fs::remove_file(ws.join("Cargo.lock"));
+    let out = world.ok(&ws, &["wait"]);
+    let compiled: Vec<u64> = out
+        .lines()
+        .filter_map(|l| {
+            let (before, _) = l.split_once(" unit(s) compiled")?;
+            before.rsplit(' ').next()?.parse().ok()
+        })
+        .collect();
+    assert!(
+        compiled.iter().any(|&n| n > 0),
+        "no job line with the units the cold build compiled:\n{out}"
+    );
+}
