@@ -80,7 +80,11 @@ impl World {
                 }
             });
         }
-        Spawned { child, lines }
+        Spawned {
+            child,
+            lines,
+            log_dir: self.home().join("state/logs"),
+        }
     }
 
     /// `buildd ARGS` in `cwd`, with this world's home.
@@ -370,6 +374,8 @@ pub(crate) fn edit(path: &Path, from: &str, to: &str) {
 pub(crate) struct Spawned {
     pub(crate) child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The daemon's logs, shown when a wait times out.
+    log_dir: PathBuf,
 }
 
 impl Spawned {
@@ -386,9 +392,34 @@ impl Spawned {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // What the daemon did and what runs now, to tell a hang from a slow machine.
+        let mut log = String::new();
+        for entry in std::fs::read_dir(&self.log_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            log.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+        let log: Vec<&str> = log.lines().collect();
+        let ps = Command::new("ps")
+            .args(["-e", "-o", "pid,ppid,pgid,stat,etime,args"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let ps: Vec<&str> = ps
+            .lines()
+            .filter(|l| {
+                ["cargo", "nextest", "buildd", "rustc", "PID"]
+                    .iter()
+                    .any(|w| l.contains(w))
+            })
+            .collect();
         panic!(
-            "timed out waiting for {what}; output:\n{}",
-            self.lines().join("\n")
+            "timed out waiting for {what}; output:\n{}\ndaemon log (last 80 lines):\n{}\nprocesses:\n{}",
+            self.lines().join("\n"),
+            log[log.len().saturating_sub(80)..].join("\n"),
+            ps.join("\n")
         );
     }
 
