@@ -222,7 +222,28 @@ fn locate_panics(output: &str, failing: &mut [FailingTest]) {
         test.message = lines
             .get(i + 1)
             .map(|m| m.trim().to_owned())
-            .filter(|m| !m.is_empty());
+            .filter(|m| !m.is_empty())
+            .map(|m| with_values(m, &lines[i + 2..]));
+    }
+}
+
+/// An `assert_eq!`/`assert_ne!` message with the values the panic printed after it
+/// (`  left: 1`, ` right: 2`): without them the message says only that they differ.
+fn with_values(message: String, after: &[&str]) -> String {
+    if !message.starts_with("assertion `left") {
+        return message;
+    }
+    let values: Vec<String> = after
+        .iter()
+        .take(2)
+        .map(|l| l.trim())
+        .filter(|l| l.starts_with("left:") || l.starts_with("right:"))
+        .map(str::to_owned)
+        .collect();
+    if values.is_empty() {
+        message
+    } else {
+        format!("{message} ({})", values.join(", "))
     }
 }
 
@@ -275,7 +296,7 @@ error: test run failed
         assert_eq!((f.line, f.column), (Some(12), Some(9)));
         assert_eq!(
             f.message.as_deref(),
-            Some("assertion `left == right` failed")
+            Some("assertion `left == right` failed (left: 1, right: 2)")
         );
     }
 

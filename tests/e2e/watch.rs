@@ -112,11 +112,10 @@ fn watch_test_reports_passing_and_failing_tests_with_the_failure_place() {
         .unwrap_or_else(|| panic!("no test diagnostic in {status:#}"));
     assert_eq!(diagnostic["file"], file.to_str().unwrap());
     assert_eq!(diagnostic["line"], 14);
+    let message = diagnostic["message"].as_str().unwrap();
     assert!(
-        diagnostic["message"]
-            .as_str()
-            .unwrap()
-            .contains("one is not two")
+        message.contains("one is not two") && message.contains("(left: 1, right: 2)"),
+        "assert_eq!'s values are part of the message: {message}"
     );
 }
 
