@@ -323,6 +323,13 @@ fn split_option(arg: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// Adds selection arguments to a shape, before a `--` (after which they would be clippy's or
+/// rustc's).
+pub(crate) fn add_selection(shape: &mut Vec<String>, selection: &[&str]) {
+    let at = shape.iter().position(|a| a == "--").unwrap_or(shape.len());
+    shape.splice(at..at, selection.iter().map(|s| (*s).to_owned()));
+}
+
 /// Whether a shape selects packages itself (`--package`, `--workspace`, `--manifest-path`);
 /// without a selection, cargo picks the package from the dir it runs in.
 pub(crate) fn selects(shape: &[String]) -> bool {
@@ -409,6 +416,16 @@ mod tests {
             Some("check --config x=1")
         );
         assert_eq!(shape_of("test --no-run").as_deref(), Some("test --no-run"));
+    }
+
+    #[test]
+    fn a_selection_goes_before_the_lints() {
+        let mut shape = args("clippy -- -W clippy::pedantic");
+        add_selection(&mut shape, &["--package", "app"]);
+        assert_eq!(
+            shape.join(" "),
+            "clippy --package app -- -W clippy::pedantic"
+        );
     }
 
     #[test]

@@ -21,6 +21,12 @@ const MAX_USES: usize = 4;
 /// The version of the file's format.
 const VERSION: u32 = 1;
 
+/// Whether `dir` is a plain relative path (`a/b`, or empty): no root, no `..`, no `.`.
+pub(crate) fn is_plain(dir: &Path) -> bool {
+    dir.components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Learned {
     /// The compile-only cargo command (`build --release`).
@@ -85,9 +91,11 @@ impl LearnedJobs {
         }
     }
 
-    /// A record read from disk, when it is of this format and this workspace.
+    /// A record read from disk, when it is of this format and this workspace; a shape whose
+    /// dir is not a plain path below the root is dropped.
     pub(crate) fn parse(text: &str, root: &Path) -> Option<LearnedJobs> {
-        let jobs: LearnedJobs = serde_json::from_str(text).ok()?;
+        let mut jobs: LearnedJobs = serde_json::from_str(text).ok()?;
+        jobs.shapes.retain(|s| is_plain(&s.dir));
         (jobs.version == VERSION && jobs.root == root).then_some(jobs)
     }
 
@@ -200,6 +208,19 @@ mod tests {
             jobs.is_rare(&jobs.shapes[0]),
             "the earlier uses are too old"
         );
+    }
+
+    #[test]
+    fn only_plain_dirs_below_the_root_are_kept() {
+        assert!(is_plain(Path::new("")) && is_plain(Path::new("core/src")));
+        assert!(!is_plain(Path::new("../etc")) && !is_plain(Path::new("/etc")));
+        assert!(!is_plain(Path::new("a/../../b")));
+        let mut jobs = LearnedJobs::new(Path::new("/ws"));
+        jobs.record(shape("build"), "../elsewhere".into(), 0, 6);
+        jobs.record(shape("check"), "core".into(), 0, 6);
+        let kept = LearnedJobs::parse(&jobs.to_json(), Path::new("/ws")).unwrap();
+        assert_eq!(kept.shapes.len(), 1);
+        assert_eq!(kept.shapes[0].dir, Path::new("core"));
     }
 
     #[test]

@@ -115,18 +115,24 @@ fn needs(args: &[String]) -> Option<Needs> {
 }
 
 /// The job definitions a user's cargo command needs, from its arguments: the default and
-/// configured ones of its family (see [`jobs::family`]) and the learned one of its shape.
+/// configured ones of its family (see [`jobs::family`]) and the learned one of its shape
+/// (`shape`, as learning made it, or the command's own shape).
 /// `None` when any may be needed (an unknown subcommand that might build).
-pub(crate) fn needed_stages(args: &[String], defs: &[JobDef]) -> Option<Vec<Stage>> {
+pub(crate) fn needed_stages(
+    args: &[String],
+    defs: &[JobDef],
+    shape: Option<&[String]>,
+) -> Option<Vec<Stage>> {
     let family = match needs(args)? {
         Needs::Family(family) => family,
         Needs::TargetDir | Needs::Nothing => return Some(Vec::new()),
     };
-    let shape = jobs::shape(args);
+    let own = jobs::shape(args);
+    let shape = shape.or(own.as_deref());
     Some(
         defs.iter()
             .filter(|d| match d.origin {
-                JobOrigin::Learned => shape.as_ref() == Some(&d.args),
+                JobOrigin::Learned => shape == Some(d.args.as_slice()),
                 _ => family.contains(&d.subcommand()),
             })
             .map(|d| d.name.clone())
@@ -193,7 +199,7 @@ mod tests {
             JobOrigin::Learned,
             false,
         ));
-        let needed = |s: &str| names(needed_stages(&args(s), &defs));
+        let needed = |s: &str| names(needed_stages(&args(s), &defs, None));
         assert_eq!(
             needed("build --release"),
             Some(vec!["build".into(), "build --release".into()])

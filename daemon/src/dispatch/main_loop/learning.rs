@@ -8,7 +8,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::build::jobs;
-use crate::build::learned::LearnedJobs;
+use crate::build::learned::{self, LearnedJobs};
 
 // One module split by concern: the parts share the dispatcher's imports and items.
 use super::*;
@@ -49,24 +49,24 @@ fn now_secs() -> u64 {
 
 impl Dispatcher {
     /// A user's command takes the warm dir: learn its shape, unless the workspace's settings
-    /// turn learning off or a configured job already runs it.
-    pub(super) fn learn(&mut self, root: &Path, args: &[String], cwd: &Path) {
-        let Some(ws) = self.workspaces.get_mut(root) else {
-            return;
-        };
+    /// turn learning off or a configured job already runs it. Returns the shape, as the
+    /// learned job's command, when the command has one.
+    pub(super) fn learn(
+        &mut self,
+        root: &Path,
+        args: &[String],
+        cwd: &Path,
+    ) -> Option<Vec<String>> {
+        let ws = self.workspaces.get_mut(root)?;
         let resolved = ws.resolved(self.config.debounce);
-        if resolved.learn_limit == 0 {
-            return;
+        let mut shape = jobs::shape(args)?;
+        let cwd = std::path::absolute(cwd).ok()?;
+        let mut dir = cwd.strip_prefix(root).ok()?.to_path_buf();
+        // Only a plain path below the root (`a/b`, no `..`): a learned job never runs cargo
+        // outside the workspace.
+        if !learned::is_plain(&dir) {
+            return None;
         }
-        let Some(mut shape) = jobs::shape(args) else {
-            return;
-        };
-        let Ok(cwd) = std::path::absolute(cwd) else {
-            return;
-        };
-        let Ok(mut dir) = cwd.strip_prefix(root).map(Path::to_path_buf) else {
-            return;
-        };
         if !jobs::selects(&shape)
             && let Some(graph) = &ws.graph
         {
@@ -75,28 +75,27 @@ impl Dispatcher {
             // dirs is one shape, and `cargo build` at a virtual root is the default job.
             match graph.package_of(&cwd) {
                 Some(package) if graph.package_dir(package) != Some(root) => {
-                    shape.extend(["--package".to_owned(), package.to_owned()]);
+                    jobs::add_selection(&mut shape, &["--package", package]);
                     dir = PathBuf::new();
                 }
                 _ if graph.default_is_workspace() => {
-                    shape.push("--workspace".to_owned());
+                    jobs::add_selection(&mut shape, &["--workspace"]);
                     dir = PathBuf::new();
                 }
                 _ => {}
             }
         }
-        if ws
+        let configured = ws
             .job_defs(&resolved)
             .iter()
-            .any(|d| d.origin != JobOrigin::Learned && d.args == shape && d.dir == dir)
-        {
-            return;
+            .any(|d| d.origin != JobOrigin::Learned && d.args == shape && d.dir == dir);
+        if configured || resolved.learn_limit == 0 {
+            return Some(shape);
         }
-        let Some(learned) = &mut ws.learned else {
-            return;
-        };
-        learned.record(shape, dir, now_secs(), resolved.learn_limit);
+        let learned = ws.learned.as_mut()?;
+        learned.record(shape.clone(), dir, now_secs(), resolved.learn_limit);
         self.save_learned(root);
+        Some(shape)
     }
 
     /// Writes a workspace's record, off the loop.

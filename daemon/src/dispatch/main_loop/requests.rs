@@ -28,9 +28,7 @@ impl Dispatcher {
                 cwd,
             } => match self.workspace_of(&root) {
                 Ok(root) => {
-                    if let Some(cwd) = cwd {
-                        self.learn(&root, &args, &cwd);
-                    }
+                    let shape = cwd.and_then(|cwd| self.learn(&root, &args, &cwd));
                     let debounce = self.config.debounce;
                     let ws = self.workspaces.get_mut(&root).expect("found above");
                     let defs = ws.job_defs(&ws.resolved(debounce));
@@ -39,7 +37,7 @@ impl Dispatcher {
                         id,
                         reply,
                         since: Instant::now(),
-                        needed: plan::needed_stages(&args, &defs),
+                        needed: plan::needed_stages(&args, &defs, shape.as_deref()),
                         holder: lock_check::holder(holder),
                     });
                     self.update_gate(&root);
