@@ -174,6 +174,12 @@ fn learned_shapes_are_warm_after_an_edit_and_survive_a_daemon_restart() {
         "{text}"
     );
 
+    let listed: Value = serde_json::from_str(&world.ok(&ws, &["jobs", "list", "--json"])).unwrap();
+    assert_eq!(
+        listed, status["jobs"],
+        "`buildd jobs list --json` is status's list"
+    );
+
     world.ok(&ws, &["jobs", "forget"]);
     let status = world.workspace_status(&ws).unwrap();
     assert_eq!(
