@@ -93,52 +93,74 @@ pub(crate) fn of_stage(name: &str) -> Option<JobDef> {
 /// The subcommands a job may run, for error messages.
 const COMPILE_ONLY: &str = "check, clippy, build, test --no-run, bench --no-run, doc, rustc";
 
-/// Checks a `[jobs.NAME] command`: one cargo command that only compiles. The error names
-/// the job and says what to write instead.
-pub(crate) fn validate_command(name: &str, command: &[String]) -> Result<(), String> {
+/// Why a `[jobs.NAME] command` is refused. Each text names the job and says what to write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum JobError {
+    #[error(
+        "job `{name}`: `command` is empty; give cargo's arguments, such as [\"clippy\", \"--workspace\"]"
+    )]
+    Empty { name: String },
+    #[error(
+        "job `{name}`: `{arg}` picks a toolchain; jobs run with the workspace's own toolchain (rust-toolchain.toml), so remove it"
+    )]
+    Toolchain { name: String, arg: String },
+    #[error(
+        "job `{name}`: the command must start with cargo's subcommand, not `{arg}` (one of {COMPILE_ONLY})"
+    )]
+    NoSubcommand { name: String, arg: String },
+    #[error(
+        "job `{name}`: `{arg}` is not allowed: the daemon builds in its own isolated target dir"
+    )]
+    TargetDir { name: String, arg: String },
+    #[error(
+        "job `{name}`: `cargo {subcommand}` without `--no-run` runs the tests; a job only compiles: write [\"{subcommand}\", \"--no-run\", ...]"
+    )]
+    Runs { name: String, subcommand: String },
+    #[error(
+        "job `{name}`: `cargo run` runs a program; a job only compiles: write [\"build\", ...] with the same options"
+    )]
+    RunsProgram { name: String },
+    #[error(
+        "job `{name}`: `cargo {subcommand}` does more than compile, or is not a command buildd knows; a job runs one of: {COMPILE_ONLY}"
+    )]
+    NotCompileOnly { name: String, subcommand: String },
+}
+
+/// Checks a `[jobs.NAME] command`: one cargo command that only compiles.
+pub(crate) fn validate_command(name: &str, command: &[String]) -> Result<(), JobError> {
+    let name = name.to_owned();
     let Some(first) = command.first() else {
-        return Err(format!(
-            "job `{name}`: `command` is empty; give cargo's arguments, such as \
-             [\"clippy\", \"--workspace\"]"
-        ));
+        return Err(JobError::Empty { name });
     };
+    let arg = first.clone();
     if first.starts_with('+') {
-        return Err(format!(
-            "job `{name}`: `{first}` picks a toolchain; jobs run with the workspace's own \
-             toolchain (rust-toolchain.toml), so remove it"
-        ));
+        return Err(JobError::Toolchain { name, arg });
     }
     if first.starts_with('-') {
-        return Err(format!(
-            "job `{name}`: the command must start with cargo's subcommand, not `{first}` \
-             (one of {COMPILE_ONLY})"
-        ));
+        return Err(JobError::NoSubcommand { name, arg });
     }
     let before_dashes = || command.iter().take_while(|a| *a != "--");
     if let Some(bad) =
         before_dashes().find(|a| a.as_str() == "--target-dir" || a.starts_with("--target-dir="))
     {
-        return Err(format!(
-            "job `{name}`: `{bad}` is not allowed: the daemon builds in its own isolated \
-             target dir"
-        ));
+        return Err(JobError::TargetDir {
+            name,
+            arg: bad.clone(),
+        });
     }
     let no_run = before_dashes().any(|a| a == "--no-run");
     match first.as_str() {
         "check" | "c" | "clippy" | "build" | "b" | "doc" | "d" | "rustc" => Ok(()),
         "test" | "t" | "bench" if no_run => Ok(()),
-        "test" | "t" | "bench" => Err(format!(
-            "job `{name}`: `cargo {first}` without `--no-run` runs the tests; a job only \
-             compiles: write [\"{first}\", \"--no-run\", ...]"
-        )),
-        "run" | "r" => Err(format!(
-            "job `{name}`: `cargo run` runs a program; a job only compiles: write \
-             [\"build\", ...] with the same options"
-        )),
-        other => Err(format!(
-            "job `{name}`: `cargo {other}` does more than compile, or is not a command \
-             buildd knows; a job runs one of: {COMPILE_ONLY}"
-        )),
+        "test" | "t" | "bench" => Err(JobError::Runs {
+            name,
+            subcommand: arg,
+        }),
+        "run" | "r" => Err(JobError::RunsProgram { name }),
+        _ => Err(JobError::NotCompileOnly {
+            name,
+            subcommand: arg,
+        }),
     }
 }
 
@@ -458,7 +480,7 @@ mod tests {
 
     #[test]
     fn job_commands_must_only_compile_and_errors_say_what_to_write() {
-        let check = |s: &str| validate_command("mine", &args(s));
+        let check = |s: &str| validate_command("mine", &args(s)).map_err(|e| e.to_string());
         assert!(check("clippy --workspace -- -W clippy::pedantic").is_ok());
         assert!(check("test --no-run -p core").is_ok());
         assert!(check("build --target wasm32-unknown-unknown").is_ok());

@@ -152,7 +152,7 @@ pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), String> {
                 if def.enabled == Some(false) || (def.command.is_empty() && replaces_default) {
                     continue;
                 }
-                jobs::validate_command(name, &def.command)?;
+                jobs::validate_command(name, &def.command).map_err(|e| e.to_string())?;
             }
         }
         _ => {}
