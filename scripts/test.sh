@@ -11,7 +11,14 @@ trap 'rm -f "$log" "$counts"' EXIT
 
 status=0
 # --no-fail-fast: a failing test binary must not hide the results of the others.
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
+# Every wait in the tests has its own deadline; the limit here only keeps a hang nobody
+# foresaw from eating CI's whole budget (the suite takes about 15 minutes on two cores).
+# timeout signals its whole process group: cargo, the test binaries and what they started.
+limit=${BUILDD_TEST_LIMIT:-50m}
+timeout --kill-after=60 "$limit" cargo test --workspace --locked --no-fail-fast </dev/null 2>&1 | tee "$log" || status=$?
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "scripts/test.sh: cargo test did not finish within $limit (BUILDD_TEST_LIMIT); the test still running is the last one named above" >&2
+fi
 
 # Each cargo test binary closes with "test result: ok. N passed; M failed; ...".
 passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')

@@ -11,6 +11,7 @@ mod connect;
 mod exit;
 mod lease;
 mod render;
+mod stop_signal;
 mod supervise;
 mod test_run;
 

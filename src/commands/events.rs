@@ -4,18 +4,21 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use buildd_daemon::protocol::{
     EVENTS_SCHEMA_VERSION, EventKind, JobResult, Request, ServerMessage, Stage, WorkspaceEvent,
 };
 
 use crate::connect::Session;
 use crate::exit;
+use crate::stop_signal::StopSignals;
 
 pub(crate) async fn run(
     session: &Session,
     path: Option<PathBuf>,
     json: bool,
 ) -> anyhow::Result<i32> {
+    let mut stop = StopSignals::listen().context("failed to listen for Ctrl-C")?;
     let mut client = session.connect().await?;
     // With a path, that workspace (registered if it was not); without one, every workspace.
     let root = match &path {
@@ -25,7 +28,7 @@ pub(crate) async fn run(
     client.call(Request::Subscribe { root }).await?;
     loop {
         let message = tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(exit::SUCCESS),
+            _ = stop.recv() => return Ok(exit::SUCCESS),
             message = client.recv() => message?,
         };
         match message {

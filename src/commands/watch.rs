@@ -20,6 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::WatchOptions;
 use crate::connect::Session;
+use crate::stop_signal::StopSignals;
 use crate::supervise::Supervisor;
 use crate::test_run::{self, Runner};
 use crate::{exit, render};
@@ -34,6 +35,7 @@ pub(crate) async fn run(
     path: Option<PathBuf>,
     options: WatchOptions,
 ) -> anyhow::Result<i32> {
+    let mut stop = StopSignals::listen().context("failed to listen for Ctrl-C")?;
     let mut client = session.connect().await?;
     let workspace = session.register(&mut client, path.as_deref()).await?;
     let root = workspace.root.clone();
@@ -92,7 +94,7 @@ pub(crate) async fn run(
             }
         };
         let message = tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
+            _ = stop.recv() => {
                 bar.clear();
                 if let Some(supervisor) = supervisor.as_mut()
                     && let Some(pid) = supervisor.pid()

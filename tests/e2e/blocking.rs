@@ -6,7 +6,7 @@ use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::home_dir::output_within;
+use crate::support::output_within;
 use crate::support::{World, alive, wait_until};
 
 /// Long enough for a register that loads a fixture; far shorter than a hang.

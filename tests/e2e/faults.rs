@@ -446,7 +446,7 @@ fn a_running_buildd_cargo_run_program_does_not_hold_back_the_daemons_jobs() {
     );
 
     std::fs::remove_file(&flag).unwrap();
-    let exit = client.child.wait().unwrap();
+    let exit = client.wait_exit("the program to end once its flag is gone");
     assert!(exit.success(), "{exit:?}: {:?}", client.lines());
     // The program was built before the edit: it greets the old way.
     client.wait_line("the program's greeting", |l| l == "hello, buildd!");

@@ -8,10 +8,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::support::{World, wait_until};
+use crate::support::{World, output_within, wait_until};
 
 /// The uid tests give files away to: `nobody`.
 const OTHER_UID: u32 = 65534;
@@ -22,37 +22,6 @@ fn is_root() -> bool {
 
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// Runs a command to its end, killing it if it takes longer than `limit`: a test of a
-/// refusal must fail, not hang, when the refusal is missing.
-pub(crate) fn output_within(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} did not finish within {}s:\n{}{}",
-                limit.as_secs(),
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
-    eprintln!(
-        "$ {cmd:?}\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 /// A home whose `config.toml` names an sccache that leaves a marker when it runs.

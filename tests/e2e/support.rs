@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,9 @@ use serde_json::Value;
 
 /// Long enough for a cold build of a fixture on a loaded two-core machine.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(180);
+/// How long one `buildd` command of a test may take: a cold build of a fixture under load
+/// included.
+const COMMAND_LIMIT: Duration = Duration::from_secs(600);
 
 pub(crate) fn buildd_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_buildd"))
@@ -109,7 +112,7 @@ impl World {
     }
 
     pub(crate) fn run(&self, cwd: &Path, args: &[&str]) -> Output {
-        let output = self.cmd(cwd, args).output().unwrap();
+        let output = output_of(&mut self.cmd(cwd, args), COMMAND_LIMIT);
         log_output(args, &output);
         output
     }
@@ -118,7 +121,7 @@ impl World {
     pub(crate) fn ok_with(&self, cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
         let mut cmd = self.cmd(cwd, args);
         cmd.envs(env.iter().copied());
-        let output = cmd.output().unwrap();
+        let output = output_of(&mut cmd, COMMAND_LIMIT);
         log_output(args, &output);
         assert!(
             output.status.success(),
@@ -207,6 +210,47 @@ impl Drop for World {
     fn drop(&mut self) {
         let _ = self.cmd(self.dir.path(), &["--no-start", "stop"]).output();
     }
+}
+
+/// Runs a command to its end, with stdin closed, as `Command::output` does, but fails the test
+/// if it takes longer than `limit` (killing it): a hang must fail one test, not stall the run.
+fn output_of(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Read to the end on a thread: a child that fills a pipe must not block the wait.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let output = rx.recv().unwrap().unwrap();
+            panic!(
+                "{cmd:?} did not finish within {}s:\n{}{}",
+                limit.as_secs(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
+/// [`output_of`], with what the command printed shown in the test's output.
+pub(crate) fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let output = output_of(cmd, limit);
+    eprintln!(
+        "$ {cmd:?}\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
 
 fn log_output(args: &[&str], output: &Output) {
@@ -392,7 +436,12 @@ impl Spawned {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        // What the daemon did and what runs now, to tell a hang from a slow machine.
+        self.timed_out(what)
+    }
+
+    /// Fails the test, with what the daemon did and what runs now, to tell a hang from a
+    /// slow machine.
+    fn timed_out(&self, what: &str) -> ! {
         let mut log = String::new();
         for entry in std::fs::read_dir(&self.log_dir)
             .into_iter()
@@ -423,11 +472,24 @@ impl Spawned {
         );
     }
 
-    /// Sends SIGINT, as Ctrl-C would, and waits for the exit.
+    /// Sends SIGINT, as Ctrl-C would, and waits for the exit (a command that ignores it
+    /// fails the test at the deadline, and is killed when dropped).
     pub(crate) fn interrupt(&mut self) -> std::process::ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-        self.child.wait().unwrap()
+        self.wait_exit("the exit after SIGINT")
+    }
+
+    /// Waits for the exit, failing the test at the deadline.
+    pub(crate) fn wait_exit(&mut self, what: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.timed_out(what)
     }
 }
 

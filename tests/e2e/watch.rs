@@ -215,6 +215,43 @@ fn watch_test_run_starts_a_program_that_has_no_tests() {
 }
 
 #[test]
+fn ctrl_c_while_the_tests_run_stops_the_watch_once_they_end() {
+    // The interrupt comes while `watch` waits for the tests, not for the daemon's next
+    // message: it must be kept, not lost (the watch then ran on forever).
+    let world = World::new();
+    let ws = world.dir.path().join("slowtests");
+    let started = world.dir.path().join("tests-started");
+    let flag = world.dir.path().join("tests-may-end");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[package]\nname = \"slowtests\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(&flag, "").unwrap();
+    std::fs::write(
+        ws.join("src/lib.rs"),
+        format!(
+            "#[test]\nfn waits_for_the_flag() {{\n    std::fs::write({started:?}, \"\").unwrap();\n    \
+             let t = std::time::Instant::now();\n    \
+             while std::path::Path::new({flag:?}).exists() && t.elapsed().as_secs() < 300 {{\n        \
+             std::thread::sleep(std::time::Duration::from_millis(20));\n    }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut watch = world.spawn(&ws, &["watch", "--test"]);
+    wait_until("the test to start", || started.exists());
+    let pid = nix::unistd::Pid::from_raw(watch.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    std::fs::remove_file(&flag).unwrap();
+    let status = watch.wait_exit("the watch to stop after its tests ended");
+    assert!(status.success(), "{status:?}: {:?}", watch.lines());
+    watch.wait_line("the test summary", |l| {
+        l.starts_with("tests: 1 passed, 0 failed")
+    });
+}
+
+#[test]
 fn piped_watch_prints_each_error_as_a_file_line_column_line() {
     let world = World::new();
     let ws = world.workspace("basic", "ws");

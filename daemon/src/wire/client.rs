@@ -280,8 +280,10 @@ impl Client {
 
     /// Asks the daemon to stop and waits until its socket no longer answers.
     pub async fn shutdown_and_wait(mut self, socket: &Path) -> Result<(), ClientError> {
-        let _ = self.call(Request::Shutdown).await;
+        // A daemon that takes the request but never answers is waited for no longer than
+        // one that does not exit.
         let deadline = Instant::now() + START_TIMEOUT;
+        let _ = tokio::time::timeout(START_TIMEOUT, self.call(Request::Shutdown)).await;
         while Instant::now() < deadline {
             match UnixStream::connect(socket).await {
                 Err(_) => return Ok(()),
