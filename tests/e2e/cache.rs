@@ -750,3 +750,55 @@ fn cache_seeding_keeps_a_sparse_file_sparse() {
         status["seed"]
     );
 }
+
+/// Status gives one size for the isolated dir: the workspace's `target dir (...)` and the
+/// cache's totals count it the same way as `cache list` (allocated blocks, cargo's uplifted
+/// hard links once). The binary and libraries that cargo links into `debug/` besides `deps/`
+/// were counted twice before.
+#[test]
+fn cache_status_and_cache_list_give_one_size_for_a_dir() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let measured =
+        |s: &Value| s["workspaces"][0]["target_dir_size"].is_u64() && s["cache"]["bytes"].is_u64();
+    crate::support::wait_until("the isolated dir to be measured after the job", || {
+        measured(&world.status(&ws))
+    });
+    let status = world.status(&ws);
+    let dir = target_dir(&status["workspaces"][0]);
+    let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
+    let listed = list["dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"].as_str() == dir.to_str())
+        .unwrap_or_else(|| panic!("{} not listed: {list:#}", dir.display()))["bytes"]
+        .as_u64()
+        .unwrap();
+    let measured = status["workspaces"][0]["target_dir_size"].as_u64().unwrap();
+    assert_eq!(
+        measured,
+        listed,
+        "status and `cache list` measure {} alike",
+        dir.display()
+    );
+    assert_eq!(
+        status["cache"]["bytes"].as_u64().unwrap(),
+        list["totals"]["bytes"].as_u64().unwrap(),
+        "{status:#}\n{list:#}"
+    );
+    // The text shows the two the same way.
+    let text = world.ok(&ws, &["status"]);
+    let total = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("isolated dirs: ")?
+                .split(" in 1 dir(s)")
+                .next()
+        })
+        .unwrap_or_else(|| panic!("no totals line: {text}"));
+    let own = format!("target dir: {} ({total})", dir.display());
+    assert!(text.contains(&own), "{own:?} in {text}");
+}

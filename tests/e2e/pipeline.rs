@@ -80,6 +80,34 @@ fn the_predicted_set_equals_what_cargo_rebuilt_for_each_kind_of_edit() {
     assert_eq!(status["state"], "idle");
 }
 
+/// `sed -i` (and many editors) writes a temp file beside the one it changes and renames it
+/// over it: a file that is gone again before the job starts is no change, and status does
+/// not list it.
+#[test]
+fn a_temp_file_that_vanished_before_the_job_is_not_a_changed_file() {
+    let world = World::new();
+    let ws = world.workspace("graph", "ws");
+    world.ok(&ws, &["wait"]);
+    let before = world.last_job_id(&ws);
+    let lib = ws.join("left/src/lib.rs");
+    append(&lib, "\npub fn before_sed() {}\n");
+    let sed = std::process::Command::new("sed")
+        .args(["-i", "s/before_sed/after_sed/"])
+        .arg(&lib)
+        .status()
+        .unwrap();
+    assert!(sed.success());
+    let status = world.wait_settled(&ws, before);
+    let files: Vec<&str> = status["last_change"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(files, vec![lib.to_str().unwrap()], "{status:#}");
+    assert_eq!(names(&status["last_job"]["rebuilt"]), set(&["left", "top"]));
+}
+
 #[test]
 fn an_edit_during_a_long_job_kills_it_and_only_the_last_edit_counts() {
     let world = World::new();

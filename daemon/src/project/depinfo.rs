@@ -20,6 +20,18 @@ pub(crate) struct DepInfo {
     pub(crate) rerun_if_changed: BTreeMap<String, BTreeSet<PathBuf>>,
 }
 
+impl DepInfo {
+    /// Whether a build was seen to read `file`: a crate's dep-info or a build script's
+    /// `rerun-if-changed` names it.
+    pub(crate) fn knows(&self, file: &Path) -> bool {
+        self.crate_files.values().any(|files| files.contains(file))
+            || self
+                .rerun_if_changed
+                .values()
+                .any(|paths| paths.contains(file))
+    }
+}
+
 /// Reads the dep-info of `crate_names` and the build-script outputs of `packages` (name to
 /// manifest dir) from a target dir. Relative paths are resolved against `root`, where cargo
 /// runs rustc for workspace members.

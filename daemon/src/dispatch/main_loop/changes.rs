@@ -76,7 +76,10 @@ impl Dispatcher {
             );
             return;
         }
-        let files: BTreeSet<PathBuf> = paths.into_iter().collect();
+        let files = without_vanished(paths.into_iter().collect(), root, &ws.depinfo);
+        if files.is_empty() {
+            return;
+        }
         let manifest = files.iter().any(|p| is_manifest(root, p));
         let prediction = ws.graph.as_ref().map(|g| g.predict(&files, &ws.depinfo));
         let reload = manifest || prediction.as_ref().is_some_and(|p| p.reload);
@@ -138,6 +141,24 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// The changed files without those that are gone again and that no build ever read: an
+/// editor's or sed's temp file (`src/sedhGh4pt`), made and renamed away in a moment. A
+/// deleted file that a build read stays (deleting it is the change), and so does every file
+/// while there is no dep-info yet to tell.
+pub(super) fn without_vanished(
+    files: BTreeSet<PathBuf>,
+    root: &Path,
+    depinfo: &crate::project::depinfo::DepInfo,
+) -> BTreeSet<PathBuf> {
+    if depinfo.crate_files.is_empty() {
+        return files;
+    }
+    files
+        .into_iter()
+        .filter(|f| is_manifest(root, f) || depinfo.knows(f) || f.symlink_metadata().is_ok())
+        .collect()
 }
 
 /// Cancels the running job: it builds files that just changed, so its results are stale.

@@ -27,6 +27,8 @@ impl Dispatcher {
         } else {
             ws.schedule.take(ws.graph.is_none())
         };
+        // What vanished since it was seen is no change to build (nor to show).
+        let files = super::changes::without_vanished(files, root, &ws.depinfo);
         let members = ws.graph.as_ref().map(Graph::members).unwrap_or_default();
         let predicted = match &ws.graph {
             Some(graph) if !full && !quiet => Some(graph.predict(&files, &ws.depinfo).affected),

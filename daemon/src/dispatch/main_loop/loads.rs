@@ -146,15 +146,9 @@ pub(super) fn scan_target_dir(
     let packages = graph.package_dirs();
     tokio::task::spawn_blocking(move || {
         let depinfo = depinfo::scan(&dir, &root, &crate_names, &packages);
-        let size = measure.then(|| {
-            walkdir::WalkDir::new(&dir)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
-        });
+        // The same measure as the cache's totals and `cache list` (allocated blocks, cargo's
+        // uplifted hard links once), so that status never shows two sizes of one dir.
+        let size = measure.then(|| crate::cache::dirs::size(&dir));
         let _ = tx.send(Event::Scanned {
             root,
             depinfo,
