@@ -1,6 +1,7 @@
 //! What every client command does first: find buildd's paths, reach the daemon (starting it
 //! unless `--no-start`), and register the workspace it is about.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -34,11 +35,21 @@ impl Session {
         client: &mut Client,
         path: Option<&Path>,
     ) -> anyhow::Result<WorkspaceStatus> {
+        self.register_with(client, path, current_env()).await
+    }
+
+    /// [`Session::register`] with the environment the client's cargo runs with.
+    pub(crate) async fn register_with(
+        &self,
+        client: &mut Client,
+        path: Option<&Path>,
+        env: BTreeMap<String, String>,
+    ) -> anyhow::Result<WorkspaceStatus> {
         let path = resolve_path(path)?;
         let reply = client
             .call(Request::Register {
                 path,
-                env: current_env(),
+                env,
                 settings: Default::default(),
             })
             .await?;

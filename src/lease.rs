@@ -35,7 +35,9 @@ impl Lease {
         args: &[String],
     ) -> anyhow::Result<Lease> {
         let mut client = session.connect().await?;
-        let workspace = session.register(&mut client, path).await?;
+        let workspace = session
+            .register_with(&mut client, path, env_of(args))
+            .await?;
         client
             .call(Request::Subscribe {
                 root: Some(workspace.root.clone()),
@@ -88,6 +90,17 @@ impl Lease {
         }
         command
     }
+}
+
+/// The environment the command's cargo builds with: this process's, and for `cargo
+/// +TOOLCHAIN ...` the `RUSTUP_TOOLCHAIN` that rustup's proxy sets from it, so that the
+/// toolchain gets a key (and a warm dir) of its own.
+fn env_of(args: &[String]) -> BTreeMap<String, String> {
+    let mut env = buildd_daemon::client::current_env();
+    if let Some(toolchain) = args.first().and_then(|a| a.strip_prefix('+')) {
+        env.insert("RUSTUP_TOOLCHAIN".to_owned(), toolchain.to_owned());
+    }
+    env
 }
 
 /// How status names this command while the lease holds the daemon's jobs back.

@@ -74,6 +74,7 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
             .unwrap_or_else(|| "size unknown".into());
         let _ = writeln!(out, "  target dir: {} ({size})", dir.display());
     }
+    out.push_str(&other_keys(ws));
     if let Some(seed) = &ws.seed {
         let rebuilt = match (seed.units_rebuilt, seed.units_fresh) {
             (Some(rebuilt), Some(fresh)) => {
@@ -203,13 +204,12 @@ pub(crate) fn jobs(jobs: &[JobStatus]) -> String {
         }
         match (job.last_result, job.last_duration_ms) {
             (Some(result), Some(ms)) => {
-                let result = match result {
-                    JobResult::Success => "success",
-                    JobResult::Failed => "failed",
-                    JobResult::Cancelled => "cancelled",
-                    JobResult::Yielded => "yielded",
-                };
-                let _ = write!(line, ", last {result} in {:.1}s", ms as f64 / 1000.0);
+                let _ = write!(
+                    line,
+                    ", last {} in {:.1}s",
+                    job_result(result),
+                    ms as f64 / 1000.0
+                );
             }
             _ => line.push_str(", not run yet"),
         }
@@ -268,6 +268,48 @@ pub(crate) fn diagnostic(d: &Diagnostic) -> String {
             d.line,
             d.column
         ),
+    }
+}
+
+/// The other keys the jobs keep warm, a line each: what makes them another key, and how
+/// their last warming went.
+fn other_keys(ws: &WorkspaceStatus) -> String {
+    let mut out = String::new();
+    for other in &ws.other_keys {
+        let env: Vec<String> = other
+            .key
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let what = match env.is_empty() {
+            true => other.key.rustc.clone(),
+            false => format!("{}, {}", other.key.rustc, env.join(" ")),
+        };
+        let last = match (other.last_result, other.last_duration_ms) {
+            (Some(result), Some(ms)) => format!(
+                "last warmed: {} in {:.1}s",
+                job_result(result),
+                ms as f64 / 1000.0
+            ),
+            _ => "not warmed yet".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "  also warm: key {} ({what}): {}; {last}",
+            other.key.hash,
+            other.target_dir.display()
+        );
+    }
+    out
+}
+
+fn job_result(result: JobResult) -> &'static str {
+    match result {
+        JobResult::Success => "success",
+        JobResult::Failed => "failed",
+        JobResult::Cancelled => "cancelled",
+        JobResult::Yielded => "yielded",
     }
 }
 

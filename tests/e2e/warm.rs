@@ -256,3 +256,100 @@ fn the_first_wait_shows_the_job_that_did_the_work() {
         "no job line with the units the cold build compiled:\n{out}"
     );
 }
+
+/// The `cargo` commands' units that cargo compiled (not fresh).
+fn stale_units(stdout: &str) -> Vec<serde_json::Value> {
+    artifacts(stdout)
+        .into_iter()
+        .filter(|a| a["fresh"] != true)
+        .map(|a| a["target"]["name"].clone())
+        .collect()
+}
+
+/// An editor on one set of flags and a terminal on another (or on another toolchain): after
+/// an edit both keys are warm, so switching between them compiles nothing, and status lists
+/// the other key. Before, the key followed the last client and every switch compiled again.
+#[test]
+fn two_keys_used_in_turn_both_stay_warm_after_an_edit() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let other = [("RUSTFLAGS", "--cfg buildd_other_key")];
+    world.ok(&ws, &["wait"]);
+    let plain_key = world.workspace_status(&ws).unwrap()["key"]["hash"].clone();
+    world.ok_with(&ws, &other, &["cargo", "build"]);
+    let status = world.workspace_status(&ws).unwrap();
+    assert_ne!(status["key"]["hash"], plain_key, "{status:#}");
+    assert_eq!(
+        status["other_keys"][0]["key"]["hash"], plain_key,
+        "{status:#}"
+    );
+
+    let before = world.last_job_id(&ws);
+    edit(
+        &ws.join("core-lib/src/lib.rs"),
+        "pub fn greeting",
+        "pub fn whisper(s: &str) -> String {\n    s.to_lowercase()\n}\n\npub fn greeting",
+    );
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert_eq!(
+        status["other_keys"][0]["last_result"], "success",
+        "{status:#}"
+    );
+    let text = world.ok(&ws, &["status"]);
+    assert!(
+        text.contains(&format!("also warm: key {}", plain_key.as_str().unwrap())),
+        "{text}"
+    );
+
+    // Back to the plain key: warm. Then the other one again: warm too.
+    for env in [&[][..], &other[..]] {
+        for args in [
+            &["cargo", "build", "--message-format=json"][..],
+            &["cargo", "test", "--no-run", "--message-format=json"][..],
+        ] {
+            let stale = stale_units(&world.ok_with(&ws, env, args));
+            assert!(stale.is_empty(), "{env:?} {args:?} compiled {stale:?}");
+        }
+    }
+    let status = world.workspace_status(&ws).unwrap();
+    assert_ne!(status["key"]["hash"], plain_key);
+    assert_eq!(
+        status["other_keys"][0]["key"]["hash"], plain_key,
+        "{status:#}"
+    );
+    assert_eq!(
+        status["other_keys"].as_array().unwrap().len(),
+        1,
+        "{status:#}"
+    );
+}
+
+/// `buildd cargo +TOOLCHAIN` builds in that toolchain's own key, not in the default one's.
+#[test]
+fn buildd_cargo_plus_toolchain_gets_a_key_of_its_own() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let plain = world.workspace_status(&ws).unwrap();
+    // The machine's one toolchain, by a name other than the one rustup's proxy put into
+    // this test's environment (`stable-x86_64-unknown-linux-gnu` or `stable`): another
+    // `RUSTUP_TOOLCHAIN` is another key, as a real other toolchain is.
+    let active = std::process::Command::new("rustup")
+        .args(["show", "active-toolchain"])
+        .output()
+        .expect("rustup");
+    let active = String::from_utf8_lossy(&active.stdout);
+    let full = active.split_whitespace().next().expect("a toolchain name");
+    let short = full.split('-').next().unwrap();
+    let inherited = std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_default();
+    let toolchain = if inherited == short { full } else { short };
+    world.ok(&ws, &["cargo", &format!("+{toolchain}"), "build"]);
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(
+        status["key"]["env"]["RUSTUP_TOOLCHAIN"], toolchain,
+        "{status:#}"
+    );
+    assert_ne!(status["target_dir"], plain["target_dir"], "{status:#}");
+    assert_eq!(status["other_keys"][0]["key"]["hash"], plain["key"]["hash"]);
+}

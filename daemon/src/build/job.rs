@@ -109,11 +109,15 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             args.insert(at, format!("--jobs={jobs}"));
         }
         let dir = spec.root.join(&plan.dir);
+        let (env, cargo_env) = match &plan.key {
+            Some(other) => (&other.env, &other.cargo_env),
+            None => (&*spec.env, &*spec.cargo_env),
+        };
         let command = CargoCommand {
             dir: &dir,
             args,
-            env: &spec.env,
-            cargo_env: &spec.cargo_env,
+            env,
+            cargo_env,
             nice: spec.nice,
             orphans: &spec.orphans,
         };
@@ -153,6 +157,9 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             _ => {}
         })
         .await;
+        // Another key's stage says nothing of the workspace's own: its failure is its own
+        // (in its `StageFinished`), and the job's stays what it was.
+        let own_failure = plan.key.as_ref().and_then(|_| failure.take());
         let stage_result = match outcome {
             Ok(Outcome::Cancelled) if !cancel.is_cancelled() => {
                 failure = Some(format!(
@@ -191,6 +198,11 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
                 JobResult::Failed
             }
         };
+        if plan.key.is_some()
+            && let Some(failed) = std::mem::replace(&mut failure, own_failure)
+        {
+            tracing::info!(stage = %stage.name(), "warming another key failed: {failed}");
+        }
         emit(JobEvent::StageFinished {
             stage,
             result: stage_result,
@@ -198,6 +210,7 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
         });
         match stage_result {
             JobResult::Success => {}
+            JobResult::Failed if plan.key.is_some() => {}
             JobResult::Failed
                 if plan.origin == JobOrigin::Learned
                     || (compile_errors > 0 && lint_errors == compile_errors) =>

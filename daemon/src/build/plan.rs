@@ -10,10 +10,12 @@
 //! package of the file an editor saved competes with other changes, the diagnostics job
 //! first runs over that package alone.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::build::jobs::{self, JobDef};
-use crate::wire::protocol::{JobOrigin, Stage};
+use crate::wire::protocol::{CargoEnv, JobOrigin, Stage};
 
 /// One cargo invocation of a job.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +27,18 @@ pub(crate) struct StagePlan {
     /// Its compiler messages are the workspace's diagnostics.
     pub(crate) diagnostics: bool,
     pub(crate) origin: JobOrigin,
+    /// Another build key this stage warms instead of the workspace's own; `None` for the
+    /// workspace's key.
+    pub(crate) key: Option<Arc<OtherKeyEnv>>,
+}
+
+/// What cargo runs with to warm another key the workspace was used with lately (another
+/// toolchain, other flags): the environment of the client that used it, and the
+/// environment that points cargo at that key's dir.
+#[derive(Debug, PartialEq)]
+pub(crate) struct OtherKeyEnv {
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) cargo_env: CargoEnv,
 }
 
 /// Plans the stages of a job over `defs`, in order. `focus` is the package of the file an
@@ -40,6 +54,7 @@ pub(crate) fn plan(defs: &[JobDef], focus: Option<&str>, focus_alone: bool) -> V
             dir: def.dir.clone(),
             diagnostics: def.diagnostics,
             origin: def.origin,
+            key: None,
         };
         if let Some(focus) = focus
             && !focus_alone

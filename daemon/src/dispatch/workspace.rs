@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -15,6 +16,7 @@ use crate::build::diagnostics::DiagnosticStore;
 use crate::build::job::{Gate, Stage};
 use crate::build::jobs::JobDef;
 use crate::build::learned::LearnedJobs;
+use crate::build::plan::OtherKeyEnv;
 use crate::dispatch::schedule::Schedule;
 use crate::project::depinfo::DepInfo;
 use crate::project::key::{BuildKey, Toolchain};
@@ -22,9 +24,9 @@ use crate::project::predict::Graph;
 use crate::project::settings::{self, Resolved};
 use crate::watch::WatchHandle;
 use crate::wire::protocol::{
-    CurrentJob, JobOrigin, JobResult, JobStatus, JobSummary, LastChange, PredictionStats,
-    ServerMessage, TestReport, WatcherKind, WatcherStatus, WorkspaceSettings, WorkspaceState,
-    WorkspaceStatus,
+    CargoEnv, CurrentJob, JobOrigin, JobResult, JobStatus, JobSummary, LastChange, OtherKeyStatus,
+    PredictionStats, ServerMessage, TestReport, WatcherKind, WatcherStatus, WorkspaceSettings,
+    WorkspaceState, WorkspaceStatus,
 };
 
 pub(crate) type ConnId = u64;
@@ -128,6 +130,34 @@ pub(crate) struct Workspace {
     pub(crate) job_runs: BTreeMap<Stage, (JobResult, u64)>,
     /// Learned jobs the last job held back until the workspace is quiet.
     pub(crate) deferred: BTreeSet<Stage>,
+    /// The environment `key` was made from: the one it goes back to when another client's
+    /// environment makes another key.
+    pub(crate) key_env: BTreeMap<String, String>,
+    /// The other keys the workspace was used with lately, most recently used first, up to
+    /// [`OTHER_KEYS`]: each job warms them after the workspace's own key.
+    pub(crate) other_keys: Vec<OtherKey>,
+}
+
+/// How many keys besides the current one stay warm (an editor on stable and a terminal on
+/// nightly, or with other `RUSTFLAGS`, need two).
+pub(crate) const OTHER_KEYS: usize = 2;
+
+/// A key not used for this long is no longer warmed.
+pub(crate) const OTHER_KEY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A key the workspace had before, kept warm.
+#[derive(Debug, Clone)]
+pub(crate) struct OtherKey {
+    pub(crate) key: BuildKey,
+    pub(crate) warm: Arc<OtherKeyEnv>,
+    pub(crate) last_used: SystemTime,
+}
+
+impl OtherKey {
+    /// The name of the stage that warms this key for job definition `def`.
+    pub(crate) fn stage(&self, def: &Stage) -> Stage {
+        Stage::new(format!("{}@{}", def.name(), self.key.info.hash))
+    }
 }
 
 impl Workspace {
@@ -173,6 +203,8 @@ impl Workspace {
             learned: None,
             job_runs: BTreeMap::new(),
             deferred: BTreeSet::new(),
+            key_env: BTreeMap::new(),
+            other_keys: Vec::new(),
         }
     }
 
@@ -226,7 +258,88 @@ impl Workspace {
             sccache: self.tools.sccache.clone(),
             waiting_for: self.waiting_for(),
             jobs: self.job_statuses(),
+            other_keys: self.other_key_statuses(),
         }
+    }
+
+    fn other_key_statuses(&self) -> Vec<OtherKeyStatus> {
+        self.other_keys
+            .iter()
+            .map(|other| {
+                let suffix = format!("@{}", other.key.info.hash);
+                let runs: Vec<(JobResult, u64)> = self
+                    .job_runs
+                    .iter()
+                    .filter(|(stage, _)| stage.name().ends_with(&suffix))
+                    .map(|(_, run)| *run)
+                    .collect();
+                let result = runs.iter().map(|(r, _)| *r).reduce(|a, b| match a {
+                    JobResult::Success => b,
+                    _ => a,
+                });
+                OtherKeyStatus {
+                    key: other.key.info.clone(),
+                    target_dir: other.key.target_dir.clone(),
+                    last_used: other
+                        .last_used
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    last_result: result,
+                    last_duration_ms: (!runs.is_empty())
+                        .then(|| runs.iter().map(|(_, ms)| ms).sum()),
+                }
+            })
+            .collect()
+    }
+
+    /// Remembers that the workspace's key changed from `old` (made from `old_env`, warmed
+    /// with `old_cargo_env`) to `new` (made from `self.env`). When another client's
+    /// environment made the change (another toolchain, other flags), the old key is warmed
+    /// from now on; when the same environment did (a toolchain update, another linker), the
+    /// old key is gone. A key made from the new environment is no longer another key, and
+    /// those unused for a week or beyond the limit are dropped.
+    pub(crate) fn key_changed(
+        &mut self,
+        old: BuildKey,
+        old_env: BTreeMap<String, String>,
+        old_cargo_env: CargoEnv,
+        new: &BuildKey,
+        now: SystemTime,
+    ) {
+        use crate::project::key::build_env;
+        let new_env = build_env(&self.env);
+        self.other_keys.retain(|k| {
+            k.key.info.hash != new.info.hash
+                && k.key.info.hash != old.info.hash
+                && build_env(&k.warm.env) != new_env
+        });
+        if !old_env.is_empty() && build_env(&old_env) != new_env {
+            self.other_keys.insert(
+                0,
+                OtherKey {
+                    key: old,
+                    warm: Arc::new(OtherKeyEnv {
+                        env: old_env,
+                        cargo_env: old_cargo_env,
+                    }),
+                    last_used: now,
+                },
+            );
+        }
+        self.other_keys.retain(|k| {
+            now.duration_since(k.last_used)
+                .is_ok_and(|age| age < OTHER_KEY_TTL)
+        });
+        self.other_keys.truncate(OTHER_KEYS);
+        // The runs of the stages that warmed a key no longer warmed go with it.
+        let kept: Vec<String> = self
+            .other_keys
+            .iter()
+            .map(|k| format!("@{}", k.key.info.hash))
+            .collect();
+        self.job_runs.retain(|stage, _| {
+            !stage.name().contains('@') || kept.iter().any(|k| stage.name().ends_with(k))
+        });
     }
 
     /// Every job definition, as the next job would run them, with what their last runs did.
@@ -362,5 +475,104 @@ impl PredictionCounts {
             precision: share(self.both, self.predicted),
             recall: share(self.both, self.rebuilt),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn env(flags: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([("RUSTFLAGS".to_owned(), flags.to_owned())])
+    }
+
+    fn key(env: &BTreeMap<String, String>, rustc: &str) -> BuildKey {
+        let toolchain = Toolchain {
+            rustc_verbose: format!("{rustc}\nhost: x86_64-unknown-linux-gnu\n"),
+            cargo_version: "cargo 1.95.0".into(),
+        };
+        BuildKey::new(
+            Path::new("/c"),
+            Path::new("/ws"),
+            &toolchain,
+            env,
+            "default",
+        )
+    }
+
+    /// The workspace switches from the key of `from` to that of `to`, as a load does.
+    fn switch(ws: &mut Workspace, to: BTreeMap<String, String>, rustc: &str, at: SystemTime) {
+        let new = key(&to, rustc);
+        ws.env = to;
+        if let Some(old) = ws.key.take() {
+            let old_env = std::mem::take(&mut ws.key_env);
+            ws.key_changed(old, old_env, CargoEnv::default(), &new, at);
+        }
+        ws.key_env = ws.env.clone();
+        ws.key = Some(new);
+    }
+
+    fn others(ws: &Workspace) -> Vec<String> {
+        ws.other_keys
+            .iter()
+            .map(|k| k.warm.env["RUSTFLAGS"].clone())
+            .collect()
+    }
+
+    #[test]
+    fn other_keys_are_the_recent_other_environments_newest_first_up_to_the_limit() {
+        let now = SystemTime::now();
+        let mut ws = Workspace::new(PathBuf::from("/ws"), env("a"));
+        switch(&mut ws, env("a"), "rustc 1", now);
+        assert!(ws.other_keys.is_empty());
+        switch(&mut ws, env("b"), "rustc 1", now);
+        assert_eq!(others(&ws), ["a"]);
+        // Back to a: b is the other key now, and a is not one twice.
+        switch(&mut ws, env("a"), "rustc 1", now);
+        assert_eq!(others(&ws), ["b"]);
+        switch(&mut ws, env("c"), "rustc 1", now);
+        switch(&mut ws, env("d"), "rustc 1", now);
+        assert_eq!(
+            others(&ws),
+            ["c", "a"],
+            "at most {OTHER_KEYS}, newest first"
+        );
+    }
+
+    #[test]
+    fn a_new_key_from_the_same_environment_replaces_the_old_one() {
+        // `rustup update`: the same environment makes a key with the new rustc, and warming
+        // the old dir with it would mix two compilers' output.
+        let now = SystemTime::now();
+        let mut ws = Workspace::new(PathBuf::from("/ws"), env("a"));
+        switch(&mut ws, env("a"), "rustc 1", now);
+        switch(&mut ws, env("a"), "rustc 2", now);
+        assert!(ws.other_keys.is_empty());
+    }
+
+    #[test]
+    fn a_key_unused_for_a_week_is_no_longer_warmed_and_its_runs_go() {
+        let long_ago = SystemTime::now() - OTHER_KEY_TTL - Duration::from_secs(60);
+        let mut ws = Workspace::new(PathBuf::from("/ws"), env("a"));
+        switch(&mut ws, env("a"), "rustc 1", long_ago);
+        switch(&mut ws, env("b"), "rustc 1", long_ago);
+        let stage = ws.other_keys[0].stage(&Stage::new("build"));
+        ws.job_runs.insert(stage.clone(), (JobResult::Success, 10));
+        assert_eq!(
+            ws.status().other_keys[0].last_result,
+            Some(JobResult::Success)
+        );
+        switch(&mut ws, env("c"), "rustc 1", SystemTime::now());
+        assert_eq!(others(&ws), ["b"]);
+        switch(
+            &mut ws,
+            env("d"),
+            "rustc 1",
+            SystemTime::now() + OTHER_KEY_TTL,
+        );
+        assert_eq!(others(&ws), ["c"], "b was last used over a week before");
+        assert!(!ws.job_runs.contains_key(&stage));
     }
 }

@@ -447,6 +447,25 @@ pub struct WorkspaceStatus {
     /// first), then the learned ones, most recently used first.
     #[serde(default)]
     pub jobs: Vec<JobStatus>,
+    /// The other keys the workspace was used with lately (another toolchain, other
+    /// `RUSTFLAGS`), most recently used first: each job warms their dirs too, after the
+    /// workspace's own key, so that switching between them compiles nothing.
+    #[serde(default)]
+    pub other_keys: Vec<OtherKeyStatus>,
+}
+
+/// A key besides the workspace's current one that its jobs keep warm.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OtherKeyStatus {
+    pub key: BuildKeyInfo,
+    pub target_dir: PathBuf,
+    /// When it was last the workspace's key, in seconds since the Unix epoch.
+    pub last_used: u64,
+    /// How its last warming ended (the stages that warm it are `NAME@HASH`), and how long
+    /// they took in all, in milliseconds.
+    pub last_result: Option<JobResult>,
+    pub last_duration_ms: Option<u64>,
 }
 
 /// The environment changes that point cargo at a key's isolated dir and buildd's tools.

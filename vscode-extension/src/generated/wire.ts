@@ -174,6 +174,20 @@ last_link_ms: number | null,
  */
 last_link_share: number | null, };
 
+/**
+ * A key besides the workspace's current one that its jobs keep warm.
+ */
+export type OtherKeyStatus = { key: BuildKeyInfo, target_dir: string, 
+/**
+ * When it was last the workspace's key, in seconds since the Unix epoch.
+ */
+last_used: number, 
+/**
+ * How its last warming ended (the stages that warm it are `NAME@HASH`), and how long
+ * they took in all, in milliseconds.
+ */
+last_result: JobResult | null, last_duration_ms: number | null, };
+
 export type PredictionStats = { 
 /**
  * Successful jobs whose prediction was measured (full jobs are not).
@@ -382,4 +396,10 @@ waiting_for: string | null,
  * The job definitions each job runs, in order: the configured ones (diagnostics jobs
  * first), then the learned ones, most recently used first.
  */
-jobs: Array<JobStatus>, };
+jobs: Array<JobStatus>, 
+/**
+ * The other keys the workspace was used with lately (another toolchain, other
+ * `RUSTFLAGS`), most recently used first: each job warms their dirs too, after the
+ * workspace's own key, so that switching between them compiles nothing.
+ */
+other_keys: Array<OtherKeyStatus>, };

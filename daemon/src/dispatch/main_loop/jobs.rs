@@ -62,8 +62,16 @@ impl Dispatcher {
             _ => true,
         };
         let focus = focus.filter(|f| predicted.as_ref().is_some_and(|p| p.contains(f)));
-        let stages = plan::plan(&defs, focus.as_deref(), focus_alone);
-        let stage_names: Vec<Stage> = defs.iter().map(|d| d.name.clone()).collect();
+        let mut stages = plan::plan(&defs, focus.as_deref(), focus_alone);
+        let mut stage_names: Vec<Stage> = defs.iter().map(|d| d.name.clone()).collect();
+        if !quiet {
+            // The other keys the workspace was used with are warmed after its own, unless
+            // gc evicted their dirs meanwhile.
+            ws.other_keys.retain(|k| k.key.target_dir.is_dir());
+            let others = other_key_stages(&ws.other_keys, &defs);
+            stage_names.extend(others.iter().map(|s| s.stage.clone()));
+            stages.extend(others);
+        }
         let key = ws.key.as_ref().expect("caller checked");
         let gate: Gate = Arc::new(Mutex::new(None));
         let sccache = self
@@ -398,4 +406,27 @@ pub(super) fn disk_full(
         target_dir,
         free.unwrap_or(0),
     ))
+}
+
+/// The stages that warm the other keys: each configured job definition (not the learned
+/// ones, which follow one key's use) in each other key's dir and environment, without
+/// diagnostics (those of the workspace's own key are the editor's).
+fn other_key_stages(
+    others: &[crate::dispatch::workspace::OtherKey],
+    defs: &[JobDef],
+) -> Vec<plan::StagePlan> {
+    let mut stages = Vec::new();
+    for other in others {
+        for def in defs.iter().filter(|d| d.origin != JobOrigin::Learned) {
+            stages.push(plan::StagePlan {
+                stage: other.stage(&def.name),
+                args: def.args.clone(),
+                dir: def.dir.clone(),
+                diagnostics: false,
+                origin: def.origin,
+                key: Some(other.warm.clone()),
+            });
+        }
+    }
+    stages
 }

@@ -61,7 +61,14 @@ impl Dispatcher {
                     tracing::info!(root = %root.display(), key = %key.info.hash, dir = %key.target_dir.display(), "build key");
                     // A seed describes the dir it made: another key's dir has none to show.
                     ws.tools.forget_seed();
+                    // Another client's toolchain or flags: the old key stays warm beside it.
+                    if let Some(old) = ws.key.take() {
+                        let old_cargo_env = key::cargo_env(&old.target_dir, &ws.tools.env);
+                        let old_env = std::mem::take(&mut ws.key_env);
+                        ws.key_changed(old, old_env, old_cargo_env, &key, SystemTime::now());
+                    }
                 }
+                ws.key_env = ws.env.clone();
                 ws.toolchain = Some(toolchain);
                 ws.key = Some(key);
             }
