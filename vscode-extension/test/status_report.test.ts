@@ -45,6 +45,7 @@ const REPORT: StatusReport = {
             sccache: null,
             waiting_for: null,
             jobs: [],
+            other_keys: [],
         },
     ],
     cache: null,
