@@ -35,6 +35,8 @@ pub(crate) struct RawOptions {
     pub(crate) linker: Option<String>,
     /// Whether buildd's sccache serves this workspace.
     pub(crate) sccache: Option<bool>,
+    /// How many other build keys to keep warm.
+    pub(crate) other_keys: Option<u32>,
     /// Never start the daemon; wait for one to appear instead.
     pub(crate) no_start: Option<bool>,
 }
@@ -68,12 +70,13 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
                     "jobTimeoutSecs" => raw.job_timeout_secs = field(key, value, &mut warnings),
                     "linker" => raw.linker = field(key, value, &mut warnings),
                     "sccache" => raw.sccache = field(key, value, &mut warnings),
+                    "otherKeys" => raw.other_keys = field(key, value, &mut warnings),
                     "noStart" => raw.no_start = field(key, value, &mut warnings),
                     _ => warnings.push(format!(
                         "buildd: unknown initializationOptions field `{key}` ignored \
                          (known: jobs, cargoJobs, learn, learnLimit, quietSecs, \
                          expensiveSecs, stages, debounceMs, nice, jobTimeoutSecs, linker, \
-                         sccache, noStart)"
+                         sccache, otherKeys, noStart)"
                     )),
                 }
             }
@@ -101,6 +104,7 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
             job_timeout_secs: raw.job_timeout_secs,
             linker: raw.linker,
             sccache: raw.sccache,
+            other_keys: raw.other_keys,
         },
         no_start: raw.no_start.unwrap_or(no_start_default),
     };

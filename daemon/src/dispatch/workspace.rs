@@ -138,9 +138,10 @@ pub(crate) struct Workspace {
     pub(crate) other_keys: Vec<OtherKey>,
 }
 
-/// How many keys besides the current one stay warm (an editor on stable and a terminal on
-/// nightly, or with other `RUSTFLAGS`, need two).
-pub(crate) const OTHER_KEYS: usize = 2;
+/// How many keys besides the current one are remembered; the `other_keys` setting (default
+/// 2: an editor on stable and a terminal on nightly, or with other `RUSTFLAGS`, need one)
+/// says how many of them jobs warm.
+pub(crate) const OTHER_KEYS: usize = crate::project::settings::MAX_OTHER_KEYS;
 
 /// A key not used for this long is no longer warmed.
 pub(crate) const OTHER_KEY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -262,8 +263,14 @@ impl Workspace {
         }
     }
 
+    /// The other keys the jobs warm, as many as the settings say.
+    pub(crate) fn warmed_other_keys(&self) -> &[OtherKey] {
+        let limit = self.resolved(Duration::ZERO).other_keys;
+        &self.other_keys[..limit.min(self.other_keys.len())]
+    }
+
     fn other_key_statuses(&self) -> Vec<OtherKeyStatus> {
-        self.other_keys
+        self.warmed_other_keys()
             .iter()
             .map(|other| {
                 let suffix = format!("@{}", other.key.info.hash);

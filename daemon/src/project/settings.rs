@@ -20,6 +20,9 @@ const DEFAULT_JOB_TIMEOUT_SECS: u64 = 3600;
 const DEFAULT_LEARN_LIMIT: u32 = 6;
 const DEFAULT_QUIET_SECS: u64 = 30;
 const DEFAULT_EXPENSIVE_SECS: u64 = 10;
+const DEFAULT_OTHER_KEYS: u32 = 2;
+/// The most other keys a workspace's jobs keep warm.
+pub(crate) const MAX_OTHER_KEYS: usize = 8;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Resolved {
@@ -36,6 +39,8 @@ pub(crate) struct Resolved {
     pub(crate) debounce: Duration,
     pub(crate) nice: i32,
     pub(crate) job_timeout: Duration,
+    /// How many other keys the jobs keep warm; 0: none.
+    pub(crate) other_keys: usize,
 }
 
 /// Reads `buildd.toml` and `[workspace.metadata.buildd]`, the file winning field by field.
@@ -98,6 +103,7 @@ pub(crate) fn over(high: &WorkspaceSettings, low: &WorkspaceSettings) -> Workspa
         debounce_ms: high.debounce_ms.or(low.debounce_ms),
         nice: high.nice.or(low.nice),
         job_timeout_secs: high.job_timeout_secs.or(low.job_timeout_secs),
+        other_keys: high.other_keys.or(low.other_keys),
         linker: high.linker.clone().or_else(|| low.linker.clone()),
         sccache: high.sccache.or(low.sccache),
     }
@@ -166,6 +172,13 @@ pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), String> {
     if settings.job_timeout_secs == Some(0) {
         return Err("job_timeout_secs must be at least 1".into());
     }
+    if let Some(n) = settings.other_keys
+        && n as usize > MAX_OTHER_KEYS
+    {
+        return Err(format!(
+            "other_keys must be at most {MAX_OTHER_KEYS}, not {n} (each is a job's work again)"
+        ));
+    }
     if let Some(nice) = settings.nice
         && !(0..=19).contains(&nice)
     {
@@ -207,6 +220,7 @@ pub(crate) fn resolve(
                 .job_timeout_secs
                 .unwrap_or(DEFAULT_JOB_TIMEOUT_SECS),
         ),
+        other_keys: settings.other_keys.unwrap_or(DEFAULT_OTHER_KEYS) as usize,
     }
 }
 

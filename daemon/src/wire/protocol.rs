@@ -243,6 +243,9 @@ pub struct WorkspaceSettings {
     pub nice: Option<i32>,
     /// A job running longer is stopped and fails, in seconds (default 3600).
     pub job_timeout_secs: Option<u64>,
+    /// How many other build keys the workspace was used with lately (another toolchain,
+    /// other flags) its jobs keep warm besides the current one (default 2; 0 turns it off).
+    pub other_keys: Option<u32>,
     /// The linker: `auto` (measured on the workspace, remembered), `default` (whatever rustc
     /// and cargo's configuration pick), `mold`, `lld`, `bfd`, or a path to a linker driver.
     pub linker: Option<String>,

@@ -68,7 +68,7 @@ impl Dispatcher {
             // The other keys the workspace was used with are warmed after its own, unless
             // gc evicted their dirs meanwhile.
             ws.other_keys.retain(|k| k.key.target_dir.is_dir());
-            let others = other_key_stages(&ws.other_keys, &defs);
+            let others = other_key_stages(ws.warmed_other_keys(), &defs);
             stage_names.extend(others.iter().map(|s| s.stage.clone()));
             stages.extend(others);
         }
@@ -171,6 +171,11 @@ impl Dispatcher {
                 target,
                 fresh,
             } => {
+                // Another key's units are not the workspace's: its progress, the units its
+                // job compiled and the prediction's score count its own key only.
+                if !job.defs.iter().any(|d| d.name == stage) {
+                    return;
+                }
                 job.units_done += 1;
                 if !fresh {
                     job.units_compiled += 1;
