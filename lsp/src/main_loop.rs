@@ -52,7 +52,7 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, String>>;
 
 /// What the editor asked for or told.
 pub(crate) enum LspEvent {
-    Initialize(Setup),
+    Initialize(Box<Setup>),
     Initialized,
     FoldersChanged {
         added: Vec<PathBuf>,
@@ -214,7 +214,7 @@ impl MainLoop {
                 for folder in &setup.folders {
                     self.folders.insert(folder.clone(), Folder::default());
                 }
-                self.setup = Some(setup);
+                self.setup = Some(*setup);
             }
             LspEvent::Initialized => {
                 if self.initialized {

@@ -86,7 +86,7 @@ impl LanguageServer for Backend {
             client = ?params.client_info.as_ref().map(|c| &c.name),
             "initialize"
         );
-        self.send(LspEvent::Initialize(setup));
+        self.send(LspEvent::Initialize(Box::new(setup)));
         Ok(InitializeResult {
             capabilities: capabilities(encoding),
             server_info: Some(ServerInfo {
