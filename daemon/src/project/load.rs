@@ -163,8 +163,10 @@ pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded 
     };
     let workspace_metadata = metadata.as_ref().ok().map(|m| m.workspace_metadata.clone());
     let settings_root = root.to_path_buf();
-    let settings =
-        off_the_workers(move || settings::read(&settings_root, workspace_metadata.as_ref())).await;
+    let settings = off_the_workers(move || {
+        settings::read(&settings_root, workspace_metadata.as_ref()).map_err(|e| e.to_string())
+    })
+    .await;
     Loaded {
         toolchain,
         metadata,
