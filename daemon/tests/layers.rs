@@ -248,6 +248,7 @@ const TYPED_ERRORS: &[&str] = &[
     "home/logging.rs",
     "home/regular_file.rs",
     "host/server.rs",
+    "project/load.rs",
     "project/settings.rs",
     "tools/linker.rs",
     "tools/sccache.rs",

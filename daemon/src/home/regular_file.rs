@@ -44,7 +44,7 @@ pub enum ReadError {
 
 /// Something other than a regular file where buildd, cargo or rustup reads one; `kind` says
 /// what it is instead (see [`kind`]).
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 #[error("{path} is {kind}, not a regular file: replace it with a regular file or remove it")]
 pub struct NotRegular {
     pub(crate) path: PathBuf,

@@ -65,7 +65,7 @@ impl Dispatcher {
                 ws.toolchain = Some(toolchain);
                 ws.key = Some(key);
             }
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
         match loaded.metadata {
             Ok(metadata) => {
@@ -77,11 +77,11 @@ impl Dispatcher {
                 }
                 ws.graph = Some(graph);
             }
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
         match loaded.settings {
             Ok(settings) => ws.file_settings = settings,
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
         // One cause (a FIFO where Cargo.toml should be) can fail the toolchain and the
         // metadata alike: say it once.
