@@ -252,6 +252,7 @@ const TYPED_ERRORS: &[&str] = &[
     "project/settings.rs",
     "tools/linker.rs",
     "tools/sccache.rs",
+    "watch.rs",
 ];
 
 /// Functions of `TYPED_ERRORS` modules let through, as `(module, function)`, each with the
