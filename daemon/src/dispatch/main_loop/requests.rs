@@ -115,7 +115,7 @@ impl Dispatcher {
             Request::Report { root, report } => match self.workspace_of(&root) {
                 Ok(root) => match self.report(&root, report) {
                     Ok(()) => ServerMessage::Ok { id },
-                    Err(message) => error(id, ErrorCode::BadRequest, &message),
+                    Err(refused) => error(id, ErrorCode::BadRequest, &refused.to_string()),
                 },
                 Err(e) => e.reply(id),
             },
@@ -221,7 +221,11 @@ impl Dispatcher {
     /// Takes a watch loop's report: test results (located failures become diagnostics of the
     /// job that was tested) and what happened to the program it runs. A report that names
     /// another job or places outside the workspace is refused whole.
-    pub(super) fn report(&mut self, root: &Path, report: Report) -> Result<(), String> {
+    pub(super) fn report(
+        &mut self,
+        root: &Path,
+        report: Report,
+    ) -> Result<(), reports::ReportError> {
         let Some(ws) = self.workspaces.get_mut(root) else {
             return Ok(());
         };
