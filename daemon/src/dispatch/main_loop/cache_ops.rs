@@ -293,7 +293,7 @@ impl Dispatcher {
         tokio::spawn(async move {
             let mut done = AfterJob::default();
             if let Some(sccache) = sccache {
-                done.sccache = Some(sccache.stats().await.map_err(|e| e.to_string()));
+                done.sccache = Some(sccache.stats().await);
             }
             let blocking = tokio::task::spawn_blocking(move || {
                 let mut done = done;
@@ -305,7 +305,7 @@ impl Dispatcher {
                 }
                 if measure {
                     let capture = tools::capture_dir(&key.target_dir);
-                    let result = linker::measure(&capture, &path_var).map_err(|e| e.to_string());
+                    let result = linker::measure(&capture, &path_var);
                     if let Ok(m) = &result {
                         let memory =
                             linker::memory_path(&tools_dir, &workspace_dir_name, &key.info.rustc);
