@@ -52,8 +52,35 @@ pub(crate) fn status(report: &StatusReport) -> String {
     out
 }
 
+/// A workspace in `buildd status`: its state, then each part it has, in a fixed order.
 pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
     let mut out = String::new();
+    state_lines(&mut out, ws);
+    target_dir_lines(&mut out, ws);
+    tool_lines(&mut out, ws);
+    last_work_lines(&mut out, ws);
+    if let Some(note) = &ws.watcher.note {
+        let _ = writeln!(out, "  watcher ({}): {note}", ws.watcher.kind);
+    }
+    for line in jobs(&ws.jobs).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    for d in &ws.diagnostics {
+        let _ = writeln!(
+            out,
+            "  {}:{}:{}: {}: {}",
+            d.file.strip_prefix(&ws.root).unwrap_or(&d.file).display(),
+            d.line,
+            d.column,
+            severity(d.severity),
+            d.message
+        );
+    }
+    out
+}
+
+/// The root and its state, what a queued job waits for, and the workspace's error.
+fn state_lines(out: &mut String, ws: &WorkspaceStatus) {
     let state = serde_json::to_value(ws.state)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -67,6 +94,10 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
             let _ = writeln!(out, "  error: {line}");
         }
     }
+}
+
+/// The isolated dir and the seed it started from.
+fn target_dir_lines(out: &mut String, ws: &WorkspaceStatus) {
     if let Some(dir) = &ws.target_dir {
         let size = ws
             .target_dir_size
@@ -93,6 +124,10 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
             human_size(seed.bytes)
         );
     }
+}
+
+/// The linker (unless it is the default and never timed) and sccache.
+fn tool_lines(out: &mut String, ws: &WorkspaceStatus) {
     if let Some(linker) = &ws.linker
         && (linker.setting != "default" || linker.last_link_ms.is_some())
     {
@@ -128,6 +163,11 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
             }
         }
     }
+}
+
+/// The last change and what it was predicted to affect, the last job, and how good the
+/// predictions have been.
+fn last_work_lines(out: &mut String, ws: &WorkspaceStatus) {
     if let Some(change) = &ws.last_change {
         let what = if change.full {
             "everything".to_owned()
@@ -158,28 +198,8 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
             p.jobs
         );
     }
-    if let Some(note) = &ws.watcher.note {
-        let _ = writeln!(out, "  watcher ({}): {note}", ws.watcher.kind);
-    }
-    for line in jobs(&ws.jobs).lines() {
-        let _ = writeln!(out, "  {line}");
-    }
-    for d in &ws.diagnostics {
-        let _ = writeln!(
-            out,
-            "  {}:{}:{}: {}: {}",
-            d.file.strip_prefix(&ws.root).unwrap_or(&d.file).display(),
-            d.line,
-            d.column,
-            severity(d.severity),
-            d.message
-        );
-    }
-    out
 }
 
-/// The job definitions, one line each: name, origin, command, last result; then why one
-/// waits or what to know about it.
 pub(crate) fn jobs(jobs: &[JobStatus]) -> String {
     let mut out = String::new();
     if jobs.is_empty() {
