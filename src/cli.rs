@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use buildd_daemon::config::duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -78,7 +79,7 @@ pub(crate) enum Command {
         /// A path in the workspace; the current directory by default.
         path: Option<PathBuf>,
         /// Give up after this long (for example 10m).
-        #[arg(long, value_parser = parse_duration)]
+        #[arg(long, value_parser = duration)]
         timeout: Option<std::time::Duration>,
     },
     /// Show the daemon and its workspaces.
@@ -113,10 +114,10 @@ pub(crate) enum Command {
     /// Run the daemon in the foreground.
     Daemon {
         /// Shut down after this long without clients or work.
-        #[arg(long, value_parser = parse_duration, env = "BUILDD_IDLE_TIMEOUT", default_value = "3h")]
+        #[arg(long, value_parser = duration, env = "BUILDD_IDLE_TIMEOUT", default_value = "3h")]
         idle_timeout: std::time::Duration,
         /// How long to wait after a change for more changes before building.
-        #[arg(long, value_parser = parse_duration, env = "BUILDD_DEBOUNCE", default_value = "150ms")]
+        #[arg(long, value_parser = duration, env = "BUILDD_DEBOUNCE", default_value = "150ms")]
         debounce: std::time::Duration,
     },
 }
@@ -134,7 +135,7 @@ pub(crate) struct WatchOptions {
     #[arg(long, requires = "run")]
     pub(crate) bin: Option<String>,
     /// How long the program gets to stop on SIGTERM before SIGKILL.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, value_parser = duration, default_value = "5s")]
     pub(crate) grace: std::time::Duration,
     /// Restart the program, with backoff, when it exits on its own.
     #[arg(long, requires = "run")]
@@ -200,8 +201,4 @@ pub(crate) enum CacheCommand {
         /// A path in the workspace; the current directory by default.
         path: Option<PathBuf>,
     },
-}
-
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    buildd_daemon::config::parse_duration(text)
 }

@@ -52,8 +52,35 @@ pub(crate) fn status(report: &StatusReport) -> String {
     out
 }
 
+/// A workspace in `buildd status`: its state, then each part it has, in a fixed order.
 pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
     let mut out = String::new();
+    state_lines(&mut out, ws);
+    target_dir_lines(&mut out, ws);
+    tool_lines(&mut out, ws);
+    last_work_lines(&mut out, ws);
+    if let Some(note) = &ws.watcher.note {
+        let _ = writeln!(out, "  watcher ({}): {note}", ws.watcher.kind);
+    }
+    for line in jobs(&ws.jobs).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    for d in &ws.diagnostics {
+        let _ = writeln!(
+            out,
+            "  {}:{}:{}: {}: {}",
+            d.file.strip_prefix(&ws.root).unwrap_or(&d.file).display(),
+            d.line,
+            d.column,
+            severity(d.severity),
+            d.message
+        );
+    }
+    out
+}
+
+/// The root and its state, what a queued job waits for, and the workspace's error.
+fn state_lines(out: &mut String, ws: &WorkspaceStatus) {
     let state = serde_json::to_value(ws.state)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -67,6 +94,10 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
             let _ = writeln!(out, "  error: {line}");
         }
     }
+}
+
+/// The isolated dir and the seed it started from.
+fn target_dir_lines(out: &mut String, ws: &WorkspaceStatus) {
     if let Some(dir) = &ws.target_dir {
         let size = ws
             .target_dir_size
@@ -94,6 +125,10 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
             human_size(seed.bytes)
         );
     }
+}
+
+/// The linker (unless it is the default and never timed) and sccache.
+fn tool_lines(out: &mut String, ws: &WorkspaceStatus) {
     if let Some(linker) = &ws.linker
         && (linker.setting != "default" || linker.last_link_ms.is_some())
     {
@@ -129,6 +164,11 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
             }
         }
     }
+}
+
+/// The last change and what it was predicted to affect, the last job, and how good the
+/// predictions have been.
+fn last_work_lines(out: &mut String, ws: &WorkspaceStatus) {
     if let Some(change) = &ws.last_change {
         let what = if change.full {
             "everything".to_owned()
@@ -159,28 +199,8 @@ pub(crate) fn workspace(ws: &WorkspaceStatus) -> String {
             p.jobs
         );
     }
-    if let Some(note) = &ws.watcher.note {
-        let _ = writeln!(out, "  watcher ({}): {note}", ws.watcher.kind);
-    }
-    for line in jobs(&ws.jobs).lines() {
-        let _ = writeln!(out, "  {line}");
-    }
-    for d in &ws.diagnostics {
-        let _ = writeln!(
-            out,
-            "  {}:{}:{}: {}: {}",
-            d.file.strip_prefix(&ws.root).unwrap_or(&d.file).display(),
-            d.line,
-            d.column,
-            severity(d.severity),
-            d.message
-        );
-    }
-    out
 }
 
-/// The job definitions, one line each: name, origin, command, last result; then why one
-/// waits or what to know about it.
 pub(crate) fn jobs(jobs: &[JobStatus]) -> String {
     let mut out = String::new();
     if jobs.is_empty() {
@@ -408,5 +428,126 @@ mod tests {
     fn sizes() {
         assert_eq!(human_size(512), "512 B");
         assert_eq!(human_size(3 * 1024 * 1024 / 2), "1.5 MiB");
+    }
+
+    fn status(json: serde_json::Value) -> WorkspaceStatus {
+        serde_json::from_value(json).unwrap()
+    }
+
+    /// Every line `buildd status` prints for a workspace, in order: a model of the whole
+    /// text, so that a reordered or dropped line fails here and not only in an e2e test.
+    #[test]
+    fn a_workspace_shows_every_part_it_has_in_order() {
+        let full = status(serde_json::json!({
+            "root": "/w/app", "state": "failed",
+            "error": "first cause\nsecond cause",
+            "target_dir": "/c/targets/app-1/9f8e", "target_dir_size": 39321600,
+            "key": null,
+            "last_change": {"files": ["/w/app/util/src/lib.rs"], "predicted": ["util", "app"], "full": false},
+            "current_job": null,
+            "last_job": {
+                "id": 7, "stages": ["clippy", "build"], "result": "failed", "duration_ms": 1840,
+                "units_compiled": 2, "errors": 1, "warnings": 0, "rebuilt": ["util"],
+                "failure": "cargo said no\nand why"
+            },
+            "last_tests": null, "jobs_started": 7,
+            "prediction": {"jobs": 5, "precision": 1.0, "recall": 0.5},
+            "watcher": {"kind": "poll", "rescans": 0, "note": "BUILDD_WATCHER=poll: polling every 2s"},
+            "diagnostics": [
+                {"file": "/w/app/util/src/lib.rs", "line": 2, "column": 5, "severity": "error",
+                 "message": "mismatched types"},
+                {"file": "/elsewhere/lib.rs", "line": 1, "column": 1, "severity": "warning",
+                 "message": "unused"}
+            ],
+            "seed": {"from": "5a08", "method": "copy", "files": 122, "bytes": 31561728,
+                     "reflinked": 0, "hard_linked": 6, "copied": 116, "duration_ms": 35,
+                     "units_rebuilt": 5, "units_fresh": 4},
+            "linker": {"setting": "auto", "linker": "default", "note": "measured over 3 link(s)",
+                       "measured": {}, "last_link_ms": 395, "last_link_share": 0.27},
+            "sccache": {"enabled": true, "note": null, "last_job_hits": 3, "last_job_misses": 1},
+            "waiting_for": "a `buildd cargo build` (pid 42) holds the warm dir",
+            "jobs": [
+                {"name": "clippy", "command": ["clippy", "--workspace"], "origin": "default",
+                 "diagnostics": true, "last_result": "failed", "last_duration_ms": 1200},
+                {"name": "test --no-run", "command": ["test", "--no-run"], "origin": "learned",
+                 "diagnostics": false, "last_result": null, "last_duration_ms": null,
+                 "waiting": "waits for a quiet workspace"}
+            ]
+        }));
+        assert_eq!(
+            workspace(&full),
+            "/w/app: failed
+  waiting for: a `buildd cargo build` (pid 42) holds the warm dir
+  error: first cause
+  error: second cause
+  target dir: /c/targets/app-1/9f8e (37.5 MiB)
+  seeded from key 5a08 (copy: 122 files, 0 reflinked, 6 hard-linked, 116 copied, 30.1 MiB); the first job then compiled 5 unit(s), 4 were fresh
+  linker: default (setting: auto), last job linked for 0.4s (27% of the job)
+    measured over 3 link(s)
+  sccache: last job 3 hit(s), 1 miss(es)
+  last change: 1 file(s), affects util, app
+  last job: #7 failed (clippy, build) in 1.8s, 2 unit(s) compiled, 1 error(s), 0 warning(s)
+    cargo said no
+    and why
+    rebuilt: util
+  prediction: precision 100%, recall 50% over 5 job(s)
+  watcher (poll): BUILDD_WATCHER=poll: polling every 2s
+  jobs:
+    clippy (default, diagnostics): cargo clippy --workspace, last failed in 1.2s
+    test --no-run (learned), not run yet
+      waits for a quiet workspace
+  util/src/lib.rs:2:5: error: mismatched types
+  /elsewhere/lib.rs:1:1: warning: unused
+"
+        );
+
+        let sparse = |extra: serde_json::Value| {
+            let mut json = serde_json::json!({
+                "root": "/w/lib", "state": "idle", "error": null, "target_dir": null,
+                "target_dir_size": null, "key": null, "last_change": null, "current_job": null,
+                "last_job": null, "last_tests": null, "jobs_started": 0,
+                "prediction": {"jobs": 0, "precision": null, "recall": null},
+                "watcher": {"kind": "native", "rescans": 0, "note": null},
+                "diagnostics": []
+            });
+            json.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            workspace(&status(json))
+        };
+        assert_eq!(sparse(serde_json::json!({})), "/w/lib: idle\n");
+        assert_eq!(
+            sparse(serde_json::json!({
+                "target_dir": "/c/t", "target_dir_size": null,
+                "linker": {"setting": "default", "linker": "default", "note": null,
+                           "measured": {}, "last_link_ms": null, "last_link_share": null},
+                "sccache": {"enabled": false, "note": "your environment sets RUSTC_WRAPPER=x",
+                            "last_job_hits": null, "last_job_misses": null},
+                "last_change": {"files": ["/w/lib/a", "/w/lib/b"], "predicted": [], "full": false}
+            })),
+            "/w/lib: idle
+  target dir: /c/t (size unknown)
+  sccache: off: your environment sets RUSTC_WRAPPER=x
+  last change: 2 file(s), affects nothing (no target reads it)
+"
+        );
+        assert_eq!(
+            sparse(serde_json::json!({
+                "seed": {"from": "5a08", "method": "reflink", "files": 2, "bytes": 2048,
+                         "reflinked": 2, "hard_linked": 0, "copied": 0, "duration_ms": 1,
+                         "units_rebuilt": null, "units_fresh": null},
+                "linker": {"setting": "mold", "linker": "/usr/bin/mold", "note": null,
+                           "measured": {}, "last_link_ms": null, "last_link_share": null},
+                "sccache": {"enabled": true, "note": null, "last_job_hits": null,
+                            "last_job_misses": null},
+                "last_change": {"files": [], "predicted": [], "full": true}
+            })),
+            "/w/lib: idle
+  seeded from key 5a08 (reflink: 2 files, 2 reflinked, 0 hard-linked, 0 copied, 2.0 KiB)
+  linker: /usr/bin/mold (setting: mold)
+  sccache: on
+  last change: 0 file(s), affects everything
+"
+        );
     }
 }

@@ -30,6 +30,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::{Match, WalkBuilder};
 use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
+use thiserror::Error;
 
 use crate::home::config::WATCHER_ENV;
 
@@ -144,15 +145,29 @@ fn out_of_instances_note() -> String {
     )
 }
 
+/// Why a workspace has no watcher; the dispatcher logs it, and the workspace goes unwatched.
+#[derive(Debug, Error)]
+pub(crate) enum StartError {
+    #[error("failed to start a file watcher for {root}: {source}")]
+    Watcher {
+        root: PathBuf,
+        source: notify::Error,
+    },
+    #[error("failed to start the watcher thread: {source}")]
+    Thread { source: std::io::Error },
+}
+
 /// Starts the watcher of `root`; `forced_poll` (`BUILDD_WATCHER=poll`) polls from the start.
 pub(crate) fn start(
     root: PathBuf,
     forced_poll: bool,
     emit: impl Fn(WatchEvent) + Send + 'static,
-) -> Result<WatchHandle, String> {
+) -> Result<WatchHandle, StartError> {
     let (tx, rx) = mpsc::channel();
-    let failed =
-        |e: notify::Error| format!("failed to start a file watcher for {}: {e}", root.display());
+    let failed = |source| StartError::Watcher {
+        root: root.clone(),
+        source,
+    };
     let (mut watcher, mut degraded) = if forced_poll {
         let note = format!(
             "{WATCHER_ENV}=poll: polling every {}s",
@@ -199,7 +214,7 @@ pub(crate) fn start(
     thread::Builder::new()
         .name(thread_name)
         .spawn(first_walk)
-        .map_err(|e| format!("failed to start the watcher thread: {e}"))?;
+        .map_err(|source| StartError::Thread { source })?;
     Ok(WatchHandle { control: tx })
 }
 
@@ -481,6 +496,27 @@ fn is_editor_temp(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The texts the daemon's log shows, word for word as they were when they were built
+    /// with `format!`.
+    #[test]
+    fn start_errors_name_the_workspace() {
+        let err = StartError::Watcher {
+            root: PathBuf::from("/w"),
+            source: notify::Error::generic("no watches left"),
+        };
+        assert_eq!(
+            err.to_string(),
+            "failed to start a file watcher for /w: no watches left"
+        );
+        let err = StartError::Thread {
+            source: std::io::Error::other("no threads left"),
+        };
+        assert_eq!(
+            err.to_string(),
+            "failed to start the watcher thread: no threads left"
+        );
+    }
 
     #[test]
     fn ignores_target_git_gitignored_and_swap_files() {

@@ -244,12 +244,38 @@ const TYPED_ERRORS: &[&str] = &[
     "cache/archive.rs",
     "cache/archive_error.rs",
     "cache/unpack.rs",
+    "dispatch/main_loop/cache_ops.rs",
+    "dispatch/main_loop/loads.rs",
+    "dispatch/main_loop/requests.rs",
+    "dispatch/reports.rs",
+    "dispatch/tools.rs",
+    "home/config.rs",
     "home/logging.rs",
     "home/regular_file.rs",
     "host/server.rs",
+    "project/load.rs",
+    "project/settings.rs",
     "tools/linker.rs",
     "tools/sccache.rs",
+    "watch.rs",
 ];
+
+/// Functions of `TYPED_ERRORS` modules let through, as `(module, function)`, each with the
+/// reason it still returns `String`. Keep this short: an entry is a debt, not a design.
+const STRING_ERROR_ADAPTERS: &[(&str, &str)] = &[
+    // `config::duration` is typed; this adapter keeps `bench/src/cli.rs`'s clap parser,
+    // which returns `String`, compiling until bench calls `duration` itself.
+    ("home/config.rs", "parse_duration"),
+];
+
+/// The name of the function a signature declares: `pub(crate) async fn b(` is `b`.
+fn fn_name(signature: &str) -> &str {
+    let after = signature.split_once("fn ").map_or("", |(_, rest)| rest);
+    after
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or("")
+}
 
 /// The functions of `text` with any `pub` visibility whose return type is a `Result` with
 /// `String` for its error, as `(line, signature)` (lines from 1).
@@ -318,6 +344,7 @@ fn error_type(returned: &str) -> Option<&str> {
 #[test]
 fn modules_with_typed_errors_return_no_string_errors() {
     let mut wrong = Vec::new();
+    let mut adapters_seen = BTreeSet::new();
     for module in TYPED_ERRORS {
         let file = src().join(module);
         let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
@@ -327,9 +354,26 @@ fn modules_with_typed_errors_return_no_string_errors() {
             )
         });
         for (line, signature) in string_errors(&text) {
+            let name = fn_name(&signature);
+            if let Some(entry) = STRING_ERROR_ADAPTERS
+                .iter()
+                .find(|(m, f)| m == module && *f == name)
+            {
+                adapters_seen.insert(entry);
+                continue;
+            }
             wrong.push(format!("daemon/src/{module}:{line}: {signature}"));
         }
     }
+    let stale: Vec<_> = STRING_ERROR_ADAPTERS
+        .iter()
+        .filter(|entry| !adapters_seen.contains(entry))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "STRING_ERROR_ADAPTERS of daemon/tests/layers.rs lets through functions that no longer \
+         return Result<_, String>: remove {stale:?}"
+    );
     assert!(
         wrong.is_empty(),
         "functions that return Result<_, String> in modules whose errors are typed; return a \
@@ -348,6 +392,9 @@ fn the_error_scanner_finds_string_errors_in_signatures_over_lines() {
                 pub(crate) fn d<T>(t: T) -> Result<(BTreeMap<String, u8>, T), String>\nwhere\n    T: Clone,\n{\n\
                 pub const fn e() -> io::Result<String> {\n\
                 pub(crate) struct S { f: Result<(), String> }\n";
-    let lines: Vec<usize> = string_errors(text).into_iter().map(|(l, _)| l).collect();
+    let found = string_errors(text);
+    let lines: Vec<usize> = found.iter().map(|(l, _)| *l).collect();
     assert_eq!(lines, vec![2, 3, 8]);
+    let names: Vec<&str> = found.iter().map(|(_, s)| fn_name(s)).collect();
+    assert_eq!(names, vec!["a", "b", "d"]);
 }

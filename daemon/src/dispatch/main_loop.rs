@@ -36,7 +36,7 @@ use crate::dispatch::reports;
 use crate::dispatch::schedule::{Owed, Step};
 use crate::dispatch::workspace::{ConnId, PendingAcquire, Reply, RunningJob, Workspace};
 use crate::home::config::{DaemonConfig, WatcherChoice};
-use crate::home::paths::ensure_private_dir;
+use crate::home::paths::{PathsError, ensure_private_dir};
 use crate::project::depinfo::{self, DepInfo};
 use crate::project::key::{self, BuildKey};
 use crate::project::load::{self, Loaded};

@@ -7,22 +7,42 @@
 //! `key::cargo_env`, for the daemon's jobs and the user's `buildd cargo` alike.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use thiserror::Error;
+
 use crate::cache::layout::STATE_DIR;
 use crate::project::key::{BuildKey, ToolEnv};
-use crate::tools::linker::{self, Measurement, Setting};
-use crate::tools::sccache::{self, Detected, Sccache, Stats};
+use crate::tools::linker::{self, MeasureError, Measurement, Setting};
+use crate::tools::sccache::{self, Detected, Sccache, SccacheError, Stats};
 use crate::wire::protocol::{
     CacheTotals, LinkerStatus, SeedStatus, WorkspaceSccache, WorkspaceSettings,
 };
+
+/// Why the linker wrapper could not be written; the text is the note status shows for a
+/// workspace that asked for another linker.
+#[derive(Debug, Error)]
+#[error("cannot write the linker wrapper into {tools_dir}: {source}")]
+pub(crate) struct WrapperError {
+    tools_dir: PathBuf,
+    source: io::Error,
+}
+
+/// Writes the linker wrapper into `<tools_dir>/bin`, which it returns.
+fn install_wrapper(tools_dir: &Path) -> Result<PathBuf, WrapperError> {
+    linker::install_wrapper(tools_dir).map_err(|source| WrapperError {
+        tools_dir: tools_dir.to_path_buf(),
+        source,
+    })
+}
 
 /// Daemon-wide: what was found at start-up, and the latest totals.
 pub(crate) struct Tools {
     pub(crate) tools_dir: PathBuf,
     /// `<tools>/bin`, holding the linker wrapper, or why it could not be written.
-    pub(crate) wrapper_bin: Result<PathBuf, String>,
+    pub(crate) wrapper_bin: Result<PathBuf, WrapperError>,
     pub(crate) sccache: Detected,
     /// The server's counts after the last job, and where it stores.
     pub(crate) sccache_stats: Option<(Stats, Option<String>)>,
@@ -46,12 +66,7 @@ impl Tools {
     /// Looks for the tools; runs `sccache --version` (with a timeout), so it is async.
     pub(crate) async fn new(config: &crate::home::config::DaemonConfig) -> Tools {
         let tools_dir = config.paths.tools_dir();
-        let wrapper_bin = linker::install_wrapper(&tools_dir).map_err(|e| {
-            format!(
-                "cannot write the linker wrapper into {}: {e}",
-                tools_dir.display()
-            )
-        });
+        let wrapper_bin = install_wrapper(&tools_dir);
         let sccache = sccache::detect(&config.sccache, &config.paths).await;
         match &sccache {
             Detected::Ready(s) => {
@@ -64,7 +79,11 @@ impl Tools {
     }
 
     /// The tools' state before anything was measured or collected.
-    fn with(tools_dir: PathBuf, wrapper_bin: Result<PathBuf, String>, sccache: Detected) -> Tools {
+    fn with(
+        tools_dir: PathBuf,
+        wrapper_bin: Result<PathBuf, WrapperError>,
+        sccache: Detected,
+    ) -> Tools {
         Tools {
             tools_dir,
             wrapper_bin,
@@ -221,7 +240,7 @@ fn configure_linker(
             None
         }
         (_, None, Err(e)) => {
-            status.note = Some(e.clone());
+            status.note = Some(e.to_string());
             None
         }
         (_, None, Ok(bin)) => Some(bin.clone()),
@@ -364,8 +383,8 @@ fn configure_sccache(
 #[derive(Debug, Default)]
 pub(crate) struct AfterJob {
     pub(crate) link_ms: Option<u64>,
-    pub(crate) sccache: Option<Result<(Stats, Option<String>), String>>,
-    pub(crate) measurement: Option<Result<Measurement, String>>,
+    pub(crate) sccache: Option<Result<(Stats, Option<String>), SccacheError>>,
+    pub(crate) measurement: Option<Result<Measurement, MeasureError>>,
     pub(crate) gc: Option<crate::wire::protocol::CacheReport>,
 }
 
@@ -452,6 +471,38 @@ mod tests {
             let note = state.linker.unwrap().note.unwrap();
             assert!(note.contains("apt-get install mold"), "{note}");
         }
+    }
+
+    #[test]
+    fn without_its_wrapper_a_named_linker_says_why_and_goes_unwrapped() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the tools dir should be: the wrapper cannot be written under it.
+        let tools_dir = dir.path().join("tools");
+        std::fs::write(&tools_dir, "").unwrap();
+        let wrapper_bin = install_wrapper(&tools_dir);
+        let tools = Tools::with(tools_dir.clone(), wrapper_bin, Detected::Unavailable(None));
+        let mut state = WorkspaceTools::default();
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "bfd"),
+            &BTreeMap::new(),
+            &settings("bfd"),
+        );
+        assert!(!state.wrapping_linker);
+        assert!(
+            !state.env.set.contains_key("BUILDD_LINKER"),
+            "{:?}",
+            state.env
+        );
+        let note = state.linker.unwrap().note.unwrap();
+        assert!(
+            note.starts_with(&format!(
+                "cannot write the linker wrapper into {}: ",
+                tools_dir.display()
+            )),
+            "{note}"
+        );
     }
 
     #[test]

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use thiserror::Error;
 
-use crate::home::paths::{Paths, check_private_file};
-use crate::home::regular_file;
+use crate::home::paths::{Paths, PathsError, check_private_file};
+use crate::home::regular_file::{self, ReadError};
 
 pub const IDLE_TIMEOUT_ENV: &str = "BUILDD_IDLE_TIMEOUT";
 pub const DEBOUNCE_ENV: &str = "BUILDD_DEBOUNCE";
@@ -35,6 +36,8 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3 * 60 * 60);
 const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(150);
 /// The longest line a client may send; a longer one closes its connection.
 const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
+/// A smaller limit would refuse the daemon's own requests.
+const MIN_MAX_FRAME: usize = 1024;
 /// Editors, CLIs and event streams of one user: far more than any real session opens, far
 /// fewer than the descriptors the daemon may hold.
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -49,6 +52,58 @@ const RESERVED_SCCACHE_ENV: &[&str] = &[
     "SCCACHE_NO_DAEMON",
     "SCCACHE_START_SERVER",
 ];
+
+/// Why the daemon's settings could not be resolved. Each text names the variable, or the
+/// file and its key, and says what to write.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// `config.toml` could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// `config.toml` is not the user's alone (see `paths.rs`).
+    #[error(transparent)]
+    NotPrivate(#[from] PathsError),
+    #[error("{path}: {source}")]
+    Syntax {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    /// A variable of the environment holds a value that is not one.
+    #[error("{name}: {source}")]
+    Env {
+        name: &'static str,
+        source: ValueError,
+    },
+    #[error("{file}: cache.budget: {source}")]
+    Budget { file: PathBuf, source: ValueError },
+    #[error(
+        "{file}: sccache.env.{name}: buildd sets {name} itself for its own sccache server, so \
+         that it never shares the user's cache dir or server; remove it"
+    )]
+    ReservedSccacheEnv { file: PathBuf, name: String },
+}
+
+/// A value of a setting that does not parse; `text` is the value as given (trimmed for a
+/// duration or a size).
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ValueError {
+    #[error("`{text}` is not a duration ({source}): write it like 3h, 90s or 150ms")]
+    Duration {
+        text: String,
+        source: humantime::DurationError,
+    },
+    #[error("`{text}` is not a size: write it like 20GiB, 500MB or 1073741824")]
+    Size { text: String },
+    #[error("`{text}` is not a byte count of at least {min}")]
+    ByteCount { text: String, min: usize },
+    #[error("`{text}` is not a positive count")]
+    Count { text: String },
+    #[error(
+        "`{text}` is not a watcher: write poll (for network file systems) or inotify (the \
+         default; also native or auto)"
+    )]
+    Watcher { text: String },
+}
 
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
@@ -136,25 +191,24 @@ struct SccacheSection {
 }
 
 impl RawDaemonConfig {
-    pub fn resolve(self, paths: Paths) -> Result<DaemonConfig, String> {
+    pub fn resolve(self, paths: Paths) -> Result<DaemonConfig, ConfigError> {
         let file = read_file(&paths.config_file())?;
-        let file_name = paths.config_file().display().to_string();
         let budget = match env_value(BUDGET_ENV) {
-            Some(value) => Some(parse_size(&value).map_err(|e| format!("{BUDGET_ENV}: {e}"))?),
+            Some(value) => Some(parse_size(&value).map_err(env_error(BUDGET_ENV))?),
             None => match &file.cache.budget {
-                Some(value) => {
-                    Some(parse_size(value).map_err(|e| format!("{file_name}: cache.budget: {e}"))?)
-                }
+                Some(value) => Some(parse_size(value).map_err(|source| ConfigError::Budget {
+                    file: paths.config_file(),
+                    source,
+                })?),
                 None => None,
             },
         };
         for name in file.sccache.env.keys() {
             if RESERVED_SCCACHE_ENV.contains(&name.as_str()) {
-                return Err(format!(
-                    "{file_name}: sccache.env.{name}: buildd sets {name} itself for its own \
-                     sccache server, so that it never shares the user's cache dir or server; \
-                     remove it"
-                ));
+                return Err(ConfigError::ReservedSccacheEnv {
+                    file: paths.config_file(),
+                    name: name.clone(),
+                });
             }
         }
         let mode = match env_value(SCCACHE_ENV) {
@@ -180,9 +234,12 @@ impl RawDaemonConfig {
                     .trim()
                     .parse::<usize>()
                     .ok()
-                    .filter(|n| *n >= 1024)
+                    .filter(|n| *n >= MIN_MAX_FRAME)
                     .ok_or_else(|| {
-                        format!("{MAX_FRAME_ENV}: `{value}` is not a byte count of at least 1024")
+                        env_error(MAX_FRAME_ENV)(ValueError::ByteCount {
+                            text: value.clone(),
+                            min: MIN_MAX_FRAME,
+                        })
                     })?,
                 _ => DEFAULT_MAX_FRAME,
             },
@@ -193,7 +250,9 @@ impl RawDaemonConfig {
                     .ok()
                     .filter(|n| *n >= 1)
                     .ok_or_else(|| {
-                        format!("{MAX_CONNECTIONS_ENV}: `{value}` is not a positive count")
+                        env_error(MAX_CONNECTIONS_ENV)(ValueError::Count {
+                            text: value.clone(),
+                        })
                     })?,
                 _ => DEFAULT_MAX_CONNECTIONS,
             },
@@ -213,35 +272,49 @@ impl RawDaemonConfig {
 
 /// Reads `config.toml`, which names programs buildd runs: it must be a regular file of the
 /// user's alone (see `paths.rs`), and the file checked is the one read.
-fn read_file(path: &Path) -> Result<ConfigFile, String> {
-    match regular_file::read(path, regular_file::MAX_SETTINGS_FILE).map_err(|e| e.to_string())? {
+fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    match regular_file::read(path, regular_file::MAX_SETTINGS_FILE)? {
         None => Ok(ConfigFile::default()),
         Some((text, opened)) => {
-            check_private_file(path, &opened).map_err(|e| e.to_string())?;
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+            check_private_file(path, &opened)?;
+            toml::from_str(&text).map_err(|source| ConfigError::Syntax {
+                path: path.to_path_buf(),
+                source,
+            })
         }
     }
 }
 
 /// Parses a duration such as `3h`, `90s` or `150ms`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn duration(text: &str) -> Result<Duration, ValueError> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration ({e}): write it like 3h, 90s or 150ms"))
+    humantime::parse_duration(text).map_err(|source| ValueError::Duration {
+        text: text.to_owned(),
+        source,
+    })
+}
+
+/// [`duration`] with the error as text, for `bench/src/cli.rs`, whose clap parser returns
+/// `String`; the CLI uses [`duration`] itself. `daemon/tests/layers.rs` lets this one adapter
+/// through, until bench calls [`duration`].
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration(text).map_err(|e| e.to_string())
 }
 
 /// Parses a size such as `20GiB`, `1.5G`, `500MB`, `64k` or a number of bytes. `K`, `M`, `G`
 /// and `T` with or without `iB` are powers of 1024; `KB`, `MB`, `GB`, `TB` powers of 1000.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, ValueError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let bad = || format!("`{text}` is not a size: write it like 20GiB, 500MB or 1073741824");
+    let bad = || ValueError::Size {
+        text: text.to_owned(),
+    };
     let number: f64 = number.parse().map_err(|_| bad())?;
     let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
@@ -269,14 +342,13 @@ fn sccache_mode(value: &str) -> SccacheMode {
 }
 
 /// `BUILDD_WATCHER`: a value the daemon does not know is an error, not inotify in silence.
-fn watcher_choice(value: &str) -> Result<WatcherChoice, String> {
+fn watcher_choice(value: &str) -> Result<WatcherChoice, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "poll" => Ok(WatcherChoice::Poll),
         "inotify" | "native" | "auto" => Ok(WatcherChoice::Native),
-        _ => Err(format!(
-            "{WATCHER_ENV}: `{value}` is not a watcher: write poll (for network file systems) \
-             or inotify (the default; also native or auto)"
-        )),
+        _ => Err(env_error(WATCHER_ENV)(ValueError::Watcher {
+            text: value.to_owned(),
+        })),
     }
 }
 
@@ -284,11 +356,14 @@ fn env_value(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn env_duration(name: &str) -> Result<Option<Duration>, String> {
+/// The error of the variable `name` holding a bad value.
+fn env_error(name: &'static str) -> impl Fn(ValueError) -> ConfigError {
+    move |source| ConfigError::Env { name, source }
+}
+
+fn env_duration(name: &'static str) -> Result<Option<Duration>, ConfigError> {
     match env_value(name) {
-        Some(value) => parse_duration(&value)
-            .map(Some)
-            .map_err(|e| format!("{name}: {e}")),
+        Some(value) => duration(&value).map(Some).map_err(env_error(name)),
         None => Ok(None),
     }
 }
@@ -302,7 +377,8 @@ mod tests {
         assert_eq!(parse_duration("3h").unwrap(), Duration::from_secs(10800));
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("150ms").unwrap(), Duration::from_millis(150));
-        assert!(parse_duration("soon").unwrap_err().contains("soon"));
+        assert!(duration("soon").unwrap_err().to_string().contains("soon"));
+        assert_eq!(duration(" 2m ").unwrap(), parse_duration("120").unwrap());
     }
 
     #[test]
@@ -311,7 +387,7 @@ mod tests {
         assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
         assert_eq!(parse_size("500MB").unwrap(), 500_000_000);
         assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert!(parse_size("lots").unwrap_err().contains("lots"));
+        assert!(parse_size("lots").unwrap_err().to_string().contains("lots"));
         assert!(parse_size("3 parsecs").is_err());
     }
 
@@ -327,15 +403,15 @@ mod tests {
             sccache_mode("/opt/sccache"),
             SccacheMode::Binary("/opt/sccache".into())
         );
-        assert_eq!(watcher_choice("Poll"), Ok(WatcherChoice::Poll));
+        assert_eq!(watcher_choice("Poll").ok(), Some(WatcherChoice::Poll));
         for native in ["inotify", "native", "AUTO"] {
             assert_eq!(
-                watcher_choice(native),
-                Ok(WatcherChoice::Native),
+                watcher_choice(native).ok(),
+                Some(WatcherChoice::Native),
                 "{native}"
             );
         }
-        let err = watcher_choice("fanotify").unwrap_err();
+        let err = watcher_choice("fanotify").unwrap_err().to_string();
         assert!(
             err.contains(WATCHER_ENV) && err.contains("`fanotify`") && err.contains("poll"),
             "{err}"
@@ -363,17 +439,80 @@ mod tests {
         std::fs::write(paths.config_file(), "[sccache.env]\nSCCACHE_DIR = \"/x\"\n").unwrap();
         let err = RawDaemonConfig::default()
             .resolve(paths.clone())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("config.toml") && err.contains("SCCACHE_DIR"),
             "{err}"
         );
 
         std::fs::write(paths.config_file(), "[cache]\nbudget = \"huge\"\n").unwrap();
-        let err = RawDaemonConfig::default().resolve(paths).unwrap_err();
+        let err = RawDaemonConfig::default()
+            .resolve(paths)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("cache.budget") && err.contains("huge"),
             "{err}"
+        );
+    }
+
+    /// The texts users see, word for word as they were when they were built with `format!`.
+    #[test]
+    fn error_texts_name_the_input_and_say_what_to_write() {
+        fn value<T: std::fmt::Debug>(parsed: Result<T, ValueError>) -> String {
+            parsed.unwrap_err().to_string()
+        }
+        assert_eq!(
+            value(duration(" soon ")),
+            "`soon` is not a duration (expected number at 0): write it like 3h, 90s or 150ms"
+        );
+        assert_eq!(parse_duration("soon").unwrap_err(), value(duration("soon")));
+        assert_eq!(
+            value(parse_size("lots")),
+            "`lots` is not a size: write it like 20GiB, 500MB or 1073741824"
+        );
+        let env = |name, source| ConfigError::Env { name, source }.to_string();
+        assert_eq!(
+            env(
+                MAX_FRAME_ENV,
+                ValueError::ByteCount {
+                    text: " 12".into(),
+                    min: MIN_MAX_FRAME
+                }
+            ),
+            "BUILDD_MAX_FRAME: ` 12` is not a byte count of at least 1024"
+        );
+        assert_eq!(
+            env(MAX_CONNECTIONS_ENV, ValueError::Count { text: "0".into() }),
+            "BUILDD_MAX_CONNECTIONS: `0` is not a positive count"
+        );
+        assert_eq!(
+            watcher_choice("fanotify").unwrap_err().to_string(),
+            "BUILDD_WATCHER: `fanotify` is not a watcher: write poll (for network file \
+             systems) or inotify (the default; also native or auto)"
+        );
+        let file = PathBuf::from("/h/config.toml");
+        assert_eq!(
+            ConfigError::Budget {
+                file: file.clone(),
+                source: ValueError::Size {
+                    text: "huge".into()
+                }
+            }
+            .to_string(),
+            "/h/config.toml: cache.budget: `huge` is not a size: write it like 20GiB, 500MB or \
+             1073741824"
+        );
+        assert_eq!(
+            ConfigError::ReservedSccacheEnv {
+                file,
+                name: "SCCACHE_DIR".into()
+            }
+            .to_string(),
+            "/h/config.toml: sccache.env.SCCACHE_DIR: buildd sets SCCACHE_DIR itself for its \
+             own sccache server, so that it never shares the user's cache dir or server; \
+             remove it"
         );
     }
 }

@@ -19,8 +19,11 @@ use thiserror::Error;
 pub(crate) const MAX_SETTINGS_FILE: u64 = 1024 * 1024;
 
 /// Why a settings file could not be read.
+///
+/// `pub` (as is [`NotRegular`]) because `config::ConfigError` carries it; this module stays
+/// private to the crate, so neither can be named outside it.
 #[derive(Debug, Error)]
-pub(crate) enum ReadError {
+pub enum ReadError {
     #[error("failed to read {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error(transparent)]
@@ -41,9 +44,9 @@ pub(crate) enum ReadError {
 
 /// Something other than a regular file where buildd, cargo or rustup reads one; `kind` says
 /// what it is instead (see [`kind`]).
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 #[error("{path} is {kind}, not a regular file: replace it with a regular file or remove it")]
-pub(crate) struct NotRegular {
+pub struct NotRegular {
     pub(crate) path: PathBuf,
     pub(crate) kind: &'static str,
 }

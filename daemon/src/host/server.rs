@@ -471,10 +471,9 @@ enum RegisterError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// `load::locate_root`'s text: no `Cargo.toml` in the dir or above it, or one that is
-    /// not a regular file.
-    #[error("{0}")]
-    NoWorkspace(String),
+    /// No `Cargo.toml` in the dir or above it, or one that is not a regular file.
+    #[error(transparent)]
+    NoWorkspace(load::LoadError),
 }
 
 async fn resolve_root(

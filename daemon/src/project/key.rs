@@ -328,6 +328,76 @@ mod tests {
     }
 
     #[test]
+    fn key_variables_are_named_or_prefixed_and_never_the_dirs_buildd_decides() {
+        for var in [
+            "RUSTFLAGS",
+            "CC",
+            "CARGO_PROFILE_DEV_OPT_LEVEL",
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER",
+            "CARGO_BUILD_TARGET",
+        ] {
+            assert!(is_key_var(var), "{var}");
+        }
+        for var in [
+            "TERM",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET_DIR",
+            "CARGO_BUILD_BUILD_DIR",
+            // A prefix entry is a prefix, not a name: `CARGO_PROFILE` alone is nothing.
+            "CARGO_PROFILE",
+            "CCACHE_DIR",
+            "RUSTFLAGS_EXTRA",
+        ] {
+            assert!(!is_key_var(var), "{var}");
+        }
+        let env = BTreeMap::from([
+            ("PATH".to_owned(), "/usr/bin".to_owned()),
+            ("HOME".to_owned(), "/h".to_owned()),
+            ("RUSTFLAGS".to_owned(), "-Dwarnings".to_owned()),
+            ("CARGO_TARGET_DIR".to_owned(), "/t".to_owned()),
+        ]);
+        assert_eq!(
+            build_env(&env),
+            BTreeMap::from([("PATH", "/usr/bin"), ("RUSTFLAGS", "-Dwarnings")])
+        );
+    }
+
+    #[test]
+    fn the_toolchain_reads_its_release_line_and_host_from_rustc() {
+        let tc = toolchain();
+        assert_eq!(tc.release_line(), "rustc 1.95.0 (59807616e 2026-04-14)");
+        assert_eq!(tc.host(), "x86_64-unknown-linux-gnu");
+        // `host-ish: x` is not `host: x`; without the line the host is unknown.
+        let odd = Toolchain {
+            rustc_verbose: "rustc 1.95.0\nhost-ish: nope\n".into(),
+            cargo_version: String::new(),
+        };
+        assert_eq!(odd.host(), "unknown");
+        let empty = Toolchain {
+            rustc_verbose: String::new(),
+            cargo_version: String::new(),
+        };
+        assert_eq!(empty.release_line(), "");
+    }
+
+    #[test]
+    fn without_tools_in_args_the_dir_is_set_in_the_environment() {
+        let tools = ToolEnv {
+            set: BTreeMap::from([("BUILDD_LINKER".into(), "mold".into())]),
+            dir_in_args: false,
+        };
+        let env = cargo_env(Path::new("/c/d"), &tools);
+        assert_eq!(env.set["CARGO_TARGET_DIR"], "/c/d");
+        assert_eq!(env.set["CARGO_BUILD_BUILD_DIR"], "/c/d");
+        assert_eq!(env.set["BUILDD_LINKER"], "mold");
+        assert_eq!(env.remove, ["CARGO_BUILD_TARGET_DIR"]);
+        assert!(env.args.is_empty());
+        // A user's arguments stay as given when there is nothing to put before them.
+        let args: Vec<String> = cargo_args(&env.args, vec!["build".into(), "-p".into()]);
+        assert_eq!(args, ["build", "-p"]);
+    }
+
+    #[test]
     fn workspaces_with_the_same_name_get_different_dirs() {
         let a = workspace_dir(Path::new("/c"), Path::new("/a/app"));
         let b = workspace_dir(Path::new("/c"), Path::new("/b/app"));

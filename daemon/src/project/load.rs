@@ -3,21 +3,83 @@
 //! Everything here runs cargo or rustc as child processes with the registering client's
 //! environment, asynchronously and with a timeout, so that a broken workspace (a malformed
 //! manifest, a missing toolchain, a hanging rustup) becomes an error message in that
-//! workspace's state and never blocks the daemon. Errors are strings meant for users: they
-//! name the workspace and say what to do.
+//! workspace's state and never blocks the daemon. Errors ([`LoadError`]) are meant for users:
+//! they name the workspace, the command or the file and say what to do.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cargo_metadata::Metadata;
+use thiserror::Error;
 use tokio::process::Command;
 
 use crate::build::process::command;
-use crate::home::regular_file;
+use crate::home::regular_file::{self, NotRegular};
 use crate::project::key::Toolchain;
-use crate::project::settings;
+use crate::project::settings::{self, SettingsError};
 use crate::wire::protocol::WorkspaceSettings;
+
+/// Why a part of a workspace could not be loaded; the text becomes the workspace's error,
+/// which `buildd status` and the editor show. `what` is the command that ran.
+///
+/// `Clone`, with shared causes, because one cause (a FIFO where `Cargo.toml` should be) fails
+/// the toolchain and the metadata alike.
+#[derive(Debug, Clone, Error)]
+pub(crate) enum LoadError {
+    #[error("{what} did not finish within {}s", .timeout.as_secs())]
+    Timeout {
+        what: &'static str,
+        timeout: Duration,
+    },
+    #[error(
+        "{what} failed: the program was not found on PATH: install Rust with rustup \
+         (https://rustup.rs) or put cargo on the PATH of the shell that runs buildd"
+    )]
+    NotFound { what: &'static str },
+    #[error("{what} failed to start: {source}")]
+    Spawn {
+        what: &'static str,
+        source: Arc<io::Error>,
+    },
+    /// `stderr` is what the command printed there, trimmed.
+    #[error("{what} failed ({status}): {stderr}")]
+    Failed {
+        what: &'static str,
+        status: ExitStatus,
+        stderr: String,
+    },
+    /// Something other than a regular file where cargo reads one.
+    #[error(transparent)]
+    NotRegular(#[from] NotRegular),
+    #[error(
+        "{path} is not inside a cargo workspace (no Cargo.toml in it or above it): run buildd \
+         inside a workspace or pass its path"
+    )]
+    NotAWorkspace { path: PathBuf },
+    #[error("cargo metadata printed output buildd cannot read: {source}")]
+    Metadata { source: Arc<cargo_metadata::Error> },
+    #[error(transparent)]
+    Settings(Arc<SettingsError>),
+    /// The toolchain's `lib/rustlib`; only ever logged.
+    #[error("failed to read {path}: {source}")]
+    ReadDir {
+        path: PathBuf,
+        source: Arc<io::Error>,
+    },
+    /// The blocking task that read the files panicked or was cancelled.
+    #[error("reading the workspace's files failed: {source}")]
+    Blocking { source: Arc<tokio::task::JoinError> },
+}
+
+impl From<SettingsError> for LoadError {
+    fn from(e: SettingsError) -> LoadError {
+        LoadError::Settings(Arc::new(e))
+    }
+}
 
 /// `cargo metadata` resolves dependencies and may update the registry index; give it time.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(300);
@@ -28,10 +90,10 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(120);
 /// own error.
 #[derive(Debug)]
 pub(crate) struct Loaded {
-    pub(crate) toolchain: Result<Toolchain, String>,
-    pub(crate) metadata: Result<Box<Metadata>, String>,
+    pub(crate) toolchain: Result<Toolchain, LoadError>,
+    pub(crate) metadata: Result<Box<Metadata>, LoadError>,
     /// `buildd.toml` and `[workspace.metadata.buildd]`, merged.
-    pub(crate) settings: Result<WorkspaceSettings, String>,
+    pub(crate) settings: Result<WorkspaceSettings, LoadError>,
     /// Whether `cargo clippy` works with the workspace's toolchain (rustup's clippy
     /// component): the default diagnostics job is clippy when it does, `cargo check` if not.
     pub(crate) clippy: bool,
@@ -44,32 +106,32 @@ pub(crate) struct Loaded {
 }
 
 /// Runs a command to completion and returns its stdout, or an error that quotes stderr.
-async fn capture(mut cmd: Command, what: &str, timeout: Duration) -> Result<String, String> {
+async fn capture(
+    mut cmd: Command,
+    what: &'static str,
+    timeout: Duration,
+) -> Result<String, LoadError> {
     let output = match tokio::time::timeout(timeout, cmd.output()).await {
-        Err(_) => {
-            return Err(format!(
-                "{what} did not finish within {}s",
-                timeout.as_secs()
-            ));
+        Err(_) => return Err(LoadError::Timeout { what, timeout }),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(LoadError::NotFound { what });
         }
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!(
-                "{what} failed: the program was not found on PATH: install Rust with rustup \
-                 (https://rustup.rs) or put cargo on the PATH of the shell that runs buildd"
-            ));
+        Ok(Err(e)) => {
+            return Err(LoadError::Spawn {
+                what,
+                source: Arc::new(e),
+            });
         }
-        Ok(Err(e)) => return Err(format!("{what} failed to start: {e}")),
         Ok(Ok(output)) => output,
     };
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(format!(
-            "{what} failed ({}): {}",
-            output.status,
-            stderr.trim()
-        ))
+        Err(LoadError::Failed {
+            what,
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
     }
 }
 
@@ -77,7 +139,7 @@ async fn capture(mut cmd: Command, what: &str, timeout: Duration) -> Result<Stri
 pub(crate) async fn locate_root(
     path: &Path,
     env: &BTreeMap<String, String>,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, LoadError> {
     let dir = if path.is_dir() {
         path
     } else {
@@ -90,15 +152,13 @@ pub(crate) async fn locate_root(
         ancestors
             .ancestors()
             .try_for_each(|d| regular_file::check_regular_if_present(&d.join("Cargo.toml")))
-            .map_err(|e| e.to_string())
+            .map_err(LoadError::from)
     })
     .await?;
     let Some(nearest) = nearest_manifest_dir(dir) else {
-        return Err(format!(
-            "{} is not inside a cargo workspace (no Cargo.toml in it or above it): \
-             run buildd inside a workspace or pass its path",
-            path.display()
-        ));
+        return Err(LoadError::NotAWorkspace {
+            path: path.to_path_buf(),
+        });
     };
     let mut cmd = command("cargo", dir, env);
     cmd.args(["locate-project", "--workspace", "--message-format", "plain"]);
@@ -134,11 +194,13 @@ const CARGO_INPUTS: &[&str] = &[
 /// Runs blocking file work on tokio's blocking threads, never on an async worker: a file
 /// that blocks must not stall the daemon.
 async fn off_the_workers<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(format!("reading the workspace's files failed: {e}")))
+    work: impl FnOnce() -> Result<T, LoadError> + Send + 'static,
+) -> Result<T, LoadError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(LoadError::Blocking {
+            source: Arc::new(e),
+        })
+    })
 }
 
 pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded {
@@ -149,7 +211,7 @@ pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded 
         CARGO_INPUTS
             .iter()
             .try_for_each(|name| regular_file::check_regular_if_present(&inputs_root.join(name)))
-            .map_err(|e| e.to_string())
+            .map_err(LoadError::from)
     })
     .await;
     let (toolchain, metadata, clippy, targets) = match inputs {
@@ -163,8 +225,10 @@ pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded 
     };
     let workspace_metadata = metadata.as_ref().ok().map(|m| m.workspace_metadata.clone());
     let settings_root = root.to_path_buf();
-    let settings =
-        off_the_workers(move || settings::read(&settings_root, workspace_metadata.as_ref())).await;
+    let settings = off_the_workers(move || {
+        settings::read(&settings_root, workspace_metadata.as_ref()).map_err(LoadError::from)
+    })
+    .await;
     Loaded {
         toolchain,
         metadata,
@@ -175,7 +239,7 @@ pub(crate) async fn load(root: &Path, env: &BTreeMap<String, String>) -> Loaded 
     }
 }
 
-async fn toolchain(root: &Path, env: &BTreeMap<String, String>) -> Result<Toolchain, String> {
+async fn toolchain(root: &Path, env: &BTreeMap<String, String>) -> Result<Toolchain, LoadError> {
     let mut rustc = command("rustc", root, env);
     rustc.arg("-vV");
     let mut cargo = command("cargo", root, env);
@@ -212,7 +276,10 @@ async fn targets(
         .ok()?;
     let rustlib = PathBuf::from(sysroot.trim()).join("lib/rustlib");
     off_the_workers(move || {
-        let entries = std::fs::read_dir(&rustlib).map_err(|e| e.to_string())?;
+        let entries = std::fs::read_dir(&rustlib).map_err(|e| LoadError::ReadDir {
+            path: rustlib.clone(),
+            source: Arc::new(e),
+        })?;
         Ok(entries
             .flatten()
             .filter(|e| e.path().join("lib").is_dir())
@@ -223,20 +290,75 @@ async fn targets(
     .ok()
 }
 
-async fn metadata(root: &Path, env: &BTreeMap<String, String>) -> Result<Box<Metadata>, String> {
+async fn metadata(root: &Path, env: &BTreeMap<String, String>) -> Result<Box<Metadata>, LoadError> {
     let mut cmd = command("cargo", root, env);
     // `--no-deps` needs no registry access and writes no Cargo.lock; the workspace members
     // and their path dependencies are all the daemon reads.
     cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
     let out = capture(cmd, "cargo metadata", METADATA_TIMEOUT).await?;
-    let metadata = cargo_metadata::MetadataCommand::parse(out)
-        .map_err(|e| format!("cargo metadata printed output buildd cannot read: {e}"))?;
+    let metadata =
+        cargo_metadata::MetadataCommand::parse(out).map_err(|e| LoadError::Metadata {
+            source: Arc::new(e),
+        })?;
     Ok(Box::new(metadata))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The texts a workspace's state shows, word for word as they were when they were built
+    /// with `format!`, from real commands.
+    #[tokio::test]
+    async fn command_errors_name_the_command_and_say_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = BTreeMap::new();
+        let missing = command("buildd-no-such-program", dir.path(), &env);
+        let err = capture(missing, "cargo -V", VERSION_TIMEOUT)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cargo -V failed: the program was not found on PATH: install Rust with rustup \
+             (https://rustup.rs) or put cargo on the PATH of the shell that runs buildd"
+        );
+        let mut failing = command("sh", dir.path(), &env);
+        failing.args(["-c", "echo '  no toolchain  ' >&2; exit 3"]);
+        let err = capture(failing, "rustc -vV", VERSION_TIMEOUT)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rustc -vV failed (exit status: 3): no toolchain"
+        );
+        // The command outlives its timeout by far: the timeout, not the command, ends it
+        // (and `command` kills it when it is dropped).
+        let mut hanging = command("sleep", dir.path(), &env);
+        hanging.arg("600");
+        let err = capture(hanging, "cargo metadata", Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "cargo metadata did not finish within 0s");
+    }
+
+    #[tokio::test]
+    async fn a_dir_without_a_manifest_is_not_a_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            nearest_manifest_dir(dir.path()).is_none(),
+            "a Cargo.toml above the temp dir {} makes it part of a workspace: remove it",
+            dir.path().display()
+        );
+        let err = locate_root(dir.path(), &BTreeMap::new()).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is not inside a cargo workspace (no Cargo.toml in it or above it): run \
+                 buildd inside a workspace or pass its path",
+                dir.path().display()
+            )
+        );
+    }
 
     #[test]
     fn nearest_manifest_walks_up() {

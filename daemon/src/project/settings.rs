@@ -5,11 +5,14 @@
 //! initialization options), `buildd.toml` at the workspace root, `[workspace.metadata.buildd]`
 //! in the root manifest, then the defaults. A malformed file is an error that names it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::build::jobs::{self, JobDef};
-use crate::home::regular_file;
+use thiserror::Error;
+
+use crate::build::jobs::{self, JobDef, JobError};
+use crate::home::regular_file::{self, ReadError};
+use crate::tools::linker::UnknownLinker;
 use crate::wire::protocol::{JobOrigin, JobsSetting, WorkspaceSettings};
 
 pub(crate) const FILE_NAME: &str = "buildd.toml";
@@ -23,6 +26,55 @@ const DEFAULT_EXPENSIVE_SECS: u64 = 10;
 const DEFAULT_OTHER_KEYS: u32 = 2;
 /// The most other keys a workspace's jobs keep warm.
 pub(crate) const MAX_OTHER_KEYS: usize = 8;
+
+/// Why a workspace's settings files could not be read. The text names the file; it becomes
+/// the workspace's error, which `buildd status` and the editor show.
+#[derive(Debug, Error)]
+pub(crate) enum SettingsError {
+    #[error("[workspace.metadata.buildd] in {manifest}: {source}")]
+    Manifest {
+        manifest: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// `detail` is toml's error on one line (see [`toml_error`]); toml's own text, with its
+    /// snippet of the file over several lines, is left out of the chain on purpose.
+    #[error("{path}: {detail}")]
+    Syntax { path: PathBuf, detail: String },
+    /// `path` is `buildd.toml`: the value may come from it or from the manifest.
+    #[error("{path} or [workspace.metadata.buildd]: {source}")]
+    Invalid {
+        path: PathBuf,
+        source: InvalidSetting,
+    },
+}
+
+/// A value serde accepts but buildd does not, found by [`validate`]; each text says what to
+/// write instead.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub(crate) enum InvalidSetting {
+    #[error("the list of stages is empty: name at least one of check, build, test")]
+    NoStages,
+    #[error("unknown stage `{stage}`: use check, build or test (or define jobs in [jobs.NAME])")]
+    UnknownStage { stage: String },
+    #[error("jobs must be at least 1")]
+    NoJobs,
+    #[error("job name `{name}`: use letters, digits, `-` and `_` only")]
+    JobName { name: String },
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error("cargo_jobs must be at least 1")]
+    NoCargoJobs,
+    #[error("learn_limit must be at least 1 (`learn = false` turns learning off)")]
+    NoLearnLimit,
+    #[error("job_timeout_secs must be at least 1")]
+    NoJobTimeout,
+    #[error("nice must be between 0 and 19, not {nice}")]
+    Nice { nice: i32 },
+    #[error(transparent)]
+    Linker(#[from] UnknownLinker),
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Resolved {
@@ -49,28 +101,27 @@ pub(crate) struct Resolved {
 pub(crate) fn read(
     root: &Path,
     workspace_metadata: Option<&serde_json::Value>,
-) -> Result<WorkspaceSettings, String> {
+) -> Result<WorkspaceSettings, SettingsError> {
     let from_manifest = match workspace_metadata.map(|m| &m["buildd"]) {
-        Some(value) if !value.is_null() => serde_json::from_value(value.clone()).map_err(|e| {
-            format!(
-                "[workspace.metadata.buildd] in {}: {e}",
-                root.join("Cargo.toml").display()
-            )
-        })?,
+        Some(value) if !value.is_null() => {
+            serde_json::from_value(value.clone()).map_err(|source| SettingsError::Manifest {
+                manifest: root.join("Cargo.toml"),
+                source,
+            })?
+        }
         _ => WorkspaceSettings::default(),
     };
     let path = root.join(FILE_NAME);
     // A FIFO or a device here must not stall the load: only a regular file is read.
-    let from_file = match regular_file::read(&path, regular_file::MAX_SETTINGS_FILE)
-        .map_err(|e| e.to_string())?
-    {
-        Some((text, _)) => toml::from_str(&text)
-            .map_err(|e| format!("{}: {}", path.display(), toml_error(&text, &e)))?,
+    let from_file = match regular_file::read(&path, regular_file::MAX_SETTINGS_FILE)? {
+        Some((text, _)) => toml::from_str(&text).map_err(|e| SettingsError::Syntax {
+            path: path.clone(),
+            detail: toml_error(&text, &e),
+        })?,
         None => WorkspaceSettings::default(),
     };
     let merged = over(&from_file, &from_manifest);
-    validate(&merged)
-        .map_err(|e| format!("{} or [workspace.metadata.buildd]: {e}", path.display()))?;
+    validate(&merged).map_err(|source| SettingsError::Invalid { path, source })?;
     Ok(merged)
 }
 
@@ -126,22 +177,19 @@ fn over_jobs(high: Option<&JobsSetting>, low: Option<&JobsSetting>) -> Option<Jo
 }
 
 /// Checks values that serde cannot: stage names, job commands, ranges.
-pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), String> {
+pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), InvalidSetting> {
     if let Some(stages) = &settings.stages {
         if stages.is_empty() {
-            return Err(
-                "the list of stages is empty: name at least one of check, build, test".into(),
-            );
+            return Err(InvalidSetting::NoStages);
         }
         if let Some(other) = stages.iter().find(|s| jobs::of_stage(s).is_none()) {
-            return Err(format!(
-                "unknown stage `{other}`: use check, build or test (or define jobs in \
-                 [jobs.NAME])"
-            ));
+            return Err(InvalidSetting::UnknownStage {
+                stage: other.clone(),
+            });
         }
     }
     match &settings.jobs {
-        Some(JobsSetting::Count(0)) => return Err("jobs must be at least 1".into()),
+        Some(JobsSetting::Count(0)) => return Err(InvalidSetting::NoJobs),
         Some(JobsSetting::Defs(defs)) => {
             for (name, def) in defs {
                 if name.is_empty()
@@ -149,28 +197,26 @@ pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), String> {
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 {
-                    return Err(format!(
-                        "job name `{name}`: use letters, digits, `-` and `_` only"
-                    ));
+                    return Err(InvalidSetting::JobName { name: name.clone() });
                 }
                 let replaces_default =
                     ["clippy", "check", "build", "test"].contains(&name.as_str());
                 if def.enabled == Some(false) || (def.command.is_empty() && replaces_default) {
                     continue;
                 }
-                jobs::validate_command(name, &def.command).map_err(|e| e.to_string())?;
+                jobs::validate_command(name, &def.command)?;
             }
         }
         _ => {}
     }
     if settings.cargo_jobs == Some(0) {
-        return Err("cargo_jobs must be at least 1".into());
+        return Err(InvalidSetting::NoCargoJobs);
     }
     if settings.learn_limit == Some(0) {
-        return Err("learn_limit must be at least 1 (`learn = false` turns learning off)".into());
+        return Err(InvalidSetting::NoLearnLimit);
     }
     if settings.job_timeout_secs == Some(0) {
-        return Err("job_timeout_secs must be at least 1".into());
+        return Err(InvalidSetting::NoJobTimeout);
     }
     if let Some(n) = settings.other_keys
         && n as usize > MAX_OTHER_KEYS
@@ -182,10 +228,10 @@ pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), String> {
     if let Some(nice) = settings.nice
         && !(0..=19).contains(&nice)
     {
-        return Err(format!("nice must be between 0 and 19, not {nice}"));
+        return Err(InvalidSetting::Nice { nice });
     }
     if let Some(linker) = &settings.linker {
-        crate::tools::linker::Setting::parse(linker).map_err(|e| e.to_string())?;
+        crate::tools::linker::Setting::parse(linker)?;
     }
     Ok(())
 }
@@ -318,14 +364,14 @@ mod tests {
     fn bad_files_are_errors_that_name_them() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE_NAME), "stages = [\"link\"]\n").unwrap();
-        let err = read(dir.path(), None).unwrap_err();
+        let err = read(dir.path(), None).unwrap_err().to_string();
         assert!(err.contains("buildd.toml") && err.contains("link"), "{err}");
         std::fs::write(dir.path().join(FILE_NAME), "colour = 3\n").unwrap();
-        let err = read(dir.path(), None).unwrap_err();
+        let err = read(dir.path(), None).unwrap_err().to_string();
         assert!(err.contains("colour"), "{err}");
         // On one line, with where.
         std::fs::write(dir.path().join(FILE_NAME), "nice = 1\nstages = [check\n").unwrap();
-        let err = read(dir.path(), None).unwrap_err();
+        let err = read(dir.path(), None).unwrap_err().to_string();
         assert!(
             err.contains("buildd.toml: line 2, column 16: ") && !err.contains('\n'),
             "{err}"
@@ -375,7 +421,7 @@ mod tests {
             "[jobs.release]\ncommand = [\"publish\"]\n",
         )
         .unwrap();
-        let err = read(dir.path(), None).unwrap_err();
+        let err = read(dir.path(), None).unwrap_err().to_string();
         assert!(
             err.contains("buildd.toml")
                 && err.contains("job `release`")
@@ -400,5 +446,94 @@ mod tests {
         );
         assert_eq!(resolved.learn_limit, 6);
         assert_eq!(resolved.quiet, Duration::from_secs(30));
+    }
+
+    /// The texts `buildd status`, the editor and a refused `register` show, word for word as
+    /// they were when they were built with `format!`.
+    #[test]
+    fn invalid_settings_say_what_to_write() {
+        let refused = |settings: WorkspaceSettings| validate(&settings).unwrap_err().to_string();
+        let none = WorkspaceSettings::default;
+        assert_eq!(
+            refused(WorkspaceSettings {
+                stages: Some(vec![]),
+                ..none()
+            }),
+            "the list of stages is empty: name at least one of check, build, test"
+        );
+        assert_eq!(
+            refused(WorkspaceSettings {
+                stages: Some(vec!["check".into(), "link".into()]),
+                ..none()
+            }),
+            "unknown stage `link`: use check, build or test (or define jobs in [jobs.NAME])"
+        );
+        assert_eq!(
+            refused(WorkspaceSettings {
+                jobs: Some(JobsSetting::Count(0)),
+                ..none()
+            }),
+            "jobs must be at least 1"
+        );
+        assert_eq!(
+            refused(WorkspaceSettings {
+                cargo_jobs: Some(0),
+                ..none()
+            }),
+            "cargo_jobs must be at least 1"
+        );
+        assert_eq!(
+            refused(WorkspaceSettings {
+                learn_limit: Some(0),
+                ..none()
+            }),
+            "learn_limit must be at least 1 (`learn = false` turns learning off)"
+        );
+        assert_eq!(
+            refused(WorkspaceSettings {
+                job_timeout_secs: Some(0),
+                ..none()
+            }),
+            "job_timeout_secs must be at least 1"
+        );
+        assert_eq!(
+            refused(WorkspaceSettings {
+                nice: Some(20),
+                ..none()
+            }),
+            "nice must be between 0 and 19, not 20"
+        );
+        assert_eq!(
+            refused(WorkspaceSettings {
+                linker: Some("gold".into()),
+                ..none()
+            }),
+            "unknown linker `gold`: use auto, default, mold, lld, bfd or a path to a linker driver"
+        );
+        assert!(validate(&none()).is_ok());
+    }
+
+    #[test]
+    fn bad_manifest_tables_and_invalid_files_are_errors_that_name_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let metadata = serde_json::json!({ "buildd": { "nice": "low" } });
+        let err = read(dir.path(), Some(&metadata)).unwrap_err().to_string();
+        let manifest = dir.path().join("Cargo.toml");
+        assert!(
+            err.starts_with(&format!(
+                "[workspace.metadata.buildd] in {}: ",
+                manifest.display()
+            )),
+            "{err}"
+        );
+        std::fs::write(dir.path().join(FILE_NAME), "nice = 30\n").unwrap();
+        let err = read(dir.path(), None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{} or [workspace.metadata.buildd]: nice must be between 0 and 19, not 30",
+                dir.path().join(FILE_NAME).display()
+            )
+        );
     }
 }

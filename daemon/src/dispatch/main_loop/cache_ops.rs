@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::loads::{prepare_target_dir, scan_target_dir};
+use super::loads::{PrepareError, prepare_target_dir, scan_target_dir};
 use super::{Dispatcher, Event, error};
 use crate::cache::dirs as cache;
 use crate::cache::seed;
@@ -28,13 +28,13 @@ pub(crate) enum ToolsEvent {
     Seeded {
         root: PathBuf,
         load: u64,
-        result: Result<Option<SeedStatus>, String>,
+        result: Result<Option<SeedStatus>, PrepareError>,
     },
     /// An existing key dir was checked and its records written.
     Prepared {
         root: PathBuf,
         load: u64,
-        result: Result<(), String>,
+        result: Result<(), PrepareError>,
     },
     AfterJob {
         root: PathBuf,
@@ -293,7 +293,7 @@ impl Dispatcher {
         tokio::spawn(async move {
             let mut done = AfterJob::default();
             if let Some(sccache) = sccache {
-                done.sccache = Some(sccache.stats().await.map_err(|e| e.to_string()));
+                done.sccache = Some(sccache.stats().await);
             }
             let blocking = tokio::task::spawn_blocking(move || {
                 let mut done = done;
@@ -305,7 +305,7 @@ impl Dispatcher {
                 }
                 if measure {
                     let capture = tools::capture_dir(&key.target_dir);
-                    let result = linker::measure(&capture, &path_var).map_err(|e| e.to_string());
+                    let result = linker::measure(&capture, &path_var);
                     if let Ok(m) = &result {
                         let memory =
                             linker::memory_path(&tools_dir, &workspace_dir_name, &key.info.rustc);
@@ -352,7 +352,7 @@ impl Dispatcher {
                         ws.tools.seed_pending = seeded.is_some();
                         ws.tools.seed = seeded;
                     }
-                    Err(e) => ws.error = Some(e),
+                    Err(e) => ws.error = Some(e.to_string()),
                 }
                 if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
                     scan_target_dir(tx, &root, &key.target_dir, graph, false);
@@ -370,7 +370,7 @@ impl Dispatcher {
                     tracing::warn!(root = %root.display(), "cannot build: {e}");
                     ws.error = Some(match ws.error.take() {
                         Some(earlier) => format!("{earlier}\n{e}"),
-                        None => e,
+                        None => e.to_string(),
                     });
                 }
             }

@@ -72,7 +72,7 @@ impl Dispatcher {
                 ws.toolchain = Some(toolchain);
                 ws.key = Some(key);
             }
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
         match loaded.metadata {
             Ok(metadata) => {
@@ -84,11 +84,11 @@ impl Dispatcher {
                 }
                 ws.graph = Some(graph);
             }
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
         match loaded.settings {
             Ok(settings) => ws.file_settings = settings,
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
         // One cause (a FIFO where Cargo.toml should be) can fail the toolchain and the
         // metadata alike: say it once.
@@ -126,15 +126,28 @@ impl Dispatcher {
     }
 }
 
-pub(super) fn prepare_target_dir(key: &BuildKey, root: &Path) -> Result<(), String> {
-    ensure_private_dir(&key.target_dir).map_err(|e| e.to_string())?;
+/// Why an isolated dir cannot be used; the text becomes the workspace's error.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PrepareError {
+    /// The dir is not the user's alone, or cannot be made.
+    #[error(transparent)]
+    NotPrivate(#[from] PathsError),
+    #[error("failed to write into the isolated target dir {dir}: {source}")]
+    Write {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub(super) fn prepare_target_dir(key: &BuildKey, root: &Path) -> Result<(), PrepareError> {
+    ensure_private_dir(&key.target_dir)?;
     crate::cache::dirs::write_record(&key.target_dir, root);
     let info = serde_json::to_string_pretty(&key.info).unwrap_or_default();
-    std::fs::write(key.target_dir.join(crate::cache::layout::KEY_FILE), info).map_err(|e| {
-        format!(
-            "failed to write into the isolated target dir {}: {e}",
-            key.target_dir.display()
-        )
+    std::fs::write(key.target_dir.join(crate::cache::layout::KEY_FILE), info).map_err(|source| {
+        PrepareError::Write {
+            dir: key.target_dir.clone(),
+            source,
+        }
     })
 }
 

@@ -4,6 +4,15 @@
 // One module split by concern: the parts share the dispatcher's imports and items.
 use super::*;
 
+/// An `acquire` request, as [`Dispatcher::acquire`] takes it.
+struct Acquire {
+    conn: ConnId,
+    id: u64,
+    args: Vec<String>,
+    holder: Option<String>,
+    cwd: Option<PathBuf>,
+}
+
 impl Dispatcher {
     pub(super) fn request(
         &mut self,
@@ -28,19 +37,14 @@ impl Dispatcher {
                 cwd,
             } => match self.workspace_of(&root) {
                 Ok(root) => {
-                    let shape = cwd.and_then(|cwd| self.learn(&root, &args, &cwd));
-                    let debounce = self.config.debounce;
-                    let ws = self.workspaces.get_mut(&root).expect("found above");
-                    let defs = ws.job_defs(&ws.resolved(debounce));
-                    ws.waiting_acquire.push(PendingAcquire {
+                    let acquire = Acquire {
                         conn,
                         id,
-                        reply,
-                        since: Instant::now(),
-                        needed: plan::needed_stages(&args, &defs, shape.as_deref()),
-                        holder: lock_check::holder(holder),
-                    });
-                    self.update_gate(&root);
+                        args,
+                        holder,
+                        cwd,
+                    };
+                    self.acquire(&root, acquire, reply);
                     return false;
                 }
                 Err(e) => e.reply(id),
@@ -50,15 +54,7 @@ impl Dispatcher {
                 Err(e) => e.reply(id),
             },
             Request::Saved { paths } => {
-                let mut by_root: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
-                for path in paths {
-                    if let Ok(root) = self.workspace_of(&path) {
-                        by_root.entry(root).or_default().push(path);
-                    }
-                }
-                for (root, paths) in by_root {
-                    self.files_changed(&root, paths, true);
-                }
+                self.saved(paths);
                 ServerMessage::Ok { id }
             }
             Request::Release { root } => {
@@ -73,23 +69,14 @@ impl Dispatcher {
             }
             Request::Rebuild { root } => match self.workspace_of(&root) {
                 Ok(root) => {
-                    let ws = self.workspaces.get_mut(&root).expect("found");
-                    ws.schedule.rebuild();
-                    if let Some(job) = &ws.job {
-                        job.cancel.cancel();
-                    }
+                    self.rebuild(&root);
                     ServerMessage::Ok { id }
                 }
                 Err(e) => e.reply(id),
             },
             Request::Cancel { root } => match self.workspace_of(&root) {
                 Ok(root) => {
-                    let ws = self.workspaces.get_mut(&root).expect("found");
-                    ws.schedule.cancel();
-                    if let Some(job) = &mut ws.job {
-                        job.forget = true;
-                        job.cancel.cancel();
-                    }
+                    self.cancel(&root);
                     ServerMessage::Ok { id }
                 }
                 Err(e) => e.reply(id),
@@ -115,7 +102,7 @@ impl Dispatcher {
             Request::Report { root, report } => match self.workspace_of(&root) {
                 Ok(root) => match self.report(&root, report) {
                     Ok(()) => ServerMessage::Ok { id },
-                    Err(message) => error(id, ErrorCode::BadRequest, &message),
+                    Err(refused) => error(id, ErrorCode::BadRequest, &refused.to_string()),
                 },
                 Err(e) => e.reply(id),
             },
@@ -131,6 +118,64 @@ impl Dispatcher {
         };
         let _ = reply.try_send(answer);
         false
+    }
+
+    /// Queues a user's `acquire` of the warm dir of `root` (a registered workspace) and
+    /// learns the command's shape when it says where it runs; the grant answers it.
+    fn acquire(&mut self, root: &Path, acquire: Acquire, reply: Reply) {
+        let Acquire {
+            conn,
+            id,
+            args,
+            holder,
+            cwd,
+        } = acquire;
+        let shape = cwd.and_then(|cwd| self.learn(root, &args, &cwd));
+        let debounce = self.config.debounce;
+        let ws = self.workspaces.get_mut(root).expect("the caller found it");
+        let defs = ws.job_defs(&ws.resolved(debounce));
+        ws.waiting_acquire.push(PendingAcquire {
+            conn,
+            id,
+            reply,
+            since: Instant::now(),
+            needed: plan::needed_stages(&args, &defs, shape.as_deref()),
+            holder: lock_check::holder(holder),
+        });
+        self.update_gate(root);
+    }
+
+    /// An editor saved `paths`: each registered workspace that holds some hears of its own.
+    fn saved(&mut self, paths: Vec<PathBuf>) {
+        let mut by_root: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+        for path in paths {
+            if let Ok(root) = self.workspace_of(&path) {
+                by_root.entry(root).or_default().push(path);
+            }
+        }
+        for (root, paths) in by_root {
+            self.files_changed(&root, paths, true);
+        }
+    }
+
+    /// `buildd rebuild`: a full job, after the running one is cancelled.
+    fn rebuild(&mut self, root: &Path) {
+        let ws = self.workspaces.get_mut(root).expect("the caller found it");
+        ws.schedule.rebuild();
+        if let Some(job) = &ws.job {
+            job.cancel.cancel();
+        }
+    }
+
+    /// `buildd cancel`: drops what is queued and cancels the running job, whose changes are
+    /// not given back.
+    fn cancel(&mut self, root: &Path) {
+        let ws = self.workspaces.get_mut(root).expect("the caller found it");
+        ws.schedule.cancel();
+        if let Some(job) = &mut ws.job {
+            job.forget = true;
+            job.cancel.cancel();
+        }
     }
 
     /// The registered workspace that contains `path`: the deepest one.
@@ -221,7 +266,11 @@ impl Dispatcher {
     /// Takes a watch loop's report: test results (located failures become diagnostics of the
     /// job that was tested) and what happened to the program it runs. A report that names
     /// another job or places outside the workspace is refused whole.
-    pub(super) fn report(&mut self, root: &Path, report: Report) -> Result<(), String> {
+    pub(super) fn report(
+        &mut self,
+        root: &Path,
+        report: Report,
+    ) -> Result<(), reports::ReportError> {
         let Some(ws) = self.workspaces.get_mut(root) else {
             return Ok(());
         };
