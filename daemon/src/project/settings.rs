@@ -72,6 +72,8 @@ pub(crate) enum InvalidSetting {
     NoJobTimeout,
     #[error("nice must be between 0 and 19, not {nice}")]
     Nice { nice: i32 },
+    #[error("other_keys must be at most {MAX_OTHER_KEYS}, not {n} (each is a job's work again)")]
+    TooManyOtherKeys { n: u32 },
     #[error(transparent)]
     Linker(#[from] UnknownLinker),
 }
@@ -221,9 +223,7 @@ pub(crate) fn validate(settings: &WorkspaceSettings) -> Result<(), InvalidSettin
     if let Some(n) = settings.other_keys
         && n as usize > MAX_OTHER_KEYS
     {
-        return Err(format!(
-            "other_keys must be at most {MAX_OTHER_KEYS}, not {n} (each is a job's work again)"
-        ));
+        return Err(InvalidSetting::TooManyOtherKeys { n });
     }
     if let Some(nice) = settings.nice
         && !(0..=19).contains(&nice)
