@@ -541,10 +541,24 @@ mod tests {
         assert_eq!(others(&ws), ["b"]);
         switch(&mut ws, env("c"), "rustc 1", now);
         switch(&mut ws, env("d"), "rustc 1", now);
+        assert_eq!(others(&ws), ["c", "a", "b"], "newest first");
+        // The jobs warm as many as `other_keys` says (2 by default), and status lists those.
+        let warmed: Vec<_> = ws
+            .warmed_other_keys()
+            .iter()
+            .map(|k| k.warm.env["RUSTFLAGS"].clone())
+            .collect();
+        assert_eq!(warmed, ["c", "a"]);
+        assert_eq!(ws.status().other_keys.len(), 2);
+        ws.settings.other_keys = Some(0);
+        assert!(ws.warmed_other_keys().is_empty());
+        for flags in ["e", "f", "g", "h", "i", "j", "k", "l"] {
+            switch(&mut ws, env(flags), "rustc 1", now);
+        }
         assert_eq!(
-            others(&ws),
-            ["c", "a"],
-            "at most {OTHER_KEYS}, newest first"
+            ws.other_keys.len(),
+            OTHER_KEYS,
+            "at most {OTHER_KEYS} are remembered"
         );
     }
 
