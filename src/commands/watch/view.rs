@@ -1,0 +1,274 @@
+//! The view's loop: one `select!` over the stop signals, the keys, the daemon's events, the
+//! tests that run, the program and a tick, feeding `crate::tui`'s model and drawing it.
+//!
+//! Unlike the line follower it never waits inside an event: the tests run as a future polled
+//! by the loop, so the view keeps drawing and answering keys while they run. The stop
+//! signals are the same listeners as the line follower's, created when the command starts,
+//! so a SIGTERM or SIGHUP is never lost; Ctrl-C arrives as a key in raw mode.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use buildd_daemon::client::Client;
+use buildd_daemon::protocol::{
+    EventKind, JobResult, ProcessAction, Request, ServerMessage, TestReport, WorkspaceState,
+    WorkspaceStatus,
+};
+use crossterm::event::{Event, EventStream};
+use futures_util::StreamExt;
+
+use crate::commands::watch::after::{After, Say, process_report};
+use crate::exit;
+use crate::stop_signal::StopSignals;
+use crate::supervise::Supervisor;
+use crate::test_run::{self, Runner};
+use crate::tui::{self, Effect, Screen, Theme, View};
+
+/// How often the view redraws with nothing new (the time since the last change, the time
+/// the tests have run).
+const TICK: Duration = Duration::from_millis(500);
+
+/// A test run: the runner, whether the program follows it (a run after a build with
+/// `--test`, not `t`), and its result.
+type TestRun<'a> =
+    Pin<Box<dyn Future<Output = (Runner, bool, anyhow::Result<(TestReport, String)>)> + 'a>>;
+
+pub(super) async fn follow(
+    mut client: Client,
+    mut after: After<'_>,
+    mut supervisor: Option<Supervisor>,
+    mut stop: StopSignals,
+    workspace: WorkspaceStatus,
+) -> anyhow::Result<i32> {
+    let root = after.root.clone();
+    let mut view = View::new(&workspace);
+    // The diagnostics so far; events that arrive meanwhile follow them.
+    let mut queue = Vec::new();
+    let reply = client
+        .call_with(Request::Diagnostics { root: root.clone() }, |m| {
+            queue.push(m)
+        })
+        .await?;
+    if let ServerMessage::Diagnostics { files, .. } = reply {
+        view.snapshot(files);
+    }
+    let (output, mut program_lines) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(supervisor) = supervisor.as_mut() {
+        supervisor.send_output_to(output);
+    }
+    let theme = Theme::from_env();
+    let mut screen = Screen::open().context(
+        "failed to open the full-screen view on this terminal (--plain prints lines instead)",
+    )?;
+    let mut keys = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    let mut tests: Option<TestRun<'_>> = None;
+    let mut test_runner = after.runner;
+    let mut refresh = false;
+    // A workspace that is warm already gets its tests and program at once.
+    if let (WorkspaceState::Idle, Some(job)) = (workspace.state, &workspace.last_job) {
+        match after.runner {
+            Some(runner) => {
+                view.tests_started(Instant::now());
+                tests = Some(test_run_of(&after, job.id, runner, true));
+            }
+            None => after.program(supervisor.as_mut(), true).await?,
+        }
+    }
+
+    let code = loop {
+        if refresh {
+            refresh = false;
+            let reply = client
+                .call_with(
+                    Request::Status {
+                        root: Some(root.clone()),
+                    },
+                    |m| queue.push(m),
+                )
+                .await?;
+            if let ServerMessage::Status { status, .. } = reply
+                && let Some(ws) = status.workspaces.iter().find(|w| w.root == root)
+            {
+                view.status(ws);
+            }
+        }
+        for message in std::mem::take(&mut queue) {
+            refresh |= on_message(&mut view, message);
+        }
+        for report in after.reports.drain(..) {
+            client
+                .send(Request::Report {
+                    root: root.clone(),
+                    report,
+                })
+                .await?;
+        }
+        if let Say::Keep(kept) = &mut after.say {
+            for line in kept.drain(..) {
+                view.notice(line);
+            }
+        }
+        screen
+            .draw(&view, Instant::now(), theme)
+            .context("failed to draw the view")?;
+
+        let program_exit = async {
+            match supervisor.as_mut() {
+                Some(s) => s.exited().await,
+                None => std::future::pending().await,
+            }
+        };
+        let restart_at = after.restart_at;
+        let restart = async {
+            match restart_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let test_result = async {
+            match tests.as_mut() {
+                Some(run) => run.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.recv() => break exit::SUCCESS,
+            key = keys.next() => {
+                let key = match key {
+                    Some(Ok(Event::Key(key))) => key,
+                    // A resize is drawn at the next turn; the rest means nothing here.
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e).context("failed to read the keyboard"),
+                    None => break exit::SUCCESS,
+                };
+                let Some(effect) = tui::action(key).and_then(|a| view.act(a)) else {
+                    continue;
+                };
+                match effect {
+                    // A second quit does not wait for the tests: they finish on their own.
+                    Effect::Quit if tests.is_some() && !view.quitting => view.quitting = true,
+                    Effect::Quit => break exit::SUCCESS,
+                    Effect::Rebuild => {
+                        client.send(Request::Rebuild { root: root.clone() }).await?;
+                        view.notice("rebuild asked for".to_owned());
+                    }
+                    Effect::Cancel => {
+                        client.send(Request::Cancel { root: root.clone() }).await?;
+                        view.notice("cancel asked for".to_owned());
+                    }
+                    Effect::RunTests if tests.is_some() => {
+                        view.notice("the tests are running already".to_owned());
+                    }
+                    Effect::RunTests => {
+                        let runner = *test_runner.get_or_insert_with(Runner::detect);
+                        let job = view.last_job.as_ref().map_or(0, |j| j.id);
+                        view.tests_started(Instant::now());
+                        tests = Some(test_run_of(&after, job, runner, false));
+                    }
+                }
+            }
+            _ = tick.tick() => {}
+            Some(line) = program_lines.recv() => view.notice(line),
+            status = program_exit => {
+                let supervisor = supervisor.as_ref().expect("only polled with a supervisor");
+                after.program_exited(supervisor, status)?;
+            }
+            _ = restart => {
+                let supervisor = supervisor.as_mut().expect("only set with a supervisor");
+                after.restart(supervisor)?;
+            }
+            (runner, then_program, result) = test_result => {
+                tests = None;
+                let (pass, report) = after.tests_done(runner, result)?;
+                view.tests_finished(report);
+                if then_program {
+                    after.program(supervisor.as_mut(), pass).await?;
+                }
+                if view.quitting {
+                    break exit::SUCCESS;
+                }
+            }
+            message = client.recv() => {
+                after.note_uptime(supervisor.as_ref());
+                let Some(message) = message? else {
+                    break exit::UNREACHABLE;
+                };
+                // What follows a job needs the loop's parts; the view takes the rest.
+                if let ServerMessage::Event { event } = &message
+                    && let EventKind::JobFinished { summary, .. } = &event.kind
+                {
+                    match summary.result {
+                        JobResult::Success => match after.runner {
+                            Some(runner) if tests.is_none() => {
+                                view.tests_started(Instant::now());
+                                tests = Some(test_run_of(&after, summary.id, runner, true));
+                            }
+                            // A build while the tests run: its own tests wait for the next one.
+                            Some(_) => {}
+                            None => after.program(supervisor.as_mut(), true).await?,
+                        },
+                        JobResult::Failed => after.build_failed(supervisor.as_mut())?,
+                        JobResult::Cancelled | JobResult::Yielded => {}
+                    }
+                }
+                refresh |= on_message(&mut view, message);
+            }
+        }
+    };
+    drop(screen);
+    if code == exit::UNREACHABLE {
+        errln!("buildd: the daemon stopped");
+        if let Some(supervisor) = supervisor.as_mut() {
+            supervisor.stop().await;
+        }
+        return Ok(code);
+    }
+    if let Some(supervisor) = supervisor.as_mut()
+        && let Some(pid) = supervisor.pid()
+        && let Some(status) = supervisor.stop().await
+    {
+        let report = process_report(
+            supervisor,
+            ProcessAction::Stopped,
+            Some(pid),
+            Some(status.clone()),
+            format!("stopped (pid {pid}, {status})"),
+        );
+        let _ = client.send(Request::Report { root, report }).await;
+    }
+    Ok(code)
+}
+
+/// A message of the daemon into the view. Returns whether the view should ask for the
+/// status again (a job started or ended: the jobs' results and the last change are there).
+fn on_message(view: &mut View, message: ServerMessage) -> bool {
+    match message {
+        ServerMessage::Event { event } => {
+            let refresh = matches!(
+                event.kind,
+                EventKind::JobStarted { .. } | EventKind::JobFinished { .. }
+            );
+            view.event(event.kind, Instant::now());
+            refresh
+        }
+        ServerMessage::Error { message, .. } => {
+            view.notice(format!("the daemon refused: {message}"));
+            false
+        }
+        _ => false,
+    }
+}
+
+/// The tests after job `job`, as a future the loop polls.
+fn test_run_of<'a>(after: &After<'a>, job: u64, runner: Runner, then_program: bool) -> TestRun<'a> {
+    let session = after.session;
+    let root = after.root.clone();
+    let extra = after.test_args();
+    Box::pin(async move {
+        let result = test_run::run(session, &root, job, runner, &extra, false).await;
+        (runner, then_program, result)
+    })
+}
