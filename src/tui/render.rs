@@ -520,7 +520,8 @@ fn status_line(view: &View, now: Instant, theme: Theme, compact: bool) -> Line<'
         spans.push(tests_span(report, theme));
     }
     if let Some(notice) = view.notices.last() {
-        spans.push(Span::styled(format!(" · {notice}"), theme.dim()));
+        let first = notice.lines().next().unwrap_or_default().trim();
+        spans.push(Span::styled(format!(" · {first}"), theme.dim()));
     }
     Line::from(spans)
 }

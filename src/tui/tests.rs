@@ -78,6 +78,18 @@ fn test_failure(line: u32) -> Diagnostic {
     d
 }
 
+/// Cargo reported a unit of the `shop` package in job `job`'s clippy stage.
+fn unit(job: u64, fresh: bool, done: u64) -> EventKind {
+    EventKind::UnitFinished {
+        job,
+        stage: Stage::new("clippy"),
+        package: "shop".into(),
+        target: "shop".into(),
+        fresh,
+        done,
+    }
+}
+
 fn summary(id: u64, result: JobResult, errors: u64) -> JobSummary {
     JobSummary {
         id,
@@ -251,34 +263,14 @@ fn progress_counts_units_and_names_the_crate() {
         },
         now,
     );
-    view.event(
-        EventKind::UnitFinished {
-            job: 8,
-            stage: Stage::new("clippy"),
-            package: "shop".into(),
-            target: "shop".into(),
-            fresh: false,
-            done: 3,
-        },
-        now,
-    );
+    view.event(unit(8, false, 3), now);
     let run = view.run.as_ref().unwrap();
     assert_eq!(
         (run.percent(), run.compiling.as_deref()),
         (Some(75), Some("shop"))
     );
     // More units than expected never say 100% before the end.
-    view.event(
-        EventKind::UnitFinished {
-            job: 8,
-            stage: Stage::new("clippy"),
-            package: "shop".into(),
-            target: "shop".into(),
-            fresh: true,
-            done: 9,
-        },
-        now,
-    );
+    view.event(unit(8, true, 9), now);
     assert_eq!(view.run.as_ref().unwrap().percent(), Some(99));
 }
 
@@ -337,17 +329,7 @@ fn snapshot_running_with_tests_80x24() {
         },
         now,
     );
-    view.event(
-        EventKind::UnitFinished {
-            job: 8,
-            stage: Stage::new("clippy"),
-            package: "shop".into(),
-            target: "shop".into(),
-            fresh: false,
-            done: 4,
-        },
-        now,
-    );
+    view.event(unit(8, false, 4), now);
     insta::assert_snapshot!(frame(&view, now + Duration::from_secs(75), 80, 24, COLOR).backend());
 }
 

@@ -160,18 +160,7 @@ impl<'a> After<'a> {
                     supervisor.name
                 ))?;
             }
-            if let Some(pid) = supervisor.pid() {
-                let message = format!("tests failed; keeping the old process (pid {pid}) running");
-                self.say(format!("[{}] {message}", supervisor.name))?;
-                self.reports.push(process_report(
-                    supervisor,
-                    ProcessAction::Kept,
-                    Some(pid),
-                    None,
-                    message,
-                ));
-            }
-            return Ok(());
+            return self.keep(supervisor, "tests failed");
         }
         if supervisor.pid().is_some() && !supervisor.binary_changed() {
             return Ok(());
@@ -203,10 +192,16 @@ impl<'a> After<'a> {
         &mut self,
         supervisor: Option<&mut Supervisor>,
     ) -> anyhow::Result<()> {
-        if let Some(supervisor) = supervisor
-            && let Some(pid) = supervisor.pid()
-        {
-            let message = format!("the build failed; keeping the old process (pid {pid}) running");
+        match supervisor {
+            Some(supervisor) => self.keep(supervisor, "the build failed"),
+            None => Ok(()),
+        }
+    }
+
+    /// Says that the program that runs, if one does, keeps running because of `why`.
+    fn keep(&mut self, supervisor: &Supervisor, why: &str) -> anyhow::Result<()> {
+        if let Some(pid) = supervisor.pid() {
+            let message = format!("{why}; keeping the old process (pid {pid}) running");
             self.say(format!("[{}] {message}", supervisor.name))?;
             self.reports.push(process_report(
                 supervisor,
@@ -217,6 +212,20 @@ impl<'a> After<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// Stops the program when the watch ends, and returns the report that says so.
+    pub(super) async fn stop_program(supervisor: Option<&mut Supervisor>) -> Option<Report> {
+        let supervisor = supervisor?;
+        let pid = supervisor.pid()?;
+        let status = supervisor.stop().await?;
+        Some(process_report(
+            supervisor,
+            ProcessAction::Stopped,
+            Some(pid),
+            Some(status.clone()),
+            format!("stopped (pid {pid}, {status})"),
+        ))
     }
 
     /// The program exited on its own: say so, and with --restart-on-exit start it again
@@ -272,7 +281,23 @@ impl<'a> After<'a> {
     }
 }
 
-pub(super) fn process_report(
+/// Resolves when the program exits on its own, with how it ended; never without one.
+pub(super) async fn program_exit(supervisor: Option<&mut Supervisor>) -> String {
+    match supervisor {
+        Some(supervisor) => supervisor.exited().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves at `at`; never without it.
+pub(super) async fn restart_due(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn process_report(
     supervisor: &Supervisor,
     action: ProcessAction,
     pid: Option<u32>,

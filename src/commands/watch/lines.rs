@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use buildd_daemon::client::Client;
 use buildd_daemon::protocol::{
-    EventKind, JobResult, ProcessAction, Request, ServerMessage, Stage, WorkspaceState,
-    WorkspaceStatus,
+    EventKind, JobResult, Request, ServerMessage, Stage, WorkspaceState, WorkspaceStatus,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::commands::watch::after::{After, process_report};
+use crate::commands::watch::after::{After, program_exit, restart_due};
 use crate::stop_signal::StopSignals;
 use crate::supervise::Supervisor;
 use crate::{exit, render};
@@ -44,28 +43,12 @@ pub(super) async fn follow(
                 })
                 .await?;
         }
-        let program_exit = async {
-            match supervisor.as_mut() {
-                Some(s) => s.exited().await,
-                None => std::future::pending().await,
-            }
-        };
-        let restart_at = after.restart_at;
-        let restart = async {
-            match restart_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let program_exit = program_exit(supervisor.as_mut());
+        let restart = restart_due(after.restart_at);
         let message = tokio::select! {
             _ = stop.recv() => {
                 bar.clear();
-                if let Some(supervisor) = supervisor.as_mut()
-                    && let Some(pid) = supervisor.pid()
-                    && let Some(status) = supervisor.stop().await
-                {
-                    let report = process_report(supervisor, ProcessAction::Stopped, Some(pid), Some(status.clone()),
-                        format!("stopped (pid {pid}, {status})"));
+                if let Some(report) = After::stop_program(supervisor.as_mut()).await {
                     let _ = client.send(Request::Report { root: root.clone(), report }).await;
                 }
                 return Ok(exit::SUCCESS);

@@ -13,13 +13,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use buildd_daemon::client::Client;
 use buildd_daemon::protocol::{
-    EventKind, JobResult, ProcessAction, Request, ServerMessage, TestReport, WorkspaceState,
-    WorkspaceStatus,
+    EventKind, JobResult, Request, ServerMessage, TestReport, WorkspaceState, WorkspaceStatus,
 };
 use crossterm::event::{Event, EventStream};
 use futures_util::StreamExt;
 
-use crate::commands::watch::after::{After, Say, process_report};
+use crate::commands::watch::after::{After, Say, program_exit, restart_due};
 use crate::exit;
 use crate::stop_signal::StopSignals;
 use crate::supervise::Supervisor;
@@ -115,19 +114,8 @@ pub(super) async fn follow(
             .draw(&view, Instant::now(), theme)
             .context("failed to draw the view")?;
 
-        let program_exit = async {
-            match supervisor.as_mut() {
-                Some(s) => s.exited().await,
-                None => std::future::pending().await,
-            }
-        };
-        let restart_at = after.restart_at;
-        let restart = async {
-            match restart_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let program_exit = program_exit(supervisor.as_mut());
+        let restart = restart_due(after.restart_at);
         let test_result = async {
             match tests.as_mut() {
                 Some(run) => run.await,
@@ -184,7 +172,8 @@ pub(super) async fn follow(
                 tests = None;
                 let (pass, report) = after.tests_done(runner, result)?;
                 view.tests_finished(report);
-                if then_program {
+                // A view that quits stops the program anyway: no new one for that.
+                if then_program && !view.quitting {
                     after.program(supervisor.as_mut(), pass).await?;
                 }
                 if view.quitting {
@@ -226,17 +215,7 @@ pub(super) async fn follow(
         }
         return Ok(code);
     }
-    if let Some(supervisor) = supervisor.as_mut()
-        && let Some(pid) = supervisor.pid()
-        && let Some(status) = supervisor.stop().await
-    {
-        let report = process_report(
-            supervisor,
-            ProcessAction::Stopped,
-            Some(pid),
-            Some(status.clone()),
-            format!("stopped (pid {pid}, {status})"),
-        );
+    if let Some(report) = After::stop_program(supervisor.as_mut()).await {
         let _ = client.send(Request::Report { root, report }).await;
     }
     Ok(code)
