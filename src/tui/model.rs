@@ -148,6 +148,8 @@ pub(crate) struct View {
     pub(crate) scroll: usize,
     /// Set once the user asked to quit while the tests run: the view ends when they do.
     pub(crate) quitting: bool,
+    /// The user asked for a rebuild: the job it queues is not a change.
+    rebuild_asked: bool,
 }
 
 impl View {
@@ -170,6 +172,7 @@ impl View {
             selected: 0,
             scroll: 0,
             quitting: false,
+            rebuild_asked: false,
         };
         view.status(status);
         if let Some(job) = &status.current_job {
@@ -218,7 +221,9 @@ impl View {
     pub(crate) fn event(&mut self, kind: EventKind, now: Instant) {
         match kind {
             EventKind::State { state, error } => {
-                if state == WorkspaceState::Queued {
+                if state == WorkspaceState::Queued && std::mem::take(&mut self.rebuild_asked) {
+                    // The rebuild's own queue: the last change stays what it was.
+                } else if state == WorkspaceState::Queued {
                     let files = self.last_change.take().map(|c| c.files).unwrap_or_default();
                     self.last_change = Some(Change {
                         at: Some(now),
@@ -233,6 +238,9 @@ impl View {
                 stages,
                 expected_units,
             } => {
+                // The rebuild started (with or without a queue first): what queues next is a
+                // change.
+                self.rebuild_asked = false;
                 self.run = Some(Run {
                     id: job,
                     stages,
@@ -440,7 +448,10 @@ impl View {
         let page = 10;
         match action {
             Action::Quit => return Some(Effect::Quit),
-            Action::Rebuild => return Some(Effect::Rebuild),
+            Action::Rebuild => {
+                self.rebuild_asked = true;
+                return Some(Effect::Rebuild);
+            }
             Action::Cancel => return Some(Effect::Cancel),
             Action::RunTests => {
                 if let Some(test) = self.jobs.iter().find(|j| j.name.name() == "test") {

@@ -275,6 +275,23 @@ fn progress_counts_units_and_names_the_crate() {
 }
 
 #[test]
+fn a_rebuild_is_not_a_change() {
+    let then = Instant::now();
+    let mut view = failed_view(then);
+    let later = then + Duration::from_secs(30);
+    assert_eq!(view.act(Action::Rebuild), Some(Effect::Rebuild));
+    let queued = EventKind::State {
+        state: WorkspaceState::Queued,
+        error: None,
+    };
+    view.event(queued.clone(), later);
+    assert_eq!(view.last_change.as_ref().unwrap().at, Some(then));
+    // The next queue is a change again.
+    view.event(queued, later);
+    assert_eq!(view.last_change.as_ref().unwrap().at, Some(later));
+}
+
+#[test]
 fn keys_that_need_the_daemon_are_effects() {
     let mut view = View::new(&status("idle"));
     assert_eq!(view.act(Action::Rebuild), Some(Effect::Rebuild));
