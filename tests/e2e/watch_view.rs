@@ -147,6 +147,13 @@ fn watch_command() -> String {
     format!("{} watch", crate::support::buildd_bin().display())
 }
 
+/// The shell answers a command it reads: the terminal is back in its normal mode (in raw
+/// mode, without echo and with Enter a carriage return, it would not).
+fn assert_shell_answers(tmux: &Tmux) {
+    tmux.keys(&["echo restored-$((40 + 2))", "Enter"]);
+    tmux.wait_screen("the shell to answer", |s| s.contains("restored-42"));
+}
+
 #[test]
 fn watch_view_shows_an_error_at_its_line_and_keys_work_and_q_restores_the_terminal() {
     let world = World::new();
@@ -229,8 +236,7 @@ fn watch_view_shows_an_error_at_its_line_and_keys_work_and_q_restores_the_termin
     // `q` quits: the shell is back, in its normal mode, and the daemon runs on.
     tmux.keys(&["q"]);
     tmux.wait("the alternate screen to go", || !tmux.alternate_on());
-    tmux.keys(&["echo restored-$((40 + 2))", "Enter"]);
-    tmux.wait_screen("the shell to answer", |s| s.contains("restored-42"));
+    assert_shell_answers(&tmux);
     assert!(
         world.run(&ws, &["--no-start", "status"]).status.success(),
         "the daemon stopped with the view"
@@ -260,8 +266,46 @@ fn watch_view_restores_the_terminal_on_sigterm() {
     )
     .unwrap();
     tmux.wait("the alternate screen to go", || !tmux.alternate_on());
-    tmux.keys(&["echo restored-$((40 + 2))", "Enter"]);
-    tmux.wait_screen("the shell to answer", |s| s.contains("restored-42"));
+    assert_shell_answers(&tmux);
+}
+
+#[test]
+fn watch_view_restores_the_terminal_on_a_panic() {
+    let world = World::new();
+    let ws = tiny_workspace(&world);
+    let tmux = Tmux::start(&world, &ws, 80, 24);
+    // The view panics after its first frame (a switch only the tests use).
+    tmux.keys(&[
+        &format!("BUILDD_TEST_VIEW_PANIC=1 {}", watch_command()),
+        "Enter",
+    ]);
+    let screen = tmux.wait_screen("the panic's message on the shell's screen", |s| {
+        s.contains("the view panicked on purpose")
+    });
+    assert!(
+        !tmux.alternate_on(),
+        "still on the alternate screen:\n{screen}"
+    );
+    assert_shell_answers(&tmux);
+}
+
+#[test]
+fn watch_view_with_test_places_the_failing_test_at_its_line() {
+    let world = World::new();
+    let ws = world.workspace("mixed", "mixed");
+    let tmux = Tmux::start(&world, &ws, 100, 30);
+    tmux.keys(&[&format!("{} --test", watch_command()), "Enter"]);
+    tmux.wait_screen("the tests' counts", |s| {
+        s.contains("tests: 1 passed, 1 failed")
+    });
+    // The failure is under the `test` job (the third), at its line.
+    tmux.keys(&["3"]);
+    let screen = tmux.wait_screen("the failing test at lib.rs:14", |s| {
+        s.contains("cargo test --no-run --workspace") && s.contains("src/lib.rs:14:")
+    });
+    assert!(screen.contains("tests::fails` failed"), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait("the alternate screen to go", || !tmux.alternate_on());
 }
 
 /// The pids of a process's children.

@@ -29,6 +29,10 @@ use crate::tui::{self, Effect, Screen, Theme, View};
 /// the tests have run).
 const TICK: Duration = Duration::from_millis(500);
 
+/// Set, the view panics after it first drew: only the tests use it, to see the terminal
+/// restored after a panic.
+const PANIC_ENV: &str = "BUILDD_TEST_VIEW_PANIC";
+
 /// A test run: the runner, whether the program follows it (a run after a build with
 /// `--test`, not `t`), and its result.
 type TestRun<'a> =
@@ -58,6 +62,7 @@ pub(super) async fn follow(
         supervisor.send_output_to(output);
     }
     let theme = Theme::from_env();
+    let panic_on_purpose = std::env::var_os(PANIC_ENV).is_some_and(|v| !v.is_empty());
     let mut screen = Screen::open().context(
         "failed to open the full-screen view on this terminal (--plain prints lines instead)",
     )?;
@@ -113,6 +118,9 @@ pub(super) async fn follow(
         screen
             .draw(&view, Instant::now(), theme)
             .context("failed to draw the view")?;
+        if panic_on_purpose {
+            panic!("the view panicked on purpose ({PANIC_ENV} is set)");
+        }
 
         let program_exit = program_exit(supervisor.as_mut());
         let restart = restart_due(after.restart_at);
