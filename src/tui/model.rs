@@ -292,7 +292,13 @@ impl View {
                 self.last_job = Some(summary);
             }
             EventKind::Tests { report } => self.tests.last = Some(report),
-            EventKind::Process { report } => self.notice(report.message),
+            EventKind::Process { report } => {
+                // This watch's own reports come back as events: said once is enough.
+                let text = format!("[{}] {}", report.bin, report.message);
+                if !self.notices.iter().rev().take(20).any(|n| *n == text) {
+                    self.notice(text);
+                }
+            }
             EventKind::Disk { message, .. } => self.notice(match message {
                 Some(message) => format!("disk full: {message}"),
                 None => "the disk has room again".to_owned(),

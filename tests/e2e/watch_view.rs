@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{DEADLINE, World, apt_install, edit, output_within};
+use crate::support::{DEADLINE, World, apt_install, edit, output_within, wait_until};
+use crate::watch::{ask, free_port};
 
 /// The shell's prompt in the pane: the screen shows it again once the view is gone.
 const PROMPT: &str = "view-test$ ";
@@ -306,6 +307,37 @@ fn watch_view_with_test_places_the_failing_test_at_its_line() {
     assert!(screen.contains("tests::fails` failed"), "{screen}");
     tmux.keys(&["q"]);
     tmux.wait("the alternate screen to go", || !tmux.alternate_on());
+}
+
+#[test]
+fn watch_view_run_keeps_the_program_off_the_screen_and_stops_it_on_quit() {
+    let world = World::new();
+    let ws = world.example("echo-bot", "bot");
+    let port = free_port();
+    let tmux = Tmux::start(&world, &ws, 100, 30);
+    tmux.keys(&[
+        &format!("{} --run --grace 2s -- --port {port}", watch_command()),
+        "Enter",
+    ]);
+    wait_until("the bot to answer", || {
+        ask(port, "version").as_deref() == Some("1")
+    });
+    // The program's output is in the log, not over the view.
+    tmux.keys(&["l"]);
+    let log = tmux.wait_screen("the bot's start and output in the log", |s| {
+        s.contains("[echo-bot] started (pid") && s.contains("[echo-bot] echo-bot 1 listening")
+    });
+    assert_eq!(
+        log.matches("[echo-bot] started (pid").count(),
+        1,
+        "its own report, echoed by the daemon, is not said twice:\n{log}"
+    );
+    tmux.keys(&["q"]);
+    tmux.wait("the alternate screen to go", || !tmux.alternate_on());
+    wait_until("the bot to stop with the view", || {
+        ask(port, "version").is_none()
+    });
+    assert_shell_answers(&tmux);
 }
 
 /// The pids of a process's children.
