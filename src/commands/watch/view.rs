@@ -71,6 +71,9 @@ pub(super) async fn follow(
     let mut tests: Option<TestRun<'_>> = None;
     let mut test_runner = after.runner;
     let mut refresh = false;
+    // A build that succeeded while the tests of an older one ran: its tests run next, as the
+    // line follower runs them after the tests it waits for.
+    let mut tests_owed: Option<u64> = None;
     // A workspace that is warm already gets its tests and program at once.
     if let (WorkspaceState::Idle, Some(job)) = (workspace.state, &workspace.last_job) {
         match after.runner {
@@ -187,6 +190,10 @@ pub(super) async fn follow(
                 if view.quitting {
                     break exit::SUCCESS;
                 }
+                if let (Some(job), Some(runner)) = (tests_owed.take(), after.runner) {
+                    view.tests_started(Instant::now());
+                    tests = Some(test_run_of(&after, job, runner, true));
+                }
             }
             message = client.recv() => {
                 after.note_uptime(supervisor.as_ref());
@@ -203,8 +210,8 @@ pub(super) async fn follow(
                                 view.tests_started(Instant::now());
                                 tests = Some(test_run_of(&after, summary.id, runner, true));
                             }
-                            // A build while the tests run: its own tests wait for the next one.
-                            Some(_) => {}
+                            // A build while the tests run: its tests follow them.
+                            Some(_) => tests_owed = Some(summary.id),
                             None => after.program(supervisor.as_mut(), true).await?,
                         },
                         JobResult::Failed => after.build_failed(supervisor.as_mut())?,
