@@ -527,6 +527,12 @@ impl View {
         None
     }
 
+    /// Keeps the scroll within what the screen shown has (the render says how far that is),
+    /// so that a key back moves at once.
+    pub(crate) fn clamp_scroll(&mut self, max: usize) {
+        self.scroll = self.scroll.min(max);
+    }
+
     fn back(&mut self) {
         self.screen = Screen::List;
         self.scroll = 0;

@@ -71,7 +71,9 @@ impl Theme {
     }
 }
 
-pub(crate) fn draw(frame: &mut Frame, view: &View, now: Instant, theme: Theme) {
+/// Draws the view; returns how far the screen shown can scroll (0 for the list, which scrolls
+/// to its selection), for the loop to keep the view's scroll within it.
+pub(crate) fn draw(frame: &mut Frame, view: &View, now: Instant, theme: Theme) -> usize {
     let area = frame.area();
     let width = area.width as usize;
     let compact = area.height < COMPACT_BELOW;
@@ -114,8 +116,8 @@ pub(crate) fn draw(frame: &mut Frame, view: &View, now: Instant, theme: Theme) {
     ])
     .areas(area);
     frame.render_widget(Paragraph::new(top), head);
-    let rows = match view.screen {
-        Screen::List => list(view, theme, body),
+    let (rows, max_scroll) = match view.screen {
+        Screen::List => (list(view, theme, body), 0),
         Screen::Detail => scrolled(detail(view, theme, width), view.scroll, body),
         Screen::Help => scrolled(help(theme, width), view.scroll, body),
         Screen::Log => scrolled(log(view, width), view.scroll, body),
@@ -126,6 +128,7 @@ pub(crate) fn draw(frame: &mut Frame, view: &View, now: Instant, theme: Theme) {
         status,
     );
     frame.render_widget(Paragraph::new(footer_line(view, theme, width)), footer);
+    max_scroll
 }
 
 fn state_span(view: &View, theme: Theme) -> Span<'static> {
@@ -471,11 +474,17 @@ fn log(view: &View, width: usize) -> Vec<Line<'static>> {
         .collect()
 }
 
-/// `rows` from `scroll`, clamped so that the last row stays at the bottom.
-fn scrolled(rows: Vec<Line<'static>>, scroll: usize, area: Rect) -> Vec<Line<'static>> {
+/// `rows` from `scroll`, clamped so that the last row stays at the bottom, and the largest
+/// scroll that shows something new.
+fn scrolled(rows: Vec<Line<'static>>, scroll: usize, area: Rect) -> (Vec<Line<'static>>, usize) {
     let height = area.height as usize;
-    let offset = scroll.min(rows.len().saturating_sub(height));
-    rows.into_iter().skip(offset).take(height).collect()
+    let max = rows.len().saturating_sub(height);
+    let shown = rows
+        .into_iter()
+        .skip(scroll.min(max))
+        .take(height)
+        .collect();
+    (shown, max)
 }
 
 /// What is going on: an error of the workspace, the tests, the counts, the last notice.

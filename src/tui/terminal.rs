@@ -25,11 +25,13 @@ impl Screen {
         Ok(Screen { terminal })
     }
 
-    /// Draws the view at the terminal's current size (a resize is picked up here).
-    pub(crate) fn draw(&mut self, view: &View, now: Instant, theme: Theme) -> io::Result<()> {
+    /// Draws the view at the terminal's current size (a resize is picked up here), and
+    /// returns how far the screen shown can scroll.
+    pub(crate) fn draw(&mut self, view: &View, now: Instant, theme: Theme) -> io::Result<usize> {
+        let mut max_scroll = 0;
         self.terminal
-            .draw(|frame| draw(frame, view, now, theme))
-            .map(|_| ())
+            .draw(|frame| max_scroll = draw(frame, view, now, theme))?;
+        Ok(max_scroll)
     }
 }
 

@@ -171,7 +171,11 @@ fn frame(
     theme: Theme,
 ) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|f| draw(f, view, now, theme)).unwrap();
+    terminal
+        .draw(|f| {
+            draw(f, view, now, theme);
+        })
+        .unwrap();
     terminal
 }
 
@@ -289,6 +293,33 @@ fn a_rebuild_is_not_a_change() {
     // The next queue is a change again.
     view.event(queued, later);
     assert_eq!(view.last_change.as_ref().unwrap().at, Some(later));
+}
+
+#[test]
+fn the_log_opens_at_its_end_and_a_key_up_moves_at_once() {
+    let now = Instant::now();
+    let mut view = failed_view(now);
+    for i in 0..30 {
+        view.notice(format!("notice {i}"));
+    }
+    view.act(Action::Log);
+    let max = frame_max(&view, now, 40, 10);
+    view.clamp_scroll(max);
+    let shown = |view: &View| frame(view, now, 40, 10, COLOR).backend().to_string();
+    // A row of the log starts with the notice (the status line shows the last one too).
+    let row = |n: u32| format!("\"notice {n} ");
+    assert!(shown(&view).contains(&row(29)), "{}", shown(&view));
+    view.act(Action::Up);
+    let up = shown(&view);
+    assert!(!up.contains(&row(29)) && up.contains(&row(28)), "{up}");
+}
+
+/// How far the screen shown can scroll at this size.
+fn frame_max(view: &View, now: Instant, width: u16, height: u16) -> usize {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    let mut max = 0;
+    terminal.draw(|f| max = draw(f, view, now, COLOR)).unwrap();
+    max
 }
 
 #[test]

@@ -308,8 +308,10 @@ fn watch_view_with_test_places_the_failing_test_at_its_line() {
         s.contains("cargo test --no-run --workspace") && s.contains("src/lib.rs:14:9 error: test")
     });
     assert!(screen.contains("tests::fails` failed"), "{screen}");
-    tmux.keys(&["q"]);
+    // Ctrl-C is a key in raw mode: it quits as `q` does.
+    tmux.keys(&["C-c"]);
     tmux.wait("the alternate screen to go", || !tmux.alternate_on());
+    assert_shell_answers(&tmux);
 }
 
 #[test]

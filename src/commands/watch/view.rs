@@ -118,9 +118,10 @@ pub(super) async fn follow(
                 view.notice(line);
             }
         }
-        screen
+        let max_scroll = screen
             .draw(&view, Instant::now(), theme)
             .context("failed to draw the view")?;
+        view.clamp_scroll(max_scroll);
         if panic_on_purpose {
             panic!("the view panicked on purpose ({PANIC_ENV} is set)");
         }
