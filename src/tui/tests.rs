@@ -78,6 +78,15 @@ fn test_failure(line: u32) -> Diagnostic {
     d
 }
 
+/// Job `job` started, with only a clippy stage.
+fn started(job: u64, expected_units: Option<u64>) -> EventKind {
+    EventKind::JobStarted {
+        job,
+        stages: vec![Stage::new("clippy")],
+        expected_units,
+    }
+}
+
 /// Cargo reported a unit of the `shop` package in job `job`'s clippy stage.
 fn unit(job: u64, fresh: bool, done: u64) -> EventKind {
     EventKind::UnitFinished {
@@ -210,14 +219,7 @@ fn diagnostics_belong_to_the_stage_that_reported_them() {
 fn a_finished_job_clears_the_files_it_said_nothing_about() {
     let now = Instant::now();
     let mut view = failed_view(now);
-    view.event(
-        EventKind::JobStarted {
-            job: 8,
-            stages: vec![Stage::new("clippy")],
-            expected_units: None,
-        },
-        now,
-    );
+    view.event(started(8, None), now);
     view.event(
         EventKind::JobFinished {
             job: 8,
@@ -259,14 +261,7 @@ fn test_failures_go_to_the_test_job_and_t_shows_it() {
 fn progress_counts_units_and_names_the_crate() {
     let now = Instant::now();
     let mut view = failed_view(now);
-    view.event(
-        EventKind::JobStarted {
-            job: 8,
-            stages: vec![Stage::new("clippy")],
-            expected_units: Some(4),
-        },
-        now,
-    );
+    view.event(started(8, Some(4)), now);
     view.event(unit(8, false, 3), now);
     let run = view.run.as_ref().unwrap();
     assert_eq!(
@@ -362,14 +357,7 @@ fn snapshot_running_with_tests_80x24() {
         duration_ms: 400,
         exit_code: Some(101),
     }));
-    view.event(
-        EventKind::JobStarted {
-            job: 8,
-            stages: vec![Stage::new("clippy")],
-            expected_units: Some(8),
-        },
-        now,
-    );
+    view.event(started(8, Some(8)), now);
     view.event(
         EventKind::StageStarted {
             job: 8,
