@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::procs;
 use crate::support::{DEADLINE, World, apt_install, edit, output_within, wait_until};
 use crate::watch::{ask, free_port};
 
@@ -343,6 +344,32 @@ fn watch_view_run_keeps_the_program_off_the_screen_and_stops_it_on_quit() {
         ask(port, "version").is_none()
     });
     assert_shell_answers(&tmux);
+}
+
+#[test]
+fn watch_view_c_cancels_the_running_job() {
+    let world = World::new();
+    let ws = world.workspace("slow", "ws");
+    world.ok(&ws, &["wait"]);
+    let tmux = Tmux::start(&world, &ws, 80, 24);
+    tmux.keys(&[&watch_command(), "Enter"]);
+    tmux.wait_screen("the view", |s| s.contains("? help"));
+    // The next job blocks in its test stage until the flag goes.
+    let flag = world.dir.path().join("hold");
+    procs::block_slow_build(&ws, &flag);
+    wait_until("the build script to block", || {
+        !procs::build_scripts(&world.home()).is_empty()
+    });
+    tmux.wait_screen("the running job", |s| s.contains("running"));
+    tmux.keys(&["c"]);
+    tmux.wait_screen("the job cancelled", |s| {
+        s.contains("cancelled in") && s.contains("cancel asked for")
+    });
+    std::fs::remove_file(&flag).unwrap();
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(status["last_job"]["result"], "cancelled", "{status:#}");
+    tmux.keys(&["q"]);
+    tmux.wait("the alternate screen to go", || !tmux.alternate_on());
 }
 
 /// The pids of a process's children.
