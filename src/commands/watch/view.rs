@@ -86,6 +86,9 @@ pub(super) async fn follow(
     }
 
     let code = loop {
+        // The status, when asked for, is newer than every message queued before its reply:
+        // the view takes it after them.
+        let mut fresh_status = None;
         if refresh {
             refresh = false;
             let reply = client
@@ -96,14 +99,34 @@ pub(super) async fn follow(
                     |m| queue.push(m),
                 )
                 .await?;
-            if let ServerMessage::Status { status, .. } = reply
-                && let Some(ws) = status.workspaces.iter().find(|w| w.root == root)
-            {
-                view.status(ws);
+            if let ServerMessage::Status { status, .. } = reply {
+                fresh_status = status.workspaces.into_iter().find(|w| w.root == root);
             }
         }
         for message in std::mem::take(&mut queue) {
+            // What follows a job needs the loop's parts; the view takes the rest. Every
+            // message comes this way, also those that arrived during a request's reply.
+            if let ServerMessage::Event { event } = &message
+                && let EventKind::JobFinished { summary, .. } = &event.kind
+            {
+                match summary.result {
+                    JobResult::Success => match after.runner {
+                        Some(runner) if tests.is_none() => {
+                            view.tests_started(Instant::now());
+                            tests = Some(test_run_of(&after, summary.id, runner, true));
+                        }
+                        // A build while the tests run: its tests follow them.
+                        Some(_) => tests_owed = Some(summary.id),
+                        None => after.program(supervisor.as_mut(), true).await?,
+                    },
+                    JobResult::Failed => after.build_failed(supervisor.as_mut())?,
+                    JobResult::Cancelled | JobResult::Yielded => {}
+                }
+            }
             refresh |= on_message(&mut view, message);
+        }
+        if let Some(ws) = &fresh_status {
+            view.status(ws);
         }
         for report in after.reports.drain(..) {
             client
@@ -198,28 +221,11 @@ pub(super) async fn follow(
             }
             message = client.recv() => {
                 after.note_uptime(supervisor.as_ref());
-                let Some(message) = message? else {
-                    break exit::UNREACHABLE;
-                };
-                // What follows a job needs the loop's parts; the view takes the rest.
-                if let ServerMessage::Event { event } = &message
-                    && let EventKind::JobFinished { summary, .. } = &event.kind
-                {
-                    match summary.result {
-                        JobResult::Success => match after.runner {
-                            Some(runner) if tests.is_none() => {
-                                view.tests_started(Instant::now());
-                                tests = Some(test_run_of(&after, summary.id, runner, true));
-                            }
-                            // A build while the tests run: its tests follow them.
-                            Some(_) => tests_owed = Some(summary.id),
-                            None => after.program(supervisor.as_mut(), true).await?,
-                        },
-                        JobResult::Failed => after.build_failed(supervisor.as_mut())?,
-                        JobResult::Cancelled | JobResult::Yielded => {}
-                    }
+                match message? {
+                    // Taken at the top of the loop, with what a status reply brought along.
+                    Some(message) => queue.push(message),
+                    None => break exit::UNREACHABLE,
                 }
-                refresh |= on_message(&mut view, message);
             }
         }
     };
