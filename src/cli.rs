@@ -53,6 +53,10 @@ pub(crate) enum Command {
     },
     /// Watch a workspace and follow its jobs, with progress and diagnostics, until Ctrl-C.
     ///
+    /// On a terminal it opens a full-screen view (errors first, keys to rebuild, cancel, run
+    /// the tests, switch jobs; `?` lists them); with --plain, or when stdout is not a
+    /// terminal, it prints one line per event instead. See docs/terminal.md.
+    ///
     /// With --test, run the workspace's tests (cargo-nextest when installed, else cargo test)
     /// after every successful build. With --run, keep a binary running and restart it when a
     /// build changed it (with --test, only when the tests pass); a failed build keeps the old
@@ -125,6 +129,10 @@ pub(crate) enum Command {
 /// What `buildd watch` does besides following jobs.
 #[derive(Debug, clap::Args)]
 pub(crate) struct WatchOptions {
+    /// Print lines of events instead of opening the full-screen view (lines are the default
+    /// when stdout is not a terminal).
+    #[arg(long)]
+    pub(crate) plain: bool,
     /// Run the tests after every successful build.
     #[arg(long)]
     pub(crate) test: bool,

@@ -34,6 +34,17 @@ impl Lease {
         path: Option<&Path>,
         args: &[String],
     ) -> anyhow::Result<Lease> {
+        Lease::acquire_showing(session, path, args, true).await
+    }
+
+    /// [`Lease::acquire`], saying on stderr that it waits only with `show_wait` (a
+    /// full-screen view owns the terminal, and says it itself).
+    pub(crate) async fn acquire_showing(
+        session: &Session,
+        path: Option<&Path>,
+        args: &[String],
+        show_wait: bool,
+    ) -> anyhow::Result<Lease> {
         let mut client = session.connect().await?;
         let workspace = session
             .register_with(&mut client, path, env_of(args))
@@ -55,7 +66,11 @@ impl Lease {
                         None => std::env::current_dir().ok(),
                     },
                 },
-                |message| progress.update(&message),
+                |message| {
+                    if show_wait {
+                        progress.update(&message)
+                    }
+                },
             )
             .await;
         progress.finish();

@@ -14,6 +14,7 @@ mod render;
 mod stop_signal;
 mod supervise;
 mod test_run;
+mod tui;
 
 use clap::Parser;
 

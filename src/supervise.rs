@@ -42,6 +42,8 @@ pub(crate) struct Supervisor {
     running: Option<Running>,
     /// The build that was started last.
     started_stamp: Option<Stamp>,
+    /// Where the program's lines go instead of stdout and stderr (a full-screen view).
+    output: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Supervisor {
@@ -53,7 +55,13 @@ impl Supervisor {
             grace,
             running: None,
             started_stamp: None,
+            output: None,
         }
+    }
+
+    /// Sends the program's output lines, prefixed, to `output` instead of printing them.
+    pub(crate) fn send_output_to(&mut self, output: tokio::sync::mpsc::UnboundedSender<String>) {
+        self.output = Some(output);
     }
 
     pub(crate) fn pid(&self) -> Option<u32> {
@@ -70,7 +78,8 @@ impl Supervisor {
         self.running.as_ref().map(|r| r.started.elapsed())
     }
 
-    /// Starts the program; its stdout and stderr pass through, each line prefixed.
+    /// Starts the program; its stdout and stderr pass through (or go to the view), each line
+    /// prefixed.
     pub(crate) fn start(&mut self) -> anyhow::Result<u32> {
         let stamp = stamp(&self.path);
         let mut child = Command::new(&self.path)
@@ -86,19 +95,35 @@ impl Supervisor {
         let prefix = format!("[{}]", self.name);
         if let Some(stdout) = child.stdout.take() {
             let prefix = prefix.clone();
+            let output = self.output.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    // A closed stdout ends the watch loop; until then, keep the pipe drained.
-                    let _ = outln!("{prefix} {line}");
+                    match &output {
+                        // A view that is gone drops the line; the pipe stays drained.
+                        Some(output) => {
+                            let _ = output.send(format!("{prefix} {line}"));
+                        }
+                        // A closed stdout ends the watch loop; until then, keep the pipe
+                        // drained.
+                        None => {
+                            let _ = outln!("{prefix} {line}");
+                        }
+                    }
                 }
             });
         }
         if let Some(stderr) = child.stderr.take() {
+            let output = self.output.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stderr).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    errln!("{prefix} {line}");
+                    match &output {
+                        Some(output) => {
+                            let _ = output.send(format!("{prefix} {line}"));
+                        }
+                        None => errln!("{prefix} {line}"),
+                    }
                 }
             });
         }

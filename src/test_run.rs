@@ -56,17 +56,19 @@ impl Runner {
 }
 
 /// Runs the tests of the workspace at `root` (after job `job`) with the user's `extra`
-/// arguments, holding the warm dir meanwhile.
+/// arguments, holding the warm dir meanwhile. `show_wait`: say on stderr while the daemon's
+/// job finishes first (not under the full-screen view, which says it itself).
 pub(crate) async fn run(
     session: &Session,
     root: &Path,
     job: u64,
     runner: Runner,
     extra: &[String],
+    show_wait: bool,
 ) -> anyhow::Result<(TestReport, String)> {
     let mut args = runner.args();
     args.extend(extra.iter().cloned());
-    let lease = Lease::acquire(session, Some(root), &args).await?;
+    let lease = Lease::acquire_showing(session, Some(root), &args, show_wait).await?;
     let started = Instant::now();
     let mut command = lease.cargo(args.clone());
     command.current_dir(root);

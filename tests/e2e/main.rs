@@ -19,4 +19,5 @@ mod support;
 mod tools;
 mod warm;
 mod watch;
+mod watch_view;
 mod watcher;

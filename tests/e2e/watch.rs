@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use crate::procs;
 use crate::support::{World, alive, edit, wait_until};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -14,7 +14,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn ask(port: u16, line: &str) -> Option<String> {
+pub(crate) fn ask(port: u16, line: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     writeln!(stream, "{line}").ok()?;
     let mut answer = String::new();
