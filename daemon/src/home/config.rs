@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::home::dist_config::{DistConfig, DistConfigError, DistSection};
 use crate::home::paths::{Paths, check_private_file};
 use crate::home::regular_file;
 
@@ -86,6 +87,9 @@ pub struct SccacheConfig {
     /// file can say, such as sccache-dist's `[dist]` section; by default an empty one, so
     /// that the user's own `~/.config/sccache/config` is not read.
     pub config_file: Option<PathBuf>,
+    /// `[sccache.dist]`: distributed compilation through sccache-dist, written into the
+    /// configuration file buildd generates for its server.
+    pub dist: Option<DistConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +137,8 @@ struct SccacheSection {
     env: BTreeMap<String, String>,
     /// An sccache configuration file for buildd's server.
     config: Option<PathBuf>,
+    /// sccache-dist's scheduler, token and toolchain options.
+    dist: Option<DistSection>,
 }
 
 impl RawDaemonConfig {
@@ -157,6 +163,17 @@ impl RawDaemonConfig {
                 ));
             }
         }
+        let dist = match file.sccache.dist {
+            None => None,
+            Some(_) if file.sccache.config.is_some() => {
+                return Err(format!("{file_name}: {}", DistConfigError::WithConfigFile));
+            }
+            Some(section) => Some(
+                section
+                    .resolve(parse_size)
+                    .map_err(|e| format!("{file_name}: {e}"))?,
+            ),
+        };
         let mode = match env_value(SCCACHE_ENV) {
             Some(value) => sccache_mode(&value),
             None => match (file.sccache.enabled, &file.sccache.path) {
@@ -202,6 +219,7 @@ impl RawDaemonConfig {
                 mode,
                 env: file.sccache.env,
                 config_file: file.sccache.config,
+                dist,
             },
             watcher: match env_value(WATCHER_ENV) {
                 Some(value) => watcher_choice(&value)?,
