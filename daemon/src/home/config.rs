@@ -394,4 +394,37 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn sccache_dist_is_resolved_and_refused_beside_a_config_file_of_ones_own() {
+        let home = tempfile::tempdir().unwrap();
+        let paths = Paths::under(home.path());
+        let dist = "[sccache.dist]\nscheduler_url = \"http://127.0.0.1:10600\"\ntoken = \"t\"\n";
+        std::fs::write(paths.config_file(), dist).unwrap();
+        let config = RawDaemonConfig::default().resolve(paths.clone()).unwrap();
+        let resolved = config.sccache.dist.unwrap();
+        assert_eq!(resolved.scheduler_url, "http://127.0.0.1:10600");
+
+        let both = format!("[sccache]\nconfig = \"/etc/sccache.toml\"\n{dist}");
+        std::fs::write(paths.config_file(), both).unwrap();
+        let err = RawDaemonConfig::default()
+            .resolve(paths.clone())
+            .unwrap_err();
+        assert!(
+            err.contains("config.toml") && err.contains("sccache.config"),
+            "{err}"
+        );
+
+        std::fs::write(paths.config_file(), "[sccache.dist]\ntoken = \"t\"\n").unwrap();
+        let err = RawDaemonConfig::default()
+            .resolve(paths.clone())
+            .unwrap_err();
+        assert!(
+            err.contains("config.toml") && err.contains("sccache.dist.scheduler_url"),
+            "{err}"
+        );
+        std::fs::write(paths.config_file(), "[sccache.dist]\nschedular = \"x\"\n").unwrap();
+        let err = RawDaemonConfig::default().resolve(paths).unwrap_err();
+        assert!(err.contains("schedular"), "{err}");
+    }
 }

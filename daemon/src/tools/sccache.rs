@@ -314,6 +314,9 @@ impl Sccache {
             // server with a refused token fails them (see `sccache_dist.rs`).
             tracing::info!("restarting buildd's sccache server for sccache-dist's new answer");
             self.stop().await;
+            if let Some(dist) = &self.dist {
+                dist.restarting();
+            }
             let deadline = std::time::Instant::now() + CONTROL_TIMEOUT;
             while self.answers().await && std::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -462,7 +465,9 @@ mod tests {
         assert_eq!(parse_version("sccache 0.4.0-pre.6"), Some((0, 4)));
         assert!(parse_version("sccache 0.4.0-pre.6").unwrap() < MIN_VERSION);
         let json = r#"{"stats":{"compile_requests":7,"cache_hits":{"counts":{"Rust":2},"adv_counts":{}},
-            "cache_misses":{"counts":{"Rust":3,"C/C++":1}}},"cache_location":"Redis: redis://127.0.0.1:6379"}"#;
+            "cache_misses":{"counts":{"Rust":3,"C/C++":1}},"compilations":4,
+            "dist_compiles":{"127.0.0.1:10501":2,"10.0.0.2:10501":1},"dist_errors":1},
+            "cache_location":"Redis: redis://127.0.0.1:6379"}"#;
         let (stats, location) = parse_stats(json).unwrap();
         assert_eq!(
             stats,
@@ -470,7 +475,11 @@ mod tests {
                 hits: 2,
                 misses: 4,
                 requests: 7,
-                dist: DistCounts::default(),
+                dist: DistCounts {
+                    distributed: 3,
+                    errors: 1,
+                    compilations: 4
+                },
             }
         );
         assert!(location.unwrap().starts_with("Redis"));

@@ -75,6 +75,9 @@ struct Check {
     /// The remote failures counted by the last check: more since then make a check due at
     /// once (the scheduler or a build server may have gone away).
     errors_at_check: u64,
+    /// The distributed compilations counted by the last check: more since then, while the
+    /// scheduler looked down, make a check due at once (sccache reconnected on its own).
+    distributed_at_check: u64,
     /// A check runs now: a second one waits for the next occasion.
     running: bool,
 }
@@ -117,6 +120,7 @@ impl Dist {
                 at: None,
                 wait: FIRST_WAIT,
                 errors_at_check: 0,
+                distributed_at_check: 0,
                 running: false,
             }),
         }
@@ -155,6 +159,14 @@ impl Dist {
         text
     }
 
+    /// The server is being replaced (see [`Dist::restart_wanted`]): what was seen was seen
+    /// through the old one, and the new one's start checks the token again.
+    pub(crate) fn restarting(&self) {
+        let mut check = self.lock();
+        check.seen = Seen::Unchecked;
+        check.at = None;
+    }
+
     /// The server started with the configuration of [`Dist::server_config`].
     pub(crate) fn started(&self) {
         let mut check = self.lock();
@@ -167,11 +179,14 @@ impl Dist {
     pub(crate) fn begin(&self, counts: Option<&DistCounts>) -> bool {
         let mut check = self.lock();
         let more_fallbacks = counts.is_some_and(|c| c.errors > check.errors_at_check);
+        let more_distributed = counts.is_some_and(|c| c.distributed > check.distributed_at_check);
+        let connected = matches!(check.seen, Seen::Connected { .. });
         let due = match check.at {
             None => true,
             Some(at) => {
                 at.elapsed() >= check.wait
-                    || (more_fallbacks && matches!(check.seen, Seen::Connected { .. }))
+                    || (more_fallbacks && connected)
+                    || (more_distributed && !connected)
             }
         };
         if due && !check.running {
@@ -199,7 +214,9 @@ impl Dist {
             None => self.finish(seen),
         }
         if let Some(counts) = counts {
-            self.lock().errors_at_check = counts.errors;
+            let mut check = self.lock();
+            check.errors_at_check = counts.errors;
+            check.distributed_at_check = counts.distributed;
         }
     }
 
