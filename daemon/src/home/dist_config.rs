@@ -305,26 +305,15 @@ pub(crate) fn sccache_dist_section(config: &DistConfig, cache_dir: &Path) -> Str
         .iter()
         .map(|t| {
             let mut table = toml::Table::new();
-            match t {
+            let (kind, compiler) = match t {
                 DistToolchain::NoDist {
                     compiler_executable,
-                } => {
-                    table.insert("type".into(), "no_dist".into());
-                    table.insert(
-                        "compiler_executable".into(),
-                        compiler_executable.to_string_lossy().into_owned().into(),
-                    );
-                }
+                } => ("no_dist", compiler_executable),
                 DistToolchain::PathOverride {
                     compiler_executable,
                     archive,
                     archive_compiler_executable,
                 } => {
-                    table.insert("type".into(), "path_override".into());
-                    table.insert(
-                        "compiler_executable".into(),
-                        compiler_executable.to_string_lossy().into_owned().into(),
-                    );
                     table.insert(
                         "archive".into(),
                         archive.to_string_lossy().into_owned().into(),
@@ -333,8 +322,14 @@ pub(crate) fn sccache_dist_section(config: &DistConfig, cache_dir: &Path) -> Str
                         "archive_compiler_executable".into(),
                         archive_compiler_executable.clone().into(),
                     );
+                    ("path_override", compiler_executable)
                 }
-            }
+            };
+            table.insert("type".into(), kind.into());
+            table.insert(
+                "compiler_executable".into(),
+                compiler.to_string_lossy().into_owned().into(),
+            );
             toml::Value::Table(table)
         })
         .collect();

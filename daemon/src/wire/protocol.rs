@@ -546,7 +546,7 @@ pub struct SccacheStatus {
     pub requests: u64,
     pub note: Option<String>,
     /// Distributed compilation through sccache-dist, when `[sccache.dist]` configures it.
-    /// Boxed: status messages stay small beside the protocol's other messages.
+    // Boxed: status messages stay small beside the protocol's other messages.
     #[serde(default)]
     pub dist: Option<Box<SccacheDistStatus>>,
 }
@@ -565,8 +565,9 @@ pub struct SccacheDistStatus {
     pub cpus: Option<u64>,
     /// Compilations the build servers ran.
     pub distributed: u64,
-    /// Compilations that ran locally instead: the scheduler was down, refused the token, had
-    /// no server, or the compilation failed remotely (`dist_errors`).
+    /// Compilations that ran locally instead: the scheduler was down, refused the token or
+    /// had no server, the compilation could not be sent (sccache sends only what it can
+    /// cache), or it failed remotely (`dist_errors`).
     pub fell_back: u64,
     /// Compilations sent to a build server that failed there and ran locally.
     pub dist_errors: u64,
