@@ -80,6 +80,8 @@ struct Check {
     distributed_at_check: u64,
     /// A check runs now: a second one waits for the next occasion.
     running: bool,
+    /// A server started since this daemon began (`in_server` describes a running one).
+    server_started: bool,
 }
 
 /// sccache-dist for buildd's server: its configuration and what was last seen of it.
@@ -122,6 +124,7 @@ impl Dist {
                 errors_at_check: 0,
                 distributed_at_check: 0,
                 running: false,
+                server_started: false,
             }),
         }
     }
@@ -171,10 +174,12 @@ impl Dist {
     pub(crate) fn started(&self) {
         let mut check = self.lock();
         check.in_server = check.wanted;
+        check.server_started = true;
     }
 
-    /// Starts a check if one is due: never checked, the wait is over, or compilations fell
-    /// remotely since the last check of a scheduler that was fine. Returns whether it started;
+    /// Starts a check if one is due: never checked, the wait is over, compilations failed
+    /// remotely since the last check of a scheduler that was fine, or went out since the
+    /// last check of one that was not. Returns whether it started;
     /// [`Dist::record`] ends it.
     pub(crate) fn begin(&self, counts: Option<&DistCounts>) -> bool {
         let mut check = self.lock();
@@ -197,8 +202,8 @@ impl Dist {
         }
     }
 
-    /// Records what sccache's `--dist-status` printed (`None`: it could not be run) and, when
-    /// the scheduler answered, the token check.
+    /// Records what sccache's `--dist-status` printed (`Err`: it failed or could not be run)
+    /// and the token check, when one ran.
     pub(crate) fn record(
         &self,
         dist_status: Result<String, String>,
@@ -243,8 +248,9 @@ impl Dist {
             // A scheduler that is down is sccache's to retry; only a refusal keeps `[dist]`
             // out.
             Token::Unreachable(why) => match seen {
-                None | Some(Seen::Connected { .. }) => Seen::Unreachable(why.clone()),
-                Some(seen) => seen,
+                // sccache's own words, when it saw the same.
+                Some(seen @ Seen::Unreachable(_)) => seen,
+                _ => Seen::Unreachable(why.clone()),
             },
             Token::Unchecked(_) => seen.unwrap_or(Seen::Unchecked),
         };
@@ -304,7 +310,7 @@ impl Dist {
                  fix the token (the scheduler's client_auth); buildd checks again in {again}s",
                 self.config.token_source
             )),
-            (_, false, true) if check.at.is_some() => Some(format!(
+            (_, false, true) if check.server_started && check.at.is_some() => Some(format!(
                 "the scheduler at {url} accepts the token now: buildd's next job restarts its \
                  sccache server with distributed compilation"
             )),
