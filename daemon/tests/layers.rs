@@ -244,11 +244,13 @@ const TYPED_ERRORS: &[&str] = &[
     "cache/archive.rs",
     "cache/archive_error.rs",
     "cache/unpack.rs",
+    "home/dist_config.rs",
     "home/logging.rs",
     "home/regular_file.rs",
     "host/server.rs",
     "tools/linker.rs",
     "tools/sccache.rs",
+    "tools/sccache_dist.rs",
 ];
 
 /// The functions of `text` with any `pub` visibility whose return type is a `Result` with
