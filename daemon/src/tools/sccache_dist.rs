@@ -335,6 +335,7 @@ impl Dist {
             fell_back: counts.fell_back(),
             dist_errors: counts.errors,
             checked_secs_ago: check.at.map(|at| at.elapsed().as_secs()),
+            next_check_secs: check.at.map(|_| again),
             note,
         }
     }

@@ -573,6 +573,8 @@ pub struct SccacheDistStatus {
     pub dist_errors: u64,
     /// Seconds since buildd last asked the scheduler (`null`: not yet).
     pub checked_secs_ago: Option<u64>,
+    /// Seconds until buildd may ask again (after a job); `null` before the first check.
+    pub next_check_secs: Option<u64>,
     /// Why compilations do not go out, or what else is wrong.
     pub note: Option<String>,
 }

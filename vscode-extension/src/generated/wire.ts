@@ -221,6 +221,10 @@ dist_errors: number,
  */
 checked_secs_ago: number | null, 
 /**
+ * Seconds until buildd may ask again (after a job); `null` before the first check.
+ */
+next_check_secs: number | null, 
+/**
  * Why compilations do not go out, or what else is wrong.
  */
 note: string | null, };
