@@ -3,8 +3,8 @@
 use std::fmt::Write;
 
 use buildd_daemon::protocol::{
-    CacheDir, CacheTotals, Diagnostic, JobOrigin, JobResult, JobStatus, JobSummary, Severity,
-    Stage, StatusReport, WorkspaceStatus,
+    CacheDir, CacheTotals, Diagnostic, JobOrigin, JobResult, JobStatus, JobSummary,
+    SccacheDistStatus, Severity, Stage, StatusReport, WorkspaceStatus,
 };
 
 pub(crate) fn status(report: &StatusReport) -> String {
@@ -39,6 +39,9 @@ pub(crate) fn status(report: &StatusReport) -> String {
                 .map(|n| format!("; {n}"))
                 .unwrap_or_default()
         );
+        if let Some(dist) = &sc.dist {
+            out.push_str(&sccache_dist(dist));
+        }
     }
     if report.workspaces.is_empty() {
         let _ = writeln!(
@@ -397,6 +400,34 @@ pub(crate) fn cache_dirs(dirs: &[CacheDir]) -> String {
             if dir.in_use { ", in use" } else { "" },
             dir.path.display()
         );
+    }
+    out
+}
+
+/// sccache-dist under the sccache line: on or off, the scheduler, its build servers, where
+/// the compilations ran, and why not when not.
+fn sccache_dist(dist: &SccacheDistStatus) -> String {
+    let mut out = String::new();
+    let servers = match (dist.servers, dist.cpus) {
+        (Some(servers), Some(cpus)) => format!(", {servers} build server(s), {cpus} CPU(s)"),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "  sccache-dist: {} ({}{servers}): {} compilation(s) distributed, {} compiled locally \
+         ({} failed remotely)",
+        if dist.active {
+            "on"
+        } else {
+            "not distributing"
+        },
+        dist.scheduler_url,
+        dist.distributed,
+        dist.fell_back,
+        dist.dist_errors,
+    );
+    if let Some(note) = &dist.note {
+        let _ = writeln!(out, "    {note}");
     }
     out
 }

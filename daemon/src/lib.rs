@@ -20,7 +20,7 @@ mod wire;
 pub use build::plan::needs_no_daemon;
 pub use build::process_group;
 pub use cache::archive;
-pub use home::{config, logging, paths};
+pub use home::{config, dist_config, logging, paths};
 pub use host::server;
 pub use project::key::cargo_args;
 pub use wire::{client, protocol, roots};

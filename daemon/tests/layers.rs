@@ -250,6 +250,7 @@ const TYPED_ERRORS: &[&str] = &[
     "dispatch/reports.rs",
     "dispatch/tools.rs",
     "home/config.rs",
+    "home/dist_config.rs",
     "home/logging.rs",
     "home/regular_file.rs",
     "host/server.rs",
@@ -257,6 +258,7 @@ const TYPED_ERRORS: &[&str] = &[
     "project/settings.rs",
     "tools/linker.rs",
     "tools/sccache.rs",
+    "tools/sccache_dist.rs",
     "watch.rs",
 ];
 

@@ -15,6 +15,7 @@ mod lsp_client;
 mod neovim;
 mod pipeline;
 mod procs;
+mod sccache_dist;
 mod support;
 mod tools;
 mod warm;

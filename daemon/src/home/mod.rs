@@ -4,6 +4,7 @@
 //! The bottom layer: it imports nothing from the rest of the crate.
 
 pub mod config;
+pub mod dist_config;
 pub mod logging;
 pub mod paths;
 pub(crate) mod regular_file;

@@ -12,6 +12,10 @@
 //!
 //! A user who already set `RUSTC_WRAPPER` keeps it: buildd adds nothing, and so never starts a
 //! server on the user's cache either.
+//!
+//! With `[sccache.dist]`, the configuration file is written at each start of the server,
+//! with sccache-dist's `[dist]` section (and the token: the file is the user's alone) when
+//! `sccache_dist.rs` says so; that module also says what status shows of it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,6 +28,7 @@ use tokio::process::Command;
 
 use crate::home::config::{SccacheConfig, SccacheMode};
 use crate::home::paths::Paths;
+use crate::tools::sccache_dist::{Dist, DistCounts, probe_token};
 use crate::wire::protocol::SccacheStatus;
 
 /// The oldest sccache with `SCCACHE_SERVER_UDS`.
@@ -35,6 +40,7 @@ pub(crate) struct Stats {
     pub(crate) hits: u64,
     pub(crate) misses: u64,
     pub(crate) requests: u64,
+    pub(crate) dist: DistCounts,
 }
 
 /// An sccache buildd may use, and how to reach its server.
@@ -49,6 +55,8 @@ pub(crate) struct Sccache {
     server_env: BTreeMap<String, String>,
     /// Serialises starts, so that two jobs never start two servers.
     start: tokio::sync::Mutex<()>,
+    /// sccache-dist, when configured: `conf` is then written at each start.
+    dist: Option<Dist>,
 }
 
 /// The result of looking for sccache at start-up.
@@ -137,6 +145,7 @@ pub(crate) async fn detect(config: &SccacheConfig, paths: &Paths) -> Detected {
         Some(file) => file.clone(),
         None => empty,
     };
+    let dist = config.dist.clone().map(|d| Dist::new(d, &dir));
     Detected::Ready(Arc::new(Sccache {
         binary,
         version,
@@ -145,6 +154,7 @@ pub(crate) async fn detect(config: &SccacheConfig, paths: &Paths) -> Detected {
         conf,
         server_env: config.env.clone(),
         start: tokio::sync::Mutex::new(()),
+        dist,
     }))
 }
 
@@ -192,6 +202,29 @@ pub(crate) enum SccacheError {
     StatsFailed { stderr: String },
     #[error("unreadable sccache stats: {source}")]
     BadStats { source: serde_json::Error },
+    #[error("cannot write buildd's sccache configuration {path}: {source}")]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Writes `text` to `path` readable by the user alone (it holds sccache-dist's token),
+/// replacing the file whole so that a server starting meanwhile never reads half of it.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temp = path.with_extension("new");
+    let _ = std::fs::remove_file(&temp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)
 }
 
 /// Runs sccache to completion within `limit`, in a process group of its own that is killed
@@ -272,8 +305,29 @@ impl Sccache {
     /// without a server still compiles (the sccache client falls back to a local server).
     pub(crate) async fn ensure_running(&self) -> Result<(), SccacheError> {
         let _one = self.start.lock().await;
+        let restart = self.dist.as_ref().is_some_and(Dist::restart_wanted);
         if self.answers().await {
-            return Ok(());
+            if !restart {
+                return Ok(());
+            }
+            // The token's answer changed whether the server may send compilations out: a
+            // server with a refused token fails them (see `sccache_dist.rs`).
+            tracing::info!("restarting buildd's sccache server for sccache-dist's new answer");
+            self.stop().await;
+            if let Some(dist) = &self.dist {
+                dist.restarting();
+            }
+            let deadline = std::time::Instant::now() + CONTROL_TIMEOUT;
+            while self.answers().await && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        if let Some(dist) = &self.dist {
+            let text = dist.server_config().await;
+            write_private(&self.conf, &text).map_err(|source| SccacheError::Config {
+                path: self.conf.clone(),
+                source,
+            })?;
         }
         // Its own process group (see `run_within`): cancelling a job kills cargo's group,
         // never the server.
@@ -289,7 +343,37 @@ impl Sccache {
             });
         }
         tracing::info!(socket = %self.socket.display(), "started buildd's sccache server");
+        if let Some(dist) = &self.dist {
+            dist.started();
+        }
         Ok(())
+    }
+
+    /// Asks about the scheduler, when configured and due (see `sccache_dist.rs`): sccache's
+    /// `--dist-status`, and the token check when it reached the scheduler. Runs sccache and
+    /// waits on the network, so it runs in a task of its own, never on the dispatcher.
+    pub(crate) async fn check_dist(&self, stats: Option<&Stats>) {
+        let Some(dist) = &self.dist else {
+            return;
+        };
+        let counts = stats.map(|s| &s.dist);
+        // Without a server, `--dist-status` would start one.
+        if !self.answers().await || !dist.begin(counts) {
+            return;
+        }
+        let answer = match run_within(self.command("--dist-status"), CONTROL_TIMEOUT).await {
+            Ok(out) if out.status.success() => {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            }
+            Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+            Err(failure) => Err(format!("sccache --dist-status {failure}")),
+        };
+        let token = if dist.wants_token_check(&answer) {
+            Some(probe_token(&dist.config.scheduler_url, &dist.config.token).await)
+        } else {
+            None
+        };
+        dist.record(answer, token, counts);
     }
 
     /// Whether a server listens on buildd's socket. (`sccache --show-stats` cannot tell: with
@@ -325,6 +409,7 @@ impl Sccache {
         stats: Option<(Stats, Option<String>)>,
         note: Option<String>,
     ) -> SccacheStatus {
+        let stats_dist = stats.as_ref().map(|(s, _)| s.dist);
         let (counts, location) = stats.unwrap_or_default();
         SccacheStatus {
             binary: self.binary.clone(),
@@ -335,6 +420,10 @@ impl Sccache {
             misses: counts.misses,
             requests: counts.requests,
             note,
+            dist: self
+                .dist
+                .as_ref()
+                .map(|d| Box::new(d.status(stats_dist.as_ref()))),
         }
     }
 }
@@ -353,6 +442,14 @@ fn parse_stats(json: &str) -> Result<(Stats, Option<String>), SccacheError> {
             hits: sum("cache_hits"),
             misses: sum("cache_misses"),
             requests: value["stats"]["compile_requests"].as_u64().unwrap_or(0),
+            dist: DistCounts {
+                distributed: value["stats"]["dist_compiles"]
+                    .as_object()
+                    .map(|servers| servers.values().filter_map(|v| v.as_u64()).sum())
+                    .unwrap_or(0),
+                errors: value["stats"]["dist_errors"].as_u64().unwrap_or(0),
+                compilations: value["stats"]["compilations"].as_u64().unwrap_or(0),
+            },
         },
         value["cache_location"].as_str().map(str::to_owned),
     ))
@@ -368,14 +465,21 @@ mod tests {
         assert_eq!(parse_version("sccache 0.4.0-pre.6"), Some((0, 4)));
         assert!(parse_version("sccache 0.4.0-pre.6").unwrap() < MIN_VERSION);
         let json = r#"{"stats":{"compile_requests":7,"cache_hits":{"counts":{"Rust":2},"adv_counts":{}},
-            "cache_misses":{"counts":{"Rust":3,"C/C++":1}}},"cache_location":"Redis: redis://127.0.0.1:6379"}"#;
+            "cache_misses":{"counts":{"Rust":3,"C/C++":1}},"compilations":4,
+            "dist_compiles":{"127.0.0.1:10501":2,"10.0.0.2:10501":1},"dist_errors":1},
+            "cache_location":"Redis: redis://127.0.0.1:6379"}"#;
         let (stats, location) = parse_stats(json).unwrap();
         assert_eq!(
             stats,
             Stats {
                 hits: 2,
                 misses: 4,
-                requests: 7
+                requests: 7,
+                dist: DistCounts {
+                    distributed: 3,
+                    errors: 1,
+                    compilations: 4
+                },
             }
         );
         assert!(location.unwrap().starts_with("Redis"));
@@ -392,6 +496,7 @@ mod tests {
             mode: SccacheMode::Binary(fake),
             env: BTreeMap::new(),
             config_file: None,
+            dist: None,
         };
         match detect(&config, &Paths::under(dir.path())).await {
             Detected::Unavailable(Some(note)) => {
@@ -425,6 +530,7 @@ mod tests {
             mode: SccacheMode::Binary(fake),
             env: BTreeMap::new(),
             config_file: None,
+            dist: None,
         };
         let Detected::Ready(sccache) = detect(&config, &Paths::under(dir.path())).await else {
             panic!("the fake sccache 0.10 was not taken");

@@ -270,9 +270,13 @@ pub fn decode_request(line: &str) -> Result<ClientMessage, Box<ServerMessage>> {
 }
 
 /// One line from the daemon.
+///
+/// `Status` is the largest variant, some 200 bytes above the others: boxing it would
+/// change every client that reads a status for a few bytes per queued message.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)]
 pub enum ServerMessage {
     Hello {
         id: u64,
@@ -562,6 +566,38 @@ pub struct SccacheStatus {
     pub misses: u64,
     /// Compilations the server was asked for, cacheable or not.
     pub requests: u64,
+    pub note: Option<String>,
+    /// Distributed compilation through sccache-dist, when `[sccache.dist]` configures it.
+    // Boxed: status messages stay small beside the protocol's other messages.
+    #[serde(default)]
+    pub dist: Option<Box<SccacheDistStatus>>,
+}
+
+/// buildd's sccache server and an sccache-dist scheduler: whether compilations go to build
+/// servers, and how many went there or stayed here since the server started.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SccacheDistStatus {
+    pub scheduler_url: String,
+    /// Compilations go to build servers now: the server's configuration has the scheduler,
+    /// and the last check found it accepting the token with at least one build server.
+    pub active: bool,
+    /// Build servers and their CPUs, from the last check that reached the scheduler.
+    pub servers: Option<u64>,
+    pub cpus: Option<u64>,
+    /// Compilations the build servers ran.
+    pub distributed: u64,
+    /// Compilations that ran locally instead: the scheduler was down, refused the token or
+    /// had no server, the compilation could not be sent (sccache sends only what it can
+    /// cache), or it failed remotely (`dist_errors`).
+    pub fell_back: u64,
+    /// Compilations sent to a build server that failed there and ran locally.
+    pub dist_errors: u64,
+    /// Seconds since buildd last asked the scheduler (`null`: not yet).
+    pub checked_secs_ago: Option<u64>,
+    /// Seconds until buildd may ask again (after a job); `null` before the first check.
+    pub next_check_secs: Option<u64>,
+    /// Why compilations do not go out, or what else is wrong.
     pub note: Option<String>,
 }
 

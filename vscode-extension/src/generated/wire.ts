@@ -202,6 +202,47 @@ precision: number | null,
  */
 recall: number | null, };
 
+/**
+ * buildd's sccache server and an sccache-dist scheduler: whether compilations go to build
+ * servers, and how many went there or stayed here since the server started.
+ */
+export type SccacheDistStatus = { scheduler_url: string, 
+/**
+ * Compilations go to build servers now: the server's configuration has the scheduler,
+ * and the last check found it accepting the token with at least one build server.
+ */
+active: boolean, 
+/**
+ * Build servers and their CPUs, from the last check that reached the scheduler.
+ */
+servers: number | null, cpus: number | null, 
+/**
+ * Compilations the build servers ran.
+ */
+distributed: number, 
+/**
+ * Compilations that ran locally instead: the scheduler was down, refused the token or
+ * had no server, the compilation could not be sent (sccache sends only what it can
+ * cache), or it failed remotely (`dist_errors`).
+ */
+fell_back: number, 
+/**
+ * Compilations sent to a build server that failed there and ran locally.
+ */
+dist_errors: number, 
+/**
+ * Seconds since buildd last asked the scheduler (`null`: not yet).
+ */
+checked_secs_ago: number | null, 
+/**
+ * Seconds until buildd may ask again (after a job); `null` before the first check.
+ */
+next_check_secs: number | null, 
+/**
+ * Why compilations do not go out, or what else is wrong.
+ */
+note: string | null, };
+
 export type SccacheStatus = { binary: string, version: string, 
 /**
  * The server's Unix socket.
@@ -218,7 +259,11 @@ hits: number, misses: number,
 /**
  * Compilations the server was asked for, cacheable or not.
  */
-requests: number, note: string | null, };
+requests: number, note: string | null, 
+/**
+ * Distributed compilation through sccache-dist, when `[sccache.dist]` configures it.
+ */
+dist: SccacheDistStatus | null, };
 
 /**
  * How a new key's dir was seeded from another.

@@ -64,6 +64,7 @@ impl Dispatcher {
                 if let Err(e) = sccache.ensure_running().await {
                     tracing::warn!("{e}");
                 }
+                sccache.check_dist(None).await;
             });
         }
         let targets = self.config.paths.targets_dir();
@@ -293,7 +294,13 @@ impl Dispatcher {
         tokio::spawn(async move {
             let mut done = AfterJob::default();
             if let Some(sccache) = sccache {
-                done.sccache = Some(sccache.stats().await);
+                let stats = sccache.stats().await;
+                if let Ok((stats, _)) = &stats {
+                    // A check may wait on the network: it must not hold the job's counts.
+                    let (sccache, stats) = (sccache.clone(), *stats);
+                    tokio::spawn(async move { sccache.check_dist(Some(&stats)).await });
+                }
+                done.sccache = Some(stats);
             }
             let blocking = tokio::task::spawn_blocking(move || {
                 let mut done = done;
