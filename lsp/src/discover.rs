@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 
 /// At most this many workspaces are registered from one folder; a note says so beyond.
 pub(crate) const CAP: usize = 32;
+/// How deep the walk goes below the folder: `tests/fixtures/NAME/Cargo.toml` is 3, and a
+/// folder opened by mistake (a home directory) is not walked to its bottom.
+const MAX_DEPTH: usize = 6;
 
 /// What the walk of one folder found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +33,7 @@ pub(crate) struct Found {
 pub(crate) fn workspaces(folder: &Path) -> Found {
     let walk = ignore::WalkBuilder::new(folder)
         .hidden(true)
+        .max_depth(Some(MAX_DEPTH))
         .git_ignore(true)
         .git_global(false)
         .git_exclude(true)

@@ -163,6 +163,18 @@ fn an_unused_import_has_a_preferred_quick_fix_that_removes_it_and_the_warning_go
             .contains("--> src/lib.rs:3:5")
     });
     assert_eq!(message["type"], 3, "information: {message:#}");
+    // Bad input is refused, and a document that is no local file has no actions.
+    let bad = client.request(
+        "workspace/executeCommand",
+        json!({"command": "buildd.showRenderedDiagnostic", "arguments": [42]}),
+    );
+    assert_eq!(bad["error"]["code"], -32602, "{bad:#}");
+    let elsewhere = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": "untitled:Untitled-1"}, "range": warning["range"],
+               "context": {"diagnostics": []}}),
+    );
+    assert_eq!(elsewhere["result"], Value::Null, "{elsewhere:#}");
 
     let fixed = apply(fix, &file);
     assert!(!fixed.contains("HashMap"), "{fixed}");

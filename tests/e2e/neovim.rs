@@ -88,6 +88,10 @@ fn run_nvim(world: &World, ws: &Path, file: &Path, script: &str) -> String {
         .env("BUILDD_NVIM_ROOT", ws)
         .env("BUILDD_NVIM_BIN", buildd_bin())
         .env("BUILDD_NVIM_OUT", &out)
+        .env(
+            "BUILDD_NVIM_HARNESS",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/neovim_harness.lua"),
+        )
         // buildd lsp inherits these from Neovim: this world's daemon, not the user's.
         .env("BUILDD_HOME", world.home())
         .env("BUILDD_IDLE_TIMEOUT", "10m")

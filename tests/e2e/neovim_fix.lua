@@ -1,18 +1,11 @@
--- Neovim applying a quick fix of `buildd lsp`, for tests/e2e/neovim.rs. Written for Neovim 0.7
--- (Debian 12's): vim.lsp.buf.code_action() there has no `apply` option and always asks with
--- vim.ui.select, so the script answers that prompt as a user would, picking the fix by its
--- title. Neovim then applies the WorkspaceEdit itself. The script saves the buffer, waits for
--- the warning to go, writes "OK <title>" to $BUILDD_NVIM_OUT and exits 0; on any failure it
--- writes why and exits non-zero (:cq).
+-- Neovim applying a quick fix of `buildd lsp`, for tests/e2e/neovim.rs. In Neovim 0.7
+-- vim.lsp.buf.code_action() has no `apply` option and always asks with vim.ui.select, so the
+-- script answers that prompt as a user would, picking the fix by its title; Neovim then
+-- applies the WorkspaceEdit itself. The script saves the buffer, waits for the warning to go,
+-- and writes "OK <title>" to $BUILDD_NVIM_OUT (neovim_harness.lua has the rest).
 
-local out = os.getenv("BUILDD_NVIM_OUT")
+local harness = dofile(os.getenv("BUILDD_NVIM_HARNESS"))
 local WANTED = "if this is intentional, prefix it with an underscore"
-
-local function report(text)
-  local f = assert(io.open(out, "w"))
-  f:write(text)
-  f:close()
-end
 
 local function warning(bufnr)
   for _, d in ipairs(vim.diagnostic.get(bufnr)) do
@@ -22,21 +15,8 @@ local function warning(bufnr)
   end
 end
 
-local function run()
-  local file = assert(os.getenv("BUILDD_NVIM_FILE"), "BUILDD_NVIM_FILE is not set")
-  local root = assert(os.getenv("BUILDD_NVIM_ROOT"), "BUILDD_NVIM_ROOT is not set")
-  local buildd = assert(os.getenv("BUILDD_NVIM_BIN"), "BUILDD_NVIM_BIN is not set")
-
-  vim.cmd("edit " .. vim.fn.fnameescape(file))
-  local bufnr = vim.api.nvim_get_current_buf()
-  local client_id = vim.lsp.start_client({
-    name = "buildd",
-    cmd = { buildd, "lsp" },
-    root_dir = root,
-    init_options = { stages = { "check" } },
-  })
-  assert(client_id, "vim.lsp.start_client did not start buildd lsp")
-  assert(vim.lsp.buf_attach_client(bufnr, client_id), "cannot attach buildd to the buffer")
+harness.main(function()
+  local bufnr, client_id = harness.open_with_buildd()
 
   local found
   assert(vim.wait(180000, function()
@@ -73,14 +53,6 @@ local function run()
   assert(vim.wait(180000, function()
     return warning(bufnr) == nil
   end, 100), "the warning did not go after the fix was saved")
-  report("OK " .. chosen)
+  harness.report("OK " .. chosen)
   vim.lsp.stop_client(client_id)
-end
-
-local ok, err = pcall(run)
-if ok then
-  vim.cmd("qa!")
-else
-  report("FAIL " .. tostring(err))
-  vim.cmd("cq")
-end
+end)
