@@ -372,3 +372,52 @@ fn an_editor_that_connects_mid_job_gets_its_progress_before_it_ends() {
         "{end:#}"
     );
 }
+
+#[test]
+fn a_suggestion_in_another_file_is_offered_unpreferred_and_applying_it_fixes_the_error() {
+    let world = World::new();
+    let ws = world.workspace("lsp-derive", "ws");
+    let (lib, shape) = (ws.join("src/lib.rs"), ws.join("src/shape.rs"));
+    let mut client = LspClient::start(&world, &ws, "editor", &[]);
+    client.initialize(init_params(&[&ws], check_only(), Caps::default()));
+    let diagnostics = client.wait_diagnostics(
+        &lib,
+        "the missing Debug",
+        has("`Square` doesn't implement `Debug`"),
+    );
+    let error = find(&diagnostics, "`Square` doesn't implement `Debug`");
+    let actions = code_actions(&mut client, &lib, &error["range"], &["quickfix"]);
+    let fix = titled(
+        &actions,
+        "consider annotating `Square` with `#[derive(Debug)]`",
+    );
+    // rustc is not sure (MaybeIncorrect): offered, not preferred.
+    assert_eq!(fix["isPreferred"], false, "{fix:#}");
+    let changes = fix["edit"]["changes"].as_object().unwrap();
+    assert_eq!(
+        changes.keys().collect::<Vec<_>>(),
+        vec![&file_uri(&shape)],
+        "{fix:#}"
+    );
+    assert_eq!(
+        changes[&file_uri(&shape)][0],
+        json!({"range": {"start": {"line": 1, "character": 0}, "end": {"line": 1, "character": 0}},
+               "newText": "#[derive(Debug)]\n"})
+    );
+    // Not machine-applicable: no fix-all for it.
+    let whole = json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}});
+    assert!(code_actions(&mut client, &lib, &whole, &["source.fixAll"]).is_empty());
+
+    let fixed = apply(fix, &shape);
+    assert_eq!(
+        fixed,
+        "/// A square, without `Debug`.\n#[derive(Debug)]\npub struct Square;\n"
+    );
+    client.mark();
+    std::fs::write(&shape, &fixed).unwrap();
+    client.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": file_uri(&shape)}}),
+    );
+    client.wait_diagnostics(&lib, "the error to go", |ds| ds.is_empty());
+}
