@@ -45,6 +45,8 @@ pub(crate) struct Context<'a> {
 pub(crate) struct Placed {
     pub(crate) file: PathBuf,
     pub(crate) diagnostic: Diagnostic,
+    /// The suggestions of `diagnostic.data`, with what the code actions need beyond it.
+    pub(crate) suggestions: Vec<Suggestion>,
 }
 
 /// A suggestion rustc made, kept in the diagnostic's `data` for a code action to apply.
@@ -64,6 +66,11 @@ pub(crate) struct SuggestedEdit {
     pub(crate) uri: Uri,
     pub(crate) range: Range,
     pub(crate) new_text: String,
+    /// The lines the span covers as rustc saw them when it compiled (the first is at
+    /// `range.start.line`), so that a fix is offered only while the file still reads so;
+    /// `None` when rustc did not include them. Kept in the server, not sent.
+    #[serde(skip)]
+    pub(crate) compiled: Option<Vec<String>>,
 }
 
 /// The diagnostic's `data`.
@@ -131,6 +138,7 @@ pub(crate) fn convert(ctx: Context<'_>, diagnostic: &DaemonDiagnostic) -> Vec<Pl
         return vec![Placed {
             file: diagnostic.file.clone(),
             diagnostic: parts.make(ctx, range, None, &shared),
+            suggestions: suggestions.clone(),
         }];
     }
     primaries
@@ -147,6 +155,7 @@ pub(crate) fn convert(ctx: Context<'_>, diagnostic: &DaemonDiagnostic) -> Vec<Pl
             Placed {
                 diagnostic: parts.make(ctx, range, primary.label.as_deref(), &related),
                 file,
+                suggestions: suggestions.clone(),
             }
         })
         .collect()
@@ -205,10 +214,14 @@ fn child_parts(
             .filter_map(|span| {
                 let new_text = span.suggested_replacement.clone()?;
                 let (file, range) = place(ctx, span, lines)?;
+                let lines = span.line_end.checked_sub(span.line_start).map(|n| n + 1);
+                let compiled = (lines == Some(span.text.len()))
+                    .then(|| span.text.iter().map(|l| l.text.clone()).collect());
                 Some(SuggestedEdit {
                     uri: uri::from_path(&file)?,
                     range,
                     new_text,
+                    compiled,
                 })
             })
             .collect();

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 
 use tower_lsp_server::ls_types::{Diagnostic, DiagnosticSeverity};
 
+use crate::convert::Suggestion;
+
 /// The run that reported a file's diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Generation {
@@ -32,7 +34,23 @@ pub(crate) struct Generation {
 struct FileEntry {
     root: PathBuf,
     generation: Generation,
-    items: Vec<Diagnostic>,
+    items: Vec<Item>,
+}
+
+/// A diagnostic as published, and its suggestions as the code actions need them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Item {
+    pub(crate) diagnostic: Diagnostic,
+    pub(crate) suggestions: Vec<Suggestion>,
+}
+
+impl From<Diagnostic> for Item {
+    fn from(diagnostic: Diagnostic) -> Item {
+        Item {
+            diagnostic,
+            suggestions: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -50,8 +68,9 @@ impl Store {
         root: &Path,
         generation: Generation,
         file: PathBuf,
-        diagnostic: Diagnostic,
+        item: impl Into<Item>,
     ) -> bool {
+        let item = item.into();
         let entry = self.files.entry(file.clone()).or_insert_with(|| FileEntry {
             root: root.to_path_buf(),
             generation,
@@ -65,10 +84,10 @@ impl Store {
             entry.root = root.to_path_buf();
             entry.items.clear();
         }
-        if entry.items.contains(&diagnostic) {
+        if entry.items.contains(&item) {
             return false;
         }
-        entry.items.push(diagnostic);
+        entry.items.push(item);
         self.changed.insert(file);
         true
     }
@@ -95,7 +114,7 @@ impl Store {
         &mut self,
         root: &Path,
         epoch: u64,
-        files: Vec<(PathBuf, Generation, Vec<Diagnostic>)>,
+        files: Vec<(PathBuf, Generation, Vec<Item>)>,
     ) {
         let gone: Vec<PathBuf> = self
             .files
@@ -137,11 +156,16 @@ impl Store {
                 let items = self
                     .files
                     .get(&file)
-                    .map(|e| e.items.clone())
+                    .map(|e| e.items.iter().map(|i| i.diagnostic.clone()).collect())
                     .unwrap_or_default();
                 (file, items)
             })
             .collect()
+    }
+
+    /// What the editor shows for `file`, in the order it was reported.
+    pub(crate) fn items(&self, file: &Path) -> &[Item] {
+        self.files.get(file).map_or(&[], |e| e.items.as_slice())
     }
 
     /// How many diagnostics of `severity` the editor shows for `root`.
@@ -150,7 +174,7 @@ impl Store {
             .values()
             .filter(|e| e.root == root)
             .flat_map(|e| &e.items)
-            .filter(|d| d.severity == Some(severity))
+            .filter(|i| i.diagnostic.severity == Some(severity))
             .count() as u64
     }
 }
@@ -260,7 +284,7 @@ mod tests {
         store.replace(
             root(),
             1,
-            vec![("/w/b.rs".into(), generation(1, 3), vec![diag("b3")])],
+            vec![("/w/b.rs".into(), generation(1, 3), vec![diag("b3").into()])],
         );
         assert_eq!(
             changes(&mut store),

@@ -14,6 +14,10 @@ use tower_lsp_server::ls_types::notification::Notification;
 pub(crate) const REBUILD: &str = "buildd.rebuild";
 /// `buildd.cancel [uri]`: cancel the running job and forget queued changes.
 pub(crate) const CANCEL: &str = "buildd.cancel";
+/// `buildd.showRenderedDiagnostic {title, rendered}`: show rustc's rendered output of a
+/// diagnostic. The code actions carry it; the server shows the text with
+/// `window/showMessage`, the VS Code extension intercepts it and opens a read-only document.
+pub(crate) const SHOW_RENDERED: &str = "buildd.showRenderedDiagnostic";
 /// The custom request for the daemon's status, narrowed to this editor's workspaces.
 pub(crate) const STATUS: &str = "buildd/status";
 

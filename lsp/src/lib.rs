@@ -6,10 +6,13 @@
 //! Built on tower-lsp-server, the maintained community fork of tower-lsp (see
 //! `docs/editors/lsp.md` for why). Stdout carries only the protocol; logs go to stderr.
 
+mod code_actions;
 mod config;
 mod convert;
 mod daemon_link;
 mod diagnostics;
+mod discover;
+mod documents;
 mod ext;
 mod main_loop;
 mod position;

@@ -20,12 +20,17 @@ use buildd_daemon::protocol::{
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tower_lsp_server::Client;
-use tower_lsp_server::ls_types::{DiagnosticSeverity, MessageType};
+use tower_lsp_server::ls_types::{
+    CodeActionKind, CodeActionOrCommand, DiagnosticSeverity, MessageType, Range,
+};
 
+use crate::code_actions;
 use crate::config::Options;
 use crate::convert::{self, Context};
 use crate::daemon_link::{self, LinkEvent};
-use crate::diagnostics::{Generation, Store};
+use crate::diagnostics::{Generation, Item, Store};
+use crate::discover::{self, Found};
+use crate::documents::Documents;
 use crate::ext::{DaemonLink, StateNotification};
 use crate::position::Encoding;
 use crate::progress::{JobProgress, Reporter};
@@ -39,6 +44,11 @@ const BATCH: usize = 256;
 pub(crate) enum Event {
     Lsp(LspEvent),
     Link(LinkEvent),
+    /// The walk of an editor folder for the workspaces under it ended.
+    Discovered {
+        folder: PathBuf,
+        found: Found,
+    },
 }
 
 impl From<LinkEvent> for Event {
@@ -70,6 +80,21 @@ pub(crate) enum LspEvent {
     },
     /// The user cancelled a job's progress (`window/workDoneProgress/cancel`).
     CancelProgress(String),
+    /// An open document's full text (`didOpen`, `didChange`); `None` when a change did not
+    /// carry it.
+    DocumentText {
+        path: PathBuf,
+        text: Option<String>,
+    },
+    DocumentClosed(PathBuf),
+    CodeActions {
+        path: PathBuf,
+        range: Range,
+        only: Option<Vec<CodeActionKind>>,
+        reply: Reply<Vec<CodeActionOrCommand>>,
+    },
+    /// `buildd.showRenderedDiagnostic`: show this text.
+    ShowText(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +170,7 @@ pub(crate) struct MainLoop {
     folders: Folders,
     workspaces: BTreeMap<PathBuf, Workspace>,
     store: Store,
+    documents: Documents,
     /// The `buildd/state`s sent, and those held back.
     states: StateFeed,
 }
@@ -168,6 +194,7 @@ impl MainLoop {
             folders: Folders::new(),
             workspaces: BTreeMap::new(),
             store: Store::default(),
+            documents: Documents::default(),
             states: StateFeed::default(),
         }
     }
@@ -205,6 +232,52 @@ impl MainLoop {
         match event {
             Event::Lsp(event) => self.lsp(event).await,
             Event::Link(event) => self.link_event(event).await,
+            Event::Discovered { folder, found } => self.discovered(folder, found).await,
+        }
+    }
+
+    /// Walks an editor folder for the workspaces under it, on a blocking thread.
+    fn discover(&self, folder: PathBuf) {
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let found = discover::workspaces(&folder);
+            let _ = tx.send(Event::Discovered { folder, found });
+        });
+    }
+
+    async fn discovered(&mut self, folder: PathBuf, found: Found) {
+        if !self.folders.contains_key(&folder) {
+            // Removed while it was walked.
+            return;
+        }
+        tracing::info!(folder = %folder.display(), found = ?found.dirs, "workspaces found under the folder");
+        if found.left_out > 0 {
+            let text = format!(
+                "buildd: {} holds more than {} cargo workspaces; the first {} (by path) are \
+                 built, {} are not. Open the others as folders of their own.",
+                folder.display(),
+                discover::CAP,
+                discover::CAP,
+                found.left_out
+            );
+            tracing::warn!("{text}");
+            let client = self.client.clone();
+            tokio::spawn(async move { client.show_message(MessageType::WARNING, text).await });
+        }
+        for dir in found.dirs {
+            if self.folders.contains_key(&dir) {
+                continue;
+            }
+            self.folders.insert(
+                dir.clone(),
+                Folder {
+                    found_in: Some(folder.clone()),
+                    ..Folder::default()
+                },
+            );
+            if self.link.is_some() {
+                self.register(dir).await;
+            }
         }
     }
 
@@ -213,6 +286,7 @@ impl MainLoop {
             LspEvent::Initialize(setup) => {
                 for folder in &setup.folders {
                     self.folders.insert(folder.clone(), Folder::default());
+                    self.discover(folder.clone());
                 }
                 self.setup = Some(*setup);
             }
@@ -241,6 +315,16 @@ impl MainLoop {
                 for folder in removed {
                     self.folders.remove(&folder);
                     self.states.forget(&folder);
+                    let found: Vec<PathBuf> = self
+                        .folders
+                        .iter()
+                        .filter(|(_, f)| f.found_in.as_ref() == Some(&folder))
+                        .map(|(dir, _)| dir.clone())
+                        .collect();
+                    for dir in found {
+                        self.folders.remove(&dir);
+                        self.states.forget(&dir);
+                    }
                 }
                 self.drop_unused_workspaces();
                 for folder in added {
@@ -248,6 +332,7 @@ impl MainLoop {
                         continue;
                     }
                     self.folders.insert(folder.clone(), Folder::default());
+                    self.discover(folder.clone());
                     if self.link.is_some() {
                         self.register(folder).await;
                     }
@@ -285,6 +370,32 @@ impl MainLoop {
                     tracing::info!(root = %root.display(), "the user cancelled the job");
                     self.send(Request::Cancel { root }, Pending::Nothing).await;
                 }
+            }
+            LspEvent::DocumentText { path, text } => self.documents.set(path, text),
+            LspEvent::DocumentClosed(path) => self.documents.close(&path),
+            LspEvent::CodeActions {
+                path,
+                range,
+                only,
+                reply,
+            } => {
+                let documents = &self.documents;
+                let mut text_of = |uri: &tower_lsp_server::ls_types::Uri| {
+                    documents.text(&uri::to_path(uri).ok()?)
+                };
+                let actions = code_actions::actions(
+                    self.store.items(&path),
+                    range,
+                    only.as_deref(),
+                    &mut text_of,
+                );
+                let _ = reply.send(Ok(actions));
+            }
+            LspEvent::ShowText(text) => {
+                // Queued on tower-lsp-server's channel, like every notification: the loop
+                // does not wait on the editor.
+                let client = self.client.clone();
+                tokio::spawn(async move { client.show_message(MessageType::INFO, text).await });
             }
         }
     }
@@ -488,11 +599,30 @@ impl MainLoop {
         tracing::info!(folder = %folder.display(), root = %root.display(), "registered");
         entry.root = Some(root.clone());
         entry.error = None;
+        entry.not_a_workspace = false;
+        let work_done_progress = self.setup.as_ref().is_some_and(|s| s.work_done_progress);
+        let token_epoch = self.epoch;
         let ws = self
             .workspaces
             .entry(root.clone())
             .or_insert_with(|| Workspace::new(root.clone()));
         ws.update(&status);
+        // A job that runs already: this editor came in the middle of it, and its progress
+        // begins now at the percentage the daemon's counts give, not at the next job.
+        if let Some(current) = &status.current_job
+            && ws.job.as_ref().is_none_or(|a| a.progress.job != current.id)
+        {
+            let progress = JobProgress::joined(current);
+            let reporter = work_done_progress.then(|| {
+                Reporter::start(
+                    self.client.clone(),
+                    format!("buildd/{token_epoch}/{}", current.id),
+                    &progress,
+                )
+            });
+            ws.end_job(format!("superseded by job #{}", current.id));
+            ws.job = Some(ActiveJob { progress, reporter });
+        }
         // What the daemon found before this editor came: the next job may be far off. The
         // state waits for it, so that a status bar does not show "0 errors" first.
         ws.ready = false;
@@ -535,6 +665,7 @@ impl MainLoop {
         }
         if let Some(entry) = self.folders.get_mut(&folder) {
             entry.error = Some(message);
+            entry.not_a_workspace = code == ErrorCode::NotAWorkspace;
         }
     }
 
@@ -555,7 +686,11 @@ impl MainLoop {
             };
             for diagnostic in &file.diagnostics {
                 for placed in convert::convert(ctx, diagnostic) {
-                    entries.push((placed.file, generation, vec![placed.diagnostic]));
+                    let item = Item {
+                        diagnostic: placed.diagnostic,
+                        suggestions: placed.suggestions,
+                    };
+                    entries.push((placed.file, generation, vec![item]));
                 }
             }
         }
@@ -631,8 +766,11 @@ impl MainLoop {
                 };
                 let generation = Generation { epoch, job };
                 for placed in convert::convert(ctx, &diagnostic) {
-                    self.store
-                        .add(&root, generation, placed.file, placed.diagnostic);
+                    let item = Item {
+                        diagnostic: placed.diagnostic,
+                        suggestions: placed.suggestions,
+                    };
+                    self.store.add(&root, generation, placed.file, item);
                 }
             }
             EventKind::JobFinished { job, summary, .. } => {
@@ -766,6 +904,16 @@ impl MainLoop {
         }
         for (folder, entry) in &self.folders {
             if entry.root.is_some() {
+                continue;
+            }
+            // A folder of workspaces is not one itself: the ones under it speak for it. A
+            // directory found under a folder was a guess; if it is wrong, the log says.
+            let holds_workspaces = || {
+                self.folders
+                    .values()
+                    .any(|f| f.found_in.as_ref() == Some(folder))
+            };
+            if entry.found_in.is_some() || (entry.not_a_workspace && holds_workspaces()) {
                 continue;
             }
             // A folder not registered yet says nothing until the daemon refused it or could

@@ -9,7 +9,7 @@
 //! to create the token (`window/workDoneProgress/create`), then sends `begin`, the reports and
 //! `end` in order. The main loop only sends it facts and never waits on the client.
 
-use buildd_daemon::protocol::Stage;
+use buildd_daemon::protocol::{CurrentJob, Stage};
 use tokio::sync::mpsc;
 use tower_lsp_server::Client;
 use tower_lsp_server::ls_types::notification::Progress;
@@ -51,6 +51,24 @@ impl JobProgress {
             percentage: 0,
             message,
         }
+    }
+
+    /// The progress of a job that ran before this server heard of it (an editor that
+    /// connects mid-job): what the daemon's status counts so far.
+    pub(crate) fn joined(current: &CurrentJob) -> JobProgress {
+        let mut progress = JobProgress::new(current.id, &current.stages, current.expected_units);
+        if let Some(stage) = &current.stage {
+            progress.stage_started(stage.clone());
+        }
+        if current.units_done > 0 {
+            let stage = current.stage.as_ref().map_or("build", Stage::name);
+            progress.unit_finished(current.units_done, "", true);
+            progress.message = format!(
+                "{stage}: joined a running job ({} units so far)",
+                current.units_done
+            );
+        }
+        progress
     }
 
     pub(crate) fn stage_started(&mut self, stage: Stage) {
@@ -115,7 +133,8 @@ impl Reporter {
             title: "buildd".to_owned(),
             cancellable: Some(true),
             message: Some(progress.message().to_owned()),
-            percentage: Some(0),
+            // Zero for a new job; what is done already for a job joined mid-way.
+            percentage: Some(progress.percentage()),
         };
         tokio::spawn(run(client, token.clone(), begin, rx));
         Reporter { token, tx }
@@ -250,6 +269,26 @@ mod tests {
         }
         assert!(last >= 90, "{last}");
         assert!(p.message().ends_with("(199 units)"));
+    }
+
+    #[test]
+    fn a_job_joined_mid_way_begins_at_what_is_done() {
+        let current = CurrentJob {
+            id: 9,
+            stages: vec![Stage::new("check")],
+            stage: Some(Stage::new("check")),
+            units_done: 3,
+            expected_units: Some(6),
+        };
+        let p = JobProgress::joined(&current);
+        assert_eq!((p.job, p.percentage()), (9, 50));
+        assert_eq!(p.message(), "check: joined a running job (3 units so far)");
+        let fresh = JobProgress::joined(&CurrentJob {
+            units_done: 0,
+            stage: None,
+            ..current
+        });
+        assert_eq!((fresh.percentage(), fresh.message()), (0, "check"));
     }
 
     #[test]

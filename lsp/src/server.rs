@@ -13,15 +13,19 @@ use tokio::sync::{mpsc, oneshot};
 use tower_lsp_server::LanguageServer;
 use tower_lsp_server::jsonrpc::{self, ErrorCode};
 use tower_lsp_server::ls_types::{
-    DidChangeWorkspaceFoldersParams, DidSaveTextDocumentParams, ExecuteCommandOptions,
-    ExecuteCommandParams, InitializeParams, InitializeResult, InitializedParams, LSPAny, OneOf,
-    SaveOptions, ServerCapabilities, ServerInfo, TextDocumentSyncCapability,
-    TextDocumentSyncOptions, TextDocumentSyncSaveOptions, Uri, WorkDoneProgressCancelParams,
-    WorkspaceFolder, WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
+    CodeActionKind, CodeActionOptions, CodeActionParams, CodeActionProviderCapability,
+    CodeActionResponse, DidChangeTextDocumentParams, DidChangeWorkspaceFoldersParams,
+    DidCloseTextDocumentParams, DidOpenTextDocumentParams, DidSaveTextDocumentParams,
+    ExecuteCommandOptions, ExecuteCommandParams, InitializeParams, InitializeResult,
+    InitializedParams, LSPAny, OneOf, SaveOptions, ServerCapabilities, ServerInfo,
+    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
+    TextDocumentSyncSaveOptions, Uri, WorkDoneProgressCancelParams, WorkspaceFolder,
+    WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
 };
 
+use crate::code_actions::FIX_ALL;
 use crate::config;
-use crate::ext::{CANCEL, REBUILD, StatusParams};
+use crate::ext::{CANCEL, REBUILD, SHOW_RENDERED, StatusParams};
 use crate::main_loop::{Command, Event, LspEvent, Reply, Setup};
 use crate::position::Encoding;
 use crate::uri;
@@ -114,6 +118,55 @@ impl LanguageServer for Backend {
         }
     }
 
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        match uri::to_path(&params.text_document.uri) {
+            Ok(path) => self.send(LspEvent::DocumentText {
+                path,
+                text: Some(params.text_document.text),
+            }),
+            Err(e) => tracing::debug!("didOpen ignored: {e}"),
+        }
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let Ok(path) = uri::to_path(&params.text_document.uri) else {
+            return;
+        };
+        // The server asks for full texts: the last change without a range is the document.
+        // A ranged one (a client that ignored the sync kind) leaves the text unknown.
+        let text = match params.content_changes.last() {
+            Some(change) if change.range.is_none() => Some(change.text.clone()),
+            _ => None,
+        };
+        self.send(LspEvent::DocumentText { path, text });
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        if let Ok(path) = uri::to_path(&params.text_document.uri) {
+            self.send(LspEvent::DocumentClosed(path));
+        }
+    }
+
+    async fn code_action(
+        &self,
+        params: CodeActionParams,
+    ) -> jsonrpc::Result<Option<CodeActionResponse>> {
+        let path = match uri::to_path(&params.text_document.uri) {
+            Ok(path) => path,
+            // Not a local file: nothing of buildd's is there.
+            Err(_) => return Ok(None),
+        };
+        let actions = self
+            .ask(|reply| LspEvent::CodeActions {
+                path,
+                range: params.range,
+                only: params.context.only,
+                reply,
+            })
+            .await?;
+        Ok(Some(actions))
+    }
+
     async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
         let added = folder_paths(&params.event.added);
         let removed = folder_paths(&params.event.removed);
@@ -127,9 +180,15 @@ impl LanguageServer for Backend {
         let command = match params.command.as_str() {
             REBUILD => Command::Rebuild,
             CANCEL => Command::Cancel,
+            SHOW_RENDERED => {
+                let text =
+                    rendered_argument(&params.arguments).map_err(jsonrpc::Error::invalid_params)?;
+                self.send(LspEvent::ShowText(text));
+                return Ok(None);
+            }
             other => {
                 return Err(jsonrpc::Error::invalid_params(format!(
-                    "unknown command `{other}`: buildd has {REBUILD} and {CANCEL}"
+                    "unknown command `{other}`: buildd has {REBUILD}, {CANCEL} and {SHOW_RENDERED}"
                 )));
             }
         };
@@ -222,6 +281,18 @@ fn folder_paths(folders: &[WorkspaceFolder]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The text `buildd.showRenderedDiagnostic` shows: its argument's `rendered`.
+fn rendered_argument(arguments: &[Value]) -> Result<String, String> {
+    arguments
+        .first()
+        .and_then(|a| a.get("rendered"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            format!("{SHOW_RENDERED}: the argument is an object with a `rendered` string, as the code action gives it")
+        })
+}
+
 /// A file or folder argument: a `file:` URI, or an absolute path for convenience.
 fn path_argument(text: &str) -> Result<PathBuf, String> {
     if text.starts_with('/') {
@@ -234,17 +305,29 @@ fn path_argument(text: &str) -> Result<PathBuf, String> {
 fn capabilities(encoding: Encoding) -> ServerCapabilities {
     ServerCapabilities {
         position_encoding: Some(encoding.kind()),
-        // Saves are all buildd needs of the documents: the daemon reads files from disk.
+        // The daemon builds what is saved on disk; the open documents' texts are only for
+        // the code actions, which must know whether a fix still fits the text. Full texts:
+        // buildd does not edit them, and a file is a few dozen kilobytes at most.
         text_document_sync: Some(TextDocumentSyncCapability::Options(
             TextDocumentSyncOptions {
+                open_close: Some(true),
+                change: Some(TextDocumentSyncKind::FULL),
                 save: Some(TextDocumentSyncSaveOptions::SaveOptions(SaveOptions {
                     include_text: Some(false),
                 })),
                 ..Default::default()
             },
         )),
+        code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+            code_action_kinds: Some(vec![CodeActionKind::QUICKFIX, FIX_ALL]),
+            ..Default::default()
+        })),
         execute_command_provider: Some(ExecuteCommandOptions {
-            commands: vec![REBUILD.to_owned(), CANCEL.to_owned()],
+            commands: vec![
+                REBUILD.to_owned(),
+                CANCEL.to_owned(),
+                SHOW_RENDERED.to_owned(),
+            ],
             ..Default::default()
         }),
         workspace: Some(WorkspaceServerCapabilities {

@@ -21,6 +21,11 @@ pub(crate) struct Folder {
     pub(crate) root: Option<PathBuf>,
     /// Why it is not registered (not a cargo workspace, the daemon refused it).
     pub(crate) error: Option<String>,
+    /// The daemon said it is not in a cargo workspace (then the workspaces found under it,
+    /// if any, speak for it).
+    pub(crate) not_a_workspace: bool,
+    /// For a directory found under an editor folder (`discover.rs`), that folder.
+    pub(crate) found_in: Option<PathBuf>,
 }
 
 /// The job running now.

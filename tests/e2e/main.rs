@@ -12,6 +12,7 @@ mod home_dir;
 mod jobs;
 mod lsp;
 mod lsp_client;
+mod lsp_fixes;
 mod neovim;
 mod pipeline;
 mod procs;

@@ -37,18 +37,61 @@ fn neovim_shows_the_diagnostic_of_buildd_lsp() {
         "let face = \"😀é\";",
         "let face = \"😀é\"; let _n: u32 = \"ü\";",
     );
+    let report = run_nvim(&world, &ws, &file, "neovim.lua");
+    // Neovim turns the UTF-16 range back into bytes: the literal `"ü"` after the emoji (four
+    // bytes) and the accent (two) starts at byte 39 of line 5 and ends at byte 43.
+    // The rest of the LSP diagnostic is kept in `user_data.lsp`, its explanation link too.
+    assert!(
+        report.starts_with(
+            "OK 4 39 4 43 https://doc.rust-lang.org/error_codes/E0308.html mismatched types"
+        ),
+        "{report}"
+    );
+}
+
+/// `vim.lsp.buf.code_action()` as a user runs it, with the choice made in `vim.ui.select`
+/// (Neovim 0.7 has no `apply` option): the fix after the emoji lands at the right bytes, the
+/// saved file builds without the warning.
+#[test]
+fn neovim_applies_a_quick_fix_of_buildd_lsp() {
+    let world = World::new();
+    let ws = world.workspace("lsp-fix", "ws");
+    let file = ws.join("src/lib.rs");
+    let report = run_nvim(&world, &ws, &file, "neovim_fix.lua");
+    assert_eq!(
+        report, "OK if this is intentional, prefix it with an underscore: `_unused`",
+        "{report}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("    let face = \"😀é\"; let _unused = 5;\n"),
+        "{text}"
+    );
+}
+
+/// Runs a script of `tests/e2e` in headless Neovim on `file` of `ws`, with this world's
+/// buildd, and returns what it wrote to its report file; panics with Neovim's logs when it
+/// fails.
+fn run_nvim(world: &World, ws: &Path, file: &Path, script: &str) -> String {
+    let nvim = nvim();
     let out = world.dir.path().join("nvim.out");
     let xdg = world.dir.path().join("xdg");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/neovim.lua");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e")
+        .join(script);
 
     let mut child = Command::new(&nvim)
         .args(["--headless", "-n", "-i", "NONE", "-u", "NONE", "-c"])
         .arg(format!("luafile {}", script.display()))
-        .current_dir(&ws)
-        .env("BUILDD_NVIM_FILE", &file)
-        .env("BUILDD_NVIM_ROOT", &ws)
+        .current_dir(ws)
+        .env("BUILDD_NVIM_FILE", file)
+        .env("BUILDD_NVIM_ROOT", ws)
         .env("BUILDD_NVIM_BIN", buildd_bin())
         .env("BUILDD_NVIM_OUT", &out)
+        .env(
+            "BUILDD_NVIM_HARNESS",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/neovim_harness.lua"),
+        )
         // buildd lsp inherits these from Neovim: this world's daemon, not the user's.
         .env("BUILDD_HOME", world.home())
         .env("BUILDD_IDLE_TIMEOUT", "10m")
@@ -93,13 +136,5 @@ fn neovim_shows_the_diagnostic_of_buildd_lsp() {
         "nvim exited with {status}: {report}\nstderr:\n{stderr}\nneovim's LSP log:\n{}",
         std::fs::read_to_string(xdg.join("cache/nvim/lsp.log")).unwrap_or_default()
     );
-    // Neovim turns the UTF-16 range back into bytes: the literal `"ü"` after the emoji (four
-    // bytes) and the accent (two) starts at byte 39 of line 5 and ends at byte 43.
-    // The rest of the LSP diagnostic is kept in `user_data.lsp`, its explanation link too.
-    assert!(
-        report.starts_with(
-            "OK 4 39 4 43 https://doc.rust-lang.org/error_codes/E0308.html mismatched types"
-        ),
-        "{report}"
-    );
+    report
 }

@@ -1,8 +1,9 @@
 // End to end in a real VS Code: code-server in headless Chromium, driven by playwright-core,
 // with the packaged .vsix installed and the real `buildd lsp` (and so a real daemon and real
 // cargo) behind it. It opens a workspace with a type error and checks what a user would see:
-// the error in the Problems panel with source buildd, the status bar, the status view, a fix
-// in the editor clearing the error, and a warm terminal. Each step saves a screenshot to
+// the error in the Problems panel with source buildd, the status bar, the status view (with
+// both workspaces of the folder), a fix in the editor clearing the error, rustc's quick fix
+// from the light bulb and the rendered compiler output, and a warm terminal. Each step saves a screenshot to
 // e2e/artifacts/.
 //
 // Run with `npm run e2e` (after `npm run package`). It needs the buildd binary: BUILDD_BIN, or
@@ -36,6 +37,7 @@ const BUILD_MS = 180_000;
 
 const BROKEN_LINE = '    let answer: u32 = "forty-two";';
 const FIXED_CODE = 'let answer: u32 = 42;';
+const UNUSED_IMPORT = 'use std::collections::HashMap;';
 
 let tmp;
 let workspace;
@@ -103,7 +105,8 @@ function withoutOverride(env) {
 }
 
 function statusBarItem() {
-    return page.locator('.statusbar-item').filter({ hasText: /buildd:/ });
+    // Not VS Code's own progress item, which shows a job's `$/progress` as "buildd: ...".
+    return page.locator('.statusbar-item:not([id="status.progress"])').filter({ hasText: /buildd:/ });
 }
 
 /** The text of an editor, with Monaco's non-breaking spaces read as spaces. */
@@ -293,8 +296,9 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
         const editor = page.locator('.editor-instance .view-lines').first();
         await waitFor('the status view', async () => {
             const text = await editorText(editor);
+            // Both workspaces of the folder: the one at the folder, and the separate one inside.
             return text.includes('# buildd status') && text.includes(`## ${workspace}`) && text.includes('State: **failed**')
-                && text.includes('mismatched types');
+                && text.includes('mismatched types') && text.includes(`## ${path.join(workspace, 'tools', 'helper')}`);
         }, UI_MS);
         const tab = page.locator('.tabs-container .tab').filter({ hasText: 'buildd status' });
         await tab.waitFor({ state: 'visible', timeout: UI_MS });
@@ -337,6 +341,67 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
         await waitFor('the status bar to say warm', async () => /buildd: warm/.test(await item.textContent()), BUILD_MS);
         assert.equal(await page.locator('.markers-panel .monaco-list-row').filter({ hasText: 'mismatched types' }).count(), 0);
         await screenshot('fixed-and-warm');
+    });
+
+    step('offers rustc\'s fix in the light bulb, shows the compiler output, and the fix clears the Problems panel', async () => {
+        const file = path.join(workspace, 'src', 'main.rs');
+        const editor = page.locator('.editor-instance .monaco-editor').first();
+        // An unused import, typed and saved as a user would.
+        await editor.locator('.view-lines').click();
+        await page.keyboard.press('Control+Home');
+        await page.keyboard.type(`${UNUSED_IMPORT}\n`);
+        await page.keyboard.press('Control+S');
+        await waitFor('the import to be saved', () => fs.readFileSync(file, 'utf8').startsWith(`${UNUSED_IMPORT}\n`), UI_MS);
+        await page.keyboard.press('Control+Shift+M');
+        const warning = page.locator('.markers-panel .monaco-list-row').filter({ hasText: 'unused import' }).first();
+        await warning.waitFor({ state: 'visible', timeout: BUILD_MS });
+
+        /** Puts the cursor in the import, clicks the light bulb, and picks `title` from its menu. */
+        const pick = async (title) => {
+            await editor.locator('.view-lines').click();
+            await page.keyboard.press('Control+Home');
+            for (let i = 0; i < 6; i++) {
+                await page.keyboard.press('ArrowRight');
+            }
+            // VS Code draws the light bulb in the gutter when the line has room there, else as
+            // a widget over the text.
+            const bulb = page.locator('[class*="codicon-gutter-lightbulb"]:visible, .lightBulbWidget:visible').first();
+            await bulb.waitFor({ state: 'visible', timeout: UI_MS });
+            await bulb.click();
+            const row = page.locator('.action-widget .monaco-list-row').filter({ hasText: title }).first();
+            await row.waitFor({ state: 'visible', timeout: UI_MS });
+            await screenshot(`light-bulb-${title.split(' ')[0].toLowerCase()}`);
+            // The menu blocks the mouse until it moves over it (a pointer block over the
+            // editor); the keyboard picks as a user's arrows and Enter do.
+            const focused = page.locator('.action-widget .monaco-list-row.focused');
+            await waitFor(`"${title}" to be selected in the menu`, async () => {
+                if ((await focused.getAttribute('aria-label', { timeout: 1000 }).catch(() => null)) === title) {
+                    return true;
+                }
+                await page.keyboard.press('ArrowDown');
+                return false;
+            }, UI_MS);
+            await page.keyboard.press('Enter');
+        };
+
+        await pick('Show the full compiler output (buildd)');
+        const rendered = page.locator('.editor-instance .view-lines').filter({ hasText: 'warning: unused import' }).first();
+        await waitFor('the rendered compiler output', async () => {
+            const text = await editorText(rendered);
+            return text.includes('warning: unused import: `std::collections::HashMap`') && text.includes('--> src/main.rs:1:5');
+        }, UI_MS);
+        await page.locator('.tabs-container .tab').filter({ hasText: '(buildd).txt' }).first()
+            .waitFor({ state: 'visible', timeout: UI_MS });
+        await screenshot('rendered-output');
+
+        await pick('remove the whole `use` item');
+        await waitFor('the fix in the editor', async () => !(await editorText(editor)).includes('HashMap'), UI_MS);
+        await page.keyboard.press('Control+S');
+        await waitFor('the fix to be saved', () => !fs.readFileSync(file, 'utf8').includes('HashMap'), UI_MS);
+        await page.keyboard.press('Control+Shift+M');
+        await page.locator('.markers-panel').filter({ hasText: 'No problems have been detected' })
+            .waitFor({ state: 'visible', timeout: BUILD_MS });
+        await screenshot('quick-fix-applied');
     });
 
     step('rebuilds from the command palette, and opens the daemon log', async () => {

@@ -21,12 +21,14 @@ import { crashMessage, lastError, startFailureMessage, Tail } from './failure';
 import { Config, initializationOptions, needsRestart, readConfig, resolveServerPath } from './config';
 import {
     DaemonLink,
+    SHOW_RENDERED_COMMAND,
     STATE_NOTIFICATION,
     STATUS_REQUEST,
     StateParams,
     StatusParams,
     StatusReport,
 } from './protocol';
+import { RenderedView } from './rendered_view';
 import { ServerStatus, statusBarView } from './status_bar';
 import {
     applyToCollection,
@@ -63,6 +65,7 @@ export class Ctx implements vscode.Disposable {
     /** The target dir each root's terminal environment was last refreshed for. */
     private readonly envTargetDirs = new Map<string, string | null>();
     private readonly statusBar: vscode.StatusBarItem;
+    private readonly rendered = new RenderedView();
     readonly output: vscode.LogOutputChannel;
     private readonly disposables: vscode.Disposable[] = [];
 
@@ -75,6 +78,7 @@ export class Ctx implements vscode.Disposable {
         this.disposables.push(
             this.output,
             this.statusBar,
+            this.rendered,
             vscode.window.onDidChangeActiveTextEditor(() => this.render()),
             vscode.workspace.onDidChangeConfiguration((e) => this.onConfigChange(e)),
             vscode.workspace.onDidChangeWorkspaceFolders(() => void this.refreshTerminalEnv()),
@@ -160,6 +164,21 @@ export class Ctx implements vscode.Disposable {
             outputChannel: this.output,
             revealOutputChannelOn: RevealOutputChannelOn.Never,
             diagnosticCollectionName: 'buildd',
+            middleware: {
+                // The client registered the server's commands; this one opens a document here
+                // instead of going to the server (see rendered_view.ts).
+                executeCommand: async (command, args, next): Promise<unknown> => {
+                    if (command !== SHOW_RENDERED_COMMAND) {
+                        return (await next(command, args)) as unknown;
+                    }
+                    try {
+                        await this.rendered.show(args);
+                    } catch (e) {
+                        void vscode.window.showErrorMessage(`buildd: ${e instanceof Error ? e.message : String(e)}`);
+                    }
+                    return undefined;
+                },
+            },
             initializationFailedHandler: (error) => {
                 this.output.error(`buildd lsp failed to initialize: ${String(error)}`);
                 return false;

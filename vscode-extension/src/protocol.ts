@@ -19,6 +19,11 @@ export const STATUS_REQUEST = 'buildd/status';
 /** `workspace/executeCommand` commands of the server; their optional argument is `[uri]`. */
 export const REBUILD_COMMAND = 'buildd.rebuild';
 export const CANCEL_COMMAND = 'buildd.cancel';
+/**
+ * The command of the code action "Show the full compiler output (buildd)"; its argument is
+ * `{ title, rendered }`. The extension shows it in a read-only document (`rendered_view.ts`).
+ */
+export const SHOW_RENDERED_COMMAND = 'buildd.showRenderedDiagnostic';
 
 /** The stages a daemon job can run, in the order given. */
 export type Stage = 'check' | 'build' | 'test';

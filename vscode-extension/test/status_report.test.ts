@@ -120,7 +120,7 @@ describe('renderStatus', () => {
             workspaces: [{
                 ...REPORT.workspaces[0],
                 state: 'running',
-                current_job: { id: 8, stages: ['build', 'test'], stage: 'test', units_done: 3 },
+                current_job: { id: 8, stages: ['build', 'test'], stage: 'test', units_done: 3, expected_units: 6 },
                 last_change: { files: ['/a', '/b'], predicted: [], full: true },
                 watcher: { kind: 'poll', rescans: 2, note: 'inotify watches ran out: raise fs.inotify.max_user_watches' },
             }],

@@ -243,6 +243,7 @@ impl Workspace {
                 stages: j.stages.clone(),
                 stage: j.stage.clone(),
                 units_done: j.units_done,
+                expected_units: self.last_units,
             }),
             last_job: self.last_job.clone(),
             last_tests: self.last_tests.clone(),

@@ -757,6 +757,10 @@ pub struct CurrentJob {
     pub stage: Option<Stage>,
     /// Units cargo reported so far.
     pub units_done: u64,
+    /// The job's estimate of its units, as in its `job_started` event (absent from older
+    /// daemons and before any job completed).
+    #[serde(default)]
+    pub expected_units: Option<u64>,
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]

@@ -50,7 +50,12 @@ stage: Stage | null,
 /**
  * Units cargo reported so far.
  */
-units_done: number, };
+units_done: number, 
+/**
+ * The job's estimate of its units, as in its `job_started` event (absent from older
+ * daemons and before any job completed).
+ */
+expected_units: number | null, };
 
 export type DaemonInfo = { pid: number, version: string, protocol: number, uptime_secs: number, socket: string, log_path: string, cache_dir: string, idle_timeout_secs: number, clients: number, };
 
