@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::day::run::{DayResults, DayRound, plain_cpu};
-use crate::report::Ratio;
-use crate::stats::{Summary, ratio};
+use crate::report::{self, Ratio, met, number};
+use crate::stats::{self, Summary, ratio};
 
 const MB: f64 = 1024.0 * 1024.0;
 
@@ -52,12 +52,7 @@ fn over(
     diagnostic_only: bool,
     value: impl Fn(&DayRound) -> Option<f64>,
 ) -> Option<Summary> {
-    let samples: Vec<f64> = rounds
-        .iter()
-        .filter(|r| r.diagnostic || !diagnostic_only)
-        .filter_map(value)
-        .collect();
-    Summary::of(&samples)
+    stats::over(rounds, |r| r.diagnostic || !diagnostic_only, value)
 }
 
 pub(crate) fn build(results: DayResults) -> DayReport {
@@ -192,10 +187,6 @@ pub(crate) fn build(results: DayResults) -> DayReport {
     }
 }
 
-fn number(value: Option<f64>) -> String {
-    value.map_or_else(|| "unavailable".to_owned(), |v| format!("{v:.2}"))
-}
-
 /// `median [min-max]`, or `missing`.
 fn range(summary: Option<Summary>, decimals: usize) -> String {
     summary.map_or_else(
@@ -215,21 +206,8 @@ fn range(summary: Option<Summary>, decimals: usize) -> String {
 /// The report as text for a terminal; its last line is the summary line.
 pub(crate) fn render(report: &DayReport) -> String {
     let r = &report.results;
-    let m = &r.machine;
     let mut out = String::new();
-    let load = |l: [f64; 3]| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]);
-    let _ = writeln!(out, "buildd-bench --day, {}", m.date);
-    let _ = writeln!(
-        out,
-        "machine: {} x {}, {} MB, Linux {}; {}; {}",
-        m.cpus, m.cpu_model, m.memory_mb, m.kernel, m.rustc, m.cargo
-    );
-    let _ = writeln!(
-        out,
-        "load average: before {}, after {}",
-        load(m.load_before),
-        load(m.load_after)
-    );
+    report::write_machine(&mut out, "buildd-bench --day", &r.machine);
     let diag_rounds = r.rounds.iter().filter(|x| x.diagnostic).count();
     let _ = writeln!(
         out,
@@ -271,67 +249,28 @@ pub(crate) fn render(report: &DayReport) -> String {
         "buildd units"
     );
     for c in &report.commands {
-        let met = match c.zero_units {
-            Some(true) => "yes",
-            Some(false) => "NO",
-            None => "-",
-        };
         let _ = writeln!(
             out,
-            "{:<28} {:>22} {:>22} {:>8} {:>14} {:>14}  {met}",
+            "{:<28} {:>22} {:>22} {:>8} {:>14} {:>14}  {}",
             c.command,
             range(c.plain_secs, 3),
             range(c.buildd_secs, 3),
             number(c.speedup),
             range(c.plain_units, 0),
             range(c.buildd_units, 0),
+            met(c.zero_units),
         );
     }
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "{:<60} {:>9} {:>9} {:>9} {:>3}",
-        "per round", "median", "min", "max", "n"
+    report::write_rows(
+        &mut out,
+        report
+            .rows
+            .iter()
+            .map(|row| (row.name.as_str(), row.unit, row.summary)),
     );
-    for row in &report.rows {
-        let name = if row.unit.is_empty() {
-            row.name.clone()
-        } else {
-            format!("{} ({})", row.name, row.unit)
-        };
-        match &row.summary {
-            Some(s) => {
-                let _ = writeln!(
-                    out,
-                    "{name:<60} {:>9.3} {:>9.3} {:>9.3} {:>3}",
-                    s.median, s.min, s.max, s.n
-                );
-            }
-            None => {
-                let _ = writeln!(out, "{name:<60} {:>9}", "missing");
-            }
-        }
-    }
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "{:<60} {:>11} {:>24}  met",
-        "ratio (of medians)", "value", "target"
-    );
-    for ratio in &report.ratios {
-        let met = match ratio.met {
-            Some(true) => "yes",
-            Some(false) => "NO",
-            None => "-",
-        };
-        let _ = writeln!(
-            out,
-            "{:<60} {:>11} {:>24}  {met}",
-            ratio.name,
-            number(ratio.value),
-            ratio.target
-        );
-    }
+    report::write_ratios(&mut out, &report.ratios);
     let _ = writeln!(out);
     for round in &r.rounds {
         let _ = writeln!(
