@@ -206,3 +206,36 @@ fn check_edit(root: &Path, relative: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_mode_takes_the_generated_script_or_the_given_one_and_needs_one_for_a_workspace() {
+        let parse = |argv: &[&str]| Args::try_parse_from(argv).unwrap();
+        let generated = day_script(&parse(&["b", "--generate", "3", "--day"])).unwrap();
+        assert_eq!(generated.len(), 4);
+        let given = day_script(&parse(&[
+            "b",
+            "--generate",
+            "3",
+            "--day",
+            "--day-script",
+            "check; build",
+        ]))
+        .unwrap();
+        assert_eq!(given.len(), 2);
+        let error = day_script(&parse(&[
+            "b",
+            "--workspace",
+            "/w",
+            "--edit",
+            "x.rs",
+            "--day",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("needs --day-script"), "{error}");
+    }
+}
