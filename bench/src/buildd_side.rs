@@ -17,7 +17,7 @@ use buildd_daemon::protocol::JobResult;
 use serde::Serialize;
 
 use crate::command::{self, Finished};
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Settled};
 use crate::edit::{Edit, EditTarget};
 use crate::lsp_client::{LspClient, Unavailable};
 use crate::plain::Cost;
@@ -44,6 +44,45 @@ pub(crate) struct BuilddRound {
     pub(crate) daemon_own_cpu_secs: f64,
     /// The daemon's peak resident size during the round (`VmHWM` after a reset).
     pub(crate) daemon_peak_rss_bytes: u64,
+}
+
+/// What a round's edit led to, up to the idle pipeline.
+pub(crate) struct Settle {
+    /// When the edit was written.
+    pub(crate) edited: Instant,
+    cpu_before: proc_stats::ProcCpu,
+    /// When the warning arrived over LSP (diagnostic rounds with `buildd lsp`).
+    pub(crate) lsp_diagnostic: Option<Instant>,
+    pub(crate) settled: Settled,
+}
+
+/// The daemon's cost over a round, from just before its edit.
+pub(crate) struct Spent {
+    /// Its CPU, its children's included.
+    pub(crate) cpu_secs: f64,
+    /// Of which the daemon process itself.
+    pub(crate) own_cpu_secs: f64,
+    /// Its peak resident size (`VmHWM` after the round's reset).
+    pub(crate) peak_rss_bytes: u64,
+}
+
+impl Settle {
+    /// The daemon's cost from just before the edit until now.
+    pub(crate) fn spent(&self, pid: u32) -> anyhow::Result<Spent> {
+        let cpu_after = proc_stats::process_cpu(pid)?;
+        let memory = proc_stats::process_memory(pid)?;
+        Ok(Spent {
+            cpu_secs: cpu_after
+                .total()
+                .saturating_sub(self.cpu_before.total())
+                .as_secs_f64(),
+            own_cpu_secs: cpu_after
+                .own
+                .saturating_sub(self.cpu_before.own)
+                .as_secs_f64(),
+            peak_rss_bytes: memory.peak,
+        })
+    }
 }
 
 pub(crate) struct BuilddSide {
@@ -140,7 +179,7 @@ impl BuilddSide {
     /// `buildd --no-start cargo ARGS` in the copy. With `--no-start` a missing daemon is a
     /// failure, and the notice of buildd's fallback to plain cargo is checked for too: a
     /// fallback would time the user's own target dir, not the warm one.
-    fn buildd_cargo(&self, args: &[&str]) -> anyhow::Result<Finished> {
+    pub(crate) fn buildd_cargo(&self, args: &[&str]) -> anyhow::Result<Finished> {
         let mut cmd = env::command(&self.buildd, &self.env);
         cmd.args(["--no-start", "cargo"])
             .args(args)
@@ -161,6 +200,35 @@ impl BuilddSide {
         target: &EditTarget,
         edit: &Edit,
     ) -> anyhow::Result<BuilddRound> {
+        let settle = self.edit_and_settle(target, edit)?;
+        let warm_build = self.buildd_cargo(&["build"])?;
+        let warm_test = self.buildd_cargo(&["test", "--no-run"])?;
+        let spent = settle.spent(self.daemon.pid)?;
+        let since_edit = |at: Instant| (at - settle.edited).as_secs_f64();
+        let settled = &settle.settled;
+        Ok(BuilddRound {
+            lsp_diagnostic_secs: settle.lsp_diagnostic.map(since_edit),
+            socket_diagnostic_secs: settled.first_marked_diagnostic.map(since_edit),
+            pipeline_idle_secs: since_edit(settled.idle_at),
+            job: settled.summary.id,
+            job_secs: settled.summary.duration_ms as f64 / 1000.0,
+            job_units_compiled: settled.summary.units_compiled,
+            warm_build: Cost::from(&warm_build),
+            warm_test: Cost::from(&warm_test),
+            daemon_cpu_secs: spent.cpu_secs,
+            daemon_own_cpu_secs: spent.own_cpu_secs,
+            daemon_peak_rss_bytes: spent.peak_rss_bytes,
+        })
+    }
+
+    /// The first part of a round: writes the edit and says it was saved, as an editor does,
+    /// then waits for the warning (in a diagnostic round) and for the daemon's pipeline to
+    /// be idle after a job that covered the edit.
+    pub(crate) fn edit_and_settle(
+        &mut self,
+        target: &EditTarget,
+        edit: &Edit,
+    ) -> anyhow::Result<Settle> {
         let pid = self.daemon.pid;
         let path = self.root.join(&target.relative);
         let after = self.daemon.last_job(&self.root);
@@ -207,27 +275,11 @@ impl BuilddSide {
                 settled.summary.id
             );
         }
-
-        let warm_build = self.buildd_cargo(&["build"])?;
-        let warm_test = self.buildd_cargo(&["test", "--no-run"])?;
-        let cpu_after = proc_stats::process_cpu(pid)?;
-        let memory = proc_stats::process_memory(pid)?;
-        let since_edit = |at: Instant| (at - edited).as_secs_f64();
-        Ok(BuilddRound {
-            lsp_diagnostic_secs: lsp_diagnostic.map(since_edit),
-            socket_diagnostic_secs: settled.first_marked_diagnostic.map(since_edit),
-            pipeline_idle_secs: since_edit(settled.idle_at),
-            job: settled.summary.id,
-            job_secs: settled.summary.duration_ms as f64 / 1000.0,
-            job_units_compiled: settled.summary.units_compiled,
-            warm_build: Cost::from(&warm_build),
-            warm_test: Cost::from(&warm_test),
-            daemon_cpu_secs: cpu_after
-                .total()
-                .saturating_sub(cpu_before.total())
-                .as_secs_f64(),
-            daemon_own_cpu_secs: cpu_after.own.saturating_sub(cpu_before.own).as_secs_f64(),
-            daemon_peak_rss_bytes: memory.peak,
+        Ok(Settle {
+            edited,
+            cpu_before,
+            lsp_diagnostic,
+            settled,
         })
     }
 

@@ -79,6 +79,18 @@ pub(crate) struct Args {
     /// Keep the temporary dir with the copies, the logs and buildd's state, and say where.
     #[arg(long)]
     pub(crate) keep: bool,
+
+    /// Day mode: each round runs a script of the user's own commands (by default, with
+    /// --generate, `clippy; run -p app; test -p lib001; build --release`) with plain cargo
+    /// and, once the daemon is idle, with `buildd cargo`, and reports the units and time of
+    /// each; no idle measurement.
+    #[arg(long)]
+    pub(crate) day: bool,
+
+    /// With --day: the commands, cargo's arguments separated by `;` (`cargo` in front is
+    /// optional). Required with --workspace.
+    #[arg(long, value_name = "SCRIPT", requires = "day")]
+    pub(crate) day_script: Option<String>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -106,5 +118,14 @@ mod tests {
         let args = Args::try_parse_from(["b", "--generate", "3", "--runs", "1"]).unwrap();
         assert_eq!((args.generate, args.runs), (Some(3), 1));
         assert_eq!(args.idle, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_day_script_needs_day_mode() {
+        assert!(Args::try_parse_from(["b", "--generate", "3", "--day-script", "build"]).is_err());
+        let args = Args::try_parse_from(["b", "--generate", "3", "--day", "--day-script", "build"])
+            .unwrap();
+        assert!(args.day);
+        assert_eq!(args.day_script.as_deref(), Some("build"));
     }
 }

@@ -21,15 +21,37 @@ use crate::proc_stats;
 pub(crate) struct Finished {
     pub(crate) wall: Duration,
     pub(crate) cpu: Duration,
+    pub(crate) stdout: String,
     pub(crate) stderr: String,
 }
 
 impl Finished {
-    /// How many units cargo compiled, from its `Compiling` lines: zero when everything was
-    /// fresh.
+    /// How many units cargo compiled: with `--message-format=json`, its `compiler-artifact`
+    /// messages that are not fresh; otherwise its `Compiling` lines. Zero when everything
+    /// was fresh.
     pub(crate) fn compiled(&self) -> u32 {
-        count_compiling(&self.stderr)
+        count_not_fresh(&self.stdout).unwrap_or_else(|| count_compiling(&self.stderr))
     }
+}
+
+/// The `compiler-artifact` messages of cargo's JSON output on `stdout` with `"fresh": false`,
+/// or `None` when there is no artifact message at all (the command did not ask for JSON).
+/// Lines that are not JSON (a program's or a test binary's own output) are skipped.
+fn count_not_fresh(stdout: &str) -> Option<u32> {
+    let mut artifacts = 0;
+    let mut not_fresh = 0;
+    for line in stdout.lines().filter(|l| l.starts_with('{')) {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] == "compiler-artifact" {
+            artifacts += 1;
+            if message["fresh"] == false {
+                not_fresh += 1;
+            }
+        }
+    }
+    (artifacts > 0).then_some(not_fresh)
 }
 
 fn count_compiling(stderr: &str) -> u32 {
@@ -77,7 +99,7 @@ pub(crate) fn run(mut command: Command, what: &str, timeout: Duration) -> anyhow
     let cpu = proc_stats::children_cpu().saturating_sub(cpu_before);
     let _ = done.send(());
     let expired = watchdog.join().unwrap_or(false);
-    let _ = out_reader.join();
+    let stdout = out_reader.join().unwrap_or_default();
     let stderr = err_reader.join().unwrap_or_default();
     if expired {
         bail!("{what} did not finish within {timeout:?} and was killed");
@@ -87,7 +109,12 @@ pub(crate) fn run(mut command: Command, what: &str, timeout: Duration) -> anyhow
         let tail = lines[lines.len().saturating_sub(30)..].join("\n");
         bail!("{what} failed ({status}):\n{tail}");
     }
-    Ok(Finished { wall, cpu, stderr })
+    Ok(Finished {
+        wall,
+        cpu,
+        stdout,
+        stderr,
+    })
 }
 
 fn drain(mut pipe: impl Read) -> String {
@@ -106,6 +133,35 @@ mod tests {
                       Compiling app v0.1.0 (/w/app)\n    Finished `dev` profile\n";
         assert_eq!(count_compiling(stderr), 2);
         assert_eq!(count_compiling("    Finished `dev` profile\n"), 0);
+    }
+
+    #[test]
+    fn counts_the_artifacts_that_were_not_fresh_in_json_output() {
+        let stdout = concat!(
+            r#"{"reason":"compiler-artifact","target":{"name":"lib001"},"fresh":false}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"name":"itoa"},"fresh":true}"#,
+            "\n",
+            r#"{"reason":"compiler-message","message":{"rendered":"warning"}}"#,
+            "\n{not json, a program's own line\ntotal 55: 2 digits\n",
+            r#"{"reason":"build-finished","success":true}"#,
+            "\n"
+        );
+        assert_eq!(count_not_fresh(stdout), Some(1));
+        let fresh = r#"{"reason":"compiler-artifact","fresh":true}"#;
+        assert_eq!(count_not_fresh(fresh), Some(0));
+        assert_eq!(count_not_fresh("total 55\n"), None);
+        let finished = Finished {
+            wall: Duration::ZERO,
+            cpu: Duration::ZERO,
+            stdout: fresh.to_owned(),
+            stderr: "   Compiling lib001 v0.1.0 (/w)\n".to_owned(),
+        };
+        assert_eq!(
+            finished.compiled(),
+            0,
+            "the JSON is what counts when there is some"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod cli;
 mod command;
 mod copy;
 mod daemon;
+mod day;
 mod edit;
 mod env;
 mod generate;
@@ -49,6 +50,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    // A bad script is refused before anything is copied or built.
+    let script = args.day.then(|| day_script(&args)).transpose()?;
     let buildd = find_buildd(args.buildd.as_deref())?;
     let temp = tempfile::Builder::new()
         .prefix("buildd-bench-")
@@ -84,18 +87,48 @@ fn run(args: Args) -> anyhow::Result<()> {
         timeout: args.timeout,
         dir: dir.clone(),
     };
+    if let Some(script) = script {
+        let results = day::run::run(&setup, &script);
+        keep(args.keep, temp);
+        let report = day::report::build(results?);
+        write_json(args.json.as_deref(), &report)?;
+        println!("{}", day::report::render(&report));
+        return Ok(());
+    }
     let results = measure::run(&setup);
-    if args.keep {
+    keep(args.keep, temp);
+    let report = report::build(results?);
+    write_json(args.json.as_deref(), &report)?;
+    println!("{}", report::render(&report));
+    Ok(())
+}
+
+/// The day mode's script: `--day-script`, or the generated workspace's.
+fn day_script(args: &Args) -> anyhow::Result<Vec<day::script::DayCommand>> {
+    match (&args.day_script, args.generate) {
+        (Some(text), _) => day::script::parse(text),
+        (None, Some(_)) => day::script::parse(day::script::GENERATED),
+        (None, None) => bail!(
+            "--day on --workspace needs --day-script with the commands to run, such as \
+             `clippy; run -p BIN; test -p LIB; build --release`"
+        ),
+    }
+}
+
+/// With `--keep`, keeps the temporary dir and says where.
+fn keep(keep: bool, temp: tempfile::TempDir) {
+    if keep {
         let kept = temp.keep();
         measure::progress(&format!("kept {}", kept.display()));
     }
-    let report = report::build(results?);
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report).context("failed to encode the report")?;
+}
+
+fn write_json(path: Option<&Path>, report: &impl serde::Serialize) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        let json = serde_json::to_string_pretty(report).context("failed to encode the report")?;
         std::fs::write(path, json + "\n")
             .with_context(|| format!("failed to write {}", path.display()))?;
     }
-    println!("{}", report::render(&report));
     Ok(())
 }
 
@@ -172,4 +205,37 @@ fn check_edit(root: &Path, relative: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_mode_takes_the_generated_script_or_the_given_one_and_needs_one_for_a_workspace() {
+        let parse = |argv: &[&str]| Args::try_parse_from(argv).unwrap();
+        let generated = day_script(&parse(&["b", "--generate", "3", "--day"])).unwrap();
+        assert_eq!(generated.len(), 4);
+        let given = day_script(&parse(&[
+            "b",
+            "--generate",
+            "3",
+            "--day",
+            "--day-script",
+            "check; build",
+        ]))
+        .unwrap();
+        assert_eq!(given.len(), 2);
+        let error = day_script(&parse(&[
+            "b",
+            "--workspace",
+            "/w",
+            "--edit",
+            "x.rs",
+            "--day",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("needs --day-script"), "{error}");
+    }
 }

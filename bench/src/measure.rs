@@ -80,11 +80,24 @@ pub(crate) fn is_diagnostic(round: u32) -> bool {
 
 /// Whether the buildd side goes first in round `round`: plain, buildd, buildd, plain, plain,
 /// buildd, ... which alternates both among odd (diagnostic) and even (code) rounds.
-fn buildd_first(round: u32) -> bool {
+pub(crate) fn buildd_first(round: u32) -> bool {
     (round / 2) % 2 == 1
 }
 
-pub(crate) fn run(setup: &Setup) -> anyhow::Result<Results> {
+/// The copies a run works on, and what every child process gets.
+pub(crate) struct Prepared {
+    pub(crate) plain_root: PathBuf,
+    pub(crate) buildd_root: PathBuf,
+    /// The extra copies for the idle measurement.
+    pub(crate) idle_roots: Vec<PathBuf>,
+    pub(crate) logs: PathBuf,
+    pub(crate) child_env: std::collections::BTreeMap<String, String>,
+    pub(crate) target: EditTarget,
+}
+
+/// Copies the workspace once per side (and `idle_workspaces - 1` more times), with one
+/// lockfile for all, and reads the file to edit.
+pub(crate) fn prepare(setup: &Setup, idle_workspaces: u32) -> anyhow::Result<Prepared> {
     let name = setup
         .source
         .file_name()
@@ -106,7 +119,7 @@ pub(crate) fn run(setup: &Setup) -> anyhow::Result<Results> {
     ensure_lockfile(&plain_root, &child_env, setup.timeout)?;
     let buildd_root = copy_at("buildd");
     copy_workspace(&plain_root, &buildd_root)?;
-    let idle_roots: Vec<PathBuf> = (2..=setup.idle_workspaces)
+    let idle_roots: Vec<PathBuf> = (2..=idle_workspaces)
         .map(|i| copy_at(&format!("idle-{i}")))
         .collect();
     for root in &idle_roots {
@@ -117,6 +130,25 @@ pub(crate) fn run(setup: &Setup) -> anyhow::Result<Results> {
     };
     let (plain_root, buildd_root) = (canonical(&plain_root)?, canonical(&buildd_root)?);
     let target = EditTarget::read(&plain_root, &setup.edit)?;
+    Ok(Prepared {
+        plain_root,
+        buildd_root,
+        idle_roots,
+        logs,
+        child_env,
+        target,
+    })
+}
+
+pub(crate) fn run(setup: &Setup) -> anyhow::Result<Results> {
+    let Prepared {
+        plain_root,
+        buildd_root,
+        idle_roots,
+        logs,
+        child_env,
+        target,
+    } = prepare(setup, setup.idle_workspaces)?;
 
     let mut machine = Machine::describe(&child_env);
     let plain = PlainSide::new(&plain_root, &child_env, setup.timeout);

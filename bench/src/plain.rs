@@ -64,7 +64,7 @@ impl PlainSide {
         }
     }
 
-    fn cargo(&self, args: &[&str]) -> anyhow::Result<Finished> {
+    pub(crate) fn cargo(&self, args: &[&str]) -> anyhow::Result<Finished> {
         let mut cmd = env::command("cargo", &self.env);
         cmd.args(args).current_dir(&self.root);
         let what = format!("cargo {} in {}", args.join(" "), self.root.display());

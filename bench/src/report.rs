@@ -10,8 +10,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::machine::Machine;
 use crate::measure::{Results, Round};
-use crate::stats::{Summary, ratio};
+use crate::stats::{self, Summary, ratio};
 
 const MB: f64 = 1024.0 * 1024.0;
 
@@ -46,12 +47,7 @@ fn over(
     diagnostic_only: bool,
     value: impl Fn(&Round) -> Option<f64>,
 ) -> Option<Summary> {
-    let samples: Vec<f64> = rounds
-        .iter()
-        .filter(|r| r.diagnostic || !diagnostic_only)
-        .filter_map(value)
-        .collect();
-    Summary::of(&samples)
+    stats::over(rounds, |r| r.diagnostic || !diagnostic_only, value)
 }
 
 pub(crate) fn build(results: Results) -> Report {
@@ -208,28 +204,15 @@ pub(crate) fn build(results: Results) -> Report {
     }
 }
 
-fn number(value: Option<f64>) -> String {
+pub(crate) fn number(value: Option<f64>) -> String {
     value.map_or_else(|| "unavailable".to_owned(), |v| format!("{v:.2}"))
 }
 
 /// The report as text for a terminal; its last line is the summary line.
 pub(crate) fn render(report: &Report) -> String {
     let r = &report.results;
-    let m = &r.machine;
     let mut out = String::new();
-    let load = |l: [f64; 3]| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]);
-    let _ = writeln!(out, "buildd-bench, {}", m.date);
-    let _ = writeln!(
-        out,
-        "machine: {} x {}, {} MB, Linux {}; {}; {}",
-        m.cpus, m.cpu_model, m.memory_mb, m.kernel, m.rustc, m.cargo
-    );
-    let _ = writeln!(
-        out,
-        "load average: before {}, after {}",
-        load(m.load_before),
-        load(m.load_after)
-    );
+    write_machine(&mut out, "buildd-bench", &r.machine);
     let diag_rounds = r.rounds.iter().filter(|x| x.diagnostic).count();
     let _ = writeln!(
         out,
@@ -261,30 +244,13 @@ pub(crate) fn render(report: &Report) -> String {
         let _ = writeln!(out, "LSP figure missing: {reason}");
     }
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "{:<60} {:>9} {:>9} {:>9} {:>3}",
-        "per round", "median", "min", "max", "n"
+    write_rows(
+        &mut out,
+        report
+            .rows
+            .iter()
+            .map(|row| (row.name, row.unit, row.summary)),
     );
-    for row in &report.rows {
-        let name = if row.unit.is_empty() {
-            row.name.to_owned()
-        } else {
-            format!("{} ({})", row.name, row.unit)
-        };
-        match &row.summary {
-            Some(s) => {
-                let _ = writeln!(
-                    out,
-                    "{name:<60} {:>9.3} {:>9.3} {:>9.3} {:>3}",
-                    s.median, s.min, s.max, s.n
-                );
-            }
-            None => {
-                let _ = writeln!(out, "{name:<60} {:>9}", "missing");
-            }
-        }
-    }
     if !r.peak_rss_per_round {
         let _ = writeln!(
             out,
@@ -292,25 +258,7 @@ pub(crate) fn render(report: &Report) -> String {
         );
     }
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "{:<60} {:>11} {:>24}  met",
-        "ratio (of medians)", "value", "target"
-    );
-    for ratio in &report.ratios {
-        let met = match ratio.met {
-            Some(true) => "yes",
-            Some(false) => "NO",
-            None => "-",
-        };
-        let _ = writeln!(
-            out,
-            "{:<60} {:>11} {:>24}  {met}",
-            ratio.name,
-            number(ratio.value),
-            ratio.target
-        );
-    }
+    write_ratios(&mut out, &report.ratios);
     let i = &r.idle;
     let _ = writeln!(
         out,
@@ -327,4 +275,80 @@ pub(crate) fn render(report: &Report) -> String {
     let _ = writeln!(out);
     let _ = write!(out, "{}", report.summary_line);
     out
+}
+
+/// The first lines of a report: its title with the date, the machine and its load.
+pub(crate) fn write_machine(out: &mut String, title: &str, m: &Machine) {
+    let load = |l: [f64; 3]| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]);
+    let _ = writeln!(out, "{title}, {}", m.date);
+    let _ = writeln!(
+        out,
+        "machine: {} x {}, {} MB, Linux {}; {}; {}",
+        m.cpus, m.cpu_model, m.memory_mb, m.kernel, m.rustc, m.cargo
+    );
+    let _ = writeln!(
+        out,
+        "load average: before {}, after {}",
+        load(m.load_before),
+        load(m.load_after)
+    );
+}
+
+/// The table of per-round figures: name, unit and summary of each row.
+pub(crate) fn write_rows<'a>(
+    out: &mut String,
+    rows: impl Iterator<Item = (&'a str, &'a str, Option<Summary>)>,
+) {
+    let _ = writeln!(
+        out,
+        "{:<60} {:>9} {:>9} {:>9} {:>3}",
+        "per round", "median", "min", "max", "n"
+    );
+    for (name, unit, summary) in rows {
+        let name = if unit.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name} ({unit})")
+        };
+        match summary {
+            Some(s) => {
+                let _ = writeln!(
+                    out,
+                    "{name:<60} {:>9.3} {:>9.3} {:>9.3} {:>3}",
+                    s.median, s.min, s.max, s.n
+                );
+            }
+            None => {
+                let _ = writeln!(out, "{name:<60} {:>9}", "missing");
+            }
+        }
+    }
+}
+
+/// The table of ratios against their targets.
+pub(crate) fn write_ratios(out: &mut String, ratios: &[Ratio]) {
+    let _ = writeln!(
+        out,
+        "{:<60} {:>11} {:>24}  met",
+        "ratio (of medians)", "value", "target"
+    );
+    for ratio in ratios {
+        let _ = writeln!(
+            out,
+            "{:<60} {:>11} {:>24}  {}",
+            ratio.name,
+            number(ratio.value),
+            ratio.target,
+            met(ratio.met)
+        );
+    }
+}
+
+/// `yes`, `NO`, or `-` for no target or no value.
+pub(crate) fn met(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "yes",
+        Some(false) => "NO",
+        None => "-",
+    }
 }

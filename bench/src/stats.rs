@@ -38,6 +38,21 @@ impl Summary {
     }
 }
 
+/// The summary of `value` over the rounds `keep` accepts (a round without the value is
+/// left out).
+pub(crate) fn over<R>(
+    rounds: &[R],
+    keep: impl Fn(&R) -> bool,
+    value: impl Fn(&R) -> Option<f64>,
+) -> Option<Summary> {
+    let samples: Vec<f64> = rounds
+        .iter()
+        .filter(|r| keep(r))
+        .filter_map(value)
+        .collect();
+    Summary::of(&samples)
+}
+
 /// `a / b` of two medians, when both exist and `b` is not zero.
 pub(crate) fn ratio(a: Option<Summary>, b: Option<Summary>) -> Option<f64> {
     let (a, b) = (a?.median, b?.median);

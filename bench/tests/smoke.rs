@@ -147,3 +147,59 @@ fn one_round_on_a_tiny_generated_workspace() {
     assert!(report["rows"].as_array().unwrap().len() > 5);
     assert!(report["ratios"].as_array().unwrap().len() > 3);
 }
+
+#[test]
+fn one_day_round_on_a_tiny_generated_workspace() {
+    let buildd = buildd_bin();
+    let out = tempfile::tempdir().unwrap();
+    let json_path = out.path().join("day.json");
+    let output = Command::new(bench_bin())
+        .args(["--generate", "3", "--day", "--runs", "1", "--timeout", "5m"])
+        .arg("--buildd")
+        .arg(&buildd)
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "buildd-bench --day failed");
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("day-max-units="), "{last}");
+    assert!(
+        last.contains(" day-cpu-ratio=") && last.contains(" day-diag-ratio="),
+        "{last}"
+    );
+
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap())
+        .expect("--json writes JSON");
+    let results = &report["results"];
+    assert_eq!(
+        results["commands"],
+        serde_json::json!([
+            "cargo clippy",
+            "cargo run -p app",
+            "cargo test -p lib001",
+            "cargo build --release"
+        ])
+    );
+    let round = &results["rounds"].as_array().unwrap()[0];
+    let plain = round["plain"].as_array().unwrap();
+    let warm = round["buildd"]["commands"].as_array().unwrap();
+    assert_eq!((plain.len(), warm.len()), (4, 4));
+    for (i, (p, w)) in plain.iter().zip(warm).enumerate() {
+        assert!(secs(&p["secs"], "plain command") > 0.0, "command {i}: {p}");
+        assert!(secs(&w["secs"], "buildd command") > 0.0, "command {i}: {w}");
+        // The edit is to the base library, which every command compiles: plain cargo's
+        // units are counted from its JSON, so a count of zero would mean the count is broken.
+        assert!(p["compiled"].as_u64().unwrap() > 0, "command {i}: {p}");
+        assert!(w["compiled"].is_u64(), "command {i}: {w}");
+    }
+    assert!(secs(&round["buildd"]["daemon_cpu_secs"], "daemon CPU") > 0.0);
+    assert!(round["buildd"]["job_units_compiled"].as_u64().unwrap() > 0);
+    let stages = round["buildd"]["job_stages"].as_array().unwrap();
+    assert!(
+        stages.iter().any(|s| s == "build --release --workspace"),
+        "the release build was learned: {stages:?}"
+    );
+}

@@ -190,6 +190,51 @@ fn learned_shapes_are_warm_after_an_edit_and_survive_a_daemon_restart() {
 }
 
 #[test]
+fn dedupe_learned_vs_configured_a_command_a_job_already_runs_is_not_learned_as_a_second_job() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    // The configured job and the user's command below are the same command with their
+    // options in another order and spelling.
+    std::fs::write(
+        ws.join("buildd.toml"),
+        "expensive_secs = 3600\n[jobs.release]\ncommand = [\"build\", \"--workspace\", \"--release\"]\n",
+    )
+    .unwrap();
+    world.ok(&ws, &["wait"]);
+    // `build --release --workspace` (the root of a virtual workspace selects it), the
+    // default `clippy --workspace --all-targets` and `test --no-run --workspace`.
+    for args in [
+        &["cargo", "build", "-r"][..],
+        &["cargo", "clippy", "--all-targets"][..],
+        &["cargo", "test", "--no-run"][..],
+    ] {
+        world.ok(&ws, args);
+    }
+    let status = edit_and_settle(&world, &ws);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    let mut names = job_names(&status);
+    names.sort();
+    assert_eq!(
+        names,
+        ["build", "clippy", "release", "test"],
+        "no learned job besides the jobs that run the same commands: {status:#}"
+    );
+    assert_eq!(
+        status["last_job"]["stages"].as_array().unwrap().len(),
+        4,
+        "each command ran once: {status:#}"
+    );
+    for args in [
+        &["build", "--release"][..],
+        &["clippy", "--all-targets"][..],
+        &["test", "--no-run"][..],
+    ] {
+        let stale = compiled(&world, &ws, args);
+        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
+    }
+}
+
+#[test]
 fn with_learn_false_nothing_is_learned() {
     let world = World::new();
     let ws = world.workspace("basic", "ws");

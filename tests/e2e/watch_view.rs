@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::procs;
-use crate::support::{DEADLINE, World, apt_install, edit, output_within, wait_until};
 use crate::support::free_port;
+use crate::support::{DEADLINE, World, apt_install, edit, output_within, wait_until};
 use crate::watch::ask;
 
 /// The shell's prompt in the pane: the screen shows it again once the view is gone.

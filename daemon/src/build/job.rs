@@ -97,124 +97,26 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             stage: stage.clone(),
         });
         let stage_started = Instant::now();
-        let mut compile_errors = 0u64;
-        let mut lint_errors = 0u64;
-        // A job that is not a diagnostics job reports no diagnostics: its first error goes
-        // into the failure instead.
-        let mut first_error: Option<String> = None;
-        let mut args = plan.args.clone();
-        if let Some(jobs) = spec.jobs {
-            // Before a `--`, after which the arguments are the compiler's (clippy's lints).
-            let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
-            args.insert(at, format!("--jobs={jobs}"));
-        }
-        let dir = spec.root.join(&plan.dir);
-        let (env, cargo_env) = match &plan.key {
-            Some(other) => (&other.env, &other.cargo_env),
-            None => (&*spec.env, &*spec.cargo_env),
-        };
-        let command = CargoCommand {
-            dir: &dir,
-            args,
-            env,
-            cargo_env,
-            nice: spec.nice,
-            orphans: &spec.orphans,
-        };
-        let outcome = cargo_run::run(command, &job_cancel, |message| match message {
-            Message::CompilerArtifact(artifact) => emit(JobEvent::Unit {
-                stage: stage.clone(),
-                package: diagnostics::package_name(&artifact.package_id),
-                target: artifact.target.name.clone(),
-                fresh: artifact.fresh,
-            }),
-            Message::CompilerMessage(message) => {
-                if let Some(d) = diagnostics::convert(&spec.root, message) {
-                    if d.severity == crate::wire::protocol::Severity::Error {
-                        compile_errors += 1;
-                        if d.rustc
-                            .code
-                            .as_ref()
-                            .is_some_and(|c| c.code.starts_with("clippy::"))
-                        {
-                            lint_errors += 1;
-                        }
-                        if first_error.is_none() {
-                            first_error = Some(format!(
-                                "{}:{}:{}: {}",
-                                d.file.display(),
-                                d.line,
-                                d.column,
-                                d.message
-                            ));
-                        }
-                    }
-                    if plan.diagnostics {
-                        emit(JobEvent::Diagnostic(Box::new(d)));
-                    }
-                }
+        let run = run_stage(&spec, plan, &job_cancel, &emit).await;
+        let stage_result = judge(&spec, plan, run, cancel.is_cancelled());
+        if let Some(failed) = stage_result.failure {
+            if plan.key.is_some() {
+                // Another key's stage says nothing of the workspace's own: its failure is
+                // its own (in its `StageFinished`), and the job's stays what it was.
+                tracing::info!(stage = %stage.name(), "warming another key failed: {failed}");
+            } else {
+                failure = Some(failed);
             }
-            _ => {}
-        })
-        .await;
-        // Another key's stage says nothing of the workspace's own: its failure is its own
-        // (in its `StageFinished`), and the job's stays what it was.
-        let own_failure = plan.key.as_ref().and_then(|_| failure.take());
-        let stage_result = match outcome {
-            Ok(Outcome::Cancelled) if !cancel.is_cancelled() => {
-                failure = Some(format!(
-                    "the job ran longer than its timeout of {}s and was stopped (a build \
-                     script or proc macro that hangs?); raise job_timeout_secs in buildd.toml \
-                     if the build needs longer",
-                    spec.timeout.as_secs()
-                ));
-                JobResult::Failed
-            }
-            Ok(Outcome::Cancelled) => JobResult::Cancelled,
-            Ok(Outcome::Finished { status, .. }) if status.success() => JobResult::Success,
-            Ok(Outcome::Finished {
-                status,
-                stderr_tail,
-            }) => {
-                if compile_errors == 0 {
-                    failure = Some(explain_failure(&plan.args, status, &stderr_tail));
-                } else if !plan.diagnostics {
-                    failure = Some(format!(
-                        "cargo {} failed with {compile_errors} error(s), the first: {}",
-                        plan.args.join(" "),
-                        first_error.as_deref().unwrap_or("?")
-                    ));
-                }
-                JobResult::Failed
-            }
-            Err(e) => {
-                failure = Some(if e.kind() == std::io::ErrorKind::NotFound {
-                    "cargo was not found on PATH: install Rust with rustup or fix the PATH \
-                     of the shell that registered the workspace"
-                        .to_owned()
-                } else {
-                    format!("failed to start cargo: {e}")
-                });
-                JobResult::Failed
-            }
-        };
-        if plan.key.is_some()
-            && let Some(failed) = std::mem::replace(&mut failure, own_failure)
-        {
-            tracing::info!(stage = %stage.name(), "warming another key failed: {failed}");
         }
         emit(JobEvent::StageFinished {
             stage,
-            result: stage_result,
+            result: stage_result.result,
             duration: stage_started.elapsed(),
         });
-        match stage_result {
+        match stage_result.result {
             JobResult::Success => {}
             JobResult::Failed if plan.key.is_some() => {}
-            JobResult::Failed
-                if plan.origin == JobOrigin::Learned
-                    || (compile_errors > 0 && lint_errors == compile_errors) =>
-            {
+            JobResult::Failed if plan.origin == JobOrigin::Learned || stage_result.only_lints => {
                 // The job goes on, and ends failed.
                 result = JobResult::Failed;
             }
@@ -230,6 +132,148 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
         duration: started.elapsed(),
         failure,
     }));
+}
+
+/// What one stage's cargo did: how it ended, and the errors it reported.
+struct StageRun {
+    outcome: std::io::Result<Outcome>,
+    compile_errors: u64,
+    /// Errors that are clippy's lints (a `deny` lint).
+    lint_errors: u64,
+    /// The first error, `file:line:col: message`, for a stage without diagnostics.
+    first_error: Option<String>,
+}
+
+/// Runs one stage's cargo command, emitting its units and (for a diagnostics job) its
+/// diagnostics as they come.
+async fn run_stage(
+    spec: &JobSpec,
+    plan: &StagePlan,
+    cancel: &CancellationToken,
+    emit: &impl Fn(JobEvent),
+) -> StageRun {
+    let mut run = StageRun {
+        outcome: Ok(Outcome::Cancelled),
+        compile_errors: 0,
+        lint_errors: 0,
+        first_error: None,
+    };
+    let mut args = plan.args.clone();
+    if let Some(jobs) = spec.jobs {
+        // Before a `--`, after which the arguments are the compiler's (clippy's lints).
+        let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+        args.insert(at, format!("--jobs={jobs}"));
+    }
+    let dir = spec.root.join(&plan.dir);
+    let (env, cargo_env) = match &plan.key {
+        Some(other) => (&other.env, &other.cargo_env),
+        None => (&*spec.env, &*spec.cargo_env),
+    };
+    let command = CargoCommand {
+        dir: &dir,
+        args,
+        env,
+        cargo_env,
+        nice: spec.nice,
+        orphans: &spec.orphans,
+    };
+    run.outcome = cargo_run::run(command, cancel, |message| match message {
+        Message::CompilerArtifact(artifact) => emit(JobEvent::Unit {
+            stage: plan.stage.clone(),
+            package: diagnostics::package_name(&artifact.package_id),
+            target: artifact.target.name.clone(),
+            fresh: artifact.fresh,
+        }),
+        Message::CompilerMessage(message) => {
+            let Some(d) = diagnostics::convert(&spec.root, message) else {
+                return;
+            };
+            if d.severity == crate::wire::protocol::Severity::Error {
+                run.compile_errors += 1;
+                if d.rustc
+                    .code
+                    .as_ref()
+                    .is_some_and(|c| c.code.starts_with("clippy::"))
+                {
+                    run.lint_errors += 1;
+                }
+                if run.first_error.is_none() {
+                    run.first_error = Some(format!(
+                        "{}:{}:{}: {}",
+                        d.file.display(),
+                        d.line,
+                        d.column,
+                        d.message
+                    ));
+                }
+            }
+            // A job that is not a diagnostics job reports no diagnostics: its first error
+            // goes into the failure instead.
+            if plan.diagnostics {
+                emit(JobEvent::Diagnostic(Box::new(d)));
+            }
+        }
+        _ => {}
+    })
+    .await;
+    run
+}
+
+/// How a stage ended, and why when it failed.
+struct StageResult {
+    result: JobResult,
+    failure: Option<String>,
+    /// It failed on clippy's lints alone (a `deny` lint does not stop `cargo build`).
+    only_lints: bool,
+}
+
+/// What a stage's run means: `cancelled` says whether the job was cancelled from outside
+/// (a newer edit, a user's command), not by its own timeout.
+fn judge(spec: &JobSpec, plan: &StagePlan, run: StageRun, cancelled: bool) -> StageResult {
+    let failed = |failure: Option<String>| StageResult {
+        result: JobResult::Failed,
+        failure,
+        only_lints: run.compile_errors > 0 && run.lint_errors == run.compile_errors,
+    };
+    let ended = |result| StageResult {
+        result,
+        failure: None,
+        only_lints: false,
+    };
+    match run.outcome {
+        Ok(Outcome::Cancelled) if !cancelled => failed(Some(format!(
+            "the job ran longer than its timeout of {}s and was stopped (a build script or \
+             proc macro that hangs?); raise job_timeout_secs in buildd.toml if the build \
+             needs longer",
+            spec.timeout.as_secs()
+        ))),
+        Ok(Outcome::Cancelled) => ended(JobResult::Cancelled),
+        Ok(Outcome::Finished { status, .. }) if status.success() => ended(JobResult::Success),
+        Ok(Outcome::Finished {
+            status,
+            ref stderr_tail,
+        }) => {
+            if run.compile_errors == 0 {
+                failed(Some(explain_failure(&plan.args, status, stderr_tail)))
+            } else if !plan.diagnostics {
+                failed(Some(format!(
+                    "cargo {} failed with {} error(s), the first: {}",
+                    plan.args.join(" "),
+                    run.compile_errors,
+                    run.first_error.as_deref().unwrap_or("?")
+                )))
+            } else {
+                failed(None)
+            }
+        }
+        Err(ref e) => failed(Some(if e.kind() == std::io::ErrorKind::NotFound {
+            "cargo was not found on PATH: install Rust with rustup or fix the PATH of the \
+             shell that registered the workspace"
+                .to_owned()
+        } else {
+            format!("failed to start cargo: {e}")
+        })),
+    }
 }
 
 /// Cargo's error lines (those starting with `error`) and what follows them, or the last

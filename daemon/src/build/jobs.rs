@@ -363,6 +363,65 @@ pub(crate) fn selects(shape: &[String]) -> bool {
     })
 }
 
+/// Whether two job commands are the same command written differently: the same subcommand
+/// and the same options, in any order and spelling (`-p x`, `--package=x`), with the same
+/// arguments after `--`. `--config` values keep their order (a later one wins). A command
+/// with an option buildd does not know is compared as written, since its positionals
+/// cannot be told from option values.
+pub(crate) fn same_command(a: &[String], b: &[String]) -> bool {
+    match (normalized(a), normalized(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// A command as its subcommand, its options sorted (`--config` ones in order, apart), and
+/// what follows `--`; `None` when it has an option buildd does not know.
+type Normalized<'a> = (
+    &'a str,
+    Vec<(&'a str, Option<&'a str>)>,
+    Vec<&'a str>,
+    &'a [String],
+);
+
+fn normalized(args: &[String]) -> Option<Normalized<'_>> {
+    let (subcommand, rest) = args.split_first()?;
+    let subcommand = match subcommand.as_str() {
+        "b" => "build",
+        "c" => "check",
+        "d" => "doc",
+        "t" => "test",
+        other => other,
+    };
+    let dashes = rest.iter().position(|a| a == "--").unwrap_or(rest.len());
+    let (options, after) = rest.split_at(dashes);
+    let mut items = Vec::new();
+    let mut configs = Vec::new();
+    let mut iter = options.iter().map(String::as_str);
+    while let Some(arg) = iter.next() {
+        let (option, inline) = split_option(arg);
+        let option = canonical(option);
+        if KEPT_WITH_VALUE.contains(&option) {
+            let value = match inline {
+                Some(v) => v,
+                None => iter.next()?,
+            };
+            if option == "--config" {
+                configs.push(value);
+            } else {
+                items.push((option, Some(value)));
+            }
+        } else if (KEPT_FLAGS.contains(&option) || option == "--no-run") && inline.is_none() {
+            items.push((option, None));
+        } else {
+            return None;
+        }
+    }
+    items.sort_unstable();
+    items.dedup();
+    Some((subcommand, items, configs, after))
+}
+
 /// The `--target` triples a command builds for (a path to a target spec file is not a
 /// triple and is left to cargo).
 pub(crate) fn targets(args: &[String]) -> Vec<String> {
@@ -438,6 +497,41 @@ mod tests {
             Some("check --config x=1")
         );
         assert_eq!(shape_of("test --no-run").as_deref(), Some("test --no-run"));
+    }
+
+    #[test]
+    fn the_same_command_in_another_order_or_spelling_is_the_same() {
+        let same = |a: &str, b: &str| same_command(&args(a), &args(b));
+        assert!(same(
+            "clippy --all-targets --workspace",
+            "clippy --workspace --all-targets"
+        ));
+        assert!(same("build --release --workspace", "b --workspace -r"));
+        assert!(same(
+            "test --no-run -p core --features=extra",
+            "test --features extra --package core --no-run"
+        ));
+        assert!(same("clippy -- -W a", "clippy -- -W a"));
+        assert!(!same("clippy -- -W a -W b", "clippy -- -W b -W a"));
+        assert!(!same(
+            "clippy --workspace",
+            "clippy --workspace --all-targets"
+        ));
+        assert!(!same("build --package a", "build --package b"));
+        assert!(!same("build --workspace", "check --workspace"));
+        assert!(!same(
+            "check --config a=1 --config a=2",
+            "check --config a=2 --config a=1"
+        ));
+        // Unknown options: only the same text is the same command.
+        assert!(same(
+            "rustc --lib --crate-type x",
+            "rustc --lib --crate-type x"
+        ));
+        assert!(!same(
+            "rustc --crate-type x --lib",
+            "rustc --lib --crate-type x"
+        ));
     }
 
     #[test]

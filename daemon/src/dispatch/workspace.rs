@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::build::diagnostics::DiagnosticStore;
 use crate::build::job::{Gate, Stage};
-use crate::build::jobs::JobDef;
+use crate::build::jobs::{self, JobDef};
 use crate::build::learned::LearnedJobs;
 use crate::build::plan::OtherKeyEnv;
 use crate::dispatch::schedule::Schedule;
@@ -417,13 +417,17 @@ impl Workspace {
     }
 
     /// The job definitions a job runs, in order: the configured ones, then the learned ones
-    /// most recently used first (up to the limit, without those the configured ones cover).
+    /// most recently used first (up to the limit, without those a configured one already
+    /// runs, written in another order or spelling: see [`jobs::same_command`]).
     pub(crate) fn job_defs(&self, resolved: &Resolved) -> Vec<JobDef> {
         let mut defs = resolved.jobs.clone();
         if let Some(learned) = &self.learned {
             for shape in learned.shapes.iter().take(resolved.learn_limit) {
                 let def = shape.def();
-                if !defs.iter().any(|d| d.args == def.args && d.dir == def.dir) {
+                if !defs
+                    .iter()
+                    .any(|d| jobs::same_command(&d.args, &def.args) && d.dir == def.dir)
+                {
                     defs.push(def);
                 }
             }

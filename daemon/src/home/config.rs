@@ -560,7 +560,8 @@ mod tests {
         std::fs::write(paths.config_file(), both).unwrap();
         let err = RawDaemonConfig::default()
             .resolve(paths.clone())
-            .unwrap_err().to_string();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("config.toml") && err.contains("sccache.config"),
             "{err}"
@@ -569,13 +570,17 @@ mod tests {
         std::fs::write(paths.config_file(), "[sccache.dist]\ntoken = \"t\"\n").unwrap();
         let err = RawDaemonConfig::default()
             .resolve(paths.clone())
-            .unwrap_err().to_string();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("config.toml") && err.contains("sccache.dist.scheduler_url"),
             "{err}"
         );
         std::fs::write(paths.config_file(), "[sccache.dist]\nschedular = \"x\"\n").unwrap();
-        let err = RawDaemonConfig::default().resolve(paths).unwrap_err().to_string();
+        let err = RawDaemonConfig::default()
+            .resolve(paths)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("schedular"), "{err}");
     }
 }

@@ -54,24 +54,7 @@ impl Dispatcher {
         if defs.is_empty() {
             return;
         }
-        let focus = ws.focus.take();
-        let focus_alone = match (&ws.graph, &focus, &predicted) {
-            (Some(graph), Some(focus), Some(predicted)) => {
-                predicted.is_subset(&graph.affected_by(focus))
-            }
-            _ => true,
-        };
-        let focus = focus.filter(|f| predicted.as_ref().is_some_and(|p| p.contains(f)));
-        let mut stages = plan::plan(&defs, focus.as_deref(), focus_alone);
-        let mut stage_names: Vec<Stage> = defs.iter().map(|d| d.name.clone()).collect();
-        if !quiet {
-            // The other keys the workspace was used with are warmed after its own, unless
-            // gc evicted their dirs meanwhile.
-            ws.other_keys.retain(|k| k.key.target_dir.is_dir());
-            let others = other_key_stages(ws.warmed_other_keys(), &defs);
-            stage_names.extend(others.iter().map(|s| s.stage.clone()));
-            stages.extend(others);
-        }
+        let (stages, stage_names) = plan_stages(ws, &defs, predicted.as_ref(), quiet);
         let key = ws.key.as_ref().expect("caller checked");
         let gate: Gate = Arc::new(Mutex::new(None));
         let sccache = self
@@ -411,6 +394,36 @@ pub(super) fn disk_full(
         target_dir,
         free.unwrap_or(0),
     ))
+}
+
+/// The job's stages and their names: the definitions' (the diagnostics job first over the
+/// package of the file an editor saved, when other changes compete with it), then those
+/// that warm the other keys.
+fn plan_stages(
+    ws: &mut Workspace,
+    defs: &[JobDef],
+    predicted: Option<&BTreeSet<String>>,
+    quiet: bool,
+) -> (Vec<plan::StagePlan>, Vec<Stage>) {
+    let focus = ws.focus.take();
+    let focus_alone = match (&ws.graph, &focus, predicted) {
+        (Some(graph), Some(focus), Some(predicted)) => {
+            predicted.is_subset(&graph.affected_by(focus))
+        }
+        _ => true,
+    };
+    let focus = focus.filter(|f| predicted.is_some_and(|p| p.contains(f)));
+    let mut stages = plan::plan(defs, focus.as_deref(), focus_alone);
+    let mut stage_names: Vec<Stage> = defs.iter().map(|d| d.name.clone()).collect();
+    if !quiet {
+        // The other keys the workspace was used with are warmed after its own, unless gc
+        // evicted their dirs meanwhile.
+        ws.other_keys.retain(|k| k.key.target_dir.is_dir());
+        let others = other_key_stages(ws.warmed_other_keys(), defs);
+        stage_names.extend(others.iter().map(|s| s.stage.clone()));
+        stages.extend(others);
+    }
+    (stages, stage_names)
 }
 
 /// The stages that warm the other keys: each configured job definition (not the learned

@@ -85,10 +85,9 @@ impl Dispatcher {
                 _ => {}
             }
         }
-        let configured = ws
-            .job_defs(&resolved)
-            .iter()
-            .any(|d| d.origin != JobOrigin::Learned && d.args == shape && d.dir == dir);
+        let configured = ws.job_defs(&resolved).iter().any(|d| {
+            d.origin != JobOrigin::Learned && jobs::same_command(&d.args, &shape) && d.dir == dir
+        });
         if configured || resolved.learn_limit == 0 {
             return Some(shape);
         }

@@ -1,0 +1,233 @@
+//! One day-mode run: the copies, a cold pass of the script on both sides (which teaches the
+//! daemon the script's shapes), then rounds of edit -> the script's commands, alternating
+//! which side goes first as the default mode does.
+//!
+//! Plain cargo runs the commands in its copy's own `target/`. On the buildd side the round's
+//! edit is saved as an editor saves it, the harness waits for the daemon's pipeline to be
+//! idle (as the default mode does before its warm commands), and then runs each command as
+//! `buildd --no-start cargo ...`. Both sides run each command with `--message-format=json`,
+//! so the units it compiled are counted from cargo's `fresh` flags.
+
+use std::time::Instant;
+
+use anyhow::ensure;
+use serde::Serialize;
+
+use crate::buildd_side::BuilddSide;
+use crate::day::script::DayCommand;
+use crate::edit::{Edit, EditTarget};
+use crate::machine::{self, Machine};
+use crate::measure::{self, Prepared, Setup, buildd_first, is_diagnostic, progress};
+use crate::plain::{Cost, PlainSide};
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DayResults {
+    pub(crate) machine: Machine,
+    pub(crate) workspace: String,
+    pub(crate) edit: std::path::PathBuf,
+    pub(crate) buildd_binary: std::path::PathBuf,
+    pub(crate) buildd_version: String,
+    pub(crate) lsp_unavailable: Option<String>,
+    /// The script's commands, as the report names them.
+    pub(crate) commands: Vec<String>,
+    /// The index of the first diagnostics command (`clippy`, `check`), if any.
+    pub(crate) diagnostics_command: Option<usize>,
+    pub(crate) cold: DayCold,
+    pub(crate) rounds: Vec<DayRound>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DayCold {
+    /// Plain cargo's first run of each command.
+    pub(crate) plain: Vec<Cost>,
+    /// Registration to the idle pipeline.
+    pub(crate) pipeline_idle_secs: f64,
+    /// Each `buildd cargo` command's first run, once the default jobs were done: this is
+    /// where the daemon learns its shape.
+    pub(crate) buildd: Vec<Cost>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DayRound {
+    pub(crate) round: u32,
+    pub(crate) diagnostic: bool,
+    /// `plain` or `buildd`.
+    pub(crate) first: &'static str,
+    /// One per command, in the script's order.
+    pub(crate) plain: Vec<Cost>,
+    pub(crate) buildd: DayBuilddRound,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DayBuilddRound {
+    pub(crate) lsp_diagnostic_secs: Option<f64>,
+    pub(crate) socket_diagnostic_secs: Option<f64>,
+    pub(crate) pipeline_idle_secs: f64,
+    /// The job that covered the edit: its id, its stages and the units it compiled.
+    pub(crate) job: u64,
+    pub(crate) job_stages: Vec<String>,
+    pub(crate) job_units_compiled: u64,
+    /// One per command, in the script's order, run once the pipeline was idle.
+    pub(crate) commands: Vec<Cost>,
+    /// The daemon's CPU from the edit until after the commands, its children's included.
+    pub(crate) daemon_cpu_secs: f64,
+    pub(crate) daemon_own_cpu_secs: f64,
+    pub(crate) daemon_peak_rss_bytes: u64,
+}
+
+impl DayBuilddRound {
+    /// The CPU of the user's `buildd cargo` commands themselves (the client and the cargo
+    /// it runs, which find everything fresh when the daemon did its work).
+    pub(crate) fn commands_cpu(&self) -> f64 {
+        self.commands.iter().map(|c| c.cpu_secs).sum()
+    }
+}
+
+/// The CPU of plain cargo over a round's commands.
+pub(crate) fn plain_cpu(costs: &[Cost]) -> f64 {
+    costs.iter().map(|c| c.cpu_secs).sum()
+}
+
+pub(crate) fn run(setup: &Setup, script: &[DayCommand]) -> anyhow::Result<DayResults> {
+    // No idle measurement in this mode: one copy per side.
+    let Prepared {
+        plain_root,
+        buildd_root,
+        logs,
+        child_env,
+        target,
+        ..
+    } = measure::prepare(setup, 1)?;
+    let diagnostics_command = script.iter().position(DayCommand::is_diagnostics);
+    let mut machine = Machine::describe(&child_env);
+    let plain = PlainSide::new(&plain_root, &child_env, setup.timeout);
+    let run_plain = |edit: Option<&Edit>| -> anyhow::Result<Vec<Cost>> {
+        let mut costs = Vec::new();
+        for (i, command) in script.iter().enumerate() {
+            let args = command.with_json();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let finished = plain.cargo(&args)?;
+            let marker = edit.and_then(|e| e.warning_marker.as_deref());
+            if let Some(marker) = marker
+                && Some(i) == diagnostics_command
+            {
+                ensure!(
+                    finished.stdout.contains(marker),
+                    "{} printed no warning about `{marker}` after the edit: does the edited \
+                     crate allow unused variables? Choose another --edit file.",
+                    command.label()
+                );
+            }
+            costs.push(Cost::from(&finished));
+        }
+        Ok(costs)
+    };
+
+    progress("cold: the script with plain cargo");
+    let plain_cold = run_plain(None)?;
+    progress("cold: the daemon's first job, then the script with buildd cargo (it learns it)");
+    let (mut buildd, buildd_cold) = BuilddSide::start(
+        &setup.buildd,
+        &child_env,
+        &buildd_root,
+        &logs,
+        setup.require_lsp,
+        setup.timeout,
+    )?;
+    if let Err(unavailable) = &buildd.lsp {
+        progress(&format!(
+            "LSP figure missing: {}; measuring the rest",
+            unavailable.reason
+        ));
+    }
+    let learned = buildd_commands(&buildd, script)?;
+    buildd.open(&target)?;
+
+    let mut rounds = Vec::new();
+    for round in 1..=setup.runs {
+        let diagnostic = is_diagnostic(round);
+        let edit = target.edit(round, diagnostic);
+        let kind = if diagnostic { "diagnostic" } else { "code" };
+        let first = if buildd_first(round) {
+            "buildd"
+        } else {
+            "plain"
+        };
+        progress(&format!(
+            "round {round}/{} ({kind}): {first} first",
+            setup.runs
+        ));
+        let (plain_costs, buildd_round) = if buildd_first(round) {
+            let b = buildd_round(&mut buildd, &target, &edit, script)?;
+            target.apply(&plain.root, &edit)?;
+            (run_plain(Some(&edit))?, b)
+        } else {
+            target.apply(&plain.root, &edit)?;
+            let p = run_plain(Some(&edit))?;
+            (p, buildd_round(&mut buildd, &target, &edit, script)?)
+        };
+        rounds.push(DayRound {
+            round,
+            diagnostic,
+            first,
+            plain: plain_costs,
+            buildd: buildd_round,
+        });
+    }
+    machine.load_after = machine::load_average();
+    let results = DayResults {
+        machine,
+        workspace: setup.label.clone(),
+        edit: setup.edit.clone(),
+        buildd_binary: setup.buildd.clone(),
+        buildd_version: buildd.daemon.version.clone(),
+        lsp_unavailable: buildd.lsp.as_ref().err().map(|u| u.reason.clone()),
+        commands: script.iter().map(DayCommand::label).collect(),
+        diagnostics_command,
+        cold: DayCold {
+            plain: plain_cold,
+            pipeline_idle_secs: buildd_cold.pipeline_idle_secs,
+            buildd: learned,
+        },
+        rounds,
+    };
+    buildd.stop()?;
+    Ok(results)
+}
+
+/// The script's commands as `buildd --no-start cargo ...`, one after another.
+fn buildd_commands(buildd: &BuilddSide, script: &[DayCommand]) -> anyhow::Result<Vec<Cost>> {
+    script
+        .iter()
+        .map(|command| {
+            let args = command.with_json();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Ok(Cost::from(&buildd.buildd_cargo(&args)?))
+        })
+        .collect()
+}
+
+fn buildd_round(
+    buildd: &mut BuilddSide,
+    target: &EditTarget,
+    edit: &Edit,
+    script: &[DayCommand],
+) -> anyhow::Result<DayBuilddRound> {
+    let settle = buildd.edit_and_settle(target, edit)?;
+    let commands = buildd_commands(buildd, script)?;
+    let spent = settle.spent(buildd.daemon.pid)?;
+    let since_edit = |at: Instant| (at - settle.edited).as_secs_f64();
+    let settled = &settle.settled;
+    Ok(DayBuilddRound {
+        lsp_diagnostic_secs: settle.lsp_diagnostic.map(since_edit),
+        socket_diagnostic_secs: settled.first_marked_diagnostic.map(since_edit),
+        pipeline_idle_secs: since_edit(settled.idle_at),
+        job: settled.summary.id,
+        job_stages: settled.summary.stages.iter().map(|s| s.0.clone()).collect(),
+        job_units_compiled: settled.summary.units_compiled,
+        commands,
+        daemon_cpu_secs: spent.cpu_secs,
+        daemon_own_cpu_secs: spent.own_cpu_secs,
+        daemon_peak_rss_bytes: spent.peak_rss_bytes,
+    })
+}
