@@ -417,8 +417,13 @@ fn plan_stages(
     let mut stage_names: Vec<Stage> = defs.iter().map(|d| d.name.clone()).collect();
     if !quiet {
         // The other keys the workspace was used with are warmed after its own, unless gc
-        // evicted their dirs meanwhile.
-        ws.other_keys.retain(|k| k.key.target_dir.is_dir());
+        // evicted their dirs meanwhile (a dir cargo made again has no key file).
+        ws.other_keys.retain(|k| {
+            k.key
+                .target_dir
+                .join(crate::cache::layout::KEY_FILE)
+                .is_file()
+        });
         let others = other_key_stages(ws.warmed_other_keys(), defs);
         stage_names.extend(others.iter().map(|s| s.stage.clone()));
         stages.extend(others);
