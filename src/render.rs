@@ -305,9 +305,10 @@ fn other_keys(ws: &WorkspaceStatus) -> String {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let what = match env.is_empty() {
-            true => other.key.rustc.clone(),
-            false => format!("{}, {}", other.key.rustc, env.join(" ")),
+        let what = if env.is_empty() {
+            other.key.rustc.clone()
+        } else {
+            format!("{}, {}", other.key.rustc, env.join(" "))
         };
         let last = match (other.last_result, other.last_duration_ms) {
             (Some(result), Some(ms)) => format!(

@@ -14,6 +14,16 @@ fn target_dir(status: &Value) -> PathBuf {
     PathBuf::from(status["target_dir"].as_str().unwrap())
 }
 
+/// The entry of `dir` in a `cache list --json`.
+fn listed<'a>(list: &'a Value, dir: &Path) -> &'a Value {
+    list["dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"].as_str() == dir.to_str())
+        .unwrap_or_else(|| panic!("{} not listed: {list:#}", dir.display()))
+}
+
 fn rebuilt(status: &Value) -> Vec<String> {
     status["last_job"]["rebuilt"]
         .as_array()
@@ -238,16 +248,7 @@ fn cache_gc_evicts_least_recently_used_dirs_and_never_one_in_use() {
     world.ok(&ws, &["stop"]);
     world.ok_with(&ws, &[("CARGO_INCREMENTAL", "0")], &["wait"]);
     let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
-    let size = |dir: &Path| -> u64 {
-        list["dirs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["path"].as_str() == dir.to_str())
-            .unwrap_or_else(|| panic!("{} not listed: {list:#}", dir.display()))["bytes"]
-            .as_u64()
-            .unwrap()
-    };
+    let size = |dir: &Path| -> u64 { listed(&list, dir)["bytes"].as_u64().unwrap() };
 
     // A budget that fits the two most recently used dirs, and not the oldest.
     let budget = size(middle) + size(current) + size(oldest) / 2;
@@ -600,13 +601,7 @@ fn cache_a_dir_deleted_mid_job_gets_its_key_file_back() {
     crate::support::wait_until("the key file to be written again", || key_file.is_file());
 
     let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
-    let listed = list["dirs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["path"].as_str() == dir.to_str())
-        .unwrap_or_else(|| panic!("{} not listed: {list:#}", dir.display()))
-        .clone();
+    let listed = listed(&list, &dir).clone();
     assert_eq!(listed["key"]["hash"], status["key"]["hash"], "{listed:#}");
     assert_eq!(listed["workspace"], ws.to_str().unwrap(), "{listed:#}");
     // And it seeds a new key.
@@ -771,14 +766,7 @@ fn cache_status_and_cache_list_give_one_size_for_a_dir() {
     let status = world.status(&ws);
     let dir = target_dir(&status["workspaces"][0]);
     let list: Value = serde_json::from_str(&world.ok(&ws, &["cache", "list", "--json"])).unwrap();
-    let listed = list["dirs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["path"].as_str() == dir.to_str())
-        .unwrap_or_else(|| panic!("{} not listed: {list:#}", dir.display()))["bytes"]
-        .as_u64()
-        .unwrap();
+    let listed = listed(&list, &dir)["bytes"].as_u64().unwrap();
     let measured = status["workspaces"][0]["target_dir_size"].as_u64().unwrap();
     assert_eq!(
         measured,
