@@ -60,7 +60,7 @@ pub(crate) struct Args {
     pub(crate) buildd: Option<PathBuf>,
 
     /// How long the idle measurement watches the daemon with no edits.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = buildd_daemon::config::duration)]
     pub(crate) idle: Duration,
 
     /// How many workspaces are registered during the idle measurement (copies of the
@@ -73,7 +73,7 @@ pub(crate) struct Args {
     pub(crate) require_lsp: bool,
 
     /// Give up on any single wait (a cold build, a job, a command) after this long.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = buildd_daemon::config::duration)]
     pub(crate) timeout: Duration,
 
     /// Keep the temporary dir with the copies, the logs and buildd's state, and say where.
@@ -91,10 +91,6 @@ pub(crate) struct Args {
     /// optional). Required with --workspace.
     #[arg(long, value_name = "SCRIPT", requires = "day")]
     pub(crate) day_script: Option<String>,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    buildd_daemon::config::parse_duration(text)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use thiserror::Error;
 use crate::home::dist_config::{DistConfig, DistConfigError, DistSection};
 use crate::home::paths::{Paths, PathsError, check_private_file};
 use crate::home::regular_file::{self, ReadError};
+pub use crate::home::values::{ValueError, duration, parse_size};
 
 pub const IDLE_TIMEOUT_ENV: &str = "BUILDD_IDLE_TIMEOUT";
 pub const DEBOUNCE_ENV: &str = "BUILDD_DEBOUNCE";
@@ -88,28 +89,6 @@ pub enum ConfigError {
         file: PathBuf,
         source: DistConfigError,
     },
-}
-
-/// A value of a setting that does not parse; `text` is the value as given (trimmed for a
-/// duration or a size).
-#[derive(Debug, Clone, PartialEq, Error)]
-pub enum ValueError {
-    #[error("`{text}` is not a duration ({source}): write it like 3h, 90s or 150ms")]
-    Duration {
-        text: String,
-        source: humantime::DurationError,
-    },
-    #[error("`{text}` is not a size: write it like 20GiB, 500MB or 1073741824")]
-    Size { text: String },
-    #[error("`{text}` is not a byte count of at least {min}")]
-    ByteCount { text: String, min: usize },
-    #[error("`{text}` is not a positive count")]
-    Count { text: String },
-    #[error(
-        "`{text}` is not a watcher: write poll (for network file systems) or inotify (the \
-         default; also native or auto)"
-    )]
-    Watcher { text: String },
 }
 
 #[derive(Debug, Clone)]
@@ -231,14 +210,10 @@ impl RawDaemonConfig {
                     source: DistConfigError::WithConfigFile,
                 });
             }
-            Some(section) => Some(
-                section
-                    .resolve(|text| parse_size(text).map_err(|e| e.to_string()))
-                    .map_err(|source| ConfigError::Dist {
-                        file: paths.config_file(),
-                        source,
-                    })?,
-            ),
+            Some(section) => Some(section.resolve().map_err(|source| ConfigError::Dist {
+                file: paths.config_file(),
+                source,
+            })?),
         };
         let mode = match env_value(SCCACHE_ENV) {
             Some(value) => sccache_mode(&value),
@@ -315,52 +290,6 @@ fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
     }
 }
 
-/// Parses a duration such as `3h`, `90s` or `150ms`; a bare number is seconds.
-pub fn duration(text: &str) -> Result<Duration, ValueError> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(text).map_err(|source| ValueError::Duration {
-        text: text.to_owned(),
-        source,
-    })
-}
-
-/// [`duration`] with the error as text, for `bench/src/cli.rs`, whose clap parser returns
-/// `String`; the CLI uses [`duration`] itself. `daemon/tests/layers.rs` lets this one adapter
-/// through, until bench calls [`duration`].
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    duration(text).map_err(|e| e.to_string())
-}
-
-/// Parses a size such as `20GiB`, `1.5G`, `500MB`, `64k` or a number of bytes. `K`, `M`, `G`
-/// and `T` with or without `iB` are powers of 1024; `KB`, `MB`, `GB`, `TB` powers of 1000.
-pub fn parse_size(text: &str) -> Result<u64, ValueError> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let bad = || ValueError::Size {
-        text: text.to_owned(),
-    };
-    let number: f64 = number.parse().map_err(|_| bad())?;
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kib" => 1024.0,
-        "m" | "mib" => 1024f64.powi(2),
-        "g" | "gib" => 1024f64.powi(3),
-        "t" | "tib" => 1024f64.powi(4),
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        _ => return Err(bad()),
-    };
-    Ok((number * factor) as u64)
-}
-
 /// `BUILDD_SCCACHE`: the spellings of a boolean turn it off or leave it to `PATH`; anything
 /// else is the binary. (A binary named like a boolean is still reachable as `./on`.)
 fn sccache_mode(value: &str) -> SccacheMode {
@@ -404,11 +333,11 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("3h").unwrap(), Duration::from_secs(10800));
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("150ms").unwrap(), Duration::from_millis(150));
+        assert_eq!(duration("3h").unwrap(), Duration::from_secs(10800));
+        assert_eq!(duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(duration("150ms").unwrap(), Duration::from_millis(150));
         assert!(duration("soon").unwrap_err().to_string().contains("soon"));
-        assert_eq!(duration(" 2m ").unwrap(), parse_duration("120").unwrap());
+        assert_eq!(duration(" 2m ").unwrap(), duration("120").unwrap());
     }
 
     #[test]
@@ -497,7 +426,6 @@ mod tests {
             value(duration(" soon ")),
             "`soon` is not a duration (expected number at 0): write it like 3h, 90s or 150ms"
         );
-        assert_eq!(parse_duration("soon").unwrap_err(), value(duration("soon")));
         assert_eq!(
             value(parse_size("lots")),
             "`lots` is not a size: write it like 20GiB, 500MB or 1073741824"

@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use crate::home::paths::check_private_file;
 use crate::home::regular_file;
+use crate::home::values::{ValueError, parse_size};
 
 /// `[sccache.dist]`, as written.
 #[derive(Debug, Default, Deserialize)]
@@ -128,7 +129,7 @@ pub enum DistConfigError {
     )]
     BadToken,
     #[error("sccache.dist.toolchain_cache_size: {0}")]
-    BadSize(String),
+    BadSize(ValueError),
     #[error("sccache.dist.toolchains[{index}]: {why}")]
     BadToolchain { index: usize, why: String },
     #[error(
@@ -138,12 +139,9 @@ pub enum DistConfigError {
 }
 
 impl DistSection {
-    /// Resolves the section, reading the token file. `parse_size` is config.toml's size
-    /// syntax.
-    pub(crate) fn resolve(
-        self,
-        parse_size: impl Fn(&str) -> Result<u64, String>,
-    ) -> Result<DistConfig, DistConfigError> {
+    /// Resolves the section, reading the token file; sizes are written as in the rest of
+    /// `config.toml`.
+    pub(crate) fn resolve(self) -> Result<DistConfig, DistConfigError> {
         let url = self.scheduler_url.ok_or(DistConfigError::NoScheduler)?;
         let scheduler_url = check_url(&url)?;
         let (token, token_source) = match (self.token, self.token_file) {
@@ -350,7 +348,7 @@ mod tests {
 
     fn resolve(text: &str) -> Result<DistConfig, DistConfigError> {
         let section: DistSection = toml::from_str(text).unwrap();
-        section.resolve(|s| s.parse::<u64>().map_err(|_| format!("`{s}` is not a size")))
+        section.resolve()
     }
 
     #[test]

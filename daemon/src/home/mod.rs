@@ -8,3 +8,4 @@ pub mod dist_config;
 pub mod logging;
 pub mod paths;
 pub(crate) mod regular_file;
+pub(crate) mod values;
