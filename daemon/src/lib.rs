@@ -23,4 +23,4 @@ pub use cache::archive;
 pub use home::{config, dist_config, logging, paths};
 pub use host::server;
 pub use project::key::cargo_args;
-pub use wire::{client, protocol, roots};
+pub use wire::{client, protocol, roots, stamped};

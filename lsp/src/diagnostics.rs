@@ -3,8 +3,8 @@
 //!
 //! A generation is the daemon job's id within one connection to the daemon (an *epoch*):
 //! after a daemon restart job ids start again from 1, so generations compare the epoch
-//! first. The rules mirror the daemon's own store, so what an editor shows is what
-//! `buildd status` lists:
+//! first. The rules are the daemon's own (`buildd_daemon::stamped`, which both stores
+//! use), so what an editor shows is what `buildd status` lists:
 //! - a run's first diagnostic for a file replaces what older runs said of it, and a
 //!   diagnostic of an older run than the file's is dropped, so a cancelled or superseded run
 //!   never overwrites a newer one;
@@ -14,9 +14,10 @@
 //!
 //! This module decides what to publish; it does not publish.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use buildd_daemon::stamped::Stamped;
 use tower_lsp_server::ls_types::{Diagnostic, DiagnosticSeverity};
 
 use crate::convert::Suggestion;
@@ -28,13 +29,6 @@ pub(crate) struct Generation {
     pub(crate) epoch: u64,
     /// The daemon's job id.
     pub(crate) job: u64,
-}
-
-#[derive(Debug)]
-struct FileEntry {
-    root: PathBuf,
-    generation: Generation,
-    items: Vec<Item>,
 }
 
 /// A diagnostic as published, and its suggestions as the code actions need them.
@@ -55,7 +49,8 @@ impl From<Diagnostic> for Item {
 
 #[derive(Debug, Default)]
 pub(crate) struct Store {
-    files: BTreeMap<PathBuf, FileEntry>,
+    /// Each file's items, scoped by the workspace root whose run reported them.
+    files: Stamped<PathBuf, Generation, Item>,
     /// Files whose diagnostics changed since the last [`Store::take_changes`].
     changed: BTreeSet<PathBuf>,
 }
@@ -70,41 +65,24 @@ impl Store {
         file: PathBuf,
         item: impl Into<Item>,
     ) -> bool {
-        let item = item.into();
-        let entry = self.files.entry(file.clone()).or_insert_with(|| FileEntry {
-            root: root.to_path_buf(),
+        let added = self.files.add(
+            &file,
+            &root.to_path_buf(),
             generation,
-            items: Vec::new(),
-        });
-        if entry.generation > generation {
-            return false;
+            item.into(),
+            PartialEq::eq,
+        );
+        if added {
+            self.changed.insert(file);
         }
-        if entry.generation < generation {
-            entry.generation = generation;
-            entry.root = root.to_path_buf();
-            entry.items.clear();
-        }
-        if entry.items.contains(&item) {
-            return false;
-        }
-        entry.items.push(item);
-        self.changed.insert(file);
-        true
+        added
     }
 
     /// Ends a run of `root` that was not cancelled: files of `root` from older runs are
     /// cleared.
     pub(crate) fn finish(&mut self, root: &Path, generation: Generation) {
-        let stale: Vec<PathBuf> = self
-            .files
-            .iter()
-            .filter(|(_, e)| e.root == root && e.generation < generation)
-            .map(|(f, _)| f.clone())
-            .collect();
-        for file in stale {
-            self.files.remove(&file);
-            self.changed.insert(file);
-        }
+        let cleared = self.files.finish(&root.to_path_buf(), generation);
+        self.changed.extend(cleared);
     }
 
     /// Replaces what this epoch knows of `root` by the daemon's snapshot (the `diagnostics`
@@ -116,16 +94,10 @@ impl Store {
         epoch: u64,
         files: Vec<(PathBuf, Generation, Vec<Item>)>,
     ) {
-        let gone: Vec<PathBuf> = self
+        let gone = self
             .files
-            .iter()
-            .filter(|(_, e)| e.root == root && e.generation.epoch >= epoch)
-            .map(|(f, _)| f.clone())
-            .collect();
-        for file in gone {
-            self.files.remove(&file);
-            self.changed.insert(file);
-        }
+            .remove_where(|e| e.scope == root && e.generation.epoch >= epoch);
+        self.changed.extend(gone);
         for (file, generation, items) in files {
             for item in items {
                 self.add(root, generation, file.clone(), item);
@@ -135,16 +107,8 @@ impl Store {
 
     /// Forgets a workspace this editor no longer shows.
     pub(crate) fn remove_root(&mut self, root: &Path) {
-        let files: Vec<PathBuf> = self
-            .files
-            .iter()
-            .filter(|(_, e)| e.root == root)
-            .map(|(f, _)| f.clone())
-            .collect();
-        for file in files {
-            self.files.remove(&file);
-            self.changed.insert(file);
-        }
+        let gone = self.files.remove_where(|e| e.scope == root);
+        self.changed.extend(gone);
     }
 
     /// The files whose diagnostics changed, with all their diagnostics now (empty for a
@@ -171,9 +135,9 @@ impl Store {
     /// How many diagnostics of `severity` the editor shows for `root`.
     pub(crate) fn count(&self, root: &Path, severity: DiagnosticSeverity) -> u64 {
         self.files
-            .values()
-            .filter(|e| e.root == root)
-            .flat_map(|e| &e.items)
+            .iter()
+            .filter(|(_, e)| e.scope == root)
+            .flat_map(|(_, e)| &e.items)
             .filter(|i| i.diagnostic.severity == Some(severity))
             .count() as u64
     }

@@ -1,12 +1,12 @@
 //! Diagnostics: turning cargo's compiler messages into [`Diagnostic`]s placed in the
 //! workspace, and keeping the current set per file.
 //!
-//! The store is keyed by file and stamped with the job that reported each file's entries. A
-//! job's first diagnostic for a file replaces what older jobs said of it; when a job ends
-//! (not cancelled), files it said nothing about are cleared. So a file's entries always come
-//! from one job, and an older job never overwrites a newer one.
+//! The store is keyed by file and stamped with the job that reported each file's entries,
+//! by the rule of `wire/stamped.rs` (which `buildd lsp` applies too): a job's first
+//! diagnostic for a file replaces what older jobs said of it; when a job ends (not
+//! cancelled), files it said nothing about are cleared. So a file's entries always come from
+//! one job, and an older job never overwrites a newer one.
 
-use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use cargo_metadata::diagnostic::{DiagnosticLevel, DiagnosticSpan};
@@ -15,6 +15,7 @@ use cargo_metadata::{CompilerMessage, PackageId};
 use crate::wire::protocol::{
     Diagnostic, DiagnosticSummary, FailingTest, FileDiagnostics, Severity,
 };
+use crate::wire::stamped::Stamped;
 
 /// Converts a compiler message, or returns `None` for rustc's summaries ("aborting due to
 /// 2 previous errors", "3 warnings emitted") and notes that carry no place of their own.
@@ -134,19 +135,19 @@ pub(crate) fn resolve(root: &Path, file_name: &str) -> PathBuf {
 }
 
 #[derive(Debug, Default)]
-struct FileEntry {
-    job: u64,
-    items: Vec<Diagnostic>,
-}
-
-#[derive(Debug, Default)]
 pub(crate) struct DiagnosticStore {
-    files: BTreeMap<PathBuf, FileEntry>,
-    /// What the running job already reported, to drop cargo's replays: a later stage
-    /// replays the cached messages of units an earlier stage compiled.
-    seen: HashSet<(PathBuf, u32, u32, Severity, String)>,
+    /// Each file's diagnostics, stamped with the job that reported them (the rule both sides
+    /// of the wire apply, in `wire/stamped.rs`).
+    files: Stamped<(), u64, Diagnostic>,
     /// The newest job that reported; older jobs are stale.
     latest: u64,
+}
+
+/// Whether two diagnostics are one: a later stage replays the cached messages of units an
+/// earlier stage compiled, and clippy and build say the same warning, so the place, the
+/// severity and the message decide, not the stage or the rendered text.
+fn same(a: &Diagnostic, b: &Diagnostic) -> bool {
+    (a.line, a.column, a.severity, &a.message) == (b.line, b.column, b.severity, &b.message)
 }
 
 impl DiagnosticStore {
@@ -156,44 +157,14 @@ impl DiagnosticStore {
         if job < self.latest {
             return false;
         }
-        if job > self.latest {
-            self.seen.clear();
-            self.latest = job;
-        }
-        let fingerprint = (
-            diagnostic.file.clone(),
-            diagnostic.line,
-            diagnostic.column,
-            diagnostic.severity,
-            diagnostic.message.clone(),
-        );
-        if !self.seen.insert(fingerprint) {
-            return false;
-        }
-        let entry = self.files.entry(diagnostic.file.clone()).or_default();
-        if entry.job > job {
-            return false;
-        }
-        if entry.job < job {
-            entry.job = job;
-            entry.items.clear();
-        }
-        entry.items.push(diagnostic.clone());
-        true
+        self.latest = job;
+        self.files
+            .add(&diagnostic.file, &(), job, diagnostic.clone(), same)
     }
 
     /// Ends `job`: files whose entries are older are cleared. Returns the cleared files.
     pub(crate) fn finish(&mut self, job: u64) -> Vec<PathBuf> {
-        let cleared: Vec<PathBuf> = self
-            .files
-            .iter()
-            .filter(|(_, e)| e.job < job)
-            .map(|(f, _)| f.clone())
-            .collect();
-        for file in &cleared {
-            self.files.remove(file);
-        }
-        cleared
+        self.files.finish(&(), job)
     }
 
     /// Every file's diagnostics with the job that reported them, for the `diagnostics` reply.
@@ -202,14 +173,14 @@ impl DiagnosticStore {
             .iter()
             .map(|(file, entry)| FileDiagnostics {
                 file: file.clone(),
-                job: entry.job,
+                job: entry.generation,
                 diagnostics: entry.items.clone(),
             })
             .collect()
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.files.values().flat_map(|e| e.items.iter())
+        self.files.iter().flat_map(|(_, e)| e.items.iter())
     }
 
     pub(crate) fn summaries(&self) -> Vec<DiagnosticSummary> {
