@@ -4,6 +4,7 @@ mod bad_input;
 mod blocking;
 mod cache;
 mod daemon_lifecycle;
+mod early;
 mod edges;
 mod env_settings;
 mod faults;

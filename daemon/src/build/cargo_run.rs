@@ -7,7 +7,7 @@
 //! SIGKILL. This module knows nothing about workspaces or clients.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
+use crate::build::early::{self, Invocation};
 use crate::build::orphans::Orphans;
 use crate::build::{process, process_group};
 
@@ -38,6 +39,9 @@ pub(crate) enum Outcome {
         /// The end of cargo's stderr: its own errors (a malformed manifest, a failed
         /// resolve) that are not compiler messages.
         stderr_tail: String,
+        /// With [`CargoCommand::record`], the compiler commands cargo ran for the
+        /// workspace's own crates.
+        invocations: Vec<Invocation>,
     },
     Cancelled,
 }
@@ -52,6 +56,9 @@ pub(crate) struct CargoCommand<'a> {
     /// The niceness cargo and everything it starts run at.
     pub(crate) nice: i32,
     pub(crate) orphans: &'a Orphans,
+    /// Run cargo with `-vv` and record the compiler commands it prints, for early
+    /// diagnostics (`early.rs`); `root` resolves their relative paths.
+    pub(crate) record: Option<&'a Path>,
 }
 
 /// Runs cargo with `--message-format=json` and calls `on_message` for every message, as
@@ -74,6 +81,7 @@ pub(crate) async fn run(
     cmd.envs(&command.cargo_env.set)
         .args(&command.cargo_env.args)
         .args(&command.args[..dashes])
+        .args(command.record.map(|_| "-vv"))
         .arg("--message-format=json")
         .args(&command.args[dashes..])
         .process_group(0);
@@ -92,7 +100,8 @@ pub(crate) async fn run(
     if let Some(pgid) = pgid {
         command.orphans.record(pgid.as_raw());
     }
-    let outcome = supervise(&mut child, pgid, cancel, &mut on_message).await;
+    let record = command.record.map(Path::to_path_buf);
+    let outcome = supervise(&mut child, pgid, cancel, record, &mut on_message).await;
     if let Some(pgid) = pgid {
         command.orphans.forget(pgid.as_raw());
     }
@@ -104,11 +113,12 @@ async fn supervise(
     child: &mut Child,
     pgid: Option<Pid>,
     cancel: &CancellationToken,
+    record: Option<PathBuf>,
     on_message: &mut impl FnMut(Message),
 ) -> std::io::Result<Outcome> {
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
-    let stderr_task = tokio::spawn(read_tail(stderr));
+    let stderr_task = tokio::spawn(read_stderr(stderr, record));
     let mut stdout = BufReader::new(stdout);
     let mut line = Vec::new();
 
@@ -146,10 +156,11 @@ async fn supervise(
         }
         status = child.wait() => status?,
     };
-    let stderr_tail = stderr_task.await.unwrap_or_default();
+    let (stderr_tail, invocations) = stderr_task.await.unwrap_or_default();
     Ok(Outcome::Finished {
         status,
         stderr_tail,
+        invocations,
     })
 }
 
@@ -169,7 +180,7 @@ pub(crate) async fn kill_group(child: &mut Child, pgid: Option<Pid>) {
 /// Lowers this process's CPU priority to `nice` and its IO priority to the lowest of the
 /// best-effort class; rustc, linkers and build scripts inherit both. Failures are ignored:
 /// a build at normal priority is still a correct build.
-fn lower_priority(nice: i32) {
+pub(crate) fn lower_priority(nice: i32) {
     // IOPRIO_WHO_PROCESS, this process, best-effort class (2) at level 7.
     const IOPRIO_WHO_PROCESS: libc::c_int = 1;
     const IOPRIO_BE_LOWEST: libc::c_int = (2 << 13) | 7;
@@ -191,7 +202,7 @@ fn lower_priority(nice: i32) {
 ///
 /// Cancel-safe: what was read stays in `line` and `reader`, so a dropped call loses nothing
 /// that the next one would need.
-async fn read_line_capped(
+pub(crate) async fn read_line_capped(
     reader: &mut (impl AsyncBufRead + Unpin),
     line: &mut Vec<u8>,
     cap: usize,
@@ -217,25 +228,55 @@ async fn read_line_capped(
     }
 }
 
-async fn read_tail(stderr: impl tokio::io::AsyncRead + Unpin) -> String {
+/// Reads cargo's stderr to its end and keeps its last [`STDERR_TAIL`] bytes. With `record`
+/// (the workspace root), cargo ran with `-vv`: the compiler commands it printed are
+/// returned instead of kept, and so are the other lines `-vv` adds (`Fresh`, `Dirty`, a
+/// build script's `[package version]` output), so the tail reads as without it.
+async fn read_stderr(
+    stderr: impl tokio::io::AsyncRead + Unpin,
+    record: Option<PathBuf>,
+) -> (String, Vec<Invocation>) {
     let mut reader = BufReader::new(stderr);
     let mut tail: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > 2 * STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
+    let mut invocations = Vec::new();
+    let keep = |tail: &mut Vec<u8>, bytes: &[u8]| {
+        tail.extend_from_slice(bytes);
+        if tail.len() > 2 * STDERR_TAIL {
+            tail.drain(..tail.len() - STDERR_TAIL);
+        }
+    };
+    match record {
+        None => {
+            let mut buf = [0u8; 8192];
+            loop {
+                match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => keep(&mut tail, &buf[..n]),
                 }
+            }
+        }
+        Some(root) => {
+            let mut line = Vec::new();
+            while let Ok(true) = read_line_capped(&mut reader, &mut line, MAX_LINE).await {
+                let text = String::from_utf8_lossy(&line);
+                let trimmed = text.trim_start();
+                if trimmed.starts_with("Running `") {
+                    invocations.extend(early::parse(&text, &root));
+                } else if !(trimmed.starts_with("Fresh ")
+                    || trimmed.starts_with("Dirty ")
+                    || trimmed.starts_with('['))
+                {
+                    keep(&mut tail, &line);
+                    keep(&mut tail, b"\n");
+                }
+                line.clear();
             }
         }
     }
     if tail.len() > STDERR_TAIL {
         tail.drain(..tail.len() - STDERR_TAIL);
     }
-    String::from_utf8_lossy(&tail).into_owned()
+    (String::from_utf8_lossy(&tail).into_owned(), invocations)
 }
 
 #[cfg(test)]

@@ -20,7 +20,22 @@ use crate::wire::stamped::Stamped;
 /// Converts a compiler message, or returns `None` for rustc's summaries ("aborting due to
 /// 2 previous errors", "3 warnings emitted") and notes that carry no place of their own.
 pub(crate) fn convert(root: &Path, message: CompilerMessage) -> Option<Diagnostic> {
-    let rustc = message.message;
+    convert_rustc(
+        root,
+        &package_name(&message.package_id),
+        message.target.src_path.as_std_path(),
+        message.message,
+    )
+}
+
+/// [`convert`] for rustc's own diagnostic of a crate of `package` whose root is `src_path`
+/// (where an error without a place goes).
+pub(crate) fn convert_rustc(
+    root: &Path,
+    package: &str,
+    src_path: &Path,
+    rustc: cargo_metadata::diagnostic::Diagnostic,
+) -> Option<Diagnostic> {
     let severity = match rustc.level {
         DiagnosticLevel::Ice | DiagnosticLevel::Error => Severity::Error,
         DiagnosticLevel::Warning => Severity::Warning,
@@ -39,16 +54,15 @@ pub(crate) fn convert(root: &Path, message: CompilerMessage) -> Option<Diagnosti
         }
         None if is_summary(&rustc.message) => return None,
         // Errors without a span (a missing `main`, a failed link) belong to the target.
-        None => (message.target.src_path.clone().into_std_path_buf(), 1, 1),
+        None => (src_path.to_path_buf(), 1, 1),
     };
-    let package = package_name(&message.package_id);
     Some(Diagnostic {
         file,
         line,
         column,
         severity,
         message: rustc.message.clone(),
-        package,
+        package: package.to_owned(),
         rustc,
     })
 }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::build::cargo_run::{self, CargoCommand, Outcome};
 use crate::build::diagnostics;
+use crate::build::early::Invocation;
 use crate::build::orphans::Orphans;
 use crate::wire::protocol::{Diagnostic, JobOrigin, JobResult};
 
@@ -53,6 +54,9 @@ pub(crate) enum JobEvent {
         stage: Stage,
         result: JobResult,
         duration: Duration,
+        /// The compiler commands of the workspace's crates that a diagnostics stage ran
+        /// (for early diagnostics); empty for other stages.
+        invocations: Vec<Invocation>,
     },
     Unit {
         stage: Stage,
@@ -61,6 +65,12 @@ pub(crate) enum JobEvent {
         fresh: bool,
     },
     Diagnostic(Box<Diagnostic>),
+    /// What the early run of the saved crate's own compiler command reported (`early.rs`),
+    /// stamped with `generation`, the id reserved for it just below the job's.
+    Early {
+        generation: u64,
+        report: crate::build::early::EarlyReport,
+    },
     Finished(JobOutcome),
 }
 
@@ -97,7 +107,11 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             stage: stage.clone(),
         });
         let stage_started = Instant::now();
-        let run = run_stage(&spec, plan, &job_cancel, &emit).await;
+        let mut run = run_stage(&spec, plan, &job_cancel, &emit).await;
+        let invocations = match &mut run.outcome {
+            Ok(Outcome::Finished { invocations, .. }) => std::mem::take(invocations),
+            _ => Vec::new(),
+        };
         let stage_result = judge(&spec, plan, run, cancel.is_cancelled());
         if let Some(failed) = stage_result.failure {
             if plan.key.is_some() {
@@ -112,6 +126,7 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             stage,
             result: stage_result.result,
             duration: stage_started.elapsed(),
+            invocations,
         });
         match stage_result.result {
             JobResult::Success => {}
@@ -176,6 +191,8 @@ async fn run_stage(
         cargo_env,
         nice: spec.nice,
         orphans: &spec.orphans,
+        // The workspace's own diagnostics stage records its compiler commands.
+        record: (plan.diagnostics && plan.key.is_none()).then_some(spec.root.as_path()),
     };
     run.outcome = cargo_run::run(command, cancel, |message| match message {
         Message::CompilerArtifact(artifact) => emit(JobEvent::Unit {
@@ -252,6 +269,7 @@ fn judge(spec: &JobSpec, plan: &StagePlan, run: StageRun, cancelled: bool) -> St
         Ok(Outcome::Finished {
             status,
             ref stderr_tail,
+            ..
         }) => {
             if run.compile_errors == 0 {
                 failed(Some(explain_failure(&plan.args, status, stderr_tail)))

@@ -1,11 +1,13 @@
 //! Running cargo: the job definitions (default, configured, learned), a job's plan of
 //! stages, the job itself, one cargo command in its own
-//! process group, the diagnostics it prints, and the record of process groups left behind.
+//! process group, the diagnostics it prints, the early run of a saved crate's own compiler
+//! command, and the record of process groups left behind.
 //!
 //! It knows cargo and processes, not workspaces, watchers or the cache.
 
 pub(crate) mod cargo_run;
 pub(crate) mod diagnostics;
+pub(crate) mod early;
 pub(crate) mod job;
 pub(crate) mod jobs;
 pub(crate) mod learned;

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::build::diagnostics::DiagnosticStore;
+use crate::build::early::Invocation;
 use crate::build::job::{Gate, Stage};
 use crate::build::jobs::{self, JobDef};
 use crate::build::learned::LearnedJobs;
@@ -104,6 +105,15 @@ pub(crate) struct Workspace {
     /// Units the last complete job reported: the estimate for the next one's progress.
     pub(crate) last_units: Option<u64>,
     pub(crate) diagnostics: DiagnosticStore,
+    /// The compiler commands the diagnostics job last ran for the workspace's crates, for
+    /// early diagnostics; cleared by every load.
+    pub(crate) early: Vec<Arc<Invocation>>,
+    /// The last job that ran to its end succeeded (a cancelled or yielded one changes
+    /// nothing): every dependency's metadata in the dir is current, as early diagnostics
+    /// need.
+    pub(crate) built_clean: bool,
+    /// What the last early run found, for status.
+    pub(crate) early_status: Option<crate::wire::protocol::EarlyStatus>,
     pub(crate) target_dir_size: Option<u64>,
     /// Clients running their own cargo on the isolated dir, and what each runs; no job
     /// starts while any do.
@@ -190,6 +200,9 @@ impl Workspace {
             jobs_started: 0,
             last_units: None,
             diagnostics: DiagnosticStore::default(),
+            early: Vec::new(),
+            built_clean: false,
+            early_status: None,
             target_dir_size: None,
             leases: HashMap::new(),
             waiting_acquire: Vec::new(),
@@ -261,6 +274,7 @@ impl Workspace {
             waiting_for: self.waiting_for(),
             jobs: self.job_statuses(),
             other_keys: self.other_key_statuses(),
+            early: self.early_status.clone(),
         }
     }
 

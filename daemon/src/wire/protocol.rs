@@ -459,6 +459,26 @@ pub struct WorkspaceStatus {
     /// workspace's own key, so that switching between them compiles nothing.
     #[serde(default)]
     pub other_keys: Vec<OtherKeyStatus>,
+    /// The last early run: after a save, the saved crate's own compiler command from the
+    /// last job, run again while the job starts, for sooner diagnostics. Absent until one
+    /// ran.
+    #[serde(default)]
+    pub early: Option<EarlyStatus>,
+}
+
+/// What an early run of a crate's own compiler command found (docs/protocol.md).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EarlyStatus {
+    /// The generation its diagnostics carry: the id just below the job it ran beside.
+    pub job: u64,
+    pub package: String,
+    /// The crate, as rustc names it.
+    #[serde(rename = "crate")]
+    pub crate_name: String,
+    pub errors: u64,
+    pub warnings: u64,
+    pub duration_ms: u64,
 }
 
 /// A key besides the workspace's current one that its jobs keep warm.

@@ -77,6 +77,19 @@ line: number,
  */
 column: number, severity: Severity, message: string, };
 
+/**
+ * What an early run of a crate's own compiler command found (docs/protocol.md).
+ */
+export type EarlyStatus = { 
+/**
+ * The generation its diagnostics carry: the id just below the job it ran beside.
+ */
+job: number, package: string, 
+/**
+ * The crate, as rustc names it.
+ */
+crate: string, errors: number, warnings: number, duration_ms: number, };
+
 export type FailingTest = { 
 /**
  * As the runner names it (`tests::adds`, or `crate::bin tests::adds` for nextest).
@@ -452,4 +465,10 @@ jobs: Array<JobStatus>,
  * `RUSTFLAGS`), most recently used first: each job warms their dirs too, after the
  * workspace's own key, so that switching between them compiles nothing.
  */
-other_keys: Array<OtherKeyStatus>, };
+other_keys: Array<OtherKeyStatus>, 
+/**
+ * The last early run: after a save, the saved crate's own compiler command from the
+ * last job, run again while the job starts, for sooner diagnostics. Absent until one
+ * ran.
+ */
+early: EarlyStatus | null, };

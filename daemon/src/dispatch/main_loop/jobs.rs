@@ -2,6 +2,7 @@
 //! command opens between stages.
 
 use super::loads::scan_target_dir;
+use crate::build::early;
 use crate::project::settings::Resolved;
 // One module split by concern: the parts share the dispatcher's imports and items.
 use super::*;
@@ -72,11 +73,26 @@ impl Dispatcher {
             timeout: resolved.job_timeout,
             orphans: self.orphans.clone(),
         };
-        let job_id = self.next_id;
-        self.next_id += 1;
+        let early = early_run(ws, root, &defs, &files, full || quiet, &spec);
+        // An early run's diagnostics get the id just below the job's: the job's own replace
+        // them file by file (`wire/stamped.rs`).
+        let early_id = self.next_id;
+        let job_id = early_id + 1;
+        self.next_id += 2;
         let cancel = CancellationToken::new();
         let started_at = std::time::SystemTime::now();
         self.job_starting(root);
+        if let Some((run, candidates)) = early {
+            spawn_early(
+                self.tx.clone(),
+                root,
+                job_id,
+                early_id,
+                run,
+                candidates,
+                cancel.child_token(),
+            );
+        }
         let handle = spawn(self.tx.clone(), root, job_id, spec, sccache, cancel.clone());
         tracing::info!(
             root = %root.display(),
@@ -133,7 +149,12 @@ impl Dispatcher {
                 stage,
                 result,
                 duration,
+                invocations,
             } => {
+                for invocation in invocations {
+                    ws.early.retain(|old| !old.same_unit(&invocation));
+                    ws.early.push(Arc::new(invocation));
+                }
                 let ms = duration.as_millis() as u64;
                 let learned_job = job
                     .defs
@@ -182,6 +203,37 @@ impl Dispatcher {
                     job: job_id,
                     diagnostic,
                 }
+            }
+            JobEvent::Early { generation, report } => {
+                let count = |severity| {
+                    report
+                        .diagnostics
+                        .iter()
+                        .filter(|d| d.severity == severity)
+                        .count() as u64
+                };
+                ws.early_status = Some(crate::wire::protocol::EarlyStatus {
+                    job: generation,
+                    package: report.package.clone(),
+                    crate_name: report.crate_name.clone(),
+                    errors: count(Severity::Error),
+                    warnings: count(Severity::Warning),
+                    duration_ms: report.duration.as_millis() as u64,
+                });
+                // What the job itself already said of a file is newer: the store keeps it.
+                let kept: Vec<_> = report
+                    .diagnostics
+                    .into_iter()
+                    .filter(|d| ws.diagnostics.add(generation, d))
+                    .collect();
+                for diagnostic in kept {
+                    let kind = EventKind::Diagnostic {
+                        job: generation,
+                        diagnostic: Box::new(diagnostic),
+                    };
+                    self.broadcast(root, kind);
+                }
+                return;
             }
             JobEvent::Finished(outcome) => self.finish_job(root, job_id, outcome),
         };
@@ -249,6 +301,7 @@ impl Dispatcher {
         );
         if matches!(result, JobResult::Success | JobResult::Failed) {
             ws.last_units = Some(job.units_done);
+            ws.built_clean = result == JobResult::Success;
         }
         ws.last_job = Some(summary.clone());
         if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
@@ -338,6 +391,91 @@ fn select_defs(
         learned.changed();
     }
     defs
+}
+
+/// The early run of the saved crate's own compiler command for a job over `files`, when
+/// its diagnostics are sure to be the job's (see `build/early.rs` for the rule), with the
+/// commands that may be it; the run itself picks the one whose dep-info lists the files.
+fn early_run(
+    ws: &Workspace,
+    root: &Path,
+    defs: &[JobDef],
+    files: &BTreeSet<PathBuf>,
+    full: bool,
+    spec: &JobSpec,
+) -> Option<(early::EarlyRun, Vec<Arc<early::Invocation>>)> {
+    let diagnostics_def = defs.iter().find(|d| d.diagnostics)?;
+    if full
+        || files.is_empty()
+        || !ws.built_clean
+        || diagnostics_def.args.iter().any(|a| a == "--")
+        || !files
+            .iter()
+            .all(|f| f.extension().is_some_and(|e| e == "rs") && !f.ends_with("build.rs"))
+    {
+        return None;
+    }
+    let candidates: Vec<Arc<early::Invocation>> = ws
+        .early
+        .iter()
+        .filter(|inv| {
+            let reads = ws
+                .depinfo
+                .crate_files
+                .get(&inv.crate_name)
+                .is_some_and(|read| files.iter().all(|f| read.contains(f)));
+            // A build script that would run again may generate other code.
+            let script_reruns =
+                ws.depinfo
+                    .rerun_if_changed
+                    .get(&inv.package)
+                    .is_some_and(|paths| {
+                        paths.is_empty()
+                            || files.iter().any(|f| paths.iter().any(|p| f.starts_with(p)))
+                    });
+            reads && !script_reruns
+        })
+        .cloned()
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let key = ws.key.as_ref()?;
+    let run = early::EarlyRun {
+        root: root.to_path_buf(),
+        files: files.clone(),
+        env: spec.env.clone(),
+        cargo_env: spec.cargo_env.clone(),
+        scratch: key
+            .target_dir
+            .join(crate::cache::layout::STATE_DIR)
+            .join("early"),
+        nice: spec.nice,
+    };
+    Some((run, candidates))
+}
+
+/// Runs an early check on the runtime; what it reports comes back as the job's
+/// [`JobEvent::Early`].
+fn spawn_early(
+    tx: mpsc::UnboundedSender<Event>,
+    root: &Path,
+    job_id: u64,
+    generation: u64,
+    run: early::EarlyRun,
+    candidates: Vec<Arc<early::Invocation>>,
+    cancel: CancellationToken,
+) {
+    let root = root.to_path_buf();
+    tokio::spawn(async move {
+        if let Some(report) = early::run(run, candidates, cancel).await {
+            let _ = tx.send(Event::Job {
+                root,
+                job: job_id,
+                event: JobEvent::Early { generation, report },
+            });
+        }
+    });
 }
 
 /// Runs a job on the runtime: its facts come back to the loop as events.

@@ -74,6 +74,9 @@ impl Dispatcher {
             }
             Err(e) => errors.push(e.to_string()),
         }
+        // A load follows a change of the manifests, the toolchain or the environment: the
+        // compiler commands recorded before may not be the next job's.
+        ws.early.clear();
         match loaded.metadata {
             Ok(metadata) => {
                 let graph = Graph::new(&metadata);
