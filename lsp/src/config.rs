@@ -37,6 +37,8 @@ pub(crate) struct RawOptions {
     pub(crate) sccache: Option<bool>,
     /// How many other build keys to keep warm.
     pub(crate) other_keys: Option<u32>,
+    /// Early diagnostics.
+    pub(crate) early: Option<bool>,
     /// Never start the daemon; wait for one to appear instead.
     pub(crate) no_start: Option<bool>,
 }
@@ -71,6 +73,7 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
                     "linker" => raw.linker = field(key, value, &mut warnings),
                     "sccache" => raw.sccache = field(key, value, &mut warnings),
                     "otherKeys" => raw.other_keys = field(key, value, &mut warnings),
+                    "early" => raw.early = field(key, value, &mut warnings),
                     "noStart" => raw.no_start = field(key, value, &mut warnings),
                     _ => warnings.push(format!(
                         "buildd: unknown initializationOptions field `{key}` ignored \
@@ -105,6 +108,7 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
             linker: raw.linker,
             sccache: raw.sccache,
             other_keys: raw.other_keys,
+            early: raw.early,
         },
         no_start: raw.no_start.unwrap_or(no_start_default),
     };

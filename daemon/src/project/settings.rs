@@ -95,6 +95,8 @@ pub(crate) struct Resolved {
     pub(crate) job_timeout: Duration,
     /// How many other keys the jobs keep warm; 0: none.
     pub(crate) other_keys: usize,
+    /// Early diagnostics (`build/early.rs`) are on.
+    pub(crate) early: bool,
 }
 
 /// Reads `buildd.toml` and `[workspace.metadata.buildd]`, the file winning field by field.
@@ -157,6 +159,7 @@ pub(crate) fn over(high: &WorkspaceSettings, low: &WorkspaceSettings) -> Workspa
         nice: high.nice.or(low.nice),
         job_timeout_secs: high.job_timeout_secs.or(low.job_timeout_secs),
         other_keys: high.other_keys.or(low.other_keys),
+        early: high.early.or(low.early),
         linker: high.linker.clone().or_else(|| low.linker.clone()),
         sccache: high.sccache.or(low.sccache),
     }
@@ -267,6 +270,7 @@ pub(crate) fn resolve(
                 .unwrap_or(DEFAULT_JOB_TIMEOUT_SECS),
         ),
         other_keys: settings.other_keys.unwrap_or(DEFAULT_OTHER_KEYS) as usize,
+        early: settings.early.unwrap_or(true),
     }
 }
 

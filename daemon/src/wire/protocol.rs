@@ -246,6 +246,10 @@ pub struct WorkspaceSettings {
     /// How many other build keys the workspace was used with lately (another toolchain,
     /// other flags) its jobs keep warm besides the current one (default 2; 0 turns it off).
     pub other_keys: Option<u32>,
+    /// After a save, run the saved crate's own compiler command from the last job again
+    /// beside the job, for sooner diagnostics (default true).
+    #[serde(default)]
+    pub early: Option<bool>,
     /// The linker: `auto` (measured on the workspace, remembered), `default` (whatever rustc
     /// and cargo's configuration pick), `mold`, `lld`, `bfd`, or a path to a linker driver.
     pub linker: Option<String>,

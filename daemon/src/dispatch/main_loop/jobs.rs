@@ -73,7 +73,14 @@ impl Dispatcher {
             timeout: resolved.job_timeout,
             orphans: self.orphans.clone(),
         };
-        let early = early_run(ws, root, &defs, &files, full || quiet, &spec);
+        let early = early_run(
+            ws,
+            root,
+            &defs,
+            &files,
+            full || quiet || !resolved.early,
+            &spec,
+        );
         // An early run's diagnostics get the id just below the job's: the job's own replace
         // them file by file (`wire/stamped.rs`).
         let early_id = self.next_id;
@@ -396,16 +403,17 @@ fn select_defs(
 /// The early run of the saved crate's own compiler command for a job over `files`, when
 /// its diagnostics are sure to be the job's (see `build/early.rs` for the rule), with the
 /// commands that may be it; the run itself picks the one whose dep-info lists the files.
+/// `off`: the settings turned it off, or the job is a full build or a quiet-time one.
 fn early_run(
     ws: &Workspace,
     root: &Path,
     defs: &[JobDef],
     files: &BTreeSet<PathBuf>,
-    full: bool,
+    off: bool,
     spec: &JobSpec,
 ) -> Option<(early::EarlyRun, Vec<Arc<early::Invocation>>)> {
     let diagnostics_def = defs.iter().find(|d| d.diagnostics)?;
-    if full
+    if off
         || files.is_empty()
         || !ws.built_clean
         || diagnostics_def.args.iter().any(|a| a == "--")
