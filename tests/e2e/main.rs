@@ -6,6 +6,7 @@ mod cache;
 mod daemon_lifecycle;
 mod edges;
 mod env_settings;
+mod fast_link;
 mod faults;
 mod floods;
 mod home_dir;

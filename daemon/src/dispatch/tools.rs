@@ -1,6 +1,6 @@
-//! buildd's tools around cargo for a workspace: the linker wrapper and sccache, and the
-//! environment they add (a [`ToolEnv`]), decided from the workspace's settings and the
-//! client's environment.
+//! buildd's tools around cargo for a workspace: the linker wrapper, sccache and `fast_link`'s
+//! debug-info settings, and the environment they add (a [`ToolEnv`]), decided from the
+//! workspace's settings, its key and the client's environment.
 //!
 //! This module decides; the dispatcher (`main_loop/cache_ops.rs`) keeps the state and runs
 //! the work (measurements, stats, eviction). What it decides reaches cargo only through
@@ -14,11 +14,12 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::cache::layout::STATE_DIR;
+use crate::project::fast_link;
 use crate::project::key::{BuildKey, ToolEnv};
 use crate::tools::linker::{self, MeasureError, Measurement, Setting};
 use crate::tools::sccache::{self, Detected, Sccache, SccacheError, Stats};
 use crate::wire::protocol::{
-    CacheTotals, LinkerStatus, SeedStatus, WorkspaceSccache, WorkspaceSettings,
+    CacheTotals, FastLinkStatus, LinkerStatus, SeedStatus, WorkspaceSccache, WorkspaceSettings,
 };
 
 /// Why the linker wrapper could not be written; the text is the note status shows for a
@@ -112,6 +113,7 @@ impl Tools {
 pub(crate) struct WorkspaceTools {
     pub(crate) env: ToolEnv,
     pub(crate) linker: Option<LinkerStatus>,
+    pub(crate) fast_link: Option<FastLinkStatus>,
     /// `auto` is capturing links to measure.
     pub(crate) capturing: bool,
     pub(crate) measuring: bool,
@@ -183,6 +185,10 @@ pub(crate) fn configure(
     let mut tool_env = ToolEnv::default();
     configure_linker(tools, state, key, env, settings, &mut tool_env);
     configure_sccache(tools, state, env, settings, &mut tool_env);
+    // The key, not the settings, decides: its dir was built with exactly this.
+    let (fast_link_env, fast_link) = fast_link::decide(key.info.fast_link, env);
+    tool_env.set.extend(fast_link_env);
+    state.fast_link = Some(fast_link);
     state.env = tool_env;
 }
 
@@ -412,6 +418,7 @@ mod tests {
             &toolchain,
             &BTreeMap::new(),
             linker,
+            false,
         )
     }
 

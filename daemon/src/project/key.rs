@@ -102,13 +102,14 @@ impl Toolchain {
 
 impl BuildKey {
     /// `linker` is the workspace's linker setting; `default` leaves existing keys as they
-    /// were.
+    /// were, and so does `fast_link` off.
     pub(crate) fn new(
         targets_dir: &Path,
         workspace_root: &Path,
         toolchain: &Toolchain,
         env: &BTreeMap<String, String>,
         linker: &str,
+        fast_link: bool,
     ) -> BuildKey {
         let key_env: BTreeMap<String, String> = env
             .iter()
@@ -150,6 +151,12 @@ impl BuildKey {
             hasher.update(linker.as_bytes());
             hasher.update([0]);
         }
+        // So is `fast_link`: its settings reach cargo through buildd's part of the
+        // environment, which the hash above (the client's part) does not see.
+        if fast_link {
+            hasher.update(b"fast_link");
+            hasher.update([0]);
+        }
         let hash = hex(&hasher.finalize()[..8]);
         let target_dir = workspace_dir(targets_dir, workspace_root).join(&hash);
         BuildKey {
@@ -162,6 +169,7 @@ impl BuildKey {
                 features,
                 env: key_env,
                 linker: linker.to_owned(),
+                fast_link,
             },
             target_dir,
         }
@@ -267,7 +275,14 @@ mod tests {
     fn unrelated_env_does_not_change_the_key() {
         let tc = toolchain();
         let root = Path::new("/w/app");
-        let a = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new(), "default");
+        let a = BuildKey::new(
+            Path::new("/c"),
+            root,
+            &tc,
+            &BTreeMap::new(),
+            "default",
+            false,
+        );
         let b = BuildKey::new(
             Path::new("/c"),
             root,
@@ -277,6 +292,7 @@ mod tests {
                 ("CARGO_TARGET_DIR".into(), "/t".into()),
             ]),
             "default",
+            false,
         );
         assert_eq!(a, b);
         assert_eq!(a.info.host, "x86_64-unknown-linux-gnu");
@@ -287,18 +303,33 @@ mod tests {
     fn rustflags_and_toolchain_change_the_key() {
         let tc = toolchain();
         let root = Path::new("/w/app");
-        let base = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new(), "default");
+        let base = BuildKey::new(
+            Path::new("/c"),
+            root,
+            &tc,
+            &BTreeMap::new(),
+            "default",
+            false,
+        );
         let flags = BuildKey::new(
             Path::new("/c"),
             root,
             &tc,
             &BTreeMap::from([("RUSTFLAGS".into(), "-Copt-level=1".into())]),
             "default",
+            false,
         );
         let mut other = tc.clone();
         other.rustc_verbose = other.rustc_verbose.replace("1.95.0", "1.96.0");
-        let newer = BuildKey::new(Path::new("/c"), root, &other, &BTreeMap::new(), "default");
-        let mold = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new(), "mold");
+        let newer = BuildKey::new(
+            Path::new("/c"),
+            root,
+            &other,
+            &BTreeMap::new(),
+            "default",
+            false,
+        );
+        let mold = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new(), "mold", false);
         assert_ne!(base.info.hash, flags.info.hash);
         assert_ne!(base.info.hash, newer.info.hash);
         assert_ne!(base.info.hash, mold.info.hash);

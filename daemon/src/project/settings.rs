@@ -159,6 +159,7 @@ pub(crate) fn over(high: &WorkspaceSettings, low: &WorkspaceSettings) -> Workspa
         other_keys: high.other_keys.or(low.other_keys),
         linker: high.linker.clone().or_else(|| low.linker.clone()),
         sccache: high.sccache.or(low.sccache),
+        fast_link: high.fast_link.or(low.fast_link),
     }
 }
 
