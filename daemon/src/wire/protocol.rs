@@ -552,7 +552,7 @@ pub struct LinkerStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FastLinkStatus {
     pub enabled: bool,
-    /// The settings it adds to cargo's environment (`NAME=value`) or arguments, when on.
+    /// The settings it adds to cargo's environment (`NAME=value`), when on.
     pub sets: Vec<String>,
     /// What it saved per link where it was measured, and where that figure comes from.
     pub saving: String,
