@@ -61,13 +61,16 @@ echo "$configs" | while IFS='|' read -r name envs args; do
 done
 
 printf 'config\tlinker\tround\tbuild_ms\tlink_ms\tload1\n' > "$out/results.tsv"
+# The functions a round adds are named after the run too, so that a second run over the same
+# copy adds new ones.
+run=$(date +%s)
 round=1
 while [ "$round" -le "$rounds" ]; do
     for linker in $linkers; do
         # One edit per (round, linker), seen by every configuration: each one's dir was
         # built before the edit, so each rebuilds the binary crate and links it.
-        printf '\n#[allow(dead_code)]\nfn fast_link_round_%s_%s() -> u64 { %s }\n' \
-            "$round" "$linker" "$round" >> "$ws/$bin_source"
+        printf '\n#[allow(dead_code)]\nfn fast_link_round_%s_%s_%s() -> u64 { %s }\n' \
+            "$run" "$round" "$linker" "$round" >> "$ws/$bin_source"
         echo "$configs" | while IFS='|' read -r name envs args; do
             log="$out/link-$name-$linker-$round.log"
             : > "$log"

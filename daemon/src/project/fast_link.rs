@@ -21,14 +21,17 @@ use crate::wire::protocol::FastLinkStatus;
 
 /// What `fast_link` sets, as cargo's environment variables.
 ///
-/// Only the winners of the measurement: `debug = "line-tables-only"` for dependencies
-/// (through `--config`, which has no environment form for `package."*"`) saved little
-/// beyond this on top of it, and could not reach plain cargo after `buildd env`, which has
-/// no arguments to give.
+/// Only the winner of the measurement. `debug = "line-tables-only"` for the dependencies on
+/// top of it saved nothing measurable (and has no environment form: `package."*"` needs
+/// `--config`, which plain cargo after `buildd env` would not get), and `line-tables-only`
+/// for everything linked no faster while it takes the variables of the user's own code from
+/// the debugger.
 pub(crate) const SETS: &[(&str, &str)] = &[("CARGO_PROFILE_DEV_SPLIT_DEBUGINFO", "unpacked")];
 
 /// What it saved where it was measured, and where the figure comes from (status shows it).
-pub(crate) const SAVING: &str = "measured in docs/benchmarks.md, \"fast_link\"";
+pub(crate) const SAVING: &str = "measured on buildd's own binary (173 libraries, rust-lld, 2 \
+     cores at load 12-14): its rebuild after an edit of main.rs took 4.7 s instead of 7.4 s, \
+     its link 2.3 s instead of 4.7 s (medians of 5; docs/benchmarks.md, \"fast_link\")";
 
 /// What `fast_link` adds to cargo's environment for a client whose environment is `env`,
 /// and what status shows of it.
