@@ -408,6 +408,10 @@ mod tests {
     }
 
     fn key(dir: &Path, linker: &str) -> BuildKey {
+        key_with(dir, linker, false)
+    }
+
+    fn key_with(dir: &Path, linker: &str, fast_link: bool) -> BuildKey {
         let toolchain = Toolchain {
             rustc_verbose: "rustc 1.95.0\nhost: x86_64-unknown-linux-gnu\n".into(),
             cargo_version: "cargo 1.95.0".into(),
@@ -418,8 +422,55 @@ mod tests {
             &toolchain,
             &BTreeMap::new(),
             linker,
-            false,
+            fast_link,
         )
+    }
+
+    /// The key decides `fast_link`'s part of the environment, and `cargo_env` (what jobs,
+    /// `buildd cargo` and `buildd env` all get) carries it beside the linker's.
+    #[test]
+    fn a_fast_link_key_adds_split_debug_info_to_what_cargo_runs_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let tools = tools(dir.path());
+        let mut state = WorkspaceTools::default();
+        let fast = key_with(dir.path(), "bfd", true);
+        configure(
+            &tools,
+            &mut state,
+            &fast,
+            &BTreeMap::new(),
+            &settings("bfd"),
+        );
+        let env = crate::project::key::cargo_env(&fast.target_dir, &state.env);
+        assert_eq!(env.set["CARGO_PROFILE_DEV_SPLIT_DEBUGINFO"], "unpacked");
+        assert_eq!(
+            env.set["CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"],
+            "buildd-cc"
+        );
+        let status = state.fast_link.clone().unwrap();
+        assert!(status.enabled && status.note.is_none(), "{status:?}");
+
+        // Off, nothing of it; and a value the client sets stays the client's.
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "default"),
+            &BTreeMap::new(),
+            &settings("default"),
+        );
+        assert!(state.env.set.is_empty(), "{:?}", state.env);
+        assert!(!state.fast_link.as_ref().unwrap().enabled);
+        let theirs = BTreeMap::from([(
+            "CARGO_PROFILE_DEV_SPLIT_DEBUGINFO".to_owned(),
+            "off".to_owned(),
+        )]);
+        configure(&tools, &mut state, &fast, &theirs, &settings("default"));
+        assert!(state.env.set.is_empty(), "{:?}", state.env);
+        let note = state.fast_link.unwrap().note.unwrap();
+        assert!(
+            note.contains("CARGO_PROFILE_DEV_SPLIT_DEBUGINFO=off"),
+            "{note}"
+        );
     }
 
     fn settings(linker: &str) -> WorkspaceSettings {
