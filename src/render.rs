@@ -130,7 +130,7 @@ fn target_dir_lines(out: &mut String, ws: &WorkspaceStatus) {
     }
 }
 
-/// The linker (unless it is the default and never timed) and sccache.
+/// The linker (unless it is the default and never timed), `fast_link` and sccache.
 fn tool_lines(out: &mut String, ws: &WorkspaceStatus) {
     if let Some(linker) = &ws.linker
         && (linker.setting != "default" || linker.last_link_ms.is_some())
@@ -149,6 +149,18 @@ fn tool_lines(out: &mut String, ws: &WorkspaceStatus) {
             linker.linker, linker.setting
         );
         if let Some(note) = &linker.note {
+            let _ = writeln!(out, "    {note}");
+        }
+    }
+    if let Some(fast) = &ws.fast_link {
+        let on = if fast.enabled {
+            format!("on ({})", fast.sets.join(" "))
+        } else {
+            "off (fast_link = true in buildd.toml turns it on)".to_owned()
+        };
+        let _ = writeln!(out, "  fast_link: {on}");
+        let _ = writeln!(out, "    {}", fast.saving);
+        if let Some(note) = &fast.note {
             let _ = writeln!(out, "    {note}");
         }
     }
@@ -388,6 +400,9 @@ pub(crate) fn cache_dirs(dirs: &[CacheDir]) -> String {
                 if k.linker != "default" {
                     let _ = write!(text, " linker={}", k.linker);
                 }
+                if k.fast_link {
+                    text.push_str(" fast_link");
+                }
                 text
             })
             .unwrap_or_else(|| "(no key record)".into());
@@ -496,6 +511,9 @@ mod tests {
                      "units_rebuilt": 5, "units_fresh": 4},
             "linker": {"setting": "auto", "linker": "default", "note": "measured over 3 link(s)",
                        "measured": {}, "last_link_ms": 395, "last_link_share": 0.27},
+            "fast_link": {"enabled": true, "sets": ["CARGO_PROFILE_DEV_SPLIT_DEBUGINFO=unpacked"],
+                          "saving": "measured: links 3x faster",
+                          "note": "your environment sets CARGO_PROFILE_DEV_DEBUG=1; buildd leaves it alone"},
             "sccache": {"enabled": true, "note": null, "last_job_hits": 3, "last_job_misses": 1},
             "waiting_for": "a `buildd cargo build` (pid 42) holds the warm dir",
             "jobs": [
@@ -516,6 +534,9 @@ mod tests {
   seeded from key 5a08 (copy: 122 files, 0 reflinked, 6 hard-linked, 116 copied, 30.1 MiB); the first job then compiled 5 unit(s), 4 were fresh
   linker: default (setting: auto), last job linked for 0.4s (27% of the job)
     measured over 3 link(s)
+  fast_link: on (CARGO_PROFILE_DEV_SPLIT_DEBUGINFO=unpacked)
+    measured: links 3x faster
+    your environment sets CARGO_PROFILE_DEV_DEBUG=1; buildd leaves it alone
   sccache: last job 3 hit(s), 1 miss(es)
   last change: 1 file(s), affects util, app
   last job: #7 failed (clippy, build) in 1.8s, 2 unit(s) compiled, 1 error(s), 0 warning(s)
@@ -570,6 +591,8 @@ mod tests {
                          "units_rebuilt": null, "units_fresh": null},
                 "linker": {"setting": "mold", "linker": "/usr/bin/mold", "note": null,
                            "measured": {}, "last_link_ms": null, "last_link_share": null},
+                "fast_link": {"enabled": false, "sets": [], "saving": "measured: links 3x faster",
+                              "note": null},
                 "sccache": {"enabled": true, "note": null, "last_job_hits": null,
                             "last_job_misses": null},
                 "last_change": {"files": [], "predicted": [], "full": true}
@@ -577,6 +600,8 @@ mod tests {
             "/w/lib: idle
   seeded from key 5a08 (reflink: 2 files, 2 reflinked, 0 hard-linked, 0 copied, 2.0 KiB)
   linker: /usr/bin/mold (setting: mold)
+  fast_link: off (fast_link = true in buildd.toml turns it on)
+    measured: links 3x faster
   sccache: on
   last change: 0 file(s), affects everything
 "

@@ -35,6 +35,8 @@ pub(crate) struct RawOptions {
     pub(crate) linker: Option<String>,
     /// Whether buildd's sccache serves this workspace.
     pub(crate) sccache: Option<bool>,
+    /// Debug-info settings that make each link read and write less.
+    pub(crate) fast_link: Option<bool>,
     /// How many other build keys to keep warm.
     pub(crate) other_keys: Option<u32>,
     /// Early diagnostics.
@@ -72,6 +74,7 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
                     "jobTimeoutSecs" => raw.job_timeout_secs = field(key, value, &mut warnings),
                     "linker" => raw.linker = field(key, value, &mut warnings),
                     "sccache" => raw.sccache = field(key, value, &mut warnings),
+                    "fastLink" => raw.fast_link = field(key, value, &mut warnings),
                     "otherKeys" => raw.other_keys = field(key, value, &mut warnings),
                     "early" => raw.early = field(key, value, &mut warnings),
                     "noStart" => raw.no_start = field(key, value, &mut warnings),
@@ -79,7 +82,7 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
                         "buildd: unknown initializationOptions field `{key}` ignored \
                          (known: jobs, cargoJobs, learn, learnLimit, quietSecs, \
                          expensiveSecs, stages, debounceMs, nice, jobTimeoutSecs, linker, \
-                         sccache, otherKeys, noStart)"
+                         sccache, fastLink, otherKeys, noStart)"
                     )),
                 }
             }
@@ -107,6 +110,7 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
             job_timeout_secs: raw.job_timeout_secs,
             linker: raw.linker,
             sccache: raw.sccache,
+            fast_link: raw.fast_link,
             other_keys: raw.other_keys,
             early: raw.early,
         },
@@ -140,7 +144,7 @@ mod tests {
     #[test]
     fn every_field_maps_to_the_daemon_settings() {
         let value = json!({"stages": ["check"], "jobs": 2, "debounceMs": 150, "nice": 5,
-            "jobTimeoutSecs": 60, "noStart": true});
+            "jobTimeoutSecs": 60, "fastLink": true, "noStart": true});
         let (options, warnings) = resolve(Some(&value), false);
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(
@@ -151,6 +155,7 @@ mod tests {
                 debounce_ms: Some(150),
                 nice: Some(5),
                 job_timeout_secs: Some(60),
+                fast_link: Some(true),
                 ..WorkspaceSettings::default()
             }
         );

@@ -7,6 +7,7 @@ mod daemon_lifecycle;
 mod early;
 mod edges;
 mod env_settings;
+mod fast_link;
 mod faults;
 mod floods;
 mod home_dir;

@@ -7,10 +7,10 @@
 //! What makes an import fresh, measured rather than assumed: cargo's metadata hashes and
 //! fingerprints of path packages use paths relative to the workspace root, and the target
 //! dir's own path appears in none of them, so a dir built at `/ci/app` is valid at
-//! `~/src/app` as long as the toolchain, the build-affecting environment and the linker
-//! setting agree (the build key, minus the paths). What differs between machines is
-//! mtimes: a fresh clone's sources are newer than the CI's artifacts, and cargo compares the
-//! two. So the manifest records a SHA-256 of every workspace file, and the import:
+//! `~/src/app` as long as the toolchain, the build-affecting environment, the linker
+//! setting and `fast_link` agree (the build key, minus the paths). What differs between
+//! machines is mtimes: a fresh clone's sources are newer than the CI's artifacts, and cargo
+//! compares the two. So the manifest records a SHA-256 of every workspace file, and the import:
 //!
 //! 1. gives every file of the dir one mtime, the time of the import, so that sources checked
 //!    out before it look older than the artifacts;
@@ -287,6 +287,15 @@ pub fn mismatch(archive: &Path, theirs: &BuildKeyInfo, ours: &BuildKeyInfo) -> O
         return Some(format!(
             "refusing {name}: it was built with linker = \"{}\" and this workspace uses \"{}\"",
             theirs.linker, ours.linker
+        ));
+    }
+    if theirs.fast_link != ours.fast_link {
+        let side = |on: bool| if on { "true" } else { "false" };
+        return Some(format!(
+            "refusing {name}: it was built with fast_link = {} and this workspace uses {}; set \
+             fast_link alike on both sides",
+            side(theirs.fast_link),
+            side(ours.fast_link)
         ));
     }
     if theirs.hash != ours.hash {
@@ -630,6 +639,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             linker: "default".into(),
+            fast_link: false,
         }
     }
 
@@ -651,6 +661,15 @@ mod tests {
         )
         .unwrap();
         assert!(why.contains("RUSTFLAGS"), "{why}");
+        let fast = BuildKeyInfo {
+            fast_link: true,
+            ..ours.clone()
+        };
+        let why = mismatch(archive, &fast, &ours).unwrap();
+        assert!(
+            why.contains("built with fast_link = true and this workspace uses false"),
+            "{why}"
+        );
         assert!(mismatch(archive, &ours, &ours).is_none());
     }
 

@@ -38,7 +38,8 @@ const FICLONE: libc::c_ulong = 0x4004_9409;
 ///
 /// A dir of another toolchain is never a candidate: cargo mixes the rustc version into every
 /// unit's metadata hash, so none of its artifacts could be reused, and seeding would only
-/// spend time and disk.
+/// spend time and disk. Nor is a dir on the other side of `fast_link`: its split debug info
+/// is in every unit's profile, which cargo mixes into the metadata hash in the same way.
 pub(crate) fn candidates(workspace_dir: &Path, key: &BuildKeyInfo) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(workspace_dir) else {
         return Vec::new();
@@ -50,7 +51,11 @@ pub(crate) fn candidates(workspace_dir: &Path, key: &BuildKeyInfo) -> Vec<PathBu
         .filter_map(|e| {
             let path = e.path();
             let other = crate::cache::dirs::read_key(&path)?;
-            if other.rustc != key.rustc || other.host != key.host || other.target != key.target {
+            if other.rustc != key.rustc
+                || other.host != key.host
+                || other.target != key.target
+                || other.fast_link != key.fast_link
+            {
                 return None;
             }
             let shared_env = key
@@ -393,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn candidates_share_the_toolchain_and_most_of_the_key() {
+    fn candidates_share_the_toolchain_fast_link_and_most_of_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let key = |hash: &str, rustc: &str, env: &[(&str, &str)]| BuildKeyInfo {
             hash: hash.into(),
@@ -407,11 +412,17 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
             linker: "default".into(),
+            fast_link: false,
+        };
+        let fast = BuildKeyInfo {
+            fast_link: true,
+            ..key("fast", "rustc 1.95.0", &[("RUSTFLAGS", "-Dwarnings")])
         };
         for k in [
             key("old", "rustc 1.94.0", &[]),
             key("plain", "rustc 1.95.0", &[]),
             key("flags", "rustc 1.95.0", &[("RUSTFLAGS", "-Dwarnings")]),
+            fast.clone(),
         ] {
             let d = dir.path().join(&k.hash);
             fs::create_dir_all(&d).unwrap();
@@ -428,5 +439,12 @@ mod tests {
             .map(|p| p.file_name().unwrap().to_str().unwrap())
             .collect();
         assert_eq!(names, vec!["flags", "plain"]);
+        // Across `fast_link`, nothing could be reused: only the dir on its own side counts.
+        let new_fast = BuildKeyInfo {
+            hash: "new-fast".into(),
+            ..fast
+        };
+        let found = candidates(dir.path(), &new_fast);
+        assert_eq!(found, [dir.path().join("fast")]);
     }
 }

@@ -1,6 +1,6 @@
-//! buildd's tools around cargo for a workspace: the linker wrapper and sccache, and the
-//! environment they add (a [`ToolEnv`]), decided from the workspace's settings and the
-//! client's environment.
+//! buildd's tools around cargo for a workspace: the linker wrapper, sccache and `fast_link`'s
+//! debug-info settings, and the environment they add (a [`ToolEnv`]), decided from the
+//! workspace's settings, its key and the client's environment.
 //!
 //! This module decides; the dispatcher (`main_loop/cache_ops.rs`) keeps the state and runs
 //! the work (measurements, stats, eviction). What it decides reaches cargo only through
@@ -14,11 +14,12 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::cache::layout::STATE_DIR;
+use crate::project::fast_link;
 use crate::project::key::{BuildKey, ToolEnv};
 use crate::tools::linker::{self, MeasureError, Measurement, Setting};
 use crate::tools::sccache::{self, Detected, Sccache, SccacheError, Stats};
 use crate::wire::protocol::{
-    CacheTotals, LinkerStatus, SeedStatus, WorkspaceSccache, WorkspaceSettings,
+    CacheTotals, FastLinkStatus, LinkerStatus, SeedStatus, WorkspaceSccache, WorkspaceSettings,
 };
 
 /// Why the linker wrapper could not be written; the text is the note status shows for a
@@ -112,6 +113,7 @@ impl Tools {
 pub(crate) struct WorkspaceTools {
     pub(crate) env: ToolEnv,
     pub(crate) linker: Option<LinkerStatus>,
+    pub(crate) fast_link: Option<FastLinkStatus>,
     /// `auto` is capturing links to measure.
     pub(crate) capturing: bool,
     pub(crate) measuring: bool,
@@ -183,6 +185,10 @@ pub(crate) fn configure(
     let mut tool_env = ToolEnv::default();
     configure_linker(tools, state, key, env, settings, &mut tool_env);
     configure_sccache(tools, state, env, settings, &mut tool_env);
+    // The key, not the settings, decides: its dir was built with exactly this.
+    let (fast_link_env, fast_link) = fast_link::decide(key.info.fast_link, env);
+    tool_env.set.extend(fast_link_env);
+    state.fast_link = Some(fast_link);
     state.env = tool_env;
 }
 
@@ -402,6 +408,10 @@ mod tests {
     }
 
     fn key(dir: &Path, linker: &str) -> BuildKey {
+        key_with(dir, linker, false)
+    }
+
+    fn key_with(dir: &Path, linker: &str, fast_link: bool) -> BuildKey {
         let toolchain = Toolchain {
             rustc_verbose: "rustc 1.95.0\nhost: x86_64-unknown-linux-gnu\n".into(),
             cargo_version: "cargo 1.95.0".into(),
@@ -412,7 +422,55 @@ mod tests {
             &toolchain,
             &BTreeMap::new(),
             linker,
+            fast_link,
         )
+    }
+
+    /// The key decides `fast_link`'s part of the environment, and `cargo_env` (what jobs,
+    /// `buildd cargo` and `buildd env` all get) carries it beside the linker's.
+    #[test]
+    fn a_fast_link_key_adds_split_debug_info_to_what_cargo_runs_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let tools = tools(dir.path());
+        let mut state = WorkspaceTools::default();
+        let fast = key_with(dir.path(), "bfd", true);
+        configure(
+            &tools,
+            &mut state,
+            &fast,
+            &BTreeMap::new(),
+            &settings("bfd"),
+        );
+        let env = crate::project::key::cargo_env(&fast.target_dir, &state.env);
+        assert_eq!(env.set["CARGO_PROFILE_DEV_SPLIT_DEBUGINFO"], "unpacked");
+        assert_eq!(
+            env.set["CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"],
+            "buildd-cc"
+        );
+        let status = state.fast_link.clone().unwrap();
+        assert!(status.enabled && status.note.is_none(), "{status:?}");
+
+        // Off, nothing of it; and a value the client sets stays the client's.
+        configure(
+            &tools,
+            &mut state,
+            &key(dir.path(), "default"),
+            &BTreeMap::new(),
+            &settings("default"),
+        );
+        assert!(state.env.set.is_empty(), "{:?}", state.env);
+        assert!(!state.fast_link.as_ref().unwrap().enabled);
+        let theirs = BTreeMap::from([(
+            "CARGO_PROFILE_DEV_SPLIT_DEBUGINFO".to_owned(),
+            "off".to_owned(),
+        )]);
+        configure(&tools, &mut state, &fast, &theirs, &settings("default"));
+        assert!(state.env.set.is_empty(), "{:?}", state.env);
+        let note = state.fast_link.unwrap().note.unwrap();
+        assert!(
+            note.contains("CARGO_PROFILE_DEV_SPLIT_DEBUGINFO=off"),
+            "{note}"
+        );
     }
 
     fn settings(linker: &str) -> WorkspaceSettings {

@@ -270,6 +270,7 @@ impl Workspace {
                 .map(|k| crate::project::key::cargo_env(&k.target_dir, &self.tools.env)),
             seed: self.tools.seed.clone(),
             linker: self.tools.linker.clone(),
+            fast_link: self.tools.fast_link.clone(),
             sccache: self.tools.sccache.clone(),
             waiting_for: self.waiting_for(),
             jobs: self.job_statuses(),
@@ -525,6 +526,7 @@ mod tests {
             &toolchain,
             env,
             "default",
+            false,
         )
     }
 

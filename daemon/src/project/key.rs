@@ -102,13 +102,14 @@ impl Toolchain {
 
 impl BuildKey {
     /// `linker` is the workspace's linker setting; `default` leaves existing keys as they
-    /// were.
+    /// were, and so does `fast_link` off.
     pub(crate) fn new(
         targets_dir: &Path,
         workspace_root: &Path,
         toolchain: &Toolchain,
         env: &BTreeMap<String, String>,
         linker: &str,
+        fast_link: bool,
     ) -> BuildKey {
         let key_env: BTreeMap<String, String> = env
             .iter()
@@ -150,6 +151,12 @@ impl BuildKey {
             hasher.update(linker.as_bytes());
             hasher.update([0]);
         }
+        // So is `fast_link`: its settings reach cargo through buildd's part of the
+        // environment, which the hash above (the client's part) does not see.
+        if fast_link {
+            hasher.update(b"fast_link");
+            hasher.update([0]);
+        }
         let hash = hex(&hasher.finalize()[..8]);
         let target_dir = workspace_dir(targets_dir, workspace_root).join(&hash);
         BuildKey {
@@ -162,6 +169,7 @@ impl BuildKey {
                 features,
                 env: key_env,
                 linker: linker.to_owned(),
+                fast_link,
             },
             target_dir,
         }
@@ -263,46 +271,55 @@ mod tests {
         }
     }
 
+    /// The key of `/w/app` under `/c` with the default linker and `fast_link` off.
+    fn key_of(tc: &Toolchain, env: &[(&str, &str)]) -> BuildKey {
+        key_with(tc, env, "default", false)
+    }
+
+    fn key_with(tc: &Toolchain, env: &[(&str, &str)], linker: &str, fast_link: bool) -> BuildKey {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        BuildKey::new(
+            Path::new("/c"),
+            Path::new("/w/app"),
+            tc,
+            &env,
+            linker,
+            fast_link,
+        )
+    }
+
     #[test]
     fn unrelated_env_does_not_change_the_key() {
         let tc = toolchain();
-        let root = Path::new("/w/app");
-        let a = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new(), "default");
-        let b = BuildKey::new(
-            Path::new("/c"),
-            root,
-            &tc,
-            &BTreeMap::from([
-                ("TERM".into(), "xterm".into()),
-                ("CARGO_TARGET_DIR".into(), "/t".into()),
-            ]),
-            "default",
-        );
+        let a = key_of(&tc, &[]);
+        let b = key_of(&tc, &[("TERM", "xterm"), ("CARGO_TARGET_DIR", "/t")]);
         assert_eq!(a, b);
         assert_eq!(a.info.host, "x86_64-unknown-linux-gnu");
         assert!(a.target_dir.to_str().unwrap().starts_with("/c/app-"));
     }
 
     #[test]
-    fn rustflags_and_toolchain_change_the_key() {
+    fn rustflags_toolchain_linker_and_fast_link_change_the_key() {
         let tc = toolchain();
-        let root = Path::new("/w/app");
-        let base = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new(), "default");
-        let flags = BuildKey::new(
-            Path::new("/c"),
-            root,
-            &tc,
-            &BTreeMap::from([("RUSTFLAGS".into(), "-Copt-level=1".into())]),
-            "default",
-        );
+        let base = key_of(&tc, &[]);
+        let flags = key_of(&tc, &[("RUSTFLAGS", "-Copt-level=1")]);
         let mut other = tc.clone();
         other.rustc_verbose = other.rustc_verbose.replace("1.95.0", "1.96.0");
-        let newer = BuildKey::new(Path::new("/c"), root, &other, &BTreeMap::new(), "default");
-        let mold = BuildKey::new(Path::new("/c"), root, &tc, &BTreeMap::new(), "mold");
-        assert_ne!(base.info.hash, flags.info.hash);
-        assert_ne!(base.info.hash, newer.info.hash);
-        assert_ne!(base.info.hash, mold.info.hash);
+        let newer = key_of(&other, &[]);
+        let mold = key_with(&tc, &[], "mold", false);
+        let fast = key_with(&tc, &[], "default", true);
+        for changed in [&flags, &newer, &mold, &fast] {
+            assert_ne!(base.info.hash, changed.info.hash, "{changed:?}");
+            assert_ne!(base.target_dir, changed.target_dir);
+        }
+        assert_ne!(mold.info.hash, fast.info.hash);
         assert_eq!(mold.info.linker, "mold");
+        assert!(fast.info.fast_link && !base.info.fast_link);
+        // Its settings come from buildd, not the client: the key's env stays the client's.
+        assert!(fast.info.env.is_empty());
         assert_eq!(flags.info.env.get("RUSTFLAGS").unwrap(), "-Copt-level=1");
     }
 

@@ -162,6 +162,7 @@ pub(crate) fn over(high: &WorkspaceSettings, low: &WorkspaceSettings) -> Workspa
         early: high.early.or(low.early),
         linker: high.linker.clone().or_else(|| low.linker.clone()),
         sccache: high.sccache.or(low.sccache),
+        fast_link: high.fast_link.or(low.fast_link),
     }
 }
 

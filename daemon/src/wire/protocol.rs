@@ -256,6 +256,10 @@ pub struct WorkspaceSettings {
     /// Use sccache as the compilation cache when one is configured or installed (default
     /// true); never when the client's environment already sets a `RUSTC_WRAPPER`.
     pub sccache: Option<bool>,
+    /// Debug-info settings that make each link read and write less (default false): see
+    /// `FastLinkStatus` for what they are and what they saved where measured. Part of the
+    /// build key.
+    pub fast_link: Option<bool>,
 }
 
 /// Reads one line from a client. A line that is not a valid message becomes the error reply
@@ -447,6 +451,9 @@ pub struct WorkspaceStatus {
     pub seed: Option<SeedStatus>,
     #[serde(default)]
     pub linker: Option<LinkerStatus>,
+    /// The `fast_link` setting: on or off, what it sets, and what it saves.
+    #[serde(default)]
+    pub fast_link: Option<FastLinkStatus>,
     /// Whether the workspace's jobs use buildd's sccache, and what it did in the last job.
     #[serde(default)]
     pub sccache: Option<WorkspaceSccache>,
@@ -562,6 +569,19 @@ pub struct LinkerStatus {
     pub last_link_ms: Option<u64>,
     /// `last_link_ms` over the last job's duration.
     pub last_link_share: Option<f64>,
+}
+
+/// The `fast_link` setting of a workspace.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FastLinkStatus {
+    pub enabled: bool,
+    /// The settings it adds to cargo's environment (`NAME=value`), when on.
+    pub sets: Vec<String>,
+    /// What it saved per link where it was measured, and where that figure comes from.
+    pub saving: String,
+    /// What it leaves alone: a setting the client's environment already makes.
+    pub note: Option<String>,
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -854,6 +874,9 @@ pub struct BuildKeyInfo {
     /// The linker setting (`default` unless configured).
     #[serde(default = "default_linker")]
     pub linker: String,
+    /// Whether the `fast_link` setting is on: its debug-info settings are part of the key.
+    #[serde(default)]
+    pub fast_link: bool,
 }
 
 fn default_linker() -> String {

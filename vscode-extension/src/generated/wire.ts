@@ -13,7 +13,11 @@ env: { [key in string]: string },
 /**
  * The linker setting (`default` unless configured).
  */
-linker: string, };
+linker: string, 
+/**
+ * Whether the `fast_link` setting is on: its debug-info settings are part of the key.
+ */
+fast_link: boolean, };
 
 /**
  * The isolated dirs together.
@@ -99,6 +103,23 @@ name: string,
  * Where it panicked, when the output says.
  */
 file: string | null, line: number | null, column: number | null, message: string | null, };
+
+/**
+ * The `fast_link` setting of a workspace.
+ */
+export type FastLinkStatus = { enabled: boolean, 
+/**
+ * The settings it adds to cargo's environment (`NAME=value`), when on.
+ */
+sets: Array<string>, 
+/**
+ * What it saved per link where it was measured, and where that figure comes from.
+ */
+saving: string, 
+/**
+ * What it leaves alone: a setting the client's environment already makes.
+ */
+note: string | null, };
 
 /**
  * Where a job definition comes from.
@@ -446,6 +467,10 @@ cargo_env: CargoEnv | null,
  * How the isolated dir was started: seeded from another key's dir, imported, or cold.
  */
 seed: SeedStatus | null, linker: LinkerStatus | null, 
+/**
+ * The `fast_link` setting: on or off, what it sets, and what it saves.
+ */
+fast_link: FastLinkStatus | null, 
 /**
  * Whether the workspace's jobs use buildd's sccache, and what it did in the last job.
  */

@@ -49,11 +49,16 @@ impl Dispatcher {
         match loaded.toolchain {
             Ok(toolchain) => {
                 let file_settings = loaded.settings.clone().unwrap_or_default();
-                let linker = crate::dispatch::tools::linker_setting(&settings::over(
-                    &ws.settings,
-                    &file_settings,
-                ));
-                let key = BuildKey::new(&targets_dir, root, &toolchain, &ws.env, &linker);
+                let merged = settings::over(&ws.settings, &file_settings);
+                let linker = crate::dispatch::tools::linker_setting(&merged);
+                let key = BuildKey::new(
+                    &targets_dir,
+                    root,
+                    &toolchain,
+                    &ws.env,
+                    &linker,
+                    merged.fast_link == Some(true),
+                );
                 // A new dir is seeded from the most similar one before any job runs there; an
                 // existing one is checked and its records written, off the loop too.
                 new_dir = !key.target_dir.exists();
