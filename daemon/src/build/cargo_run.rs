@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
-use crate::build::early::{self, Invocation};
+use crate::build::invocation::{self, Invocation};
 use crate::build::orphans::Orphans;
 use crate::build::{process, process_group};
 
@@ -261,7 +261,7 @@ async fn read_stderr(
                 let text = String::from_utf8_lossy(&line);
                 let trimmed = text.trim_start();
                 if trimmed.starts_with("Running `") {
-                    invocations.extend(early::parse(&text, &root));
+                    invocations.extend(invocation::parse(&text, &root));
                 } else if !(trimmed.starts_with("Fresh ")
                     || trimmed.starts_with("Dirty ")
                     || trimmed.starts_with('['))

@@ -5,7 +5,7 @@
 //! fingerprinting every unit) before rustc sees the saved crate. cargo prints each
 //! compiler command it runs with `-vv` (the program, its arguments, and the environment it
 //! sets); the diagnostics stage records the commands of the workspace's own crates
-//! ([`parse`]), and on the next save of a file that one of them reads, the dispatcher runs
+//! (`invocation.rs`), and on the next save of a file that one of them reads, the dispatcher runs
 //! that command again ([`run`]), with its outputs in a scratch dir of buildd's (never the
 //! isolated dir cargo owns), and shows what it reports at once. The job's own diagnostics
 //! replace them file by file, because they carry an older generation (see `wire/stamped.rs`).
@@ -19,8 +19,8 @@
 //! arguments (they travel in an environment variable cargo does not print). Otherwise the
 //! job alone reports, as before.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use tokio::io::BufReader;
 use tokio_util::sync::CancellationToken;
 
 use crate::build::cargo_run::{self, read_line_capped};
+use crate::build::invocation::Invocation;
 use crate::build::{diagnostics, process};
 use crate::wire::protocol::{CargoEnv, Diagnostic};
 
@@ -38,132 +39,11 @@ const MAX_LINE: usize = 4 * 1024 * 1024;
 /// An early run that takes longer is stopped: the job says the same soon.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// One compiler command cargo ran for a crate of the workspace.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Invocation {
-    /// What cargo set for this unit (`CARGO_PKG_*`, `OUT_DIR`, `LD_LIBRARY_PATH`...).
-    pub(crate) env: Vec<(String, String)>,
-    /// The program (rustc, or clippy-driver with rustc as its first argument) and its
-    /// arguments, as cargo ran them.
-    pub(crate) command: Vec<String>,
-    /// `--crate-name`, as rustc names the crate (with `_`).
-    pub(crate) crate_name: String,
-    /// `CARGO_PKG_NAME`.
-    pub(crate) package: String,
-    /// The crate root, absolute.
-    pub(crate) src_path: PathBuf,
-    /// The dep-info rustc wrote for this command: `<out-dir>/<crate>-<hash>.d`.
-    pub(crate) dep_info: PathBuf,
-}
-
-impl Invocation {
-    /// Which recorded command a newer one replaces: the same crate root of the same crate.
-    pub(crate) fn same_unit(&self, other: &Invocation) -> bool {
-        self.crate_name == other.crate_name && self.src_path == other.src_path
-    }
-
-    /// The arguments for a run in `scratch`: outputs and the incremental cache there.
-    fn scratch_args(&self, scratch: &Path) -> Vec<String> {
-        let mut args = Vec::with_capacity(self.command.len());
-        let mut words = self.command[1..].iter();
-        while let Some(word) = words.next() {
-            if word == "--out-dir" {
-                words.next();
-                args.push(word.clone());
-                args.push(scratch.display().to_string());
-            } else if word == "-C"
-                && let Some(value) = words.as_slice().first()
-                && value.starts_with("incremental=")
-            {
-                words.next();
-                args.push("-C".to_owned());
-                args.push(format!(
-                    "incremental={}",
-                    scratch.join("incremental").display()
-                ));
-            } else if word.starts_with("-Cincremental=") {
-                args.push(format!(
-                    "-Cincremental={}",
-                    scratch.join("incremental").display()
-                ));
-            } else {
-                args.push(word.clone());
-            }
-        }
-        args
-    }
-}
-
-/// The compiler command of one line of `cargo -vv`'s stderr: `Running `ENV=... PROGRAM
-/// ARGS...``, for a crate of the workspace (cargo sets `CARGO_PRIMARY_PACKAGE` for the
-/// packages it was asked to build) that is not a test harness, with outputs in a known dir.
-/// `None` for any other line (a build script's run, a dependency, cargo's other output).
-pub(crate) fn parse(line: &str, root: &Path) -> Option<Invocation> {
-    let quoted = line.trim().strip_prefix("Running `")?.strip_suffix('`')?;
-    let words = shlex::split(quoted)?;
-    let program_at = words.iter().position(|w| !is_assignment(w))?;
-    let env: Vec<(String, String)> = words[..program_at]
-        .iter()
-        .filter_map(|w| w.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let command = words[program_at..].to_vec();
-    let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    var("CARGO_PRIMARY_PACKAGE")?;
-    let package = var("CARGO_PKG_NAME")?.to_owned();
-    if command.iter().any(|w| w == "--test") {
-        return None;
-    }
-    let after = |flag: &str| {
-        command
-            .iter()
-            .position(|w| w == flag)
-            .and_then(|i| command.get(i + 1))
-    };
-    let crate_name = after("--crate-name")?.clone();
-    let out_dir = PathBuf::from(after("--out-dir")?);
-    let extra = command
-        .windows(2)
-        .find_map(|w| (w[0] == "-C").then(|| w[1].strip_prefix("extra-filename="))?)
-        .unwrap_or("");
-    let src = command
-        .iter()
-        .find(|w| w.ends_with(".rs") && !w.starts_with('-'))?;
-    Some(Invocation {
-        dep_info: out_dir.join(format!("{crate_name}{extra}.d")),
-        src_path: diagnostics::resolve(root, src),
-        env,
-        command,
-        crate_name,
-        package,
-    })
-}
-
-/// `NAME=value` before the program; a program path never has `=` before its first `/`.
-fn is_assignment(word: &str) -> bool {
-    word.split_once('=').is_some_and(|(name, _)| {
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    })
-}
-
-/// Whether the command's own dep-info (not the union over its crate's other units) lists
-/// every one of `files`. Relative paths in it are against `root`, where cargo runs rustc.
-fn reads_all(invocation: &Invocation, root: &Path, files: &BTreeSet<PathBuf>) -> bool {
-    let Ok(text) = std::fs::read_to_string(&invocation.dep_info) else {
-        return false;
-    };
-    let read: BTreeSet<PathBuf> = crate::project::depinfo::parse_depfile(&text)
-        .into_iter()
-        .map(|p| if p.is_absolute() { p } else { root.join(p) })
-        .collect();
-    files.iter().all(|f| read.contains(f))
-}
-
 /// What an early run needs besides the candidates.
 pub(crate) struct EarlyRun {
     pub(crate) root: PathBuf,
-    /// The changed files.
-    pub(crate) files: BTreeSet<PathBuf>,
+    /// The changed files: the command's own dep-info lists them all.
+    pub(crate) files: std::collections::BTreeSet<PathBuf>,
     pub(crate) env: std::sync::Arc<BTreeMap<String, String>>,
     pub(crate) cargo_env: std::sync::Arc<CargoEnv>,
     /// buildd's own dir for the outputs; never the isolated dir.
@@ -181,25 +61,15 @@ pub(crate) struct EarlyReport {
     pub(crate) duration: Duration,
 }
 
-/// Runs the first of `candidates` whose dep-info lists every changed file, and returns its
-/// diagnostics, placed in the workspace; `None` when none does, the compiler cannot start,
-/// fails without a diagnostic (it reports nothing then, as the job will), or `cancel` fires
-/// (a newer edit).
+/// Runs `invocation` in the scratch dir and returns its diagnostics, placed in the
+/// workspace; `None` when the compiler cannot start, fails without a diagnostic (it reports
+/// nothing then, as the job will), or `cancel` fires (a newer edit).
 pub(crate) async fn run(
     run: EarlyRun,
-    candidates: Vec<std::sync::Arc<Invocation>>,
+    invocation: std::sync::Arc<Invocation>,
     cancel: CancellationToken,
 ) -> Option<EarlyReport> {
     let started = std::time::Instant::now();
-    let root = run.root.clone();
-    let files = run.files.clone();
-    let chosen = tokio::task::spawn_blocking(move || {
-        candidates.into_iter().find(|c| reads_all(c, &root, &files))
-    })
-    .await
-    .ok()
-    .flatten()?;
-    let invocation = chosen;
     std::fs::create_dir_all(&run.scratch).ok()?;
     let mut cmd = process::command(&invocation.command[0], &run.root, &run.env);
     for name in &run.cargo_env.remove {
@@ -268,62 +138,4 @@ pub(crate) async fn run(
         diagnostics: found,
         duration: started.elapsed(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LINE: &str = "     Running `CARGO=/c/cargo CARGO_CRATE_NAME=lib019 CARGO_MANIFEST_DIR=/w/crates/lib019 CARGO_PKG_DESCRIPTION='' CARGO_PKG_NAME=lib019 CARGO_PRIMARY_PACKAGE=1 OUT_DIR='/w/t/debug/build/lib019-1/out' /tc/bin/clippy-driver /tc/bin/rustc --crate-name lib019 --edition=2021 crates/lib019/src/lib.rs --error-format=json --crate-type lib --emit=dep-info,metadata -C metadata=aa -C extra-filename=-0123abcd --out-dir /w/t/debug/deps -C incremental=/w/t/debug/incremental -L dependency=/w/t/debug/deps --extern itoa=/w/t/debug/deps/libitoa-9.rmeta`";
-
-    #[test]
-    fn a_running_line_becomes_its_command_env_and_dep_info() {
-        let inv = parse(LINE, Path::new("/w")).unwrap();
-        assert_eq!(inv.crate_name, "lib019");
-        assert_eq!(inv.package, "lib019");
-        assert_eq!(inv.src_path, Path::new("/w/crates/lib019/src/lib.rs"));
-        assert_eq!(inv.dep_info, Path::new("/w/t/debug/deps/lib019-0123abcd.d"));
-        assert_eq!(inv.command[..2], ["/tc/bin/clippy-driver", "/tc/bin/rustc"]);
-        assert!(inv.env.contains(&(
-            "OUT_DIR".to_owned(),
-            "/w/t/debug/build/lib019-1/out".to_owned()
-        )));
-        assert!(
-            inv.env
-                .contains(&("CARGO_PKG_DESCRIPTION".to_owned(), String::new()))
-        );
-    }
-
-    #[test]
-    fn scratch_args_move_the_outputs_and_nothing_else() {
-        let inv = parse(LINE, Path::new("/w")).unwrap();
-        let args = inv.scratch_args(Path::new("/s"));
-        assert_eq!(args[0], "/tc/bin/rustc");
-        let at = args.iter().position(|a| a == "--out-dir").unwrap();
-        assert_eq!(args[at + 1], "/s");
-        assert!(args.contains(&"incremental=/s/incremental".to_owned()));
-        assert!(!args.iter().any(|a| a.contains("/w/t/debug/incremental")));
-        assert!(args.contains(&"--extern".to_owned()));
-        assert!(args.contains(&"dependency=/w/t/debug/deps".to_owned()));
-        assert_eq!(args.len(), inv.command.len() - 1);
-    }
-
-    #[test]
-    fn other_lines_are_no_invocation() {
-        let root = Path::new("/w");
-        assert!(parse("   Compiling lib019 v0.1.0 (/w/crates/lib019)", root).is_none());
-        // A dependency: cargo sets no CARGO_PRIMARY_PACKAGE.
-        assert!(parse(&LINE.replace("CARGO_PRIMARY_PACKAGE=1 ", ""), root).is_none());
-        // A test harness.
-        assert!(parse(&LINE.replace("--crate-type lib", "--test"), root).is_none());
-        // A build script's run has no --crate-name.
-        assert!(
-            parse(
-                "     Running `CARGO_PKG_NAME=x CARGO_PRIMARY_PACKAGE=1 /w/t/debug/build/x-1/build-script-build`",
-                root
-            )
-            .is_none()
-        );
-        assert!(parse("     Running `unterminated 'quote`", root).is_none());
-    }
 }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::build::cargo_run::{self, CargoCommand, Outcome};
 use crate::build::diagnostics;
-use crate::build::early::Invocation;
+use crate::build::invocation::Invocation;
 use crate::build::orphans::Orphans;
 use crate::wire::protocol::{Diagnostic, JobOrigin, JobResult};
 

@@ -8,6 +8,7 @@
 pub(crate) mod cargo_run;
 pub(crate) mod diagnostics;
 pub(crate) mod early;
+pub(crate) mod invocation;
 pub(crate) mod job;
 pub(crate) mod jobs;
 pub(crate) mod learned;

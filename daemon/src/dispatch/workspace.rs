@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::build::diagnostics::DiagnosticStore;
-use crate::build::early::Invocation;
+use crate::build::invocation::Invocation;
 use crate::build::job::{Gate, Stage};
 use crate::build::jobs::{self, JobDef};
 use crate::build::learned::LearnedJobs;

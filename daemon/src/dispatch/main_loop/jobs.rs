@@ -3,6 +3,7 @@
 
 use super::loads::scan_target_dir;
 use crate::build::early;
+use crate::build::invocation::Invocation;
 use crate::project::settings::Resolved;
 // One module split by concern: the parts share the dispatcher's imports and items.
 use super::*;
@@ -411,7 +412,7 @@ fn early_run(
     files: &BTreeSet<PathBuf>,
     off: bool,
     spec: &JobSpec,
-) -> Option<(early::EarlyRun, Vec<Arc<early::Invocation>>)> {
+) -> Option<(early::EarlyRun, Vec<Arc<Invocation>>)> {
     let diagnostics_def = defs.iter().find(|d| d.diagnostics)?;
     if off
         || files.is_empty()
@@ -423,7 +424,7 @@ fn early_run(
     {
         return None;
     }
-    let candidates: Vec<Arc<early::Invocation>> = ws
+    let candidates: Vec<Arc<Invocation>> = ws
         .early
         .iter()
         .filter(|inv| {
@@ -471,12 +472,23 @@ fn spawn_early(
     job_id: u64,
     generation: u64,
     run: early::EarlyRun,
-    candidates: Vec<Arc<early::Invocation>>,
+    candidates: Vec<Arc<Invocation>>,
     cancel: CancellationToken,
 ) {
     let root = root.to_path_buf();
     tokio::spawn(async move {
-        if let Some(report) = early::run(run, candidates, cancel).await {
+        // Each candidate's own dep-info, off the loop: the crate's other units (its tests)
+        // read other files.
+        let at = run.root.clone();
+        let files = run.files.clone();
+        let chosen = tokio::task::spawn_blocking(move || {
+            candidates.into_iter().find(|c| reads_all(c, &at, &files))
+        })
+        .await;
+        let Ok(Some(invocation)) = chosen else {
+            return;
+        };
+        if let Some(report) = early::run(run, invocation, cancel).await {
             let _ = tx.send(Event::Job {
                 root,
                 job: job_id,
@@ -484,6 +496,19 @@ fn spawn_early(
             });
         }
     });
+}
+
+/// Whether the command's own dep-info (not the union over its crate's other units) lists
+/// every one of `files`. Relative paths in it are against `root`, where cargo runs rustc.
+fn reads_all(invocation: &Invocation, root: &Path, files: &BTreeSet<PathBuf>) -> bool {
+    let Ok(text) = std::fs::read_to_string(&invocation.dep_info) else {
+        return false;
+    };
+    let read: BTreeSet<PathBuf> = crate::project::depinfo::parse_depfile(&text)
+        .into_iter()
+        .map(|p| if p.is_absolute() { p } else { root.join(p) })
+        .collect();
+    files.iter().all(|f| read.contains(f))
 }
 
 /// Runs a job on the runtime: its facts come back to the loop as events.
