@@ -5,4 +5,5 @@ pub(crate) mod depinfo;
 pub(crate) mod key;
 pub(crate) mod load;
 pub(crate) mod predict;
+pub(crate) mod root_cache;
 pub(crate) mod settings;
