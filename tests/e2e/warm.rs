@@ -115,7 +115,10 @@ fn a_member_that_becomes_a_workspace_of_its_own_is_registered_as_one_at_once() {
         let status = world
             .workspace_status(root)
             .unwrap_or_else(|| panic!("{} is not registered", root.display()));
-        format!("export CARGO_TARGET_DIR={}\n", status["target_dir"].as_str().unwrap())
+        format!(
+            "export CARGO_TARGET_DIR={}\n",
+            status["target_dir"].as_str().unwrap()
+        )
     };
     // Twice from the member's dir (the second time from what the daemon kept): the
     // workspace's dir.
