@@ -49,8 +49,11 @@ impl Lease {
         let workspace = session
             .register_with(&mut client, path, env_of(args))
             .await?;
+        // The subscription's `ok` is not waited for: the connection answers it before it
+        // reads the acquire, so it arrives first and is passed over like an event, and a
+        // round trip is saved on every command.
         client
-            .call(Request::Subscribe {
+            .send(Request::Subscribe {
                 root: Some(workspace.root.clone()),
             })
             .await?;

@@ -1,6 +1,6 @@
 //! The daemon keeps workspaces warm, reports diagnostics, and survives broken manifests.
 
-use crate::support::{World, artifacts, edit};
+use crate::support::{World, append, artifacts, edit};
 
 #[test]
 fn after_an_edit_buildd_cargo_build_and_test_compile_nothing() {
@@ -100,6 +100,41 @@ fn a_malformed_manifest_is_an_error_of_that_workspace_only_and_recovers() {
     let status = world.wait_settled(&bad, before);
     assert_eq!(status["state"], "idle", "{status:#}");
     assert!(status["error"].is_null());
+}
+
+/// Issue 15: the daemon keeps the root `cargo locate-project` found for a dir, so that the
+/// next `buildd cargo` there runs no cargo to find it. A manifest on the way up that changes
+/// makes it ask cargo again: a member that becomes a workspace of its own is registered as
+/// one, and as a member again once it is not.
+#[test]
+fn a_member_that_becomes_a_workspace_of_its_own_is_registered_as_one_at_once() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let util = ws.join("util");
+    let target_dir_of = |root: &std::path::Path| {
+        let status = world
+            .workspace_status(root)
+            .unwrap_or_else(|| panic!("{} is not registered", root.display()));
+        format!(
+            "export CARGO_TARGET_DIR={}\n",
+            status["target_dir"].as_str().unwrap()
+        )
+    };
+    // Twice from the member's dir (the second time from what the daemon kept): the
+    // workspace's dir.
+    for _ in 0..2 {
+        let exports = world.ok(&util, &["env"]);
+        assert!(exports.contains(&target_dir_of(&ws)), "{exports}");
+    }
+    let manifest = util.join("Cargo.toml");
+    append(&manifest, "\n[workspace]\n");
+    let exports = world.ok(&util, &["env"]);
+    assert!(exports.contains(&target_dir_of(&util)), "{exports}");
+    assert_ne!(target_dir_of(&util), target_dir_of(&ws));
+
+    edit(&manifest, "\n[workspace]\n", "");
+    let exports = world.ok(&util, &["env"]);
+    assert!(exports.contains(&target_dir_of(&ws)), "{exports}");
 }
 
 #[test]

@@ -41,6 +41,7 @@ use crate::project::depinfo::{self, DepInfo};
 use crate::project::key::{self, BuildKey};
 use crate::project::load::{self, Loaded};
 use crate::project::predict::Graph;
+use crate::project::root_cache::RootCache;
 use crate::project::settings;
 use crate::watch::{self, WatchEvent, WatchHandle};
 use crate::wire::protocol::{
@@ -124,6 +125,9 @@ pub(crate) struct Dispatcher {
     /// When the daemon last had a client or work.
     last_busy: Instant,
     orphans: Arc<Orphans>,
+    /// The roots that registers found, which the connections share; forgotten for a
+    /// workspace whose load fails.
+    roots: Arc<RootCache>,
     /// The linker wrapper, sccache, the cache's totals.
     tools: crate::dispatch::tools::Tools,
 }
@@ -134,6 +138,7 @@ impl Dispatcher {
         tx: mpsc::UnboundedSender<Event>,
         subscribers: Subscribers,
         orphans: Arc<Orphans>,
+        roots: Arc<RootCache>,
     ) -> Dispatcher {
         let tools = crate::dispatch::tools::Tools::new(&config).await;
         Dispatcher {
@@ -147,6 +152,7 @@ impl Dispatcher {
             next_id: 1,
             last_busy: Instant::now(),
             orphans,
+            roots,
         }
     }
 

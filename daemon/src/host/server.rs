@@ -34,6 +34,7 @@ use crate::home::paths::PathsError;
 use crate::host::limits::{self, Throttle};
 use crate::host::lines::{Lines, NotUtf8};
 use crate::project::load;
+use crate::project::root_cache::RootCache;
 use crate::wire::protocol::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, Request, ServerMessage, binary_version,
     decode_request,
@@ -161,18 +162,20 @@ pub async fn run(config: DaemonConfig) -> Result<RunOutcome, ServerError> {
 
     let (tx, rx) = mpsc::unbounded_channel();
     let subscribers: Subscribers = Arc::new(DashMap::new());
+    let roots = Arc::new(RootCache::default());
     let max_connections = limits::connection_cap(config.max_connections, fd_limit);
     tracing::info!(fd_limit, max_connections, "connection limits");
     let accept = tokio::spawn(accept_loop(
         listener,
         tx.clone(),
         subscribers.clone(),
+        roots.clone(),
         config.max_frame,
         max_connections,
     ));
     crate::host::signals::forward(tx.clone(), socket.clone())
         .map_err(|source| ServerError::Signals { source })?;
-    Dispatcher::new(config, tx, subscribers, orphans)
+    Dispatcher::new(config, tx, subscribers, orphans, roots)
         .await
         .run(rx)
         .await;
@@ -187,6 +190,7 @@ async fn accept_loop(
     listener: UnixListener,
     tx: mpsc::UnboundedSender<Event>,
     subscribers: Subscribers,
+    roots: Arc<RootCache>,
     max_frame: usize,
     max_connections: usize,
 ) {
@@ -230,9 +234,9 @@ async fn accept_loop(
             tokio::spawn(refuse_busy(stream, max_connections));
             continue;
         };
-        let (tx, subscribers) = (tx.clone(), subscribers.clone());
+        let (tx, subscribers, roots) = (tx.clone(), subscribers.clone(), roots.clone());
         tokio::spawn(async move {
-            serve(stream, conn, tx, subscribers, max_frame).await;
+            serve(stream, conn, tx, subscribers, roots, max_frame).await;
             drop(slot);
         });
     }
@@ -288,6 +292,7 @@ async fn serve(
     conn: u64,
     tx: mpsc::UnboundedSender<Event>,
     subscribers: Subscribers,
+    roots: Arc<RootCache>,
     max_frame: usize,
 ) {
     let (read, write) = stream.into_split();
@@ -305,6 +310,7 @@ async fn serve(
         conn,
         tx: &tx,
         subscribers: &subscribers,
+        roots: &roots,
         out: &out,
     };
     while let Some(frame) = frames.next().await {
@@ -395,6 +401,8 @@ struct Connection<'a> {
     conn: u64,
     tx: &'a mpsc::UnboundedSender<Event>,
     subscribers: &'a Subscribers,
+    /// The roots found before, shared by all connections.
+    roots: &'a Arc<RootCache>,
     out: &'a mpsc::Sender<ServerMessage>,
 }
 
@@ -436,7 +444,7 @@ impl Connection<'_> {
                 path,
                 env,
                 settings,
-            } => match resolve_root(&path, &env).await {
+            } => match resolve_root(&path, &env, self.roots).await {
                 Ok(root) => {
                     let _ = self.tx.send(Event::Register {
                         id,
@@ -479,12 +487,13 @@ enum RegisterError {
 async fn resolve_root(
     path: &std::path::Path,
     env: &BTreeMap<String, String>,
+    roots: &Arc<RootCache>,
 ) -> Result<PathBuf, RegisterError> {
     let path = fs::canonicalize(path).map_err(|source| RegisterError::Resolve {
         path: path.to_path_buf(),
         source,
     })?;
-    load::locate_root(&path, env)
+    load::locate_root(&path, env, roots)
         .await
         .map_err(RegisterError::NoWorkspace)
 }

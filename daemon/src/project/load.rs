@@ -20,6 +20,7 @@ use tokio::process::Command;
 use crate::build::process::command;
 use crate::home::regular_file::{self, NotRegular};
 use crate::project::key::Toolchain;
+use crate::project::root_cache::{self, RootCache};
 use crate::project::settings::{self, SettingsError};
 use crate::wire::protocol::WorkspaceSettings;
 
@@ -135,10 +136,12 @@ async fn capture(
     }
 }
 
-/// The root of the cargo workspace that contains `path`.
+/// The root of the cargo workspace that contains `path`: `cargo locate-project`'s answer,
+/// or the one `roots` kept from it while the files cargo reads to find it are unchanged.
 pub(crate) async fn locate_root(
     path: &Path,
     env: &BTreeMap<String, String>,
+    roots: &Arc<RootCache>,
 ) -> Result<PathBuf, LoadError> {
     let dir = if path.is_dir() {
         path
@@ -147,12 +150,13 @@ pub(crate) async fn locate_root(
     };
     // cargo reads every Cargo.toml above the dir: one that is not a regular file (a FIFO)
     // would hang it until its timeout.
-    let ancestors = dir.to_path_buf();
-    off_the_workers(move || {
+    let (ancestors, fingerprint_env) = (dir.to_path_buf(), env.clone());
+    let before = off_the_workers(move || {
         ancestors
             .ancestors()
             .try_for_each(|d| regular_file::check_regular_if_present(&d.join("Cargo.toml")))
-            .map_err(LoadError::from)
+            .map_err(LoadError::from)?;
+        Ok(root_cache::fingerprint(&ancestors, &fingerprint_env))
     })
     .await?;
     let Some(nearest) = nearest_manifest_dir(dir) else {
@@ -160,13 +164,29 @@ pub(crate) async fn locate_root(
             path: path.to_path_buf(),
         });
     };
+    if let Some(root) = before.and_then(|seen| roots.get(dir, env, seen)) {
+        return Ok(root);
+    }
     let mut cmd = command("cargo", dir, env);
     cmd.args(["locate-project", "--workspace", "--message-format", "plain"]);
     match capture(cmd, "cargo locate-project", VERSION_TIMEOUT).await {
         Ok(out) => {
             let manifest = PathBuf::from(out.trim());
             let root = manifest.parent().map(Path::to_path_buf).unwrap_or(nearest);
-            Ok(std::fs::canonicalize(&root).unwrap_or(root))
+            let root = std::fs::canonicalize(&root).unwrap_or(root);
+            // Kept only when nothing cargo read changed while it ran.
+            let (again_dir, again_env) = (dir.to_path_buf(), env.clone());
+            let after =
+                off_the_workers(move || Ok(root_cache::fingerprint(&again_dir, &again_env)))
+                    .await
+                    .ok()
+                    .flatten();
+            if let Some(seen) = before
+                && after == Some(seen)
+            {
+                roots.insert(dir, env, seen, root.clone());
+            }
+            Ok(root)
         }
         // A malformed manifest stops cargo from finding the root. Watch the nearest
         // manifest's dir, so that the workspace shows the error and recovers when fixed.
@@ -349,7 +369,9 @@ mod tests {
             "a Cargo.toml above the temp dir {} makes it part of a workspace: remove it",
             dir.path().display()
         );
-        let err = locate_root(dir.path(), &BTreeMap::new()).await.unwrap_err();
+        let err = locate_root(dir.path(), &BTreeMap::new(), &Arc::default())
+            .await
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(

@@ -7,4 +7,5 @@ pub(crate) mod fast_link;
 pub(crate) mod key;
 pub(crate) mod load;
 pub(crate) mod predict;
+pub(crate) mod root_cache;
 pub(crate) mod settings;

@@ -104,6 +104,8 @@ impl Dispatcher {
         ws.error = (!errors.is_empty()).then(|| errors.join("\n"));
         if let Some(e) = &ws.error {
             tracing::warn!(root = %root.display(), "cannot build: {e}");
+            // cargo may now find another root for some of its dirs (or none).
+            self.roots.forget_root(root);
         } else {
             ws.schedule.loaded();
         }
