@@ -37,6 +37,9 @@ pub(super) struct After<'a> {
     backoff: Duration,
     /// When to start the program again after it exited on its own.
     pub(super) restart_at: Option<tokio::time::Instant>,
+    /// The job whose binary the program was restarted with as soon as it was linked, while
+    /// that job went on: how the job ends is then news about the program that runs.
+    linked: Option<u64>,
 }
 
 impl<'a> After<'a> {
@@ -55,6 +58,7 @@ impl<'a> After<'a> {
             say,
             backoff: BACKOFF_START,
             restart_at: None,
+            linked: None,
         }
     }
 
@@ -76,6 +80,54 @@ impl<'a> After<'a> {
         } else {
             self.options.args.clone()
         }
+    }
+
+    /// A job's stage linked an executable (or found it up to date) at `path`. Without
+    /// `--test`, the program restarts on it at once when it is the program's binary and the
+    /// file differs from the one that runs, while the rest of the job goes on; with `--test`
+    /// the tests after the job decide, as before.
+    ///
+    /// The file is in place: cargo reports the artifact after it linked it and uplifted it
+    /// into `target/debug/`, the path the program runs from. A fresh artifact is the same
+    /// file as before (same inode and mtime), so it restarts nothing, unless the binary was
+    /// replaced since the program started (a `buildd cargo build` of the user's relinked it):
+    /// then the program on disk is newer than the one that runs, as at a job's end.
+    pub(super) async fn executable(
+        &mut self,
+        job: u64,
+        path: &Path,
+        supervisor: Option<&mut Supervisor>,
+    ) -> anyhow::Result<()> {
+        let Some(supervisor) = supervisor else {
+            return Ok(());
+        };
+        if self.options.test || path != supervisor.path() {
+            return Ok(());
+        }
+        if self.start_or_restart(supervisor, Some(job)).await? {
+            self.linked = Some(job);
+        }
+        Ok(())
+    }
+
+    /// A job was cancelled or yielded: when the program was restarted with its binary, say
+    /// which build runs (the next job links a newer one, or finds it up to date).
+    pub(super) fn job_stopped(
+        &mut self,
+        job: u64,
+        supervisor: Option<&Supervisor>,
+    ) -> anyhow::Result<()> {
+        if self.linked.take_if(|linked| *linked == job).is_none() {
+            return Ok(());
+        }
+        let Some((supervisor, pid)) = supervisor.and_then(|s| Some((s, s.pid()?))) else {
+            return Ok(());
+        };
+        self.say(format!(
+            "[{}] job #{job} was stopped after it linked the binary; the program runs that \
+             build (pid {pid}) until a newer one is linked",
+            supervisor.name
+        ))
     }
 
     /// After a successful build: the tests, then the program.
@@ -149,6 +201,8 @@ impl<'a> After<'a> {
         supervisor: Option<&mut Supervisor>,
         tests_pass: bool,
     ) -> anyhow::Result<()> {
+        // The job ended well: what the program runs is no longer news of a job that goes on.
+        self.linked = None;
         let Some(supervisor) = supervisor else {
             return Ok(());
         };
@@ -162,19 +216,36 @@ impl<'a> After<'a> {
             }
             return self.keep(supervisor, "tests failed");
         }
+        self.start_or_restart(supervisor, None).await?;
+        Ok(())
+    }
+
+    /// Starts the program, or restarts it when its binary changed; `linked` is the job whose
+    /// stage just linked it while the job goes on. Returns whether it (re)started.
+    async fn start_or_restart(
+        &mut self,
+        supervisor: &mut Supervisor,
+        linked: Option<u64>,
+    ) -> anyhow::Result<bool> {
         if supervisor.pid().is_some() && !supervisor.binary_changed() {
-            return Ok(());
+            return Ok(false);
         }
         let (action, stopped) = match supervisor.pid() {
             Some(_) => (ProcessAction::Restarted, supervisor.stop().await),
             None => (ProcessAction::Started, None),
         };
         let pid = supervisor.start()?;
+        // A start for a build replaces one the backoff of an exited program had planned.
+        self.restart_at = None;
+        let early = match linked {
+            Some(job) => format!(", linked by job #{job}, which goes on"),
+            None => String::new(),
+        };
         let message = match &stopped {
-            Some(status) => {
-                format!("restarted with the new build (pid {pid}; the old one ended with {status})")
-            }
-            None => format!("started (pid {pid})"),
+            Some(status) => format!(
+                "restarted with the new build (pid {pid}; the old one ended with {status}){early}"
+            ),
+            None => format!("started (pid {pid}){early}"),
         };
         self.say(format!("[{}] {message}", supervisor.name))?;
         self.reports.push(process_report(
@@ -184,17 +255,39 @@ impl<'a> After<'a> {
             stopped,
             message,
         ));
-        Ok(())
+        Ok(true)
     }
 
-    /// A failed build keeps the program that runs.
+    /// A failed build keeps the program that runs. When the program was restarted with this
+    /// job's binary before the job failed (a later stage, another package, the test build),
+    /// that is the new build, and the message says so: the binary compiled and linked, and
+    /// what failed is in the job's line and diagnostics.
     pub(super) fn build_failed(
         &mut self,
+        job: u64,
         supervisor: Option<&mut Supervisor>,
     ) -> anyhow::Result<()> {
-        match supervisor {
-            Some(supervisor) => self.keep(supervisor, "the build failed"),
-            None => Ok(()),
+        let linked = self.linked.take_if(|linked| *linked == job).is_some();
+        let Some(supervisor) = supervisor else {
+            return Ok(());
+        };
+        match supervisor.pid() {
+            Some(pid) if linked => {
+                let message = format!(
+                    "job #{job} failed after it linked the binary; the program runs that new \
+                     build (pid {pid})"
+                );
+                self.say(format!("[{}] {message}", supervisor.name))?;
+                self.reports.push(process_report(
+                    supervisor,
+                    ProcessAction::Kept,
+                    Some(pid),
+                    None,
+                    message,
+                ));
+                Ok(())
+            }
+            _ => self.keep(supervisor, "the build failed"),
         }
     }
 

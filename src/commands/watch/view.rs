@@ -107,6 +107,11 @@ pub(super) async fn follow(
             // What follows a job needs the loop's parts; the view takes the rest. Every
             // message comes this way, also those that arrived during a request's reply.
             if let ServerMessage::Event { event } = &message
+                && let EventKind::Executable { job, path, .. } = &event.kind
+            {
+                after.executable(*job, path, supervisor.as_mut()).await?;
+            }
+            if let ServerMessage::Event { event } = &message
                 && let EventKind::JobFinished { summary, .. } = &event.kind
             {
                 match summary.result {
@@ -119,8 +124,10 @@ pub(super) async fn follow(
                         Some(_) => tests_owed = Some(summary.id),
                         None => after.program(supervisor.as_mut(), true).await?,
                     },
-                    JobResult::Failed => after.build_failed(supervisor.as_mut())?,
-                    JobResult::Cancelled | JobResult::Yielded => {}
+                    JobResult::Failed => after.build_failed(summary.id, supervisor.as_mut())?,
+                    JobResult::Cancelled | JobResult::Yielded => {
+                        after.job_stopped(summary.id, supervisor.as_ref())?
+                    }
                 }
             }
             refresh |= on_message(&mut view, message);
