@@ -101,7 +101,10 @@ impl<'a> After<'a> {
         let Some(supervisor) = supervisor else {
             return Ok(());
         };
-        if self.options.test || path != supervisor.path() {
+        // One start per build: a program that exited on its own is started again for a new
+        // binary, not for the test stage finding the same one up to date (the job's end
+        // starts it then, as before).
+        if self.options.test || path != supervisor.path() || !supervisor.binary_changed() {
             return Ok(());
         }
         if self.start_or_restart(supervisor, Some(job)).await? {
@@ -142,7 +145,7 @@ impl<'a> After<'a> {
             let result = test_run::run(self.session, &self.root, job, runner, &extra, true).await;
             tests_pass = self.tests_done(runner, result)?.0;
         }
-        self.program(supervisor, tests_pass).await
+        self.program(supervisor, tests_pass, Some(job)).await
     }
 
     /// Says how a test run went and keeps its report for the daemon. Returns whether the
@@ -194,15 +197,21 @@ impl<'a> After<'a> {
         }
     }
 
-    /// After the tests (or a build without them): start the program, or restart it when the
-    /// build changed it, or keep the old one when the tests failed.
+    /// After the tests (or a build without them) of job `job`: start the program, or restart
+    /// it when the build changed it, or keep the old one when the tests failed. A program
+    /// (re)started with this job's binary as soon as it was linked is left as it is, even if
+    /// it exited since: that build has had its start.
     pub(super) async fn program(
         &mut self,
         supervisor: Option<&mut Supervisor>,
         tests_pass: bool,
+        job: Option<u64>,
     ) -> anyhow::Result<()> {
         // The job ended well: what the program runs is no longer news of a job that goes on.
-        self.linked = None;
+        let linked = self.linked.take();
+        if linked.is_some() && linked == job {
+            return Ok(());
+        }
         let Some(supervisor) = supervisor else {
             return Ok(());
         };

@@ -81,7 +81,11 @@ pub(super) async fn follow(
                 view.tests_started(Instant::now());
                 tests = Some(test_run_of(&after, job.id, runner, true));
             }
-            None => after.program(supervisor.as_mut(), true).await?,
+            None => {
+                after
+                    .program(supervisor.as_mut(), true, Some(job.id))
+                    .await?
+            }
         }
     }
 
@@ -122,7 +126,11 @@ pub(super) async fn follow(
                         }
                         // A build while the tests run: its tests follow them.
                         Some(_) => tests_owed = Some(summary.id),
-                        None => after.program(supervisor.as_mut(), true).await?,
+                        None => {
+                            after
+                                .program(supervisor.as_mut(), true, Some(summary.id))
+                                .await?
+                        }
                     },
                     JobResult::Failed => after.build_failed(summary.id, supervisor.as_mut())?,
                     JobResult::Cancelled | JobResult::Yielded => {
@@ -216,7 +224,8 @@ pub(super) async fn follow(
                 view.tests_finished(report);
                 // A view that quits stops the program anyway: no new one for that.
                 if then_program && !view.quitting {
-                    after.program(supervisor.as_mut(), pass).await?;
+                    // With --test the program never restarts before its tests.
+                    after.program(supervisor.as_mut(), pass, None).await?;
                 }
                 if view.quitting {
                     break exit::SUCCESS;
