@@ -107,6 +107,31 @@ fn watch_run_restarts_the_program_once_its_binary_is_linked_before_the_job_ends(
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["report"]["action"], "kept", "{report:#}");
     assert_eq!(report["report"]["pid"], third, "{report:#}");
+    // The event the restart came from: the build stage's binary, in place in the warm dir.
+    let target_dir = status["target_dir"].as_str().unwrap();
+    let linked = events
+        .lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["kind"] == "executable" && e["job"] == failed && e["test"] == false)
+        .unwrap_or_else(|| {
+            panic!(
+                "no executable event of job #{failed}: {:#?}",
+                events.lines()
+            )
+        });
+    assert_eq!(linked["stage"], "build", "{linked:#}");
+    assert_eq!(linked["target"], "heldbot", "{linked:#}");
+    assert_eq!(linked["kinds"], serde_json::json!(["bin"]), "{linked:#}");
+    assert_eq!(linked["fresh"], false, "{linked:#}");
+    assert_eq!(
+        linked["path"],
+        Path::new(target_dir)
+            .join("debug/heldbot")
+            .to_str()
+            .unwrap(),
+        "{linked:#}"
+    );
     assert!(watch.interrupt().success());
     assert!(!alive(third as u64));
 }
