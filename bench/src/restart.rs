@@ -187,9 +187,9 @@ pub(crate) fn run(setup: &Setup, program: &Program) -> anyhow::Result<RestartRes
                 "plain, then buildd watch --run"
             }
         ));
-        let plain_side = |edit| plain_round(&plain, &prepared.target, edit, program, setup);
-        let (plain_result, buildd_result) = if buildd_goes_first {
-            let b = buildd_round(
+        let plain_side = || plain_round(&plain, &prepared.target, &edit, program, setup);
+        let mut buildd_side = || {
+            buildd_round(
                 &mut daemon,
                 &watch,
                 &root,
@@ -197,22 +197,14 @@ pub(crate) fn run(setup: &Setup, program: &Program) -> anyhow::Result<RestartRes
                 &edit,
                 program,
                 setup,
-            )?;
-            (plain_side(&edit)?, b)
-        } else {
-            let p = plain_side(&edit)?;
-            (
-                p,
-                buildd_round(
-                    &mut daemon,
-                    &watch,
-                    &root,
-                    &prepared.target,
-                    &edit,
-                    program,
-                    setup,
-                )?,
             )
+        };
+        let (plain_result, buildd_result) = if buildd_goes_first {
+            let b = buildd_side()?;
+            (plain_side()?, b)
+        } else {
+            let p = plain_side()?;
+            (p, buildd_side()?)
         };
         rounds.push(RestartRound {
             round,

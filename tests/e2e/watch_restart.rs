@@ -3,7 +3,7 @@
 //! fails. The `held` fixture's test build waits while a file next to the workspace exists, so
 //! the test knows the job is still running when the new program announces itself.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::support::{Spawned, World, alive, edit, wait_until};
 
@@ -18,6 +18,28 @@ fn program_up(watch: &Spawned, version: &str) -> u32 {
         .unwrap_or_else(|| panic!("no pid in {line:?}"))
 }
 
+/// The `held` fixture under `buildd watch ARGS`, its first program up and its first job
+/// done; returns the workspace, the hold file, `src/main.rs` and the watch.
+fn held_watch(world: &World, args: &[&str]) -> (PathBuf, PathBuf, PathBuf, Spawned, u32) {
+    let ws = world.workspace("held", "held");
+    let hold = world.dir.path().join("hold");
+    let main = ws.join("src/main.rs");
+    let watch = world.spawn(&ws, args);
+    let first = program_up(&watch, "1");
+    // The first job may still run its test build: the hold is for the next one.
+    world.wait_settled(&ws, 0);
+    (ws, hold, main, watch, first)
+}
+
+/// Changes the program's version from `from` to `to`.
+fn set_version(main: &Path, from: &str, to: &str) {
+    edit(
+        main,
+        &format!("const VERSION: &str = \"{from}\""),
+        &format!("const VERSION: &str = \"{to}\""),
+    );
+}
+
 fn count(watch: &Spawned, text: &str) -> usize {
     watch.lines().iter().filter(|l| l.contains(text)).count()
 }
@@ -25,23 +47,14 @@ fn count(watch: &Spawned, text: &str) -> usize {
 #[test]
 fn watch_run_restarts_the_program_once_its_binary_is_linked_before_the_job_ends() {
     let world = World::new();
-    let ws = world.workspace("held", "held");
-    let hold = world.dir.path().join("hold");
-    let main = ws.join("src/main.rs");
-    let mut watch = world.spawn(&ws, &["watch", "--run", "--grace", "2s"]);
-    let first = program_up(&watch, "1");
-    // The first job may still run its test build: the hold is for the next one.
-    world.wait_settled(&ws, 0);
+    let (ws, hold, main, mut watch, first) =
+        held_watch(&world, &["watch", "--run", "--grace", "2s"]);
 
     // The test build of the next job waits for the hold: the job cannot end before the
     // test removes it.
     std::fs::write(&hold, "").unwrap();
     let before = world.last_job_id(&ws);
-    edit(
-        &main,
-        "const VERSION: &str = \"1\"",
-        "const VERSION: &str = \"2\"",
-    );
+    set_version(&main, "1", "2");
     let second = program_up(&watch, "2");
     assert_ne!(first, second);
     assert!(!alive(first as u64), "the old program still runs");
@@ -79,11 +92,7 @@ fn watch_run_restarts_the_program_once_its_binary_is_linked_before_the_job_ends(
         world.status(&ws)["daemon"]["clients"].as_u64() > Some(clients)
     });
     std::fs::write(fail_flag(&hold), "").unwrap();
-    edit(
-        &main,
-        "const VERSION: &str = \"2\"",
-        "const VERSION: &str = \"3\"",
-    );
+    set_version(&main, "2", "3");
     let third = program_up(&watch, "3");
     let status = world.wait_settled(&ws, job);
     assert_eq!(status["state"], "failed", "{status:#}");
@@ -136,7 +145,7 @@ fn watch_run_restarts_the_program_once_its_binary_is_linked_before_the_job_ends(
     assert!(!alive(third as u64));
 }
 
-fn fail_flag(hold: &Path) -> std::path::PathBuf {
+fn fail_flag(hold: &Path) -> PathBuf {
     let mut fail = hold.as_os_str().to_owned();
     fail.push(".fail");
     fail.into()
@@ -145,20 +154,12 @@ fn fail_flag(hold: &Path) -> std::path::PathBuf {
 #[test]
 fn watch_run_with_tests_still_waits_for_the_tests_before_the_restart() {
     let world = World::new();
-    let ws = world.workspace("held", "held");
-    let hold = world.dir.path().join("hold");
-    let main = ws.join("src/main.rs");
-    let watch = world.spawn(&ws, &["watch", "--run", "--test", "--grace", "2s"]);
-    program_up(&watch, "1");
-    world.wait_settled(&ws, 0);
+    let (ws, hold, main, watch, _) =
+        held_watch(&world, &["watch", "--run", "--test", "--grace", "2s"]);
 
     std::fs::write(&hold, "").unwrap();
     let before = world.last_job_id(&ws);
-    edit(
-        &main,
-        "const VERSION: &str = \"1\"",
-        "const VERSION: &str = \"2\"",
-    );
+    set_version(&main, "1", "2");
     // The job reaches its held test build: the binary is linked, and no restart follows.
     world.wait_for(&ws, "the held test stage", |ws| {
         ws["current_job"]["stage"] == "test"

@@ -281,38 +281,40 @@ impl<'a> After<'a> {
             return Ok(());
         };
         match supervisor.pid() {
-            Some(pid) if linked => {
-                let message = format!(
+            Some(pid) if linked => self.kept(
+                supervisor,
+                pid,
+                format!(
                     "job #{job} failed after it linked the binary; the program runs that new \
                      build (pid {pid})"
-                );
-                self.say(format!("[{}] {message}", supervisor.name))?;
-                self.reports.push(process_report(
-                    supervisor,
-                    ProcessAction::Kept,
-                    Some(pid),
-                    None,
-                    message,
-                ));
-                Ok(())
-            }
+                ),
+            ),
             _ => self.keep(supervisor, "the build failed"),
         }
     }
 
     /// Says that the program that runs, if one does, keeps running because of `why`.
     fn keep(&mut self, supervisor: &Supervisor, why: &str) -> anyhow::Result<()> {
-        if let Some(pid) = supervisor.pid() {
-            let message = format!("{why}; keeping the old process (pid {pid}) running");
-            self.say(format!("[{}] {message}", supervisor.name))?;
-            self.reports.push(process_report(
+        match supervisor.pid() {
+            Some(pid) => self.kept(
                 supervisor,
-                ProcessAction::Kept,
-                Some(pid),
-                None,
-                message,
-            ));
+                pid,
+                format!("{why}; keeping the old process (pid {pid}) running"),
+            ),
+            None => Ok(()),
         }
+    }
+
+    /// Says `message` about the program that keeps running, and reports it as kept.
+    fn kept(&mut self, supervisor: &Supervisor, pid: u32, message: String) -> anyhow::Result<()> {
+        self.say(format!("[{}] {message}", supervisor.name))?;
+        self.reports.push(process_report(
+            supervisor,
+            ProcessAction::Kept,
+            Some(pid),
+            None,
+            message,
+        ));
         Ok(())
     }
 
