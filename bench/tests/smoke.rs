@@ -203,3 +203,55 @@ fn one_day_round_on_a_tiny_generated_workspace() {
         "the release build was learned: {stages:?}"
     );
 }
+
+#[test]
+fn one_restart_round_on_a_tiny_generated_workspace() {
+    let buildd = buildd_bin();
+    let out = tempfile::tempdir().unwrap();
+    let json_path = out.path().join("restart.json");
+    let output = Command::new(bench_bin())
+        .args([
+            "--generate",
+            "3",
+            "--restart",
+            "--runs",
+            "1",
+            "--timeout",
+            "5m",
+        ])
+        .args(["--edit", "app/src/main.rs"])
+        .arg("--buildd")
+        .arg(&buildd)
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "buildd-bench --restart failed");
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("restart-ratio="), "{last}");
+
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap())
+        .expect("--json writes JSON");
+    let round = &report["results"]["rounds"].as_array().unwrap()[0];
+    let build = secs(&round["plain_build"]["secs"], "plain cargo build");
+    assert!(build > 0.0, "{round}");
+    // The edit is to the binary: plain cargo compiled it.
+    assert_eq!(round["plain_build"]["compiled"], 1, "{round}");
+    assert!(
+        secs(&round["plain_running_secs"], "plain running") >= build,
+        "{round}"
+    );
+    // Every figure was measured; which came first is timing, for the e2e tests to prove
+    // with a held job (tests/e2e/watch_restart.rs), not for a smoke test.
+    for field in [
+        "restarted_secs",
+        "executable_secs",
+        "build_stage_secs",
+        "job_finished_secs",
+    ] {
+        assert!(secs(&round[field], field) > 0.0, "{round}");
+    }
+    assert!(round["before_job_end"].is_boolean(), "{round}");
+}
