@@ -64,6 +64,11 @@ impl Supervisor {
         self.output = Some(output);
     }
 
+    /// The binary it runs: `<target dir>/debug/<name>`, where cargo uplifts it.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub(crate) fn pid(&self) -> Option<u32> {
         self.running.as_ref().map(|r| r.pid)
     }

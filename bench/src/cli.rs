@@ -91,6 +91,21 @@ pub(crate) struct Args {
     /// optional). Required with --workspace.
     #[arg(long, value_name = "SCRIPT", requires = "day")]
     pub(crate) day_script: Option<String>,
+
+    /// Restart mode (the bot loop): each round times, after the edit, plain `cargo build`
+    /// and then the program started by hand, against `buildd watch --run` restarting it,
+    /// until the program prints its start line (--announce); no idle measurement.
+    #[arg(long, conflicts_with = "day")]
+    pub(crate) restart: bool,
+
+    /// With --restart: the binary to run (default with --generate: `app`).
+    #[arg(long, value_name = "NAME", requires = "restart")]
+    pub(crate) bin: Option<String>,
+
+    /// With --restart: text of the line the program prints when it starts (default with
+    /// --generate: `total `, the generated `app`'s first line).
+    #[arg(long, value_name = "TEXT", requires = "restart")]
+    pub(crate) announce: Option<String>,
 }
 
 #[cfg(test)]
@@ -114,6 +129,28 @@ mod tests {
         let args = Args::try_parse_from(["b", "--generate", "3", "--runs", "1"]).unwrap();
         assert_eq!((args.generate, args.runs), (Some(3), 1));
         assert_eq!(args.idle, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn restart_mode_takes_a_program_and_excludes_day_mode() {
+        assert!(Args::try_parse_from(["b", "--generate", "3", "--bin", "app"]).is_err());
+        assert!(Args::try_parse_from(["b", "--generate", "3", "--restart", "--day"]).is_err());
+        let args = Args::try_parse_from([
+            "b",
+            "--generate",
+            "3",
+            "--restart",
+            "--bin",
+            "app",
+            "--announce",
+            "up",
+        ])
+        .unwrap();
+        assert!(args.restart);
+        assert_eq!(
+            (args.bin.as_deref(), args.announce.as_deref()),
+            (Some("app"), Some("up"))
+        );
     }
 
     #[test]

@@ -55,6 +55,12 @@ pub(crate) struct Settled {
     pub(crate) idle_at: Instant,
     /// When the first diagnostic whose message contains the marker arrived.
     pub(crate) first_marked_diagnostic: Option<Instant>,
+    /// When that job's `job_finished` arrived.
+    pub(crate) finished_at: Instant,
+    /// When each of that job's stages started, in order.
+    pub(crate) stages_started: Vec<(String, Instant)>,
+    /// The executables that job reported (`executable` events), with when they arrived.
+    pub(crate) executables: Vec<(PathBuf, bool, Instant)>,
     pub(crate) summary: JobSummary,
 }
 
@@ -230,8 +236,11 @@ impl Daemon {
         timeout: Duration,
     ) -> anyhow::Result<Settled> {
         let deadline = Instant::now() + timeout;
-        let mut finished: Option<JobSummary> = None;
+        let mut finished: Option<(JobSummary, Instant)> = None;
         let mut first_marked = None;
+        // Per job newer than `after`: a cancelled one's stamps are dropped with it.
+        let mut stages: BTreeMap<u64, Vec<(String, Instant)>> = BTreeMap::new();
+        let mut executables: BTreeMap<u64, Vec<(PathBuf, bool, Instant)>> = BTreeMap::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let stamped = match self.events.recv_timeout(left) {
@@ -258,16 +267,33 @@ impl Daemon {
                 {
                     first_marked = Some(stamped.at);
                 }
+                EventKind::StageStarted { job, stage } if job > after => {
+                    stages
+                        .entry(job)
+                        .or_default()
+                        .push((stage.name().to_owned(), stamped.at));
+                }
+                EventKind::Executable {
+                    job, path, fresh, ..
+                } if job > after => {
+                    executables
+                        .entry(job)
+                        .or_default()
+                        .push((path, fresh, stamped.at));
+                }
                 EventKind::JobFinished { job, summary, .. } if job > after => {
                     // A cancelled or yielded job gives its changes back: a newer one follows.
                     let done = matches!(summary.result, JobResult::Success | JobResult::Failed);
-                    finished = done.then_some(summary);
+                    finished = done.then_some((summary, stamped.at));
                 }
                 EventKind::State { state, error } => match (state, &finished) {
-                    (WorkspaceState::Idle | WorkspaceState::Failed, Some(summary)) => {
+                    (WorkspaceState::Idle | WorkspaceState::Failed, Some((summary, at))) => {
                         return Ok(Settled {
                             idle_at: stamped.at,
                             first_marked_diagnostic: first_marked,
+                            finished_at: *at,
+                            stages_started: stages.remove(&summary.id).unwrap_or_default(),
+                            executables: executables.remove(&summary.id).unwrap_or_default(),
                             summary: summary.clone(),
                         });
                     }

@@ -21,6 +21,7 @@ mod measure;
 mod plain;
 mod proc_stats;
 mod report;
+mod restart;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -50,8 +51,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    // A bad script is refused before anything is copied or built.
+    // A bad script or program is refused before anything is copied or built.
     let script = args.day.then(|| day_script(&args)).transpose()?;
+    let program = args.restart.then(|| restart_program(&args)).transpose()?;
     let buildd = find_buildd(args.buildd.as_deref())?;
     let temp = tempfile::Builder::new()
         .prefix("buildd-bench-")
@@ -95,6 +97,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", day::report::render(&report));
         return Ok(());
     }
+    if let Some(program) = program {
+        let results = restart::run(&setup, &program);
+        keep(args.keep, temp);
+        let report = restart::build(results?);
+        write_json(args.json.as_deref(), &report)?;
+        println!("{}", restart::render(&report));
+        return Ok(());
+    }
     let results = measure::run(&setup);
     keep(args.keep, temp);
     let report = report::build(results?);
@@ -113,6 +123,26 @@ fn day_script(args: &Args) -> anyhow::Result<Vec<day::script::DayCommand>> {
              `clippy; run -p BIN; test -p LIB; build --release`"
         ),
     }
+}
+
+/// The restart mode's program: `--bin` and `--announce`, or the generated workspace's.
+fn restart_program(args: &Args) -> anyhow::Result<restart::Program> {
+    let generated = args.generate.is_some();
+    let bin = match (&args.bin, generated) {
+        (Some(bin), _) => bin.clone(),
+        (None, true) => "app".to_owned(),
+        (None, false) => bail!("--restart on --workspace needs --bin, the binary to run"),
+    };
+    let announce = match (&args.announce, generated) {
+        (Some(text), _) if !text.is_empty() => text.clone(),
+        (Some(_), _) => bail!("--announce must not be empty"),
+        (None, true) => "total ".to_owned(),
+        (None, false) => bail!(
+            "--restart on --workspace needs --announce, text of the line the program prints \
+             when it starts"
+        ),
+    };
+    Ok(restart::Program { bin, announce })
 }
 
 /// With `--keep`, keeps the temporary dir and says where.

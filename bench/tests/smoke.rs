@@ -150,20 +150,7 @@ fn one_round_on_a_tiny_generated_workspace() {
 
 #[test]
 fn one_day_round_on_a_tiny_generated_workspace() {
-    let buildd = buildd_bin();
-    let out = tempfile::tempdir().unwrap();
-    let json_path = out.path().join("day.json");
-    let output = Command::new(bench_bin())
-        .args(["--generate", "3", "--day", "--runs", "1", "--timeout", "5m"])
-        .arg("--buildd")
-        .arg(&buildd)
-        .arg("--json")
-        .arg(&json_path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "buildd-bench --day failed");
+    let (stdout, report) = run_bench(&["--generate", "3", "--day", "--runs", "1"]);
     let last = stdout.lines().last().unwrap();
     assert!(last.starts_with("day-max-units="), "{last}");
     assert!(
@@ -171,8 +158,6 @@ fn one_day_round_on_a_tiny_generated_workspace() {
         "{last}"
     );
 
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap())
-        .expect("--json writes JSON");
     let results = &report["results"];
     assert_eq!(
         results["commands"],
@@ -202,4 +187,61 @@ fn one_day_round_on_a_tiny_generated_workspace() {
         stages.iter().any(|s| s == "build --release --workspace"),
         "the release build was learned: {stages:?}"
     );
+}
+
+#[test]
+fn one_restart_round_on_a_tiny_generated_workspace() {
+    let (stdout, report) = run_bench(&[
+        "--generate",
+        "3",
+        "--restart",
+        "--runs",
+        "1",
+        "--edit",
+        "app/src/main.rs",
+    ]);
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("restart-ratio="), "{last}");
+    let round = &report["results"]["rounds"].as_array().unwrap()[0];
+    let build = secs(&round["plain_build"]["secs"], "plain cargo build");
+    assert!(build > 0.0, "{round}");
+    // The edit is to the binary: plain cargo compiled it.
+    assert_eq!(round["plain_build"]["compiled"], 1, "{round}");
+    assert!(
+        secs(&round["plain_running_secs"], "plain running") >= build,
+        "{round}"
+    );
+    // Every figure was measured; which came first is timing, for the e2e tests to prove
+    // with a held job (tests/e2e/watch_restart.rs), not for a smoke test.
+    for field in [
+        "restarted_secs",
+        "executable_secs",
+        "build_stage_secs",
+        "job_finished_secs",
+    ] {
+        assert!(secs(&round[field], field) > 0.0, "{round}");
+    }
+    assert!(round["before_job_end"].is_boolean(), "{round}");
+}
+
+/// Runs the harness with `args`, the debug `buildd`, a five-minute timeout and `--json`; it
+/// must succeed. Returns its stdout and the JSON report.
+fn run_bench(args: &[&str]) -> (String, Value) {
+    let buildd = buildd_bin();
+    let out = tempfile::tempdir().unwrap();
+    let json_path = out.path().join("report.json");
+    let output = Command::new(bench_bin())
+        .args(args)
+        .args(["--timeout", "5m", "--buildd"])
+        .arg(&buildd)
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "buildd-bench {args:?} failed");
+    let report = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap())
+        .expect("--json writes JSON");
+    (stdout, report)
 }

@@ -785,7 +785,8 @@ impl MainLoop {
             }
             // Failing tests arrive as diagnostics too; the reports themselves are for status
             // bars and scripts, not for the editor's problem list.
-            EventKind::Tests { .. } | EventKind::Process { .. } => {}
+            // An editor runs no program: the executables are the watch loops'.
+            EventKind::Tests { .. } | EventKind::Process { .. } | EventKind::Executable { .. } => {}
             // A full disk stops every build: the user hears of it at once.
             EventKind::Disk {
                 full: true,

@@ -82,6 +82,17 @@ fn text_line(event: &WorkspaceEvent) -> String {
             "{root}: job #{job}: {package} {}",
             if *fresh { "fresh" } else { "compiled" }
         ),
+        EventKind::Executable {
+            job,
+            target,
+            path,
+            fresh,
+            ..
+        } => format!(
+            "{root}: job #{job}: {target} {} at {}",
+            if *fresh { "up to date" } else { "linked" },
+            path.display()
+        ),
         EventKind::Diagnostic { diagnostic, .. } => format!(
             "{}:{}:{}: {:?}: {}",
             diagnostic.file.display(),

@@ -291,6 +291,8 @@ impl View {
                 self.files.retain(|(file, _, _)| !cleared.contains(file));
                 self.last_job = Some(summary);
             }
+            // The watch loop acts on executables; what it did comes back as a process report.
+            EventKind::Executable { .. } => {}
             EventKind::Tests { report } => self.tests.last = Some(report),
             EventKind::Process { report } => {
                 // This watch's own reports come back as events: said once is enough.

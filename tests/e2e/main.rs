@@ -23,5 +23,6 @@ mod support;
 mod tools;
 mod warm;
 mod watch;
+mod watch_restart;
 mod watch_view;
 mod watcher;

@@ -63,6 +63,8 @@ pub(crate) enum JobEvent {
         package: String,
         target: String,
         fresh: bool,
+        /// The unit's executable, when it has one.
+        executable: Option<Executable>,
     },
     Diagnostic(Box<Diagnostic>),
     /// What the early run of the saved crate's own compiler command reported (`early.rs`),
@@ -72,6 +74,17 @@ pub(crate) enum JobEvent {
         report: crate::build::early::EarlyReport,
     },
     Finished(JobOutcome),
+}
+
+/// An executable cargo reported with an artifact: in place once cargo says so (cargo prints
+/// the artifact message after it linked the file and uplifted it into the profile's dir).
+#[derive(Debug)]
+pub(crate) struct Executable {
+    pub(crate) path: PathBuf,
+    /// cargo's kinds of the target (`bin`, `test`, ...).
+    pub(crate) kinds: Vec<String>,
+    /// A test harness rather than the target itself.
+    pub(crate) test: bool,
 }
 
 #[derive(Debug)]
@@ -200,6 +213,11 @@ async fn run_stage(
             package: diagnostics::package_name(&artifact.package_id),
             target: artifact.target.name.clone(),
             fresh: artifact.fresh,
+            executable: artifact.executable.map(|path| Executable {
+                path: path.into_std_path_buf(),
+                kinds: artifact.target.kind.iter().map(|k| k.to_string()).collect(),
+                test: artifact.profile.test,
+            }),
         }),
         Message::CompilerMessage(message) => {
             let Some(d) = diagnostics::convert(&spec.root, message) else {

@@ -205,7 +205,9 @@ pub enum ProcessAction {
     Restarted,
     /// Exited on its own.
     Exited,
-    /// A build or test run failed: the old process keeps running.
+    /// A build or test run failed: the process that runs keeps running. That is the old
+    /// build, unless the program was restarted as soon as the job linked its binary and the
+    /// job failed after that: then it is the new build, and the message says so.
     Kept,
     /// Stopped with the watch loop.
     Stopped,
@@ -1011,6 +1013,25 @@ pub enum EventKind {
         fresh: bool,
         /// Units reported so far in this job.
         done: u64,
+    },
+    /// Cargo reported an artifact with an executable (a binary, an example, a test
+    /// harness), right after the artifact's `unit_finished`. Cargo prints the message once
+    /// the file is in place (for a binary: linked and uplifted into `<target dir>/debug/`,
+    /// which is the `path` then), so a client may run it at once while the job goes on:
+    /// `buildd watch --run` restarts its program on it. Also sent for an executable found
+    /// up to date (`fresh: true`): the file is then the one an earlier job or command made.
+    Executable {
+        job: u64,
+        stage: Stage,
+        package: String,
+        target: String,
+        /// cargo's kinds of the target (`bin`, `example`, `test`, `bench`, `lib`, ...).
+        kinds: Vec<String>,
+        /// Whether it is a test harness (`cargo test --no-run`'s), not the target itself.
+        test: bool,
+        /// Absolute, in the isolated target dir, as cargo printed it.
+        path: PathBuf,
+        fresh: bool,
     },
     Diagnostic {
         job: u64,

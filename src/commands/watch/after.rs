@@ -37,6 +37,9 @@ pub(super) struct After<'a> {
     backoff: Duration,
     /// When to start the program again after it exited on its own.
     pub(super) restart_at: Option<tokio::time::Instant>,
+    /// The job whose binary the program was restarted with as soon as it was linked, while
+    /// that job went on: how the job ends is then news about the program that runs.
+    linked: Option<u64>,
 }
 
 impl<'a> After<'a> {
@@ -55,6 +58,7 @@ impl<'a> After<'a> {
             say,
             backoff: BACKOFF_START,
             restart_at: None,
+            linked: None,
         }
     }
 
@@ -78,6 +82,57 @@ impl<'a> After<'a> {
         }
     }
 
+    /// A job's stage linked an executable (or found it up to date) at `path`. Without
+    /// `--test`, the program restarts on it at once when it is the program's binary and the
+    /// file differs from the one that runs, while the rest of the job goes on; with `--test`
+    /// the tests after the job decide, as before.
+    ///
+    /// The file is in place: cargo reports the artifact after it linked it and uplifted it
+    /// into `target/debug/`, the path the program runs from. A fresh artifact is the same
+    /// file as before (same inode and mtime), so it restarts nothing, unless the binary was
+    /// replaced since the program started (a `buildd cargo build` of the user's relinked it):
+    /// then the program on disk is newer than the one that runs, as at a job's end.
+    pub(super) async fn executable(
+        &mut self,
+        job: u64,
+        path: &Path,
+        supervisor: Option<&mut Supervisor>,
+    ) -> anyhow::Result<()> {
+        let Some(supervisor) = supervisor else {
+            return Ok(());
+        };
+        // One start per build: a program that exited on its own is started again for a new
+        // binary, not for the test stage finding the same one up to date (the job's end
+        // starts it then, as before).
+        if self.options.test || path != supervisor.path() || !supervisor.binary_changed() {
+            return Ok(());
+        }
+        if self.start_or_restart(supervisor, Some(job)).await? {
+            self.linked = Some(job);
+        }
+        Ok(())
+    }
+
+    /// A job was cancelled or yielded: when the program was restarted with its binary, say
+    /// which build runs (the next job links a newer one, or finds it up to date).
+    pub(super) fn job_stopped(
+        &mut self,
+        job: u64,
+        supervisor: Option<&Supervisor>,
+    ) -> anyhow::Result<()> {
+        if self.linked.take_if(|linked| *linked == job).is_none() {
+            return Ok(());
+        }
+        let Some((supervisor, pid)) = supervisor.and_then(|s| Some((s, s.pid()?))) else {
+            return Ok(());
+        };
+        self.say(format!(
+            "[{}] job #{job} was stopped after it linked the binary; the program runs that \
+             build (pid {pid}) until a newer one is linked",
+            supervisor.name
+        ))
+    }
+
     /// After a successful build: the tests, then the program.
     pub(super) async fn after_success(
         &mut self,
@@ -90,7 +145,7 @@ impl<'a> After<'a> {
             let result = test_run::run(self.session, &self.root, job, runner, &extra, true).await;
             tests_pass = self.tests_done(runner, result)?.0;
         }
-        self.program(supervisor, tests_pass).await
+        self.program(supervisor, tests_pass, Some(job)).await
     }
 
     /// Says how a test run went and keeps its report for the daemon. Returns whether the
@@ -142,13 +197,21 @@ impl<'a> After<'a> {
         }
     }
 
-    /// After the tests (or a build without them): start the program, or restart it when the
-    /// build changed it, or keep the old one when the tests failed.
+    /// After the tests (or a build without them) of job `job`: start the program, or restart
+    /// it when the build changed it, or keep the old one when the tests failed. A program
+    /// (re)started with this job's binary as soon as it was linked is left as it is, even if
+    /// it exited since: that build has had its start.
     pub(super) async fn program(
         &mut self,
         supervisor: Option<&mut Supervisor>,
         tests_pass: bool,
+        job: Option<u64>,
     ) -> anyhow::Result<()> {
+        // The job ended well: what the program runs is no longer news of a job that goes on.
+        let linked = self.linked.take();
+        if linked.is_some() && linked == job {
+            return Ok(());
+        }
         let Some(supervisor) = supervisor else {
             return Ok(());
         };
@@ -162,19 +225,36 @@ impl<'a> After<'a> {
             }
             return self.keep(supervisor, "tests failed");
         }
+        self.start_or_restart(supervisor, None).await?;
+        Ok(())
+    }
+
+    /// Starts the program, or restarts it when its binary changed; `linked` is the job whose
+    /// stage just linked it while the job goes on. Returns whether it (re)started.
+    async fn start_or_restart(
+        &mut self,
+        supervisor: &mut Supervisor,
+        linked: Option<u64>,
+    ) -> anyhow::Result<bool> {
         if supervisor.pid().is_some() && !supervisor.binary_changed() {
-            return Ok(());
+            return Ok(false);
         }
         let (action, stopped) = match supervisor.pid() {
             Some(_) => (ProcessAction::Restarted, supervisor.stop().await),
             None => (ProcessAction::Started, None),
         };
         let pid = supervisor.start()?;
+        // A start for a build replaces one the backoff of an exited program had planned.
+        self.restart_at = None;
+        let early = match linked {
+            Some(job) => format!(", linked by job #{job}, which goes on"),
+            None => String::new(),
+        };
         let message = match &stopped {
-            Some(status) => {
-                format!("restarted with the new build (pid {pid}; the old one ended with {status})")
-            }
-            None => format!("started (pid {pid})"),
+            Some(status) => format!(
+                "restarted with the new build (pid {pid}; the old one ended with {status}){early}"
+            ),
+            None => format!("started (pid {pid}){early}"),
         };
         self.say(format!("[{}] {message}", supervisor.name))?;
         self.reports.push(process_report(
@@ -184,33 +264,57 @@ impl<'a> After<'a> {
             stopped,
             message,
         ));
-        Ok(())
+        Ok(true)
     }
 
-    /// A failed build keeps the program that runs.
+    /// A failed build keeps the program that runs. When the program was restarted with this
+    /// job's binary before the job failed (a later stage, another package, the test build),
+    /// that is the new build, and the message says so: the binary compiled and linked, and
+    /// what failed is in the job's line and diagnostics.
     pub(super) fn build_failed(
         &mut self,
+        job: u64,
         supervisor: Option<&mut Supervisor>,
     ) -> anyhow::Result<()> {
-        match supervisor {
-            Some(supervisor) => self.keep(supervisor, "the build failed"),
-            None => Ok(()),
+        let linked = self.linked.take_if(|linked| *linked == job).is_some();
+        let Some(supervisor) = supervisor else {
+            return Ok(());
+        };
+        match supervisor.pid() {
+            Some(pid) if linked => self.kept(
+                supervisor,
+                pid,
+                format!(
+                    "job #{job} failed after it linked the binary; the program runs that new \
+                     build (pid {pid})"
+                ),
+            ),
+            _ => self.keep(supervisor, "the build failed"),
         }
     }
 
     /// Says that the program that runs, if one does, keeps running because of `why`.
     fn keep(&mut self, supervisor: &Supervisor, why: &str) -> anyhow::Result<()> {
-        if let Some(pid) = supervisor.pid() {
-            let message = format!("{why}; keeping the old process (pid {pid}) running");
-            self.say(format!("[{}] {message}", supervisor.name))?;
-            self.reports.push(process_report(
+        match supervisor.pid() {
+            Some(pid) => self.kept(
                 supervisor,
-                ProcessAction::Kept,
-                Some(pid),
-                None,
-                message,
-            ));
+                pid,
+                format!("{why}; keeping the old process (pid {pid}) running"),
+            ),
+            None => Ok(()),
         }
+    }
+
+    /// Says `message` about the program that keeps running, and reports it as kept.
+    fn kept(&mut self, supervisor: &Supervisor, pid: u32, message: String) -> anyhow::Result<()> {
+        self.say(format!("[{}] {message}", supervisor.name))?;
+        self.reports.push(process_report(
+            supervisor,
+            ProcessAction::Kept,
+            Some(pid),
+            None,
+            message,
+        ));
         Ok(())
     }
 

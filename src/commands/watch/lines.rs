@@ -96,6 +96,7 @@ async fn on_event(
         } => bar.start(job, expected_units)?,
         EventKind::StageStarted { stage, .. } => bar.stage(stage),
         EventKind::UnitFinished { package, fresh, .. } => bar.unit(package, fresh),
+        EventKind::Executable { job, path, .. } => after.executable(job, &path, supervisor).await?,
         // On a terminal, as cargo renders it; piped, one `file:line:col: level: message`
         // line each, for logs and scripts.
         EventKind::Diagnostic { diagnostic, .. } if bar.is_terminal() => {
@@ -109,8 +110,10 @@ async fn on_event(
             outln!("{}", render::job_line(&summary))?;
             match summary.result {
                 JobResult::Success => after.after_success(summary.id, supervisor).await?,
-                JobResult::Failed => after.build_failed(supervisor)?,
-                JobResult::Cancelled | JobResult::Yielded => {}
+                JobResult::Failed => after.build_failed(summary.id, supervisor)?,
+                JobResult::Cancelled | JobResult::Yielded => {
+                    after.job_stopped(summary.id, supervisor.as_deref())?
+                }
             }
         }
         EventKind::Disk { message, .. } => match message {

@@ -81,7 +81,11 @@ pub(super) async fn follow(
                 view.tests_started(Instant::now());
                 tests = Some(test_run_of(&after, job.id, runner, true));
             }
-            None => after.program(supervisor.as_mut(), true).await?,
+            None => {
+                after
+                    .program(supervisor.as_mut(), true, Some(job.id))
+                    .await?
+            }
         }
     }
 
@@ -107,6 +111,11 @@ pub(super) async fn follow(
             // What follows a job needs the loop's parts; the view takes the rest. Every
             // message comes this way, also those that arrived during a request's reply.
             if let ServerMessage::Event { event } = &message
+                && let EventKind::Executable { job, path, .. } = &event.kind
+            {
+                after.executable(*job, path, supervisor.as_mut()).await?;
+            }
+            if let ServerMessage::Event { event } = &message
                 && let EventKind::JobFinished { summary, .. } = &event.kind
             {
                 match summary.result {
@@ -117,10 +126,16 @@ pub(super) async fn follow(
                         }
                         // A build while the tests run: its tests follow them.
                         Some(_) => tests_owed = Some(summary.id),
-                        None => after.program(supervisor.as_mut(), true).await?,
+                        None => {
+                            after
+                                .program(supervisor.as_mut(), true, Some(summary.id))
+                                .await?
+                        }
                     },
-                    JobResult::Failed => after.build_failed(supervisor.as_mut())?,
-                    JobResult::Cancelled | JobResult::Yielded => {}
+                    JobResult::Failed => after.build_failed(summary.id, supervisor.as_mut())?,
+                    JobResult::Cancelled | JobResult::Yielded => {
+                        after.job_stopped(summary.id, supervisor.as_ref())?
+                    }
                 }
             }
             refresh |= on_message(&mut view, message);
@@ -209,7 +224,8 @@ pub(super) async fn follow(
                 view.tests_finished(report);
                 // A view that quits stops the program anyway: no new one for that.
                 if then_program && !view.quitting {
-                    after.program(supervisor.as_mut(), pass).await?;
+                    // With --test the program never restarts before its tests.
+                    after.program(supervisor.as_mut(), pass, None).await?;
                 }
                 if view.quitting {
                     break exit::SUCCESS;

@@ -182,9 +182,11 @@ impl Dispatcher {
                 package,
                 target,
                 fresh,
+                executable,
             } => {
                 // Another key's units are not the workspace's: its progress, the units its
-                // job compiled and the prediction's score count its own key only.
+                // job compiled and the prediction's score count its own key only (and its
+                // executables are in another dir than the one clients run).
                 if !job.defs.iter().any(|d| d.name == stage) {
                     return;
                 }
@@ -193,13 +195,32 @@ impl Dispatcher {
                     job.units_compiled += 1;
                     job.rebuilt.insert(package.clone());
                 }
-                EventKind::UnitFinished {
+                let executable = executable.map(|e| EventKind::Executable {
                     job: job_id,
-                    stage,
-                    package,
-                    target,
+                    stage: stage.clone(),
+                    package: package.clone(),
+                    target: target.clone(),
+                    kinds: e.kinds,
+                    test: e.test,
+                    path: e.path,
                     fresh,
-                    done: job.units_done,
+                });
+                let done = job.units_done;
+                self.broadcast(
+                    root,
+                    EventKind::UnitFinished {
+                        job: job_id,
+                        stage,
+                        package,
+                        target,
+                        fresh,
+                        done,
+                    },
+                );
+                // A client may run it now: the file is in place (see `job::Executable`).
+                match executable {
+                    Some(kind) => kind,
+                    None => return,
                 }
             }
             JobEvent::Diagnostic(diagnostic) => {
