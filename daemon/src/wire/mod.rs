@@ -6,3 +6,4 @@ pub mod client;
 pub mod protocol;
 pub mod roots;
 pub mod stamped;
+pub(crate) mod status;

@@ -74,14 +74,8 @@ impl Dispatcher {
             timeout: resolved.job_timeout,
             orphans: self.orphans.clone(),
         };
-        let early = early_run(
-            ws,
-            root,
-            &defs,
-            &files,
-            full || quiet || !resolved.early,
-            &spec,
-        );
+        let early_off = full || quiet || !resolved.early;
+        let early = early_run(ws, root, &defs, &files, early_off, &spec);
         // An early run's diagnostics get the id just below the job's: the job's own replace
         // them file by file (`wire/stamped.rs`).
         let early_id = self.next_id;
@@ -90,14 +84,12 @@ impl Dispatcher {
         let cancel = CancellationToken::new();
         let started_at = std::time::SystemTime::now();
         self.job_starting(root);
-        if let Some((run, candidates)) = early {
+        if let Some(early) = early {
             spawn_early(
                 self.tx.clone(),
-                root,
                 job_id,
                 early_id,
-                run,
-                candidates,
+                early,
                 cancel.child_token(),
             );
         }
@@ -234,39 +226,47 @@ impl Dispatcher {
                 }
             }
             JobEvent::Early { generation, report } => {
-                let count = |severity| {
-                    report
-                        .diagnostics
-                        .iter()
-                        .filter(|d| d.severity == severity)
-                        .count() as u64
-                };
-                ws.early_status = Some(crate::wire::protocol::EarlyStatus {
-                    job: generation,
-                    package: report.package.clone(),
-                    crate_name: report.crate_name.clone(),
-                    errors: count(Severity::Error),
-                    warnings: count(Severity::Warning),
-                    duration_ms: report.duration.as_millis() as u64,
-                });
-                // What the job itself already said of a file is newer: the store keeps it.
-                let kept: Vec<_> = report
-                    .diagnostics
-                    .into_iter()
-                    .filter(|d| ws.diagnostics.add(generation, d))
-                    .collect();
-                for diagnostic in kept {
-                    let kind = EventKind::Diagnostic {
-                        job: generation,
-                        diagnostic: Box::new(diagnostic),
-                    };
-                    self.broadcast(root, kind);
-                }
-                return;
+                return self.early_reported(root, generation, report);
             }
             JobEvent::Finished(outcome) => self.finish_job(root, job_id, outcome),
         };
         self.broadcast(root, kind);
+    }
+
+    /// What the early run beside the running job found: shown now, unless the job already
+    /// said something newer of the file.
+    fn early_reported(&mut self, root: &Path, generation: u64, report: early::EarlyReport) {
+        let Some(ws) = self.workspaces.get_mut(root) else {
+            return;
+        };
+        let count = |severity| {
+            report
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == severity)
+                .count() as u64
+        };
+        ws.early_status = Some(crate::wire::protocol::EarlyStatus {
+            job: generation,
+            package: report.package.clone(),
+            crate_name: report.crate_name.clone(),
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warning),
+            duration_ms: report.duration.as_millis() as u64,
+        });
+        // What the job itself already said of a file is newer: the store keeps it.
+        let kept: Vec<_> = report
+            .diagnostics
+            .into_iter()
+            .filter(|d| ws.diagnostics.add(generation, d))
+            .collect();
+        for diagnostic in kept {
+            let kind = EventKind::Diagnostic {
+                job: generation,
+                diagnostic: Box::new(diagnostic),
+            };
+            self.broadcast(root, kind);
+        }
     }
 
     /// A job ended: its changes go back to the queue if it did not finish, its diagnostics
@@ -489,14 +489,12 @@ fn early_run(
 /// [`JobEvent::Early`].
 fn spawn_early(
     tx: mpsc::UnboundedSender<Event>,
-    root: &Path,
     job_id: u64,
     generation: u64,
-    run: early::EarlyRun,
-    candidates: Vec<Arc<Invocation>>,
+    (run, candidates): (early::EarlyRun, Vec<Arc<Invocation>>),
     cancel: CancellationToken,
 ) {
-    let root = root.to_path_buf();
+    let root = run.root.clone();
     tokio::spawn(async move {
         // Each candidate's own dep-info, off the loop: the crate's other units (its tests)
         // read other files.
