@@ -2,6 +2,7 @@
 //! command opens between stages.
 
 use super::loads::scan_target_dir;
+use crate::build::learned::HeldBack;
 use crate::project::settings::Resolved;
 // One module split by concern: the parts share the dispatcher's imports and items.
 use super::*;
@@ -301,9 +302,12 @@ impl Dispatcher {
     }
 }
 
-/// The job definitions a job runs: for a `quiet` job, the learned ones held back until the
-/// workspace is quiet; otherwise all of them but the learned ones that are expensive and
-/// rarely used, which are held back (and the schedule told to wait for quiet).
+/// The job definitions a job runs: for a `quiet` job, those held back until the workspace
+/// is quiet; otherwise all of them but those held back (and the schedule told to wait for
+/// quiet): the learned ones that are expensive and rarely used, and the default ones the
+/// user's recent commands did not need (see [`LearnedJobs::unused_default`]).
+///
+/// [`LearnedJobs::unused_default`]: crate::build::learned::LearnedJobs::unused_default
 fn select_defs(
     ws: &mut Workspace,
     resolved: &Resolved,
@@ -313,25 +317,37 @@ fn select_defs(
     if quiet {
         let defs = all
             .into_iter()
-            .filter(|d| ws.deferred.contains(&d.name))
+            .filter(|d| ws.deferred.contains_key(&d.name))
             .collect();
         ws.deferred.clear();
         return defs;
     }
     let expensive = resolved.expensive.as_millis() as u64;
-    let held_back = |def: &JobDef| {
-        def.origin == JobOrigin::Learned
-            && ws.learned.as_ref().is_some_and(|learned| {
-                learned.shapes.iter().any(|shape| {
-                    shape.name() == def.name
-                        && shape.last_duration_ms.is_some_and(|ms| ms >= expensive)
-                        && learned.is_rare(shape)
-                })
-            })
+    let held_back = |def: &JobDef| -> Option<HeldBack> {
+        let learned = ws.learned.as_ref()?;
+        if def.origin == JobOrigin::Default {
+            return learned.unused_default(def, &all).map(HeldBack::Unused);
+        }
+        let rare = def.origin == JobOrigin::Learned
+            && learned.shapes.iter().any(|shape| {
+                shape.name() == def.name
+                    && shape.last_duration_ms.is_some_and(|ms| ms >= expensive)
+                    && learned.is_rare(shape)
+            });
+        rare.then_some(HeldBack::Rare)
     };
-    let (defs, deferred): (Vec<JobDef>, Vec<JobDef>) = all.into_iter().partition(|d| !held_back(d));
-    ws.deferred = deferred.iter().map(|d| d.name.clone()).collect();
-    if !deferred.is_empty() {
+    let mut deferred = BTreeMap::new();
+    let mut defs = Vec::new();
+    for def in &all {
+        match held_back(def) {
+            Some(why) => {
+                deferred.insert(def.name.clone(), why);
+            }
+            None => defs.push(def.clone()),
+        }
+    }
+    ws.deferred = deferred;
+    if !ws.deferred.is_empty() {
         ws.schedule.defer(Instant::now(), resolved.quiet);
     }
     if let Some(learned) = &mut ws.learned {
