@@ -202,8 +202,9 @@ impl LearnedJobs {
 
     /// Why the default job `def` waits for a quiet workspace instead of running after each
     /// change, if it does: the user's recent commands of its family (see [`jobs::family`])
-    /// were all served by learned jobs of their own, among `running` (the definitions the
-    /// next job runs), and none needed the default job itself. Returns those learned jobs'
+    /// were all served by learned jobs of their own, among `running` (the definitions that
+    /// run after each change, without those held back as rare), and none needed the
+    /// default job itself. Returns those learned jobs'
     /// names. A diagnostics job (the editor's) and a configured one never wait, and without
     /// a recent command of its family there is no evidence, so the default job runs.
     pub(crate) fn unused_default(&self, def: &JobDef, running: &[JobDef]) -> Option<Vec<Stage>> {

@@ -323,25 +323,36 @@ fn select_defs(
         return defs;
     }
     let expensive = resolved.expensive.as_millis() as u64;
-    let held_back = |def: &JobDef| -> Option<HeldBack> {
-        let learned = ws.learned.as_ref()?;
-        if def.origin == JobOrigin::Default {
-            return learned.unused_default(def, &all).map(HeldBack::Unused);
-        }
-        let rare = def.origin == JobOrigin::Learned
-            && learned.shapes.iter().any(|shape| {
-                shape.name() == def.name
-                    && shape.last_duration_ms.is_some_and(|ms| ms >= expensive)
-                    && learned.is_rare(shape)
-            });
-        rare.then_some(HeldBack::Rare)
+    let rare = |def: &JobDef| {
+        def.origin == JobOrigin::Learned
+            && ws.learned.as_ref().is_some_and(|learned| {
+                learned.shapes.iter().any(|shape| {
+                    shape.name() == def.name
+                        && shape.last_duration_ms.is_some_and(|ms| ms >= expensive)
+                        && learned.is_rare(shape)
+                })
+            })
     };
     let mut deferred = BTreeMap::new();
+    let mut after_each_change = Vec::new();
+    for def in all {
+        if rare(&def) {
+            deferred.insert(def.name.clone(), HeldBack::Rare);
+        } else {
+            after_each_change.push(def);
+        }
+    }
+    // A default job waits only for learned jobs that run after each change: a rare one is
+    // too weak a sign of what the user needs.
     let mut defs = Vec::new();
-    for def in &all {
-        match held_back(def) {
-            Some(why) => {
-                deferred.insert(def.name.clone(), why);
+    for def in &after_each_change {
+        let unused = ws
+            .learned
+            .as_ref()
+            .and_then(|l| l.unused_default(def, &after_each_change));
+        match unused {
+            Some(narrower) => {
+                deferred.insert(def.name.clone(), HeldBack::Unused(narrower));
             }
             None => defs.push(def.clone()),
         }
