@@ -118,21 +118,12 @@ pub(crate) struct ColdStart {
 }
 
 impl BuilddSide {
-    /// Starts the daemon and (when this buildd has it) `buildd lsp` on `root`, registers the
-    /// workspace, waits for its cold job, and runs the warm `buildd cargo build` and
-    /// `buildd cargo test --no-run` once. Fails if `require_lsp` and there is no LSP.
-    pub(crate) fn start(
-        buildd: &Path,
-        env: &BTreeMap<String, String>,
-        root: &Path,
-        logs: &Path,
-        require_lsp: bool,
-        timeout: Duration,
-    ) -> anyhow::Result<(BuilddSide, BuilddCold)> {
-        let (side, cold) = BuilddSide::start_cold(buildd, env, root, logs, require_lsp, timeout)?;
-        let warm_build = side.buildd_cargo(&["build"])?;
-        let warm_test = side.buildd_cargo(&["test", "--no-run"])?;
-        let cpu_after = proc_stats::process_cpu(side.daemon.pid)?;
+    /// After [`BuilddSide::start`], the default mode's cold figures: the warm
+    /// `buildd cargo build` and `buildd cargo test --no-run` once.
+    pub(crate) fn warm_defaults(&self, cold: ColdStart) -> anyhow::Result<BuilddCold> {
+        let warm_build = self.buildd_cargo(&["build"])?;
+        let warm_test = self.buildd_cargo(&["test", "--no-run"])?;
+        let cpu_after = proc_stats::process_cpu(self.daemon.pid)?;
         let cold = BuilddCold {
             pipeline_idle_secs: cold.pipeline_idle.as_secs_f64(),
             daemon_cpu_secs: cpu_after
@@ -142,13 +133,13 @@ impl BuilddSide {
             warm_build: Cost::from(&warm_build),
             warm_test: Cost::from(&warm_test),
         };
-        Ok((side, cold))
+        Ok(cold)
     }
 
-    /// Starts the daemon and `buildd lsp` as [`BuilddSide::start`] does, up to the idle
-    /// pipeline after the cold job, and runs no `buildd cargo` command: a user command is
-    /// something the daemon learns from (the day mode's script is its own).
-    pub(crate) fn start_cold(
+    /// Starts the daemon and (when this buildd has it) `buildd lsp` on `root`, registers the
+    /// workspace, and waits for its cold job; runs no `buildd cargo` command, which the
+    /// daemon would learn from. Fails if `require_lsp` and there is no LSP.
+    pub(crate) fn start(
         buildd: &Path,
         env: &BTreeMap<String, String>,
         root: &Path,

@@ -180,7 +180,7 @@ pub(crate) fn run(setup: &Setup, script: &[DayCommand]) -> anyhow::Result<DayRes
     progress("cold: the daemon's first job, then the script with buildd cargo (it learns it)");
     // No `buildd cargo build` and `test --no-run` of the default mode's: they are not the
     // script's, and the daemon would learn from them that this user runs the default jobs.
-    let (mut buildd, buildd_cold) = BuilddSide::start_cold(
+    let (mut buildd, buildd_cold) = BuilddSide::start(
         &setup.buildd,
         &child_env,
         &buildd_root,
