@@ -50,7 +50,10 @@ pub(crate) struct BuilddRound {
 pub(crate) struct Settle {
     /// When the edit was written.
     pub(crate) edited: Instant,
-    cpu_before: proc_stats::ProcCpu,
+    /// The daemon's CPU just before the edit.
+    pub(crate) cpu_before: proc_stats::ProcCpu,
+    /// The newest job the harness had seen before the edit.
+    pub(crate) job_before: u64,
     /// When the warning arrived over LSP (diagnostic rounds with `buildd lsp`).
     pub(crate) lsp_diagnostic: Option<Instant>,
     pub(crate) settled: Settled,
@@ -106,9 +109,36 @@ pub(crate) struct BuilddCold {
     pub(crate) warm_test: Cost,
 }
 
+/// The daemon's start up to the idle pipeline after its cold job.
+pub(crate) struct ColdStart {
+    /// Registration to the idle pipeline.
+    pub(crate) pipeline_idle: Duration,
+    /// The daemon's CPU when it had started, before registration.
+    pub(crate) cpu_before: proc_stats::ProcCpu,
+}
+
 impl BuilddSide {
+    /// After [`BuilddSide::start`], the default mode's cold figures: the warm
+    /// `buildd cargo build` and `buildd cargo test --no-run` once.
+    pub(crate) fn warm_defaults(&self, cold: ColdStart) -> anyhow::Result<BuilddCold> {
+        let warm_build = self.buildd_cargo(&["build"])?;
+        let warm_test = self.buildd_cargo(&["test", "--no-run"])?;
+        let cpu_after = proc_stats::process_cpu(self.daemon.pid)?;
+        let cold = BuilddCold {
+            pipeline_idle_secs: cold.pipeline_idle.as_secs_f64(),
+            daemon_cpu_secs: cpu_after
+                .total()
+                .saturating_sub(cold.cpu_before.total())
+                .as_secs_f64(),
+            warm_build: Cost::from(&warm_build),
+            warm_test: Cost::from(&warm_test),
+        };
+        Ok(cold)
+    }
+
     /// Starts the daemon and (when this buildd has it) `buildd lsp` on `root`, registers the
-    /// workspace, and waits for its cold job. Fails if `require_lsp` and there is no LSP.
+    /// workspace, and waits for its cold job; runs no `buildd cargo` command, which the
+    /// daemon would learn from. Fails if `require_lsp` and there is no LSP.
     pub(crate) fn start(
         buildd: &Path,
         env: &BTreeMap<String, String>,
@@ -116,7 +146,7 @@ impl BuilddSide {
         logs: &Path,
         require_lsp: bool,
         timeout: Duration,
-    ) -> anyhow::Result<(BuilddSide, BuilddCold)> {
+    ) -> anyhow::Result<(BuilddSide, ColdStart)> {
         let daemon = Daemon::start(buildd, env, &logs.join("daemon.stderr"))?;
         let started = Instant::now();
         let cpu_before = proc_stats::process_cpu(daemon.pid)?;
@@ -149,18 +179,9 @@ impl BuilddSide {
                 env.get("BUILDD_HOME").map_or("?", String::as_str)
             ))
         );
-        let pipeline_idle = settled.idle_at - started;
-        let warm_build = side.buildd_cargo(&["build"])?;
-        let warm_test = side.buildd_cargo(&["test", "--no-run"])?;
-        let cpu_after = proc_stats::process_cpu(side.daemon.pid)?;
-        let cold = BuilddCold {
-            pipeline_idle_secs: pipeline_idle.as_secs_f64(),
-            daemon_cpu_secs: cpu_after
-                .total()
-                .saturating_sub(cpu_before.total())
-                .as_secs_f64(),
-            warm_build: Cost::from(&warm_build),
-            warm_test: Cost::from(&warm_test),
+        let cold = ColdStart {
+            pipeline_idle: settled.idle_at - started,
+            cpu_before,
         };
         Ok((side, cold))
     }
@@ -278,6 +299,7 @@ impl BuilddSide {
         Ok(Settle {
             edited,
             cpu_before,
+            job_before: after,
             lsp_diagnostic,
             settled,
         })

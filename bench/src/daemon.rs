@@ -192,6 +192,30 @@ impl Daemon {
         }
     }
 
+    /// Whether the workspace at `root` runs a job now or holds jobs back for a quiet
+    /// workspace, and the names of those held back. Reads status; takes no event.
+    pub(crate) fn held_back(&mut self, root: &Path) -> anyhow::Result<(bool, Vec<String>)> {
+        match self.call(Request::Status {
+            root: Some(root.to_path_buf()),
+        })? {
+            ServerMessage::Status { status, .. } => {
+                let ws = status
+                    .workspaces
+                    .iter()
+                    .find(|w| w.root == root)
+                    .with_context(|| format!("status does not list {}", root.display()))?;
+                let waiting = ws
+                    .jobs
+                    .iter()
+                    .filter(|j| j.waiting.is_some())
+                    .map(|j| j.name.0.clone())
+                    .collect();
+                Ok((ws.current_job.is_some(), waiting))
+            }
+            other => bail!("unexpected reply to status: {other:?}"),
+        }
+    }
+
     /// Tells the daemon that an editor saved `path`, as an editor's `buildd lsp` does: the
     /// job starts without the watcher's debounce.
     pub(crate) fn saved(&mut self, path: &Path) -> anyhow::Result<()> {

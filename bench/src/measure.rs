@@ -155,7 +155,7 @@ pub(crate) fn run(setup: &Setup) -> anyhow::Result<Results> {
     progress("cold: plain cargo check, build, test --no-run");
     let plain_cold = plain.cold()?;
     progress("cold: the daemon's first job, then buildd cargo build, test --no-run");
-    let (mut buildd, buildd_cold) = BuilddSide::start(
+    let (mut buildd, cold) = BuilddSide::start(
         &setup.buildd,
         &child_env,
         &buildd_root,
@@ -163,6 +163,7 @@ pub(crate) fn run(setup: &Setup) -> anyhow::Result<Results> {
         setup.require_lsp,
         setup.timeout,
     )?;
+    let buildd_cold = buildd.warm_defaults(cold)?;
     if let Err(unavailable) = &buildd.lsp {
         progress(&format!(
             "LSP figure missing: {}; measuring the rest",

@@ -301,6 +301,98 @@ fn an_expensive_rarely_used_learned_job_waits_for_a_quiet_workspace() {
 }
 
 #[test]
+fn a_default_job_the_users_commands_do_not_need_waits_while_their_learned_jobs_run() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    // No learned job counts as expensive, and the quiet wait outlasts the test: what is
+    // held back here is held back by the default jobs' rule alone.
+    std::fs::write(
+        ws.join("buildd.toml"),
+        "expensive_secs = 3600\nquiet_secs = 3600\n",
+    )
+    .unwrap();
+    world.ok(&ws, &["wait"]);
+    // The user runs one program and one library's tests, never the whole workspace's build
+    // or test build.
+    let run = ["run", "-p", "app"];
+    let test = ["test", "-p", "core-lib", "--no-run"];
+    for args in [&run[..], &test[..]] {
+        let mut full = vec!["cargo"];
+        full.extend_from_slice(args);
+        world.ok(&ws, &full);
+    }
+    let learned = ["test --no-run --package core-lib", "build --package app"];
+
+    let status = edit_and_settle(&world, &ws);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert_eq!(
+        status["last_job"]["stages"],
+        serde_json::json!(["clippy", learned[0], learned[1]]),
+        "the editor's job and the learned ones ran, the wide defaults did not: {status:#}"
+    );
+    for name in ["build", "test"] {
+        let waiting = waiting_of(&status, name);
+        assert!(
+            waiting.starts_with("not needed by your recent commands")
+                && waiting.contains(&format!("`{}`", learned[0]))
+                && waiting.contains("quiet for 3600s"),
+            "{name}: {status:#}"
+        );
+    }
+    assert!(
+        waiting_of(&status, "build").contains(&format!("`{}`", learned[1])),
+        "{status:#}"
+    );
+    for name in ["clippy", learned[0], learned[1]] {
+        assert!(
+            job(&status, name).unwrap()["waiting"].is_null(),
+            "{status:#}"
+        );
+    }
+    let text = world.ok(&ws, &["status"]);
+    assert!(
+        text.contains("not needed by your recent commands"),
+        "{text}"
+    );
+    for args in [&run[..], &test[..]] {
+        let stale = compiled(&world, &ws, args);
+        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
+    }
+
+    // Once the user runs the wide build itself, it runs after each change again; the
+    // workspace's test build still waits.
+    world.ok(&ws, &["cargo", "build"]);
+    let before = world.last_job_id(&ws);
+    append(
+        &ws.join("core-lib/src/lib.rs"),
+        "\npub fn added_again() {}\n",
+    );
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(
+        status["last_job"]["stages"],
+        serde_json::json!(["clippy", "build", learned[0], learned[1]]),
+        "{status:#}"
+    );
+    assert!(
+        job(&status, "build").unwrap()["waiting"].is_null(),
+        "{status:#}"
+    );
+    assert!(
+        waiting_of(&status, "test").starts_with("not needed"),
+        "{status:#}"
+    );
+    let stale = compiled(&world, &ws, &["build"]);
+    assert!(stale.is_empty(), "`cargo build` compiled {stale:?}");
+}
+
+fn waiting_of(status: &Value, name: &str) -> String {
+    job(status, name).unwrap()["waiting"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
 fn a_configured_pedantic_job_runs_and_a_job_that_publishes_is_refused() {
     let world = World::new();
     let ws = world.workspace("basic", "ws");

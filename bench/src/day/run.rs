@@ -7,8 +7,15 @@
 //! idle (as the default mode does before its warm commands), and then runs each command as
 //! `buildd --no-start cargo ...`. Both sides run each command with `--message-format=json`,
 //! so the units it compiled are counted from cargo's `fresh` flags.
+//!
+//! The daemon may hold jobs back until the workspace has been quiet for a while (an
+//! expensive, rarely used learned job; a default job the user's commands did not need):
+//! those run when no edit came for that long, which in this harness is while plain cargo
+//! takes its turn. Their CPU is counted all the same: each round also carries the daemon's
+//! CPU between the previous buildd window and its own, and after the last round the harness
+//! waits for what is still held back to run and reports that CPU as the tail.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use serde::Serialize;
@@ -34,6 +41,21 @@ pub(crate) struct DayResults {
     pub(crate) diagnostics_command: Option<usize>,
     pub(crate) cold: DayCold,
     pub(crate) rounds: Vec<DayRound>,
+    pub(crate) tail: DayTail,
+}
+
+/// After the last round: the jobs the daemon still held back for a quiet workspace, run
+/// once it was quiet.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct DayTail {
+    /// The jobs that waited when the last round ended (none: nothing to wait for).
+    pub(crate) waited_for: Vec<String>,
+    /// From the end of the last round's window until they had run.
+    pub(crate) secs: f64,
+    /// The daemon's CPU over that time, its children's included.
+    pub(crate) daemon_cpu_secs: f64,
+    /// The jobs that ran meanwhile, as `#id [stages] N units`.
+    pub(crate) jobs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +93,12 @@ pub(crate) struct DayBuilddRound {
     pub(crate) commands: Vec<Cost>,
     /// The daemon's CPU from the edit until after the commands, its children's included.
     pub(crate) daemon_cpu_secs: f64,
+    /// The daemon's CPU from the end of the previous round's window (or of the learning
+    /// pass) until this round's edit: jobs held back for a quiet workspace that ran while
+    /// plain cargo took its turn.
+    pub(crate) daemon_between_cpu_secs: f64,
+    /// The jobs that started in that time.
+    pub(crate) jobs_between: u64,
     pub(crate) daemon_own_cpu_secs: f64,
     pub(crate) daemon_peak_rss_bytes: u64,
 }
@@ -80,6 +108,30 @@ impl DayBuilddRound {
     /// it runs, which find everything fresh when the daemon did its work).
     pub(crate) fn commands_cpu(&self) -> f64 {
         self.commands.iter().map(|c| c.cpu_secs).sum()
+    }
+
+    /// The daemon's CPU charged to the round: its window and what ran before it since the
+    /// previous window.
+    pub(crate) fn charged_cpu(&self) -> f64 {
+        self.daemon_cpu_secs + self.daemon_between_cpu_secs
+    }
+}
+
+/// Where the previous buildd window ended: the daemon's CPU and the newest job seen.
+struct Mark {
+    cpu: crate::proc_stats::ProcCpu,
+    job: u64,
+    at: Instant,
+}
+
+impl Mark {
+    fn now(buildd: &mut BuilddSide) -> anyhow::Result<Mark> {
+        let root = buildd.root.clone();
+        Ok(Mark {
+            job: buildd.daemon.last_job(&root),
+            cpu: crate::proc_stats::process_cpu(buildd.daemon.pid)?,
+            at: Instant::now(),
+        })
     }
 }
 
@@ -126,6 +178,8 @@ pub(crate) fn run(setup: &Setup, script: &[DayCommand]) -> anyhow::Result<DayRes
     progress("cold: the script with plain cargo");
     let plain_cold = run_plain(None)?;
     progress("cold: the daemon's first job, then the script with buildd cargo (it learns it)");
+    // No `buildd cargo build` and `test --no-run` of the default mode's: they are not the
+    // script's, and the daemon would learn from them that this user runs the default jobs.
     let (mut buildd, buildd_cold) = BuilddSide::start(
         &setup.buildd,
         &child_env,
@@ -142,6 +196,7 @@ pub(crate) fn run(setup: &Setup, script: &[DayCommand]) -> anyhow::Result<DayRes
     }
     let learned = buildd_commands(&buildd, script)?;
     buildd.open(&target)?;
+    let mut mark = Mark::now(&mut buildd)?;
 
     let mut rounds = Vec::new();
     for round in 1..=setup.runs {
@@ -158,13 +213,16 @@ pub(crate) fn run(setup: &Setup, script: &[DayCommand]) -> anyhow::Result<DayRes
             setup.runs
         ));
         let (plain_costs, buildd_round) = if buildd_first(round) {
-            let b = buildd_round(&mut buildd, &target, &edit, script)?;
+            let b = buildd_round(&mut buildd, &target, &edit, script, &mut mark)?;
             target.apply(&plain.root, &edit)?;
             (run_plain(Some(&edit))?, b)
         } else {
             target.apply(&plain.root, &edit)?;
             let p = run_plain(Some(&edit))?;
-            (p, buildd_round(&mut buildd, &target, &edit, script)?)
+            (
+                p,
+                buildd_round(&mut buildd, &target, &edit, script, &mut mark)?,
+            )
         };
         rounds.push(DayRound {
             round,
@@ -174,6 +232,7 @@ pub(crate) fn run(setup: &Setup, script: &[DayCommand]) -> anyhow::Result<DayRes
             buildd: buildd_round,
         });
     }
+    let tail = tail(&mut buildd, &mark, setup.timeout)?;
     machine.load_after = machine::load_average();
     let results = DayResults {
         machine,
@@ -186,10 +245,11 @@ pub(crate) fn run(setup: &Setup, script: &[DayCommand]) -> anyhow::Result<DayRes
         diagnostics_command,
         cold: DayCold {
             plain: plain_cold,
-            pipeline_idle_secs: buildd_cold.pipeline_idle_secs,
+            pipeline_idle_secs: buildd_cold.pipeline_idle.as_secs_f64(),
             buildd: learned,
         },
         rounds,
+        tail,
     };
     buildd.stop()?;
     Ok(results)
@@ -207,15 +267,66 @@ fn buildd_commands(buildd: &BuilddSide, script: &[DayCommand]) -> anyhow::Result
         .collect()
 }
 
+/// After the last round: waits for the jobs still held back for a quiet workspace (and a
+/// job still running) to finish, and measures the daemon's CPU since the last window.
+fn tail(buildd: &mut BuilddSide, mark: &Mark, timeout: Duration) -> anyhow::Result<DayTail> {
+    let root = buildd.root.clone();
+    let (running, waited_for) = buildd.daemon.held_back(&root)?;
+    let mut jobs = Vec::new();
+    if running || !waited_for.is_empty() {
+        progress(&format!(
+            "after the rounds: waiting for the held-back jobs ({}) to run once the workspace \
+             is quiet",
+            waited_for.join(", ")
+        ));
+        let mut after = mark.job;
+        loop {
+            let settled = buildd.daemon.wait_settled(&root, after, None, timeout)?;
+            let summary = &settled.summary;
+            after = summary.id;
+            jobs.push(format!(
+                "#{} [{}] {} units",
+                summary.id,
+                summary
+                    .stages
+                    .iter()
+                    .map(|s| s.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                summary.units_compiled
+            ));
+            let (running, waiting) = buildd.daemon.held_back(&root)?;
+            if !running && waiting.is_empty() {
+                break;
+            }
+        }
+    }
+    let cpu = crate::proc_stats::process_cpu(buildd.daemon.pid)?;
+    Ok(DayTail {
+        waited_for,
+        secs: mark.at.elapsed().as_secs_f64(),
+        daemon_cpu_secs: cpu.total().saturating_sub(mark.cpu.total()).as_secs_f64(),
+        jobs,
+    })
+}
+
 fn buildd_round(
     buildd: &mut BuilddSide,
     target: &EditTarget,
     edit: &Edit,
     script: &[DayCommand],
+    mark: &mut Mark,
 ) -> anyhow::Result<DayBuilddRound> {
     let settle = buildd.edit_and_settle(target, edit)?;
+    let between = settle
+        .cpu_before
+        .total()
+        .saturating_sub(mark.cpu.total())
+        .as_secs_f64();
+    let jobs_between = settle.job_before.saturating_sub(mark.job);
     let commands = buildd_commands(buildd, script)?;
     let spent = settle.spent(buildd.daemon.pid)?;
+    *mark = Mark::now(buildd)?;
     let since_edit = |at: Instant| (at - settle.edited).as_secs_f64();
     let settled = &settle.settled;
     Ok(DayBuilddRound {
@@ -227,6 +338,8 @@ fn buildd_round(
         job_units_compiled: settled.summary.units_compiled,
         commands,
         daemon_cpu_secs: spent.cpu_secs,
+        daemon_between_cpu_secs: between,
+        jobs_between,
         daemon_own_cpu_secs: spent.own_cpu_secs,
         daemon_peak_rss_bytes: spent.peak_rss_bytes,
     })

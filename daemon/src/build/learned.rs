@@ -4,11 +4,12 @@
 //!
 //! Pure: no I/O and no clock but the times it is given, so its rules are unit-tested below.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::build::jobs::JobDef;
+use crate::build::jobs::{self, JobDef};
 use crate::wire::protocol::{JobOrigin, JobResult, Stage};
 
 /// A shape unused this long is forgotten.
@@ -25,6 +26,40 @@ const VERSION: u32 = 1;
 pub(crate) fn is_plain(dir: &Path) -> bool {
     dir.components()
         .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// Why a job waits for a quiet workspace instead of running after each change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeldBack {
+    /// A learned job, expensive (its last run) and used at most once over the latest
+    /// [`RECENT_CHANGES`] changes.
+    Rare,
+    /// A default job the user's recent commands did not need: those of its family were
+    /// these learned jobs, each warm on its own.
+    Unused(Vec<Stage>),
+}
+
+impl HeldBack {
+    /// The reason, as status shows it; `last_ms` is the job's last run.
+    pub(crate) fn reason(&self, last_ms: Option<u64>, quiet: std::time::Duration) -> String {
+        let quiet = quiet.as_secs();
+        match self {
+            HeldBack::Rare => format!(
+                "expensive (its last run took {}s) and rarely used: it runs once the \
+                 workspace has been quiet for {quiet}s",
+                last_ms.unwrap_or(0) / 1000
+            ),
+            HeldBack::Unused(narrower) => {
+                let names: Vec<String> = narrower.iter().map(|n| format!("`{n}`")).collect();
+                format!(
+                    "not needed by your recent commands (those of its kind ran as the \
+                     learned jobs {}): it runs once the workspace has been quiet for \
+                     {quiet}s, and after each change again once you run its own command",
+                    names.join(", ")
+                )
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +115,11 @@ pub(crate) struct LearnedJobs {
     /// Most recently used first.
     #[serde(default)]
     pub(crate) shapes: Vec<Learned>,
+    /// Per default job, the change count at the latest user command that needed it without
+    /// a learned job of its own (the command was the default job's, or had no shape): the
+    /// evidence that the user uses the wide job itself.
+    #[serde(default)]
+    pub(crate) default_uses: BTreeMap<String, u64>,
 }
 
 impl LearnedJobs {
@@ -146,8 +186,54 @@ impl LearnedJobs {
     /// Whether a shape was used at most once over the latest [`RECENT_CHANGES`] jobs.
     pub(crate) fn is_rare(&self, shape: &Learned) -> bool {
         // The window is the latest RECENT_CHANGES change counts, up to and with the current.
-        let recent = |u: u64| u + RECENT_CHANGES > self.changes;
-        shape.uses.iter().filter(|&&u| recent(u)).count() <= 1
+        shape.uses.iter().filter(|&&u| self.is_recent(u)).count() <= 1
+    }
+
+    /// The user ran a command that needs the default job `name` and that no learned job of
+    /// its own serves.
+    pub(crate) fn used_default(&mut self, name: &Stage) {
+        self.default_uses.insert(name.0.clone(), self.changes);
+    }
+
+    /// Whether a change count falls in the latest [`RECENT_CHANGES`] jobs.
+    fn is_recent(&self, change: u64) -> bool {
+        change + RECENT_CHANGES > self.changes
+    }
+
+    /// Why the default job `def` waits for a quiet workspace instead of running after each
+    /// change, if it does: the user's recent commands of its family (see [`jobs::family`])
+    /// were all served by learned jobs of their own, among `running` (the definitions that
+    /// run after each change, without those held back as rare), and none needed the
+    /// default job itself. Returns those learned jobs'
+    /// names. A diagnostics job (the editor's) and a configured one never wait, and without
+    /// a recent command of its family there is no evidence, so the default job runs.
+    pub(crate) fn unused_default(&self, def: &JobDef, running: &[JobDef]) -> Option<Vec<Stage>> {
+        if def.origin != JobOrigin::Default || def.diagnostics {
+            return None;
+        }
+        if self
+            .default_uses
+            .get(&def.name.0)
+            .is_some_and(|&u| self.is_recent(u))
+        {
+            return None;
+        }
+        let narrower: Vec<Stage> = self
+            .shapes
+            .iter()
+            .filter(|s| s.uses.iter().any(|&u| self.is_recent(u)))
+            .filter(|s| {
+                let subcommand = s.args.first().map_or("", String::as_str);
+                jobs::family(subcommand).is_some_and(|f| f.contains(&def.subcommand()))
+            })
+            .map(Learned::name)
+            .collect();
+        let all_run = narrower.iter().all(|name| {
+            running
+                .iter()
+                .any(|d| d.origin == JobOrigin::Learned && &d.name == name)
+        });
+        (!narrower.is_empty() && all_run).then_some(narrower)
     }
 
     /// Records how a learned job's run ended.
@@ -208,6 +294,119 @@ mod tests {
             jobs.is_rare(&jobs.shapes[0]),
             "the earlier uses are too old"
         );
+    }
+
+    /// The defaults, and the learned jobs of `jobs`, as a job would run them.
+    fn running(jobs: &LearnedJobs) -> Vec<JobDef> {
+        let mut defs = jobs::defaults(true);
+        defs.extend(jobs.shapes.iter().map(Learned::def));
+        defs
+    }
+
+    fn unused(jobs: &LearnedJobs, name: &str) -> Option<Vec<String>> {
+        let defs = running(jobs);
+        let def = defs.iter().find(|d| d.name.0 == name).unwrap();
+        jobs.unused_default(def, &defs)
+            .map(|n| n.into_iter().map(|n| n.0).collect())
+    }
+
+    #[test]
+    fn a_default_job_waits_when_the_users_commands_of_its_family_were_all_narrower() {
+        let mut jobs = LearnedJobs::new(Path::new("/ws"));
+        // No command yet: no evidence, every default runs.
+        assert_eq!(unused(&jobs, "build"), None);
+        assert_eq!(unused(&jobs, "test"), None);
+        // The day's user: `cargo run -p app`, `cargo test -p lib001`, `cargo clippy`.
+        jobs.record(shape("build --package app"), PathBuf::new(), 0, 6);
+        jobs.record(
+            shape("test --no-run --package lib001"),
+            PathBuf::new(),
+            0,
+            6,
+        );
+        jobs.record(shape("clippy --workspace"), PathBuf::new(), 0, 6);
+        assert_eq!(
+            unused(&jobs, "build"),
+            Some(vec![
+                "test --no-run --package lib001".to_owned(),
+                "build --package app".to_owned()
+            ]),
+            "a test command needs the build family too"
+        );
+        assert_eq!(
+            unused(&jobs, "test"),
+            Some(vec!["test --no-run --package lib001".to_owned()])
+        );
+        assert_eq!(
+            unused(&jobs, "clippy"),
+            None,
+            "the editor's job always runs"
+        );
+    }
+
+    #[test]
+    fn a_default_job_runs_again_once_its_own_command_is_run_and_waits_once_that_is_old() {
+        let mut jobs = LearnedJobs::new(Path::new("/ws"));
+        jobs.record(shape("build --package app"), PathBuf::new(), 0, 6);
+        jobs.used_default(&Stage::new("build"));
+        assert_eq!(unused(&jobs, "build"), None, "`cargo build` itself ran");
+        for _ in 0..RECENT_CHANGES {
+            jobs.changed();
+        }
+        assert_eq!(
+            unused(&jobs, "build"),
+            None,
+            "and the narrower one is as old"
+        );
+        jobs.record(shape("build --package app"), PathBuf::new(), 1, 6);
+        assert_eq!(
+            unused(&jobs, "build"),
+            Some(vec!["build --package app".to_owned()]),
+            "only the narrower command is recent"
+        );
+    }
+
+    #[test]
+    fn a_default_job_runs_when_a_narrower_command_is_not_a_job_or_it_is_configured() {
+        let mut jobs = LearnedJobs::new(Path::new("/ws"));
+        jobs.record(shape("build --package app"), PathBuf::new(), 0, 6);
+        let defaults = jobs::defaults(true);
+        let build = &defaults[1];
+        assert_eq!(
+            jobs.unused_default(build, &defaults),
+            None,
+            "the learned job does not run (over the limit): the default serves the command"
+        );
+        let mut configured = build.clone();
+        configured.origin = JobOrigin::Config;
+        assert_eq!(jobs.unused_default(&configured, &running(&jobs)), None);
+    }
+
+    #[test]
+    fn status_says_why_a_job_waits() {
+        let quiet = std::time::Duration::from_secs(30);
+        assert_eq!(
+            HeldBack::Rare.reason(Some(12_500), quiet),
+            "expensive (its last run took 12s) and rarely used: it runs once the workspace \
+             has been quiet for 30s"
+        );
+        let unused = HeldBack::Unused(vec![Stage::new("build --package app")]);
+        let reason = unused.reason(None, quiet);
+        assert!(
+            reason.starts_with(
+                "not needed by your recent commands (those of its kind ran as the learned \
+                 jobs `build --package app`)"
+            ),
+            "{reason}"
+        );
+        assert!(reason.contains("quiet for 30s"), "{reason}");
+    }
+
+    #[test]
+    fn a_record_without_default_uses_still_reads() {
+        let text = r#"{"version":1,"root":"/ws","changes":3,"shapes":[]}"#;
+        let jobs = LearnedJobs::parse(text, Path::new("/ws")).unwrap();
+        assert!(jobs.default_uses.is_empty());
     }
 
     #[test]

@@ -203,8 +203,12 @@ impl Dispatcher {
 
     fn next_deadline(&self) -> Instant {
         let idle = self.last_busy + self.config.idle_timeout;
+        // A workspace that runs a job or a load acts on its deadlines only when that ends,
+        // which is an event: a deadline passed meanwhile (the quiet wait of a held-back job
+        // during a long job) would otherwise wake the loop at once, again and again.
         self.workspaces
             .values()
+            .filter(|w| w.job.is_none() && w.loading.is_none() && !w.checking_locks)
             .filter_map(|w| w.schedule.deadline())
             .min()
             .map_or(idle, |d| d.min(idle))

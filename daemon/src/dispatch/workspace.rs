@@ -16,7 +16,7 @@ use crate::build::diagnostics::DiagnosticStore;
 use crate::build::invocation::Invocation;
 use crate::build::job::{Gate, Stage};
 use crate::build::jobs::{self, JobDef};
-use crate::build::learned::LearnedJobs;
+use crate::build::learned::{HeldBack, LearnedJobs};
 use crate::build::plan::OtherKeyEnv;
 use crate::dispatch::schedule::Schedule;
 use crate::project::depinfo::DepInfo;
@@ -138,8 +138,8 @@ pub(crate) struct Workspace {
     pub(crate) learned: Option<LearnedJobs>,
     /// How each job definition's last run ended, and its duration in milliseconds.
     pub(crate) job_runs: BTreeMap<Stage, (JobResult, u64)>,
-    /// Learned jobs the last job held back until the workspace is quiet.
-    pub(crate) deferred: BTreeSet<Stage>,
+    /// The jobs the last job held back until the workspace is quiet, and why.
+    pub(crate) deferred: BTreeMap<Stage, HeldBack>,
     /// The environment `key` was made from: the one it goes back to when another client's
     /// environment makes another key.
     pub(crate) key_env: BTreeMap<String, String>,
@@ -216,7 +216,7 @@ impl Workspace {
             targets: None,
             learned: None,
             job_runs: BTreeMap::new(),
-            deferred: BTreeSet::new(),
+            deferred: BTreeMap::new(),
             key_env: BTreeMap::new(),
             other_keys: Vec::new(),
         }
@@ -401,14 +401,10 @@ impl Workspace {
                     _ => None,
                 });
                 JobStatus {
-                    waiting: self.deferred.contains(&def.name).then(|| {
-                        format!(
-                            "expensive (its last run took {}s) and rarely used: it runs once \
-                             the workspace has been quiet for {}s",
-                            run.map_or(0, |(_, ms)| ms / 1000),
-                            resolved.quiet.as_secs()
-                        )
-                    }),
+                    waiting: self
+                        .deferred
+                        .get(&def.name)
+                        .map(|why| why.reason(run.map(|(_, ms)| ms), resolved.quiet)),
                     name: def.name,
                     command: def.args,
                     dir: def.dir,

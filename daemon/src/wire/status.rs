@@ -459,7 +459,9 @@ pub struct JobStatus {
     #[serde(default)]
     pub last_used: Option<u64>,
     /// Why it does not run after every change, when it does not: an expensive learned job
-    /// that is rarely used waits until the workspace has been quiet for a while.
+    /// that is rarely used, or a default job the user's recent commands did not need (those
+    /// of its kind ran as narrower learned jobs), waits until the workspace has been quiet
+    /// for a while.
     #[serde(default)]
     pub waiting: Option<String>,
     /// Anything the user should know (`clippy is not installed: ...`).

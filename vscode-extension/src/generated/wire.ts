@@ -154,7 +154,9 @@ last_result: JobResult | null, last_duration_ms: number | null,
 last_used: number | null, 
 /**
  * Why it does not run after every change, when it does not: an expensive learned job
- * that is rarely used waits until the workspace has been quiet for a while.
+ * that is rarely used, or a default job the user's recent commands did not need (those
+ * of its kind ran as narrower learned jobs), waits until the workspace has been quiet
+ * for a while.
  */
 waiting: string | null, 
 /**

@@ -4,6 +4,7 @@
 use super::loads::scan_target_dir;
 use crate::build::early;
 use crate::build::invocation::Invocation;
+use crate::build::learned::HeldBack;
 use crate::project::settings::Resolved;
 // One module split by concern: the parts share the dispatcher's imports and items.
 use super::*;
@@ -383,9 +384,12 @@ impl Dispatcher {
     }
 }
 
-/// The job definitions a job runs: for a `quiet` job, the learned ones held back until the
-/// workspace is quiet; otherwise all of them but the learned ones that are expensive and
-/// rarely used, which are held back (and the schedule told to wait for quiet).
+/// The job definitions a job runs: for a `quiet` job, those held back until the workspace
+/// is quiet; otherwise all of them but those held back (and the schedule told to wait for
+/// quiet): the learned ones that are expensive and rarely used, and the default ones the
+/// user's recent commands did not need (see [`LearnedJobs::unused_default`]).
+///
+/// [`LearnedJobs::unused_default`]: crate::build::learned::LearnedJobs::unused_default
 fn select_defs(
     ws: &mut Workspace,
     resolved: &Resolved,
@@ -395,13 +399,13 @@ fn select_defs(
     if quiet {
         let defs = all
             .into_iter()
-            .filter(|d| ws.deferred.contains(&d.name))
+            .filter(|d| ws.deferred.contains_key(&d.name))
             .collect();
         ws.deferred.clear();
         return defs;
     }
     let expensive = resolved.expensive.as_millis() as u64;
-    let held_back = |def: &JobDef| {
+    let rare = |def: &JobDef| {
         def.origin == JobOrigin::Learned
             && ws.learned.as_ref().is_some_and(|learned| {
                 learned.shapes.iter().any(|shape| {
@@ -411,9 +415,32 @@ fn select_defs(
                 })
             })
     };
-    let (defs, deferred): (Vec<JobDef>, Vec<JobDef>) = all.into_iter().partition(|d| !held_back(d));
-    ws.deferred = deferred.iter().map(|d| d.name.clone()).collect();
-    if !deferred.is_empty() {
+    let mut deferred = BTreeMap::new();
+    let mut after_each_change = Vec::new();
+    for def in all {
+        if rare(&def) {
+            deferred.insert(def.name.clone(), HeldBack::Rare);
+        } else {
+            after_each_change.push(def);
+        }
+    }
+    // A default job waits only for learned jobs that run after each change: a rare one is
+    // too weak a sign of what the user needs.
+    let mut defs = Vec::new();
+    for def in &after_each_change {
+        let unused = ws
+            .learned
+            .as_ref()
+            .and_then(|l| l.unused_default(def, &after_each_change));
+        match unused {
+            Some(narrower) => {
+                deferred.insert(def.name.clone(), HeldBack::Unused(narrower));
+            }
+            None => defs.push(def.clone()),
+        }
+    }
+    ws.deferred = deferred;
+    if !ws.deferred.is_empty() {
         ws.schedule.defer(Instant::now(), resolved.quiet);
     }
     if let Some(learned) = &mut ws.learned {

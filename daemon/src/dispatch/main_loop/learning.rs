@@ -85,10 +85,24 @@ impl Dispatcher {
                 _ => {}
             }
         }
-        let configured = ws.job_defs(&resolved).iter().any(|d| {
+        let defs = ws.job_defs(&resolved);
+        let configured = defs.iter().find(|d| {
             d.origin != JobOrigin::Learned && jobs::same_command(&d.args, &shape) && d.dir == dir
         });
-        if configured || resolved.learn_limit == 0 {
+        if configured.is_some() || resolved.learn_limit == 0 {
+            // The user runs a default job's own command: the default jobs it needs are in
+            // use, and none of them waits for a quiet workspace.
+            if configured.is_some_and(|d| d.origin == JobOrigin::Default)
+                && let Some(learned) = ws.learned.as_mut()
+            {
+                let needed = crate::build::plan::needed_stages(args, &defs, Some(&shape));
+                for def in defs.iter().filter(|d| d.origin == JobOrigin::Default) {
+                    if needed.as_ref().is_none_or(|n| n.contains(&def.name)) {
+                        learned.used_default(&def.name);
+                    }
+                }
+                self.save_learned(root);
+            }
             return Some(shape);
         }
         let learned = ws.learned.as_mut()?;
