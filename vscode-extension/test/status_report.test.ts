@@ -47,6 +47,7 @@ const REPORT: StatusReport = {
             waiting_for: null,
             jobs: [],
             other_keys: [],
+            early: null,
         },
     ],
     cache: null,
