@@ -7,8 +7,10 @@
 //! sets); the diagnostics stage records the commands of the workspace's own crates
 //! (`invocation.rs`), and on the next save of a file that one of them reads, the dispatcher runs
 //! that command again ([`run`]), with its outputs in a scratch dir of buildd's (never the
-//! isolated dir cargo owns), and shows what it reports at once. The job's own diagnostics
-//! replace them file by file, because they carry an older generation (see `wire/stamped.rs`).
+//! isolated dir cargo owns), and shows what it reports at once. Under clippy it runs rustc
+//! itself, with clippy's `--cfg clippy`: clippy's lints are slower to get than rustc's
+//! diagnostics, and come with the job. The job's own diagnostics replace the early ones file
+//! by file, because those carry an older generation (see `wire/stamped.rs`).
 //!
 //! **Invariant:** an early run never shows a diagnostic the job would not. So the
 //! dispatcher runs one only when the command is the job's own, for the same sources and the
@@ -71,13 +73,14 @@ pub(crate) async fn run(
 ) -> Option<EarlyReport> {
     let started = std::time::Instant::now();
     std::fs::create_dir_all(&run.scratch).ok()?;
-    let mut cmd = process::command(&invocation.command[0], &run.root, &run.env);
+    let (program, args) = invocation.scratch_command(&run.scratch);
+    let mut cmd = process::command(&program, &run.root, &run.env);
     for name in &run.cargo_env.remove {
         cmd.env_remove(name);
     }
     cmd.envs(&run.cargo_env.set)
         .envs(invocation.env.iter().map(|(k, v)| (k, v)))
-        .args(invocation.scratch_args(&run.scratch))
+        .args(args)
         .stdout(Stdio::null())
         .process_group(0);
     let nice = run.nice;

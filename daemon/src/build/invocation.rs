@@ -29,10 +29,19 @@ impl Invocation {
         self.crate_name == other.crate_name && self.src_path == other.src_path
     }
 
-    /// The arguments for a run in `scratch`: outputs and the incremental cache there.
-    pub(crate) fn scratch_args(&self, scratch: &Path) -> Vec<String> {
-        let mut args = Vec::with_capacity(self.command.len());
-        let mut words = self.command[1..].iter();
+    /// The program and arguments for a run in `scratch`: outputs and the incremental cache
+    /// there. Under clippy (`clippy-driver rustc ARGS`), rustc itself with `--cfg clippy`,
+    /// as clippy-driver compiles the crate: its diagnostics are clippy's without the lints,
+    /// which are slower to get and come with the job.
+    pub(crate) fn scratch_command(&self, scratch: &Path) -> (String, Vec<String>) {
+        let under_clippy = self.command.len() > 1
+            && Path::new(&self.command[0])
+                .file_stem()
+                .is_some_and(|name| name == "clippy-driver");
+        let skip = if under_clippy { 1 } else { 0 };
+        let program = self.command[skip].clone();
+        let mut args = Vec::with_capacity(self.command.len() + 2);
+        let mut words = self.command[skip + 1..].iter();
         while let Some(word) = words.next() {
             if word == "--out-dir" {
                 words.next();
@@ -57,7 +66,10 @@ impl Invocation {
                 args.push(word.clone());
             }
         }
-        args
+        if under_clippy {
+            args.extend(["--cfg".to_owned(), "clippy".to_owned()]);
+        }
+        (program, args)
     }
 }
 
@@ -140,15 +152,23 @@ mod tests {
     #[test]
     fn scratch_args_move_the_outputs_and_nothing_else() {
         let inv = parse(LINE, Path::new("/w")).unwrap();
-        let args = inv.scratch_args(Path::new("/s"));
-        assert_eq!(args[0], "/tc/bin/rustc");
+        let (program, args) = inv.scratch_command(Path::new("/s"));
+        assert_eq!(program, "/tc/bin/rustc", "rustc without clippy-driver");
         let at = args.iter().position(|a| a == "--out-dir").unwrap();
         assert_eq!(args[at + 1], "/s");
         assert!(args.contains(&"incremental=/s/incremental".to_owned()));
         assert!(!args.iter().any(|a| a.contains("/w/t/debug/incremental")));
         assert!(args.contains(&"--extern".to_owned()));
         assert!(args.contains(&"dependency=/w/t/debug/deps".to_owned()));
-        assert_eq!(args.len(), inv.command.len() - 1);
+        assert_eq!(args[args.len() - 2..], ["--cfg", "clippy"]);
+        assert_eq!(args.len(), inv.command.len() - 2 + 2);
+
+        // A check without clippy runs as recorded.
+        let plain = parse(&LINE.replace("/tc/bin/clippy-driver ", ""), Path::new("/w")).unwrap();
+        let (program, args) = plain.scratch_command(Path::new("/s"));
+        assert_eq!(program, "/tc/bin/rustc");
+        assert!(!args.contains(&"clippy".to_owned()));
+        assert_eq!(args.len(), plain.command.len() - 1);
     }
 
     #[test]
