@@ -204,6 +204,17 @@ fn last_work_lines(out: &mut String, ws: &WorkspaceStatus) {
             let _ = writeln!(out, "    rebuilt: {}", job.rebuilt.join(", "));
         }
     }
+    if let Some(early) = &ws.early {
+        let _ = writeln!(
+            out,
+            "  early check (beside job #{}): {}, {} error(s), {} warning(s) in {:.2}s",
+            early.job + 1,
+            early.crate_name,
+            early.errors,
+            early.warnings,
+            early.duration_ms as f64 / 1000.0
+        );
+    }
     let p = &ws.prediction;
     if let (Some(precision), Some(recall)) = (p.precision, p.recall) {
         let _ = writeln!(

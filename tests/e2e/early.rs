@@ -106,6 +106,13 @@ fn a_saved_crate_is_checked_early_with_its_generated_code_its_features_and_its_p
         [unused],
         "the job's diagnostics replace the early ones"
     );
+    let text = world.ok(&ws, &["status"]);
+    assert!(
+        text.contains(&format!(
+            "early check (beside job #{job}): core_lib, 0 error(s), 1 warning(s) in "
+        )),
+        "{text}"
+    );
 
     // A binary that uses the proc macro and the library.
     let (status, events, job) = edit_and_follow(
