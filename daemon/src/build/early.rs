@@ -40,6 +40,11 @@ use crate::wire::protocol::{CargoEnv, Diagnostic};
 const MAX_LINE: usize = 4 * 1024 * 1024;
 /// An early run that takes longer is stopped: the job says the same soon.
 const TIMEOUT: Duration = Duration::from_secs(120);
+/// rustc's errors about a dependency's metadata rather than the crate's code: can't find
+/// crate, found a crate compiled by another rustc or with other hashes, invalid metadata.
+const STALE_DEPENDENCY: &[&str] = &[
+    "E0460", "E0461", "E0462", "E0463", "E0464", "E0514", "E0519", "E0523", "E0786",
+];
 
 /// What an early run needs besides the candidates.
 pub(crate) struct EarlyRun {
@@ -133,6 +138,16 @@ pub(crate) async fn run(
     }
     let status = child.wait().await.ok()?;
     if !status.success() && found.is_empty() {
+        return None;
+    }
+    // A dependency's metadata that is missing or not the one recorded (the dir was evicted,
+    // or changed under the command) says nothing of the code: the job would not say it.
+    if found.iter().any(|d| {
+        d.rustc
+            .code
+            .as_ref()
+            .is_some_and(|c| STALE_DEPENDENCY.contains(&c.code.as_str()))
+    }) {
         return None;
     }
     Some(EarlyReport {
