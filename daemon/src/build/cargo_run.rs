@@ -83,18 +83,8 @@ pub(crate) async fn run(
         .args(&command.args[..dashes])
         .args(command.record.map(|_| "-vv"))
         .arg("--message-format=json")
-        .args(&command.args[dashes..])
-        .process_group(0);
-    let nice = command.nice;
-    // SAFETY: only async-signal-safe system calls, on the child's own process.
-    unsafe {
-        cmd.pre_exec(move || {
-            lower_priority(nice);
-            // cargo dies with the daemon; what it started is reaped by the next daemon.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+        .args(&command.args[dashes..]);
+    in_own_group(&mut cmd, command.nice);
     let mut child = cmd.spawn()?;
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     if let Some(pgid) = pgid {
@@ -177,10 +167,25 @@ pub(crate) async fn kill_group(child: &mut Child, pgid: Option<Pid>) {
     }
 }
 
+/// Makes `cmd`'s child the leader of a process group of its own (so that one signal stops
+/// everything it starts), at niceness `nice`, and dying with the daemon; what it started is
+/// reaped by the next daemon (`orphans.rs`).
+pub(crate) fn in_own_group(cmd: &mut tokio::process::Command, nice: i32) {
+    cmd.process_group(0);
+    // SAFETY: only async-signal-safe system calls, on the child's own process.
+    unsafe {
+        cmd.pre_exec(move || {
+            lower_priority(nice);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 /// Lowers this process's CPU priority to `nice` and its IO priority to the lowest of the
 /// best-effort class; rustc, linkers and build scripts inherit both. Failures are ignored:
 /// a build at normal priority is still a correct build.
-pub(crate) fn lower_priority(nice: i32) {
+fn lower_priority(nice: i32) {
     // IOPRIO_WHO_PROCESS, this process, best-effort class (2) at level 7.
     const IOPRIO_WHO_PROCESS: libc::c_int = 1;
     const IOPRIO_BE_LOWEST: libc::c_int = (2 << 13) | 7;

@@ -86,17 +86,8 @@ pub(crate) async fn run(
     cmd.envs(&run.cargo_env.set)
         .envs(invocation.env.iter().map(|(k, v)| (k, v)))
         .args(args)
-        .stdout(Stdio::null())
-        .process_group(0);
-    let nice = run.nice;
-    // SAFETY: only async-signal-safe system calls, on the child's own process.
-    unsafe {
-        cmd.pre_exec(move || {
-            cargo_run::lower_priority(nice);
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+        .stdout(Stdio::null());
+    cargo_run::in_own_group(&mut cmd, run.nice);
     let mut child = cmd.spawn().ok()?;
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     let stderr = child.stderr.take().expect("stderr is piped");

@@ -55,16 +55,11 @@ pub(crate) fn scan(
             if !crate_names.contains(crate_name) {
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            let Some(read) = read_depfile(&entry.path(), root) else {
                 continue;
             };
             let files = info.crate_files.entry(crate_name.to_owned()).or_default();
-            files.extend(
-                parse_depfile(&text)
-                    .into_iter()
-                    .map(|p| resolve(root, &p))
-                    .filter(|p| !p.starts_with(target_dir)),
-            );
+            files.extend(read.into_iter().filter(|p| !p.starts_with(target_dir)));
         }
     }
     if let Ok(entries) = std::fs::read_dir(profile_dir.join("build")) {
@@ -91,6 +86,18 @@ pub(crate) fn scan(
     info
 }
 
+/// The files one dep-info file lists, relative ones resolved against `root` (where cargo
+/// runs rustc for workspace members); `None` when it cannot be read.
+pub(crate) fn read_depfile(path: &Path, root: &Path) -> Option<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        parse_depfile(&text)
+            .into_iter()
+            .map(|p| resolve(root, &p))
+            .collect(),
+    )
+}
+
 /// `base.join(path)` with `.` and `..` folded away: rustc writes `include_str!` paths as
 /// the source spelled them (`base/src/../data/words.txt`), and the watcher reports the
 /// plain path. Lexical, not canonical: a symlink stays the path the user edits.
@@ -111,7 +118,7 @@ fn resolve(base: &Path, path: &Path) -> PathBuf {
 
 /// The prerequisites of every rule in a Makefile-style dep-info file. Spaces in paths are
 /// escaped as `\ `; `#` lines (rustc's `# env-dep:`) are comments.
-pub(crate) fn parse_depfile(text: &str) -> Vec<PathBuf> {
+fn parse_depfile(text: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for line in text.lines() {
         if line.starts_with('#') {

@@ -547,13 +547,10 @@ fn spawn_early(
 /// Whether the command's own dep-info (not the union over its crate's other units) lists
 /// every one of `files`. Relative paths in it are against `root`, where cargo runs rustc.
 fn reads_all(invocation: &Invocation, root: &Path, files: &BTreeSet<PathBuf>) -> bool {
-    let Ok(text) = std::fs::read_to_string(&invocation.dep_info) else {
+    let Some(read) = crate::project::depinfo::read_depfile(&invocation.dep_info, root) else {
         return false;
     };
-    let read: BTreeSet<PathBuf> = crate::project::depinfo::parse_depfile(&text)
-        .into_iter()
-        .map(|p| if p.is_absolute() { p } else { root.join(p) })
-        .collect();
+    let read: BTreeSet<PathBuf> = read.into_iter().collect();
     files.iter().all(|f| read.contains(f))
 }
 
