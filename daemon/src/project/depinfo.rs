@@ -86,10 +86,14 @@ pub(crate) fn scan(
     info
 }
 
+/// The largest dep-info file read; far above any crate's (a line per source file).
+const MAX_DEPFILE: u64 = 64 * 1024 * 1024;
+
 /// The files one dep-info file lists, relative ones resolved against `root` (where cargo
-/// runs rustc for workspace members); `None` when it cannot be read.
+/// runs rustc for workspace members); `None` when it cannot be read, or is not a regular
+/// file (a build script can put a FIFO in the dir, which would block the reader).
 pub(crate) fn read_depfile(path: &Path, root: &Path) -> Option<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let (text, _) = crate::home::regular_file::read(path, MAX_DEPFILE).ok()??;
     Some(
         parse_depfile(&text)
             .into_iter()
