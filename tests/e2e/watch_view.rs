@@ -77,6 +77,11 @@ impl Tmux {
         self.run(&["capture-pane", "-p", "-t", "0"])
     }
 
+    /// The pane's scrollback and screen as text: what a panic's backtrace scrolled away too.
+    fn history(&self) -> String {
+        self.run(&["capture-pane", "-p", "-S", "-", "-t", "0"])
+    }
+
     /// Types `keys` (tmux key names: `Enter`, `C-c`, or text).
     fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "0"];
@@ -282,9 +287,12 @@ fn watch_view_restores_the_terminal_on_a_panic() {
         &format!("BUILDD_TEST_VIEW_PANIC=1 {}", watch_command()),
         "Enter",
     ]);
-    let screen = tmux.wait_screen("the panic's message on the shell's screen", |s| {
-        s.contains("the view panicked on purpose")
+    // The backtrace after the message can scroll it off the screen before a look: wait on
+    // the scrollback too.
+    tmux.wait("the panic's message in the shell's output", || {
+        tmux.history().contains("the view panicked on purpose")
     });
+    let screen = tmux.screen();
     assert!(
         !tmux.alternate_on(),
         "still on the alternate screen:\n{screen}"
