@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use buildd_daemon::protocol::JobResult;
+use buildd_daemon::protocol::{JobResult, WorkspaceSettings};
 use serde::Serialize;
 
 use crate::command::{self, Finished};
@@ -146,6 +146,7 @@ impl BuilddSide {
         logs: &Path,
         require_lsp: bool,
         timeout: Duration,
+        settings: &WorkspaceSettings,
     ) -> anyhow::Result<(BuilddSide, ColdStart)> {
         let daemon = Daemon::start(buildd, env, &logs.join("daemon.stderr"))?;
         let started = Instant::now();
@@ -167,7 +168,7 @@ impl BuilddSide {
             timeout,
             peak_per_round: true,
         };
-        side.root = side.daemon.register(root)?;
+        side.root = side.daemon.register(root, settings)?;
         let settled = side.daemon.wait_settled(&side.root, 0, None, timeout)?;
         ensure!(
             settled.summary.result == JobResult::Success,

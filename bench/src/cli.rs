@@ -87,6 +87,12 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) day: bool,
 
+    /// With --day: how long the workspace must be quiet before the daemon runs a default job
+    /// the script's commands do not need (its `unused_quiet_secs`, whole seconds; by default
+    /// the daemon's own, 5 minutes). The run waits for it after the last round.
+    #[arg(long, value_name = "DURATION", requires = "day", value_parser = buildd_daemon::config::duration)]
+    pub(crate) unused_quiet: Option<Duration>,
+
     /// With --day: the commands, cargo's arguments separated by `;` (`cargo` in front is
     /// optional). Required with --workspace.
     #[arg(long, value_name = "SCRIPT", requires = "day")]

@@ -18,7 +18,8 @@ use anyhow::{Context, anyhow, bail};
 use buildd_daemon::client::{Client, ClientError, ConnectOptions};
 use buildd_daemon::paths::Paths;
 use buildd_daemon::protocol::{
-    EventKind, JobResult, JobSummary, Request, ServerMessage, WorkspaceEvent, WorkspaceState,
+    EventKind, JobResult, JobSummary, Request, ServerMessage, WorkspaceEvent, WorkspaceSettings,
+    WorkspaceState,
 };
 
 use crate::env;
@@ -176,11 +177,15 @@ impl Daemon {
     /// Registers the workspace at `root` with the harness's child environment (so its build
     /// key is the one `buildd cargo` and `buildd lsp` will use) and returns its root as the
     /// daemon names it.
-    pub(crate) fn register(&mut self, root: &Path) -> anyhow::Result<PathBuf> {
+    pub(crate) fn register(
+        &mut self,
+        root: &Path,
+        settings: &WorkspaceSettings,
+    ) -> anyhow::Result<PathBuf> {
         match self.call(Request::Register {
             path: root.to_path_buf(),
             env: self.env.clone(),
-            settings: Default::default(),
+            settings: settings.clone(),
         })? {
             ServerMessage::Registered { workspace, .. } => {
                 if let Some(error) = &workspace.error {

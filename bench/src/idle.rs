@@ -99,7 +99,7 @@ fn wait_quiet(pid: u32, timeout: Duration) -> anyhow::Result<Duration> {
 }
 
 fn register_and_wait(daemon: &mut Daemon, copy: &Path, timeout: Duration) -> anyhow::Result<()> {
-    let root = daemon.register(copy)?;
+    let root = daemon.register(copy, &Default::default())?;
     // A workspace registered for the first time: every job of it is new.
     let settled = daemon.wait_settled(&root, 0, None, timeout)?;
     ensure!(

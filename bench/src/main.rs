@@ -88,6 +88,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         require_lsp: args.require_lsp,
         timeout: args.timeout,
         dir: dir.clone(),
+        settings: buildd_daemon::protocol::WorkspaceSettings {
+            unused_quiet_secs: args.unused_quiet.map(|d| d.as_secs()),
+            ..Default::default()
+        },
     };
     if let Some(script) = script {
         let results = day::run::run(&setup, &script);

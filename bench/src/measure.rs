@@ -38,6 +38,8 @@ pub(crate) struct Setup {
     pub(crate) timeout: Duration,
     /// The temporary dir for copies, logs and buildd's home.
     pub(crate) dir: PathBuf,
+    /// The settings the harness registers its workspaces with (as an editor's).
+    pub(crate) settings: buildd_daemon::protocol::WorkspaceSettings,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -162,6 +164,7 @@ pub(crate) fn run(setup: &Setup) -> anyhow::Result<Results> {
         &logs,
         setup.require_lsp,
         setup.timeout,
+        &setup.settings,
     )?;
     let buildd_cold = buildd.warm_defaults(cold)?;
     if let Err(unavailable) = &buildd.lsp {

@@ -156,7 +156,7 @@ pub(crate) fn run(setup: &Setup, program: &Program) -> anyhow::Result<RestartRes
         &prepared.child_env,
         &prepared.logs.join("daemon.stderr"),
     )?;
-    let root = daemon.register(&prepared.buildd_root)?;
+    let root = daemon.register(&prepared.buildd_root, &setup.settings)?;
     let settled = daemon.wait_settled(&root, 0, None, setup.timeout)?;
     ensure!(
         settled.summary.result == JobResult::Success,

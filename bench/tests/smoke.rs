@@ -150,7 +150,17 @@ fn one_round_on_a_tiny_generated_workspace() {
 
 #[test]
 fn one_day_round_on_a_tiny_generated_workspace() {
-    let (stdout, report) = run_bench(&["--generate", "3", "--day", "--runs", "1"]);
+    // The default jobs the script does not need would wait 5 minutes for quiet after the
+    // round.
+    let (stdout, report) = run_bench(&[
+        "--generate",
+        "3",
+        "--day",
+        "--runs",
+        "1",
+        "--unused-quiet",
+        "2s",
+    ]);
     let last = stdout.lines().last().unwrap();
     assert!(last.starts_with("day-max-units="), "{last}");
     assert!(

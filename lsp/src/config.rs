@@ -24,6 +24,7 @@ pub(crate) struct RawOptions {
     pub(crate) learn: Option<bool>,
     pub(crate) learn_limit: Option<u32>,
     pub(crate) quiet_secs: Option<u64>,
+    pub(crate) unused_quiet_secs: Option<u64>,
     pub(crate) expensive_secs: Option<u64>,
     /// How long the daemon waits after a file-system change for more changes.
     pub(crate) debounce_ms: Option<u64>,
@@ -68,6 +69,7 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
                     "learn" => raw.learn = field(key, value, &mut warnings),
                     "learnLimit" => raw.learn_limit = field(key, value, &mut warnings),
                     "quietSecs" => raw.quiet_secs = field(key, value, &mut warnings),
+                    "unusedQuietSecs" => raw.unused_quiet_secs = field(key, value, &mut warnings),
                     "expensiveSecs" => raw.expensive_secs = field(key, value, &mut warnings),
                     "debounceMs" => raw.debounce_ms = field(key, value, &mut warnings),
                     "nice" => raw.nice = field(key, value, &mut warnings),
@@ -81,8 +83,8 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
                     _ => warnings.push(format!(
                         "buildd: unknown initializationOptions field `{key}` ignored \
                          (known: jobs, cargoJobs, learn, learnLimit, quietSecs, \
-                         expensiveSecs, stages, debounceMs, nice, jobTimeoutSecs, linker, \
-                         sccache, fastLink, otherKeys, noStart)"
+                         unusedQuietSecs, expensiveSecs, stages, debounceMs, nice, \
+                         jobTimeoutSecs, linker, sccache, fastLink, otherKeys, early, noStart)"
                     )),
                 }
             }
@@ -104,6 +106,7 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
             learn: raw.learn,
             learn_limit: raw.learn_limit,
             quiet_secs: raw.quiet_secs,
+            unused_quiet_secs: raw.unused_quiet_secs,
             expensive_secs: raw.expensive_secs,
             debounce_ms: raw.debounce_ms,
             nice: raw.nice,
@@ -166,7 +169,8 @@ mod tests {
     fn job_definitions_and_learning_map_to_the_daemon_settings() {
         let value = json!({
             "jobs": {"pedantic": {"command": ["clippy", "--", "-W", "clippy::pedantic"]}},
-            "cargoJobs": 3, "learn": false, "learnLimit": 2, "quietSecs": 5, "expensiveSecs": 1
+            "cargoJobs": 3, "learn": false, "learnLimit": 2, "quietSecs": 5, "expensiveSecs": 1,
+            "unusedQuietSecs": 60
         });
         let (options, warnings) = resolve(Some(&value), false);
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -178,6 +182,7 @@ mod tests {
         assert_eq!(options.settings.learn, Some(false));
         assert_eq!(options.settings.learn_limit, Some(2));
         assert_eq!(options.settings.quiet_secs, Some(5));
+        assert_eq!(options.settings.unused_quiet_secs, Some(60));
         assert_eq!(options.settings.expensive_secs, Some(1));
     }
 

@@ -6,29 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{World, append, artifacts, diagnostic_messages, edit};
-
-/// Runs `buildd cargo ARGS --message-format=json` and returns the targets cargo compiled
-/// (those not fresh).
-fn compiled(world: &World, ws: &Path, args: &[&str]) -> Vec<String> {
-    let mut full = vec!["cargo"];
-    full.extend_from_slice(args);
-    full.push("--message-format=json");
-    let stdout = world.ok(ws, &full);
-    let artifacts = artifacts(&stdout);
-    assert!(!artifacts.is_empty(), "{args:?} reported no artifacts");
-    artifacts
-        .iter()
-        .filter(|a| a["fresh"] != true)
-        .map(|a| {
-            format!(
-                "{} ({})",
-                a["target"]["name"].as_str().unwrap_or("?"),
-                a["target"]["kind"]
-            )
-        })
-        .collect()
-}
+use crate::support::{World, append, diagnostic_messages, edit};
 
 fn job<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
     status["jobs"]
@@ -104,7 +82,7 @@ fn by_default_clippy_build_and_test_are_warm_after_an_edit_and_clippy_lints_are_
         &["build"][..],
         &["test", "--no-run"][..],
     ] {
-        let stale = compiled(&world, &ws, args);
+        let stale = world.compiled(&ws, args);
         assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
     }
     assert!(!ws.join("target").exists());
@@ -121,14 +99,14 @@ fn learned_shapes_are_warm_after_an_edit_and_survive_a_daemon_restart() {
     // Deterministic: no learned job is held back for a quiet workspace here.
     std::fs::write(ws.join("buildd.toml"), "expensive_secs = 3600\n").unwrap();
     world.ok(&ws, &["wait"]);
-    assert!(!compiled(&world, &ws, &["build", "--release"]).is_empty());
+    assert!(!world.compiled(&ws, &["build", "--release"]).is_empty());
     assert!(
-        !compiled(
-            &world,
-            &ws,
-            &["test", "-p", "core-lib", "--features", "extra", "--no-run"]
-        )
-        .is_empty()
+        !world
+            .compiled(
+                &ws,
+                &["test", "-p", "core-lib", "--features", "extra", "--no-run"]
+            )
+            .is_empty()
     );
     // `run` is learned as the build it needs, from a member's dir as that package.
     world.ok(
@@ -158,7 +136,7 @@ fn learned_shapes_are_warm_after_an_edit_and_survive_a_daemon_restart() {
         &["build", "--release"][..],
         &["test", "-p", "core-lib", "--features", "extra", "--no-run"][..],
     ] {
-        let stale = compiled(&world, &ws, args);
+        let stale = world.compiled(&ws, args);
         assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
     }
 
@@ -229,7 +207,7 @@ fn dedupe_learned_vs_configured_a_command_a_job_already_runs_is_not_learned_as_a
         &["clippy", "--all-targets"][..],
         &["test", "--no-run"][..],
     ] {
-        let stale = compiled(&world, &ws, args);
+        let stale = world.compiled(&ws, args);
         assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
     }
 }
@@ -304,11 +282,11 @@ fn an_expensive_rarely_used_learned_job_waits_for_a_quiet_workspace() {
 fn a_default_job_the_users_commands_do_not_need_waits_while_their_learned_jobs_run() {
     let world = World::new();
     let ws = world.workspace("basic", "ws");
-    // No learned job counts as expensive, and the quiet wait outlasts the test: what is
+    // No learned job counts as expensive, and the quiet waits outlast the test: what is
     // held back here is held back by the default jobs' rule alone.
     std::fs::write(
         ws.join("buildd.toml"),
-        "expensive_secs = 3600\nquiet_secs = 3600\n",
+        "expensive_secs = 3600\nquiet_secs = 3600\nunused_quiet_secs = 7200\n",
     )
     .unwrap();
     world.ok(&ws, &["wait"]);
@@ -335,7 +313,7 @@ fn a_default_job_the_users_commands_do_not_need_waits_while_their_learned_jobs_r
         assert!(
             waiting.starts_with("not needed by your recent commands")
                 && waiting.contains(&format!("`{}`", learned[0]))
-                && waiting.contains("quiet for 3600s"),
+                && waiting.contains("quiet for 7200s"),
             "{name}: {status:#}"
         );
     }
@@ -355,7 +333,7 @@ fn a_default_job_the_users_commands_do_not_need_waits_while_their_learned_jobs_r
         "{text}"
     );
     for args in [&run[..], &test[..]] {
-        let stale = compiled(&world, &ws, args);
+        let stale = world.compiled(&ws, args);
         assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
     }
 
@@ -381,7 +359,7 @@ fn a_default_job_the_users_commands_do_not_need_waits_while_their_learned_jobs_r
         waiting_of(&status, "test").starts_with("not needed"),
         "{status:#}"
     );
-    let stale = compiled(&world, &ws, &["build"]);
+    let stale = world.compiled(&ws, &["build"]);
     assert!(stale.is_empty(), "`cargo build` compiled {stale:?}");
 }
 
@@ -522,8 +500,7 @@ fn a_job_for_another_target_runs_when_its_std_is_installed_and_says_so_when_not(
             .any(|s| s == "wasm"),
         "{status:#}"
     );
-    let stale = compiled(
-        &world,
+    let stale = world.compiled(
         &ws,
         &[
             "build",

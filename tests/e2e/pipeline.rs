@@ -202,16 +202,32 @@ fn a_storm_of_two_thousand_writes_starts_exactly_one_job() {
 }
 
 #[test]
-fn buildd_cargo_build_does_not_wait_for_a_test_stage_it_does_not_need() {
+fn buildd_cargo_build_does_not_wait_for_the_test_build_it_does_not_need() {
     let world = World::new();
     let ws = world.workspace("slow", "ws");
     world.ok(&ws, &["wait"]);
     let home = world.home();
 
+    // The first job checked that `build` and `test` may run as one invocation: the stage
+    // that blocks is that one, reported as `build` (a merged stage is what this test stops
+    // half-way; with them apart, the test stage would block).
+    let status = world.workspace_status(&ws).unwrap();
+    let test_job = status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "test")
+        .unwrap();
+    assert!(
+        test_job["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("as one cargo invocation") && n.contains("checked")),
+        "{status:#}"
+    );
     let flag = world.dir.path().join("hold");
     procs::block_slow_build(&ws, &flag);
-    let running = world.wait_for(&ws, "the test stage to block", |ws| {
-        ws["current_job"]["stage"] == "test"
+    let running = world.wait_for(&ws, "the merged stage to run", |ws| {
+        ws["current_job"]["stage"] == "build"
     });
     let job = running["current_job"]["id"].as_u64().unwrap();
     wait_until("the blocking build script", || {
@@ -219,7 +235,8 @@ fn buildd_cargo_build_does_not_wait_for_a_test_stage_it_does_not_need() {
     });
     let blocked: Vec<u32> = procs::build_scripts(&home).iter().map(|p| p.pid).collect();
 
-    // The user's build needs the build stage only: the daemon's test stage makes way.
+    // The user's build needs the build stage only: the daemon stops the merged stage, builds
+    // what `cargo build` needs alone, and makes way before the test build.
     let output = world.run(&ws, &["cargo", "build", "--message-format=json"]);
     assert!(
         output.status.success(),
@@ -269,4 +286,108 @@ fn the_polling_watcher_sees_edits_and_says_so() {
         names(&status["last_change"]["predicted"]),
         set(&["util", "core-lib", "app"])
     );
+}
+
+/// The note status gives job `name`.
+fn note_of(status: &Value, name: &str) -> String {
+    status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == name)
+        .and_then(|j| j["note"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The stages job `job` started, in order, from `buildd events --json`.
+fn started_stages(events: &crate::support::Spawned, job: u64) -> Vec<String> {
+    events
+        .job_events(job)
+        .iter()
+        .filter(|e| e["kind"] == "stage_started")
+        .map(|e| e["stage"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn build_and_test_run_as_one_cargo_invocation_that_leaves_what_each_command_looks_for() {
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    world.ok(&ws, &["wait"]);
+    let status = world.workspace_status(&ws).unwrap();
+    for name in ["build", "test"] {
+        let note = note_of(&status, name);
+        assert!(
+            note.contains("as one cargo invocation")
+                && note.contains("--workspace --lib --bins --tests --examples")
+                && note.contains("checked since the workspace was loaded"),
+            "{name}: {status:#}"
+        );
+    }
+    let events = world.events(&ws);
+
+    let before = world.last_job_id(&ws);
+    append(
+        &ws.join("core-lib/src/lib.rs"),
+        "\npub fn merged_edit() {}\n",
+    );
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    let job = status["last_job"]["id"].as_u64().unwrap();
+    assert_eq!(
+        status["last_job"]["stages"],
+        serde_json::json!(["clippy", "build", "test"]),
+        "{status:#}"
+    );
+    // One cargo for both: the test stage never started on its own.
+    assert_eq!(started_stages(&events, job), ["clippy", "build"]);
+    let build = status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "build");
+    let test = status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "test");
+    assert_eq!(build.unwrap()["last_result"], "success", "{status:#}");
+    assert_eq!(test.unwrap()["last_result"], "success", "{status:#}");
+    // What the user runs finds everything fresh.
+    for args in [&["build"][..], &["test", "--no-run"][..]] {
+        let stale = world.compiled(&ws, args);
+        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
+    }
+}
+
+#[test]
+fn a_dev_dependency_feature_keeps_build_and_test_apart_and_both_warm() {
+    let world = World::new();
+    let ws = world.workspace("devfeat", "ws");
+    world.ok(&ws, &["wait"]);
+    // The first job tried one invocation and found that `cargo build` still compiled the
+    // variant without the dev-dependency's feature.
+    let status = world.workspace_status(&ws).unwrap();
+    for (name, other) in [("build", "`test`"), ("test", "`build`")] {
+        let note = note_of(&status, name);
+        assert!(
+            note.starts_with(&format!("runs apart from {other}"))
+                && note.contains("still compiled")
+                && note.contains("shared"),
+            "{name}: {status:#}"
+        );
+    }
+    let events = world.events(&ws);
+
+    let before = world.last_job_id(&ws);
+    append(&ws.join("shared/src/lib.rs"), "\npub fn apart_edit() {}\n");
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    let job = status["last_job"]["id"].as_u64().unwrap();
+    assert_eq!(started_stages(&events, job), ["clippy", "build", "test"]);
+    for args in [&["build"][..], &["test", "--no-run"][..]] {
+        let stale = world.compiled(&ws, args);
+        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
+    }
 }

@@ -189,6 +189,39 @@ impl World {
         })
     }
 
+    /// `buildd events --json` on `root`, once the daemon counts its connection (so that no
+    /// event after the return is missed).
+    pub(crate) fn events(&self, root: &Path) -> Spawned {
+        let clients = self.status(root)["daemon"]["clients"].as_u64().unwrap();
+        let events = self.spawn(root, &["events", "--json"]);
+        wait_until("the events client to connect", || {
+            self.status(root)["daemon"]["clients"].as_u64() > Some(clients)
+        });
+        events
+    }
+
+    /// Runs `buildd cargo ARGS --message-format=json` in `ws` and returns the units cargo
+    /// compiled (not fresh), as `target (kinds)`.
+    pub(crate) fn compiled(&self, ws: &Path, args: &[&str]) -> Vec<String> {
+        let mut full = vec!["cargo"];
+        full.extend_from_slice(args);
+        full.push("--message-format=json");
+        let stdout = self.ok(ws, &full);
+        let artifacts = artifacts(&stdout);
+        assert!(!artifacts.is_empty(), "{args:?} reported no artifacts");
+        artifacts
+            .iter()
+            .filter(|a| a["fresh"] != true)
+            .map(|a| {
+                format!(
+                    "{} ({})",
+                    a["target"]["name"].as_str().unwrap_or("?"),
+                    a["target"]["kind"]
+                )
+            })
+            .collect()
+    }
+
     pub(crate) fn last_job_id(&self, root: &Path) -> u64 {
         self.workspace_status(root)
             .and_then(|ws| ws["last_job"]["id"].as_u64())
@@ -484,6 +517,19 @@ pub(crate) struct Spawned {
 impl Spawned {
     pub(crate) fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
+    }
+
+    /// The events of job `job` a `buildd events --json` printed, once it printed the job's
+    /// end.
+    pub(crate) fn job_events(&self, job: u64) -> Vec<Value> {
+        self.wait_line(&format!("the end of job #{job}"), |l| {
+            l.contains("\"kind\":\"job_finished\"") && l.contains(&format!("\"job\":{job},"))
+        });
+        self.lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["job"] == job)
+            .collect()
     }
 
     /// Waits for an output line that satisfies `matches`, and returns it.

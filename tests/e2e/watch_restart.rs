@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{Spawned, World, alive, edit, wait_until};
+use crate::support::{Spawned, World, alive, edit};
 
 /// The pid in the line `heldbot N up (pid P)` of version `version`, once it is printed.
 fn program_up(watch: &Spawned, version: &str) -> u32 {
@@ -86,11 +86,7 @@ fn watch_run_restarts_the_program_once_its_binary_is_linked_before_the_job_ends(
 
     // A job that fails after the link: the program runs the new build, and says so, to
     // the daemon too (a subscriber sees the report).
-    let clients = world.status(&ws)["daemon"]["clients"].as_u64().unwrap();
-    let events = world.spawn(&ws, &["events", "--json"]);
-    wait_until("the events client to connect", || {
-        world.status(&ws)["daemon"]["clients"].as_u64() > Some(clients)
-    });
+    let events = world.events(&ws);
     std::fs::write(fail_flag(&hold), "").unwrap();
     set_version(&main, "2", "3");
     let third = program_up(&watch, "3");
@@ -178,4 +174,93 @@ fn watch_run_with_tests_still_waits_for_the_tests_before_the_restart() {
         .position(|l| l.contains("heldbot 2 up"))
         .unwrap();
     assert!(tests_at < up_at, "{lines:#?}");
+}
+
+#[test]
+fn while_a_watch_runs_a_program_its_build_goes_first_and_reports_the_errors() {
+    let world = World::new();
+    let (ws, _hold, main, mut watch, _) = held_watch(&world, &["watch", "--run", "--grace", "2s"]);
+
+    // Status lists the build first, as the next job runs it, and says why.
+    let status = world.workspace_status(&ws).unwrap();
+    let jobs = status["jobs"].as_array().unwrap();
+    assert_eq!(jobs[0]["name"], "build", "{status:#}");
+    assert_eq!(jobs[0]["diagnostics"], true, "{status:#}");
+    assert!(
+        jobs[0]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("runs first") && n.contains("`heldbot`")),
+        "{status:#}"
+    );
+    let events = world.events(&ws);
+
+    // The program restarts from the build stage, which links it before clippy starts.
+    let before = world.last_job_id(&ws);
+    set_version(&main, "1", "2");
+    program_up(&watch, "2");
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    let job = status["last_job"]["id"].as_u64().unwrap();
+    assert_eq!(
+        status["last_job"]["stages"],
+        serde_json::json!(["build", "clippy", "test"]),
+        "{status:#}"
+    );
+    let of_job = events.job_events(job);
+    let linked = of_job
+        .iter()
+        .position(|e| e["kind"] == "executable" && e["target"] == "heldbot" && e["test"] == false)
+        .unwrap_or_else(|| panic!("no executable event of job #{job}: {of_job:#?}"));
+    let clippy = of_job
+        .iter()
+        .position(|e| e["kind"] == "stage_started" && e["stage"] == "clippy")
+        .unwrap_or_else(|| panic!("clippy did not run in job #{job}: {of_job:#?}"));
+    assert!(linked < clippy, "{of_job:#?}");
+    assert_eq!(of_job[linked]["stage"], "build", "{of_job:#?}");
+
+    // An error that stops the build is shown, although clippy never runs: the build
+    // reported it (what an early run found is cleared at the job's end unless the job said
+    // it too). The program keeps running.
+    edit(
+        &main,
+        "fn main() {\n",
+        "fn main() {\n    let broken: u32 = \"not a number\";\n",
+    );
+    let status = world.wait_settled(&ws, job);
+    assert_eq!(status["state"], "failed", "{status:#}");
+    let failed = status["last_job"]["id"].as_u64().unwrap();
+    let messages = crate::support::diagnostic_messages(&status);
+    assert!(
+        messages.iter().any(|m| m.contains("mismatched types")),
+        "{messages:?}\n{status:#}"
+    );
+    let of_failed = events.job_events(failed);
+    assert!(
+        !of_failed
+            .iter()
+            .any(|e| e["kind"] == "stage_started" && e["stage"] == "clippy"),
+        "{of_failed:#?}"
+    );
+    assert!(
+        of_failed.iter().any(|e| e["kind"] == "diagnostic"
+            && e["diagnostic"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("mismatched types"))),
+        "the build stage sent the error: {of_failed:#?}"
+    );
+    assert_eq!(count(&watch, "heldbot 3 up"), 0, "{:#?}", watch.lines());
+
+    // Once the watch is gone, clippy goes first again.
+    assert!(watch.interrupt().success());
+    world.wait_for(&ws, "clippy to be the first job again", |ws| {
+        ws["jobs"][0]["name"] == "clippy"
+    });
+    edit(&main, "    let broken: u32 = \"not a number\";\n", "");
+    let status = world.wait_settled(&ws, failed);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert_eq!(
+        status["last_job"]["stages"],
+        serde_json::json!(["clippy", "build", "test"]),
+        "{status:#}"
+    );
 }

@@ -187,6 +187,7 @@ pub(crate) fn run(setup: &Setup, script: &[DayCommand]) -> anyhow::Result<DayRes
         &logs,
         setup.require_lsp,
         setup.timeout,
+        &setup.settings,
     )?;
     if let Err(unavailable) = &buildd.lsp {
         progress(&format!(

@@ -8,6 +8,9 @@
 //! and a learned job (its failure says nothing of the next learned one). Before each stage
 //! the job looks at its [`Gate`]: when a user's `buildd cargo` waits for the dir and does not
 //! need the next stage, the job stops there (it yields) and runs again after the command.
+//! A merged stage (`merge.rs`) that the command needs only part of runs as its parts
+//! instead, each gated alike; when the command comes while it runs, the gate stops it and
+//! the job goes on with the parts.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,9 +29,35 @@ use crate::wire::protocol::{Diagnostic, JobOrigin, JobResult};
 pub(crate) use crate::build::plan::StagePlan;
 pub(crate) use crate::wire::protocol::Stage;
 
-/// The stages a waiting user command needs; `None` while no command waits. Shared between
-/// the dispatcher, which sets it, and the job, which reads it before each stage.
-pub(crate) type Gate = Arc<Mutex<Option<Vec<Stage>>>>;
+/// What the user commands waiting for the dir need of the job. Shared between the
+/// dispatcher, which sets it, and the job, which reads it before each stage.
+pub(crate) type Gate = Arc<Mutex<GateState>>;
+
+#[derive(Debug, Default)]
+pub(crate) struct GateState {
+    /// The stages the waiting commands need; `None` while none waits (or one may need any).
+    needed: Option<Vec<Stage>>,
+    /// The merged stage running now: the definitions it runs, and what stops it so that the
+    /// job runs only the parts the waiting commands need.
+    merged: Option<(Vec<Stage>, CancellationToken)>,
+}
+
+impl GateState {
+    /// The waiting commands now need `needed` (`None`: no command waits, or one may need any
+    /// stage). A running merged stage they need only part of is stopped.
+    pub(crate) fn set(&mut self, needed: Option<Vec<Stage>>) {
+        self.needed = needed;
+        self.split_if_partly_needed();
+    }
+
+    fn split_if_partly_needed(&self) {
+        if let (Some(needed), Some((names, stop))) = (&self.needed, &self.merged)
+            && !names.iter().all(|n| needed.contains(n))
+        {
+            stop.cancel();
+        }
+    }
+}
 
 pub(crate) struct JobSpec {
     pub(crate) root: PathBuf,
@@ -63,10 +92,18 @@ pub(crate) enum JobEvent {
         package: String,
         target: String,
         fresh: bool,
+        /// A unit of the check after a merged stage (`merge.rs`), which ran it already: not
+        /// the job's progress.
+        check: bool,
         /// The unit's executable, when it has one.
         executable: Option<Executable>,
     },
     Diagnostic(Box<Diagnostic>),
+    /// A merged stage's parts ran apart after it, as the check that it leaves their units
+    /// (`merge.rs`): the units they still compiled (`package target`), none when it did.
+    MergeChecked {
+        compiled: Vec<String>,
+    },
     /// What the early run of the saved crate's own compiler command reported (`early.rs`),
     /// stamped with `generation`, the id reserved for it just below the job's.
     Early {
@@ -97,8 +134,6 @@ pub(crate) struct JobOutcome {
 
 pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(JobEvent)) {
     let started = Instant::now();
-    let mut result = JobResult::Success;
-    let mut failure = None;
     // The timeout cancels the job like a newer edit would, and the outcome says why.
     let job_cancel = cancel.child_token();
     let timer = {
@@ -109,52 +144,21 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
             job_cancel.cancel();
         })
     };
+    let mut runner = Runner {
+        spec: &spec,
+        cancel: &cancel,
+        job_cancel: &job_cancel,
+        emit: &emit,
+        result: JobResult::Success,
+        failure: None,
+    };
     for plan in &spec.stages {
-        let stage = plan.stage.clone();
-        let needed = spec.gate.lock().map(|g| g.clone()).unwrap_or_default();
-        if needed.is_some_and(|needed| !needed.contains(&stage)) {
-            result = JobResult::Yielded;
+        if !runner.stage(plan).await {
             break;
-        }
-        emit(JobEvent::StageStarted {
-            stage: stage.clone(),
-        });
-        let stage_started = Instant::now();
-        let mut run = run_stage(&spec, plan, &job_cancel, &emit).await;
-        let invocations = match &mut run.outcome {
-            Ok(Outcome::Finished { invocations, .. }) => std::mem::take(invocations),
-            _ => Vec::new(),
-        };
-        let stage_result = judge(&spec, plan, run, cancel.is_cancelled());
-        if let Some(failed) = stage_result.failure {
-            if plan.key.is_some() {
-                // Another key's stage says nothing of the workspace's own: its failure is
-                // its own (in its `StageFinished`), and the job's stays what it was.
-                tracing::info!(stage = %stage.name(), "warming another key failed: {failed}");
-            } else {
-                failure = Some(failed);
-            }
-        }
-        emit(JobEvent::StageFinished {
-            stage,
-            result: stage_result.result,
-            duration: stage_started.elapsed(),
-            invocations,
-        });
-        match stage_result.result {
-            JobResult::Success => {}
-            JobResult::Failed if plan.key.is_some() => {}
-            JobResult::Failed if plan.origin == JobOrigin::Learned || stage_result.only_lints => {
-                // The job goes on, and ends failed.
-                result = JobResult::Failed;
-            }
-            other => {
-                result = other;
-                break;
-            }
         }
     }
     timer.abort();
+    let (result, failure) = (runner.result, runner.failure);
     emit(JobEvent::Finished(JobOutcome {
         result,
         duration: started.elapsed(),
@@ -162,9 +166,177 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
     }));
 }
 
+/// A job's run through its stages, and what it has come to so far.
+struct Runner<'a, E: Fn(JobEvent)> {
+    spec: &'a JobSpec,
+    /// Cancelled from outside: a newer edit, a user's command, a client.
+    cancel: &'a CancellationToken,
+    /// Cancelled from outside or by the job's timeout.
+    job_cancel: &'a CancellationToken,
+    emit: &'a E,
+    result: JobResult,
+    failure: Option<String>,
+}
+
+impl<E: Fn(JobEvent)> Runner<'_, E> {
+    /// The stages the waiting user commands need, while any waits.
+    fn needed(&self) -> Option<Vec<Stage>> {
+        self.spec
+            .gate
+            .lock()
+            .map(|g| g.needed.clone())
+            .unwrap_or_default()
+    }
+
+    /// Runs one planned stage; false when the job stops there.
+    async fn stage(&mut self, plan: &StagePlan) -> bool {
+        let Some(merged) = &plan.merged else {
+            return self.single(plan).await;
+        };
+        let names = plan.names();
+        if self
+            .needed()
+            .is_some_and(|needed| !names.iter().all(|n| needed.contains(n)))
+        {
+            // A waiting command needs only some of them (or none): the parts, each gated.
+            return self.parts(&merged.split).await;
+        }
+        let stop = self.job_cancel.child_token();
+        if let Ok(mut gate) = self.spec.gate.lock() {
+            gate.merged = Some((names.clone(), stop.clone()));
+            // A command that came since the look above.
+            gate.split_if_partly_needed();
+        }
+        (self.emit)(JobEvent::StageStarted {
+            stage: plan.stage.clone(),
+        });
+        let started = Instant::now();
+        let run = run_stage(self.spec, plan, &stop, self.emit, false).await;
+        if let Ok(mut gate) = self.spec.gate.lock() {
+            gate.merged = None;
+        }
+        if stop.is_cancelled() && !self.job_cancel.is_cancelled() {
+            tracing::info!(
+                stage = %plan.stage,
+                "a waiting command needs only part of the merged stage: running its parts"
+            );
+            return self.parts(&merged.split).await;
+        }
+        let judged = judge(self.spec, plan, run, self.cancel.is_cancelled());
+        let duration = started.elapsed();
+        let result = judged.result;
+        for stage in names {
+            (self.emit)(JobEvent::StageFinished {
+                stage,
+                result,
+                duration,
+                invocations: Vec::new(),
+            });
+        }
+        let go_on = self.judged(plan, judged);
+        if go_on && merged.verify && result == JobResult::Success {
+            self.verify(&merged.split).await;
+        }
+        go_on
+    }
+
+    /// Runs the parts of a merged stage apart, as stages of their own.
+    async fn parts(&mut self, parts: &[StagePlan]) -> bool {
+        for part in parts {
+            if !self.single(part).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Runs a stage that is one job definition.
+    async fn single(&mut self, plan: &StagePlan) -> bool {
+        let stage = plan.stage.clone();
+        if self.needed().is_some_and(|needed| !needed.contains(&stage)) {
+            self.result = JobResult::Yielded;
+            return false;
+        }
+        (self.emit)(JobEvent::StageStarted {
+            stage: stage.clone(),
+        });
+        let started = Instant::now();
+        let mut run = run_stage(self.spec, plan, self.job_cancel, self.emit, false).await;
+        let invocations = match &mut run.outcome {
+            Ok(Outcome::Finished { invocations, .. }) => std::mem::take(invocations),
+            _ => Vec::new(),
+        };
+        let judged = judge(self.spec, plan, run, self.cancel.is_cancelled());
+        (self.emit)(JobEvent::StageFinished {
+            stage,
+            result: judged.result,
+            duration: started.elapsed(),
+            invocations,
+        });
+        self.judged(plan, judged)
+    }
+
+    /// The check after a merged stage's first run since a load: its parts apart, which
+    /// must find everything fresh (see `merge.rs`). Their runs are not the definitions'
+    /// last runs (no `StageFinished`): the merged stage's is.
+    async fn verify(&mut self, parts: &[StagePlan]) {
+        let mut compiled = Vec::new();
+        for part in parts {
+            if self
+                .needed()
+                .is_some_and(|needed| !needed.contains(&part.stage))
+            {
+                // A waiting command: a later job checks.
+                return;
+            }
+            (self.emit)(JobEvent::StageStarted {
+                stage: part.stage.clone(),
+            });
+            let run = run_stage(self.spec, part, self.job_cancel, self.emit, true).await;
+            let finished =
+                matches!(&run.outcome, Ok(Outcome::Finished { status, .. }) if status.success());
+            if !finished {
+                // Cancelled, or it failed where the merged one did not: nothing is known.
+                tracing::info!(stage = %part.stage, "the check of a merged stage did not finish");
+                return;
+            }
+            compiled.extend(run.compiled);
+        }
+        (self.emit)(JobEvent::MergeChecked { compiled });
+    }
+
+    /// Takes a stage's result into the job's; false when the job stops there.
+    fn judged(&mut self, plan: &StagePlan, judged: StageResult) -> bool {
+        if let Some(failed) = judged.failure {
+            if plan.key.is_some() {
+                // Another key's stage says nothing of the workspace's own: its failure is
+                // its own (in its `StageFinished`), and the job's stays what it was.
+                tracing::info!(stage = %plan.stage.name(), "warming another key failed: {failed}");
+            } else {
+                self.failure = Some(failed);
+            }
+        }
+        match judged.result {
+            JobResult::Success => true,
+            JobResult::Failed if plan.key.is_some() => true,
+            JobResult::Failed if plan.origin == JobOrigin::Learned || judged.only_lints => {
+                // The job goes on, and ends failed.
+                self.result = JobResult::Failed;
+                true
+            }
+            other => {
+                self.result = other;
+                false
+            }
+        }
+    }
+}
+
 /// What one stage's cargo did: how it ended, and the errors it reported.
 struct StageRun {
     outcome: std::io::Result<Outcome>,
+    /// The units cargo compiled rather than found fresh, as `package target`.
+    compiled: Vec<String>,
     compile_errors: u64,
     /// Errors that are clippy's lints (a `deny` lint).
     lint_errors: u64,
@@ -179,9 +351,11 @@ async fn run_stage(
     plan: &StagePlan,
     cancel: &CancellationToken,
     emit: &impl Fn(JobEvent),
+    check: bool,
 ) -> StageRun {
     let mut run = StageRun {
         outcome: Ok(Outcome::Cancelled),
+        compiled: Vec::new(),
         compile_errors: 0,
         lint_errors: 0,
         first_error: None,
@@ -205,20 +379,28 @@ async fn run_stage(
         nice: spec.nice,
         orphans: &spec.orphans,
         // The workspace's own diagnostics stage records its compiler commands.
-        record: (plan.diagnostics && plan.key.is_none()).then_some(spec.root.as_path()),
+        record: (plan.record && plan.key.is_none()).then_some(spec.root.as_path()),
     };
     run.outcome = cargo_run::run(command, cancel, |message| match message {
-        Message::CompilerArtifact(artifact) => emit(JobEvent::Unit {
-            stage: plan.stage.clone(),
-            package: diagnostics::package_name(&artifact.package_id),
-            target: artifact.target.name.clone(),
-            fresh: artifact.fresh,
-            executable: artifact.executable.map(|path| Executable {
-                path: path.into_std_path_buf(),
-                kinds: artifact.target.kind.iter().map(|k| k.to_string()).collect(),
-                test: artifact.profile.test,
-            }),
-        }),
+        Message::CompilerArtifact(artifact) => {
+            let package = diagnostics::package_name(&artifact.package_id);
+            if !artifact.fresh {
+                run.compiled
+                    .push(format!("{package} {}", artifact.target.name));
+            }
+            emit(JobEvent::Unit {
+                stage: plan.stage.clone(),
+                package,
+                target: artifact.target.name.clone(),
+                fresh: artifact.fresh,
+                check,
+                executable: artifact.executable.map(|path| Executable {
+                    path: path.into_std_path_buf(),
+                    kinds: artifact.target.kind.iter().map(|k| k.to_string()).collect(),
+                    test: artifact.profile.test,
+                }),
+            })
+        }
         Message::CompilerMessage(message) => {
             let Some(d) = diagnostics::convert(&spec.root, message) else {
                 return;

@@ -40,7 +40,21 @@ pub(crate) enum HeldBack {
 }
 
 impl HeldBack {
-    /// The reason, as status shows it; `last_ms` is the job's last run.
+    /// How long the workspace must be quiet before it runs: `quiet` for a rare learned job,
+    /// `unused_quiet` (a break, not the pause between two edits) for an unused default.
+    pub(crate) fn wait(
+        &self,
+        quiet: std::time::Duration,
+        unused_quiet: std::time::Duration,
+    ) -> std::time::Duration {
+        match self {
+            HeldBack::Rare => quiet,
+            HeldBack::Unused(_) => unused_quiet,
+        }
+    }
+
+    /// The reason, as status shows it; `last_ms` is the job's last run, `quiet` its
+    /// [`wait`](HeldBack::wait).
     pub(crate) fn reason(&self, last_ms: Option<u64>, quiet: std::time::Duration) -> String {
         let quiet = quiet.as_secs();
         match self {

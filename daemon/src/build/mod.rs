@@ -1,5 +1,6 @@
 //! Running cargo: the job definitions (default, configured, learned), a job's plan of
-//! stages, the job itself, one cargo command in its own
+//! stages (with `build` and `test` merged into one invocation where that leaves the same
+//! units), the job itself, one cargo command in its own
 //! process group, the diagnostics it prints, the early run of a saved crate's own compiler
 //! command, and the record of process groups left behind.
 //!
@@ -12,6 +13,7 @@ pub(crate) mod invocation;
 pub(crate) mod job;
 pub(crate) mod jobs;
 pub(crate) mod learned;
+pub(crate) mod merge;
 pub(crate) mod orphans;
 pub(crate) mod plan;
 pub(crate) mod process;

@@ -9,6 +9,11 @@
 //! honest measure of the prediction. One exception makes diagnostics come sooner: when the
 //! package of the file an editor saved competes with other changes, the diagnostics job
 //! first runs over that package alone.
+//!
+//! The definitions run in their order (the diagnostics job first), except while a
+//! `buildd watch --run` keeps a program running: then the job that links it runs first, and
+//! reports diagnostics too, so that the program restarts without waiting for clippy, and
+//! an error that stops the build is still shown.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,10 +31,39 @@ pub(crate) struct StagePlan {
     pub(crate) dir: PathBuf,
     /// Its compiler messages are the workspace's diagnostics.
     pub(crate) diagnostics: bool,
+    /// Its compiler commands are recorded for early diagnostics: the diagnostics job's own
+    /// (`check` or `clippy`), not a build that runs first and reports too.
+    pub(crate) record: bool,
     pub(crate) origin: JobOrigin,
     /// Another build key this stage warms instead of the workspace's own; `None` for the
     /// workspace's key.
     pub(crate) key: Option<Arc<OtherKeyEnv>>,
+    /// It runs several definitions as one cargo invocation (`merge.rs`).
+    pub(crate) merged: Option<Box<Merged>>,
+}
+
+/// A stage that runs several job definitions as one cargo invocation (`merge.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Merged {
+    /// The definitions it runs for besides its own (`stage`).
+    pub(crate) also: Vec<Stage>,
+    /// After it, run the parts apart and report what they still compiled: the check that
+    /// the merged invocation leaves the units each part looks for.
+    pub(crate) verify: bool,
+    /// The definitions as they run apart, in order: when a waiting user command needs only
+    /// some of them, and for the check.
+    pub(crate) split: Vec<StagePlan>,
+}
+
+impl StagePlan {
+    /// The definitions it runs: its own, then those merged into it.
+    pub(crate) fn names(&self) -> Vec<Stage> {
+        let mut names = vec![self.stage.clone()];
+        if let Some(merged) = &self.merged {
+            names.extend(merged.also.iter().cloned());
+        }
+        names
+    }
 }
 
 /// What cargo runs with to warm another key the workspace was used with lately (another
@@ -44,17 +78,29 @@ pub(crate) struct OtherKeyEnv {
 /// Plans the stages of a job over `defs`, in order. `focus` is the package of the file an
 /// editor saved, if any, among the predicted packages; `focus_alone` says whether other
 /// changes compete with it (its own reverse dependencies do not: cargo builds them after it
-/// anyway).
-pub(crate) fn plan(defs: &[JobDef], focus: Option<&str>, focus_alone: bool) -> Vec<StagePlan> {
+/// anyway). `first` is the definition that links a program a watch keeps running (see
+/// [`links_programs`]): it runs first, and reports diagnostics.
+pub(crate) fn plan(
+    defs: &[JobDef],
+    focus: Option<&str>,
+    focus_alone: bool,
+    first: Option<&Stage>,
+) -> Vec<StagePlan> {
+    let first = first.and_then(|name| defs.iter().find(|d| &d.name == name));
+    let ordered = first
+        .into_iter()
+        .chain(defs.iter().filter(|d| Some(*d) != first));
     let mut plans = Vec::new();
-    for def in defs {
+    for def in ordered {
         let stage = |args: Vec<String>| StagePlan {
             stage: def.name.clone(),
             args,
             dir: def.dir.clone(),
-            diagnostics: def.diagnostics,
+            diagnostics: def.diagnostics || Some(def) == first,
+            record: def.diagnostics,
             origin: def.origin,
             key: None,
+            merged: None,
         };
         if let Some(focus) = focus
             && !focus_alone
@@ -80,6 +126,50 @@ pub(crate) fn plan(defs: &[JobDef], focus: Option<&str>, focus_alone: bool) -> V
     }
     plans
 }
+
+/// The definition that links the binaries a `buildd watch --run` runs (`debug/NAME` in the
+/// warm dir): the first one that builds every member's binaries with the dev profile for
+/// the host, from the root. The default `build` is it; a learned or narrower one is not.
+pub(crate) fn links_programs(defs: &[JobDef]) -> Option<&JobDef> {
+    defs.iter().find(|d| {
+        let options: Vec<&str> = d
+            .args
+            .iter()
+            .skip(1)
+            .take_while(|a| *a != "--")
+            .map(String::as_str)
+            .collect();
+        d.origin != JobOrigin::Learned
+            && d.subcommand() == "build"
+            && d.dir.as_os_str().is_empty()
+            && options.iter().all(|o| {
+                let option = o.split_once('=').map_or(*o, |(option, _)| option);
+                !NARROWS.contains(&option)
+            })
+            && options.iter().any(|o| *o == "--workspace" || *o == "--all")
+    })
+}
+
+/// Options that build another profile or target, or fewer packages or targets, than the
+/// binaries a watch runs from `debug/`.
+const NARROWS: &[&str] = &[
+    "--release",
+    "-r",
+    "--profile",
+    "--target",
+    "--package",
+    "-p",
+    "--exclude",
+    "--lib",
+    "--bin",
+    "--example",
+    "--examples",
+    "--test",
+    "--tests",
+    "--bench",
+    "--benches",
+    "--manifest-path",
+];
 
 /// What a user's cargo command needs of buildd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,7 +325,7 @@ mod tests {
     fn the_diagnostics_job_runs_over_the_focus_first_when_other_changes_compete() {
         let defs = jobs::defaults(true);
         let lines = |focus, alone| -> Vec<String> {
-            plan(&defs, focus, alone)
+            plan(&defs, focus, alone, None)
                 .iter()
                 .map(|s| format!("{}: {}", s.stage, s.args.join(" ")))
                 .collect()
@@ -258,8 +348,67 @@ mod tests {
             true,
         )];
         assert_eq!(
-            plan(&pedantic, Some("x"), false)[0].args.join(" "),
+            plan(&pedantic, Some("x"), false, None)[0].args.join(" "),
             "clippy --package x -- -W clippy::pedantic"
         );
+    }
+
+    #[test]
+    fn the_job_that_links_a_watched_program_runs_first_and_reports_diagnostics() {
+        let defs = jobs::defaults(true);
+        let first = links_programs(&defs).map(|d| d.name.clone());
+        assert_eq!(first, Some(Stage::new("build")));
+        let stages = plan(&defs, Some("x"), false, first.as_ref());
+        let lines: Vec<String> = stages
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}: {} (diagnostics {}, record {})",
+                    s.stage,
+                    s.args.join(" "),
+                    s.diagnostics,
+                    s.record
+                )
+            })
+            .collect();
+        // The build reports what it compiles; clippy's commands stay the ones recorded for
+        // early runs, and the focus stage goes with clippy no longer being first.
+        assert_eq!(
+            lines,
+            [
+                "build: build --workspace (diagnostics true, record false)",
+                "clippy: clippy --workspace --all-targets (diagnostics true, record true)",
+                "test: test --no-run --workspace (diagnostics false, record false)",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_a_dev_build_of_every_member_from_the_root_links_the_watched_programs() {
+        let def = |args: &[&str], origin| JobDef::new("j", args, origin, false);
+        let links = |args: &[&str], origin| links_programs(&[def(args, origin)]).is_some();
+        assert!(links(&["build", "--workspace"], JobOrigin::Default));
+        assert!(links(
+            &["build", "--all", "--features", "x"],
+            JobOrigin::Config
+        ));
+        assert!(!links(&["build", "--workspace"], JobOrigin::Learned));
+        assert!(!links(
+            &["build", "--workspace", "--release"],
+            JobOrigin::Config
+        ));
+        assert!(!links(
+            &["build", "--workspace", "--profile=dev2"],
+            JobOrigin::Config
+        ));
+        assert!(!links(
+            &["build", "--workspace", "-p", "app"],
+            JobOrigin::Config
+        ));
+        assert!(!links(&["build"], JobOrigin::Config));
+        assert!(!links(&["check", "--workspace"], JobOrigin::Default));
+        let mut elsewhere = def(&["build", "--workspace"], JobOrigin::Config);
+        elsewhere.dir = PathBuf::from("sub");
+        assert!(links_programs(&[elsewhere]).is_none());
     }
 }

@@ -224,6 +224,7 @@ impl Dispatcher {
                 for root in roots {
                     let ws = self.workspaces.get_mut(&root).expect("listed");
                     ws.leases.remove(&conn);
+                    ws.programs.remove(&conn);
                     ws.waiting_acquire.retain(|w| w.conn != conn);
                     self.update_gate(&root);
                 }

@@ -34,6 +34,9 @@ pub(crate) struct Schedule {
     quiet: Option<Duration>,
     /// When the quiet wait ends.
     quiet_at: Option<Instant>,
+    /// When the latest change came: held-back jobs with a longer wait than `quiet` run once
+    /// the workspace has been quiet for theirs.
+    last_change: Option<Instant>,
 }
 
 /// What the dispatcher does next for a workspace that runs no job and no load.
@@ -69,6 +72,7 @@ impl Default for Schedule {
             files: BTreeSet::new(),
             quiet: None,
             quiet_at: None,
+            last_change: None,
         }
     }
 }
@@ -104,6 +108,21 @@ impl Schedule {
         self.quiet_at = Some(now + period);
     }
 
+    /// How long the workspace has been quiet at `now`: since its latest change, or since
+    /// ever.
+    pub(crate) fn quiet_for(&self, now: Instant) -> Duration {
+        self.last_change
+            .map_or(Duration::MAX, |at| now.saturating_duration_since(at))
+    }
+
+    /// Held-back jobs with a longer wait remain: run them once the workspace has been quiet
+    /// for `period` since its latest change (`now` when none is known).
+    pub(crate) fn defer_more(&mut self, now: Instant, period: Duration) {
+        let since = self.last_change.unwrap_or(now);
+        self.quiet = Some(period);
+        self.quiet_at = Some(since + period);
+    }
+
     /// The held-back jobs could not start when the wait ended: look again at `at`.
     pub(crate) fn retry_quiet(&mut self, at: Instant, period: Duration) {
         self.quiet = Some(period);
@@ -120,6 +139,7 @@ impl Schedule {
     ) {
         self.files.extend(files);
         self.owed = true;
+        self.last_change = Some(now);
         if let Some(period) = self.quiet {
             self.quiet_at = Some(now + period);
         }
@@ -274,6 +294,26 @@ mod tests {
         assert_eq!(s.step(t0 + quiet), Step::Idle, "quiet since 20 s only");
         assert_eq!(s.step(t1 + quiet), Step::Quiet);
         assert_eq!(s.step(t1 + quiet), Step::Idle);
+    }
+
+    #[test]
+    fn a_longer_wait_is_counted_from_the_latest_change_too() {
+        let (quiet, longer) = (Duration::from_secs(30), Duration::from_secs(300));
+        let t0 = Instant::now();
+        let mut s = Schedule::default();
+        s.take(false);
+        assert_eq!(s.quiet_for(t0), Duration::MAX, "no change yet");
+        s.changed(files(&["a.rs"]), true, t0, DEBOUNCE);
+        assert_eq!(s.step(t0), Step::Build);
+        s.take(false);
+        s.defer(t0, quiet);
+        assert_eq!(s.step(t0 + quiet), Step::Quiet);
+        assert_eq!(s.quiet_for(t0 + quiet), quiet);
+        // The rare job ran; the unused default waits on, from the same change.
+        s.defer_more(t0 + quiet, longer);
+        assert_eq!(s.deadline(), Some(t0 + longer));
+        assert_eq!(s.step(t0 + longer - Duration::from_secs(1)), Step::Idle);
+        assert_eq!(s.step(t0 + longer), Step::Quiet);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::build::invocation::Invocation;
 use crate::build::job::{Gate, Stage};
 use crate::build::jobs::{self, JobDef};
 use crate::build::learned::{HeldBack, LearnedJobs};
+use crate::build::merge::MergeState;
 use crate::build::plan::OtherKeyEnv;
 use crate::dispatch::schedule::Schedule;
 use crate::project::depinfo::DepInfo;
@@ -119,6 +120,9 @@ pub(crate) struct Workspace {
     /// starts while any do.
     pub(crate) leases: HashMap<ConnId, String>,
     pub(crate) waiting_acquire: Vec<PendingAcquire>,
+    /// The binaries that `buildd watch --run` connections keep running, restarted when a
+    /// job links a new build: while any is, the job that links them runs first.
+    pub(crate) programs: HashMap<ConnId, String>,
     pub(crate) waiting_register: Vec<(u64, Reply)>,
     /// The state last announced to subscribers.
     pub(crate) announced: Option<WorkspaceState>,
@@ -146,6 +150,8 @@ pub(crate) struct Workspace {
     /// The other keys the workspace was used with lately, most recently used first, up to
     /// [`OTHER_KEYS`]: each job warms them after the workspace's own key.
     pub(crate) other_keys: Vec<OtherKey>,
+    /// Whether `build` and `test` run as one cargo invocation, as checked since the load.
+    pub(crate) merge: MergeState,
 }
 
 /// How many keys besides the current one are remembered; the `other_keys` setting (default
@@ -206,6 +212,7 @@ impl Workspace {
             target_dir_size: None,
             leases: HashMap::new(),
             waiting_acquire: Vec::new(),
+            programs: HashMap::new(),
             waiting_register: Vec::new(),
             announced: None,
             tools: Default::default(),
@@ -219,6 +226,7 @@ impl Workspace {
             deferred: BTreeMap::new(),
             key_env: BTreeMap::new(),
             other_keys: Vec::new(),
+            merge: MergeState::default(),
         }
     }
 
@@ -370,8 +378,18 @@ impl Workspace {
         // Status does not know the daemon's default debounce; the jobs do not depend on it.
         let resolved = self.resolved(Duration::ZERO);
         let learned = self.learned.as_ref();
-        self.job_defs(&resolved)
-            .into_iter()
+        let mut defs = self.job_defs(&resolved);
+        // A watch's program: the job that links it runs first (see `plan::plan`).
+        let first = match self.programs.is_empty() {
+            true => None,
+            false => crate::build::plan::links_programs(&defs).map(|d| d.name.clone()),
+        };
+        if let Some(at) = defs.iter().position(|d| Some(&d.name) == first.as_ref()) {
+            let def = defs.remove(at);
+            defs.insert(0, def);
+        }
+        let mut merge_notes = self.merge_notes(&defs, first.as_ref());
+        defs.into_iter()
             .map(|def| {
                 let shape = learned
                     .filter(|_| def.origin == JobOrigin::Learned)
@@ -400,16 +418,26 @@ impl Workspace {
                     ),
                     _ => None,
                 });
+                let is_first = first.as_ref() == Some(&def.name);
+                let notes: Vec<String> = [
+                    is_first.then(|| self.runs_first_note()),
+                    merge_notes.remove(&def.name),
+                    note,
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                let note = (!notes.is_empty()).then(|| notes.join("; "));
                 JobStatus {
-                    waiting: self
-                        .deferred
-                        .get(&def.name)
-                        .map(|why| why.reason(run.map(|(_, ms)| ms), resolved.quiet)),
+                    waiting: self.deferred.get(&def.name).map(|why| {
+                        let wait = why.wait(resolved.quiet, resolved.unused_quiet);
+                        why.reason(run.map(|(_, ms)| ms), wait)
+                    }),
                     name: def.name,
                     command: def.args,
                     dir: def.dir,
                     origin: def.origin,
-                    diagnostics: def.diagnostics,
+                    diagnostics: def.diagnostics || is_first,
                     last_result: run.map(|(r, _)| r),
                     last_duration_ms: run.map(|(_, ms)| ms),
                     last_used: shape.map(|s| s.last_used),
@@ -417,6 +445,63 @@ impl Workspace {
                 }
             })
             .collect()
+    }
+
+    /// What status says of the definitions that run as one cargo invocation, or would
+    /// but run apart (`build/merge.rs`), by name.
+    fn merge_notes(&self, defs: &[JobDef], first: Option<&Stage>) -> BTreeMap<Stage, String> {
+        let mut notes = BTreeMap::new();
+        if first.is_some() {
+            // A watched program's build runs first, alone.
+            return notes;
+        }
+        let has_lib = self.graph.as_ref().is_some_and(Graph::has_lib);
+        let would = match &self.merge {
+            MergeState::Apart(_) => &MergeState::Untried,
+            state => state,
+        };
+        let plans = crate::build::plan::plan(defs, None, true, None);
+        for stage in crate::build::merge::merge(plans, would, has_lib) {
+            if stage.merged.is_none() {
+                continue;
+            }
+            let names = stage.names();
+            for name in &names {
+                let others: Vec<String> = names
+                    .iter()
+                    .filter(|n| *n != name)
+                    .map(|n| format!("`{n}`"))
+                    .collect();
+                let others = others.join(", ");
+                let command = stage.args.join(" ");
+                let note = match &self.merge {
+                    MergeState::Merges => format!(
+                        "runs with {others} as one cargo invocation, `cargo {command}`, \
+                         checked since the workspace was loaded to leave the units each \
+                         looks for"
+                    ),
+                    MergeState::Untried => format!(
+                        "runs with {others} as one cargo invocation, `cargo {command}`; the \
+                         first time since the workspace was loaded, each then runs apart to \
+                         check that it finds everything fresh"
+                    ),
+                    MergeState::Apart(why) => format!("runs apart from {others}: {why}"),
+                };
+                notes.insert(name.clone(), note);
+            }
+        }
+        notes
+    }
+
+    /// Why the job that links the watched programs runs first, as status says.
+    fn runs_first_note(&self) -> String {
+        let mut bins: Vec<String> = self.programs.values().map(|b| format!("`{b}`")).collect();
+        bins.sort_unstable();
+        bins.dedup();
+        format!(
+            "runs first, and reports diagnostics: `buildd watch --run` keeps {} running",
+            bins.join(", ")
+        )
     }
 
     /// The `--target` of a job whose std the toolchain does not have.

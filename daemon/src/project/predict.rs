@@ -157,6 +157,13 @@ impl Graph {
         graph
     }
 
+    /// Whether a member has a library (cargo refuses `--lib` over members that have none).
+    pub(crate) fn has_lib(&self) -> bool {
+        self.packages
+            .values()
+            .any(|p| p.targets.iter().any(|t| t.is_lib))
+    }
+
     pub(crate) fn members(&self) -> BTreeSet<String> {
         self.packages.keys().cloned().collect()
     }

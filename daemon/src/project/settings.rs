@@ -22,6 +22,10 @@ const DEFAULT_NICE: i32 = 10;
 const DEFAULT_JOB_TIMEOUT_SECS: u64 = 3600;
 const DEFAULT_LEARN_LIMIT: u32 = 6;
 const DEFAULT_QUIET_SECS: u64 = 30;
+/// Five minutes: the wide `build` and `test` of someone who runs narrower commands are
+/// warmed in a break, not in the pauses between edits, where 30 s of quiet comes after
+/// nearly every change (measured in docs/benchmarks.md, *Day mode*).
+const DEFAULT_UNUSED_QUIET_SECS: u64 = 300;
 const DEFAULT_EXPENSIVE_SECS: u64 = 10;
 const DEFAULT_OTHER_KEYS: u32 = 2;
 /// The most other keys a workspace's jobs keep warm.
@@ -88,6 +92,8 @@ pub(crate) struct Resolved {
     pub(crate) learn_limit: usize,
     /// How long an expensive, rarely used learned job waits for the workspace to be quiet.
     pub(crate) quiet: Duration,
+    /// How long a default job the user's recent commands did not need waits for it.
+    pub(crate) unused_quiet: Duration,
     /// A learned job whose last run took this long is expensive.
     pub(crate) expensive: Duration,
     pub(crate) debounce: Duration,
@@ -154,6 +160,7 @@ pub(crate) fn over(high: &WorkspaceSettings, low: &WorkspaceSettings) -> Workspa
         learn: high.learn.or(low.learn),
         learn_limit: high.learn_limit.or(low.learn_limit),
         quiet_secs: high.quiet_secs.or(low.quiet_secs),
+        unused_quiet_secs: high.unused_quiet_secs.or(low.unused_quiet_secs),
         expensive_secs: high.expensive_secs.or(low.expensive_secs),
         debounce_ms: high.debounce_ms.or(low.debounce_ms),
         nice: high.nice.or(low.nice),
@@ -260,6 +267,11 @@ pub(crate) fn resolve(
             settings.learn_limit.unwrap_or(DEFAULT_LEARN_LIMIT) as usize
         },
         quiet: Duration::from_secs(settings.quiet_secs.unwrap_or(DEFAULT_QUIET_SECS)),
+        unused_quiet: Duration::from_secs(
+            settings
+                .unused_quiet_secs
+                .unwrap_or(DEFAULT_UNUSED_QUIET_SECS),
+        ),
         expensive: Duration::from_secs(settings.expensive_secs.unwrap_or(DEFAULT_EXPENSIVE_SECS)),
         debounce: settings
             .debounce_ms

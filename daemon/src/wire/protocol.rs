@@ -115,6 +115,15 @@ pub enum Request {
     Cancel {
         root: PathBuf,
     },
+    /// A watch loop (`buildd watch --run` without `--test`) keeps the workspace's binary
+    /// `bin` running and restarts it as soon as a job links a new build. While this
+    /// connection lasts, jobs run the job that links it (the default `build`) first, with
+    /// diagnostics, before the editor's diagnostics job, and never hold it back.
+    Supervise {
+        root: PathBuf,
+        /// The binary's name, for status; at most 200 characters are kept.
+        bin: String,
+    },
     /// A watch loop (`buildd watch --test/--run`) tells the daemon what happened after a job,
     /// so that status, editors and event streams see it.
     Report {
@@ -172,6 +181,10 @@ pub struct WorkspaceSettings {
     /// How long the workspace must be quiet before an expensive, rarely used learned job
     /// runs, in seconds (default 30).
     pub quiet_secs: Option<u64>,
+    /// How long the workspace must be quiet before a default job the user's recent commands
+    /// did not need (the wide `build` or `test` of someone who runs narrower commands) runs,
+    /// in seconds (default 300): a break, not the pause between two edits.
+    pub unused_quiet_secs: Option<u64>,
     /// A learned job whose last run took at least this long, in seconds, is expensive
     /// (default 10).
     pub expensive_secs: Option<u64>,

@@ -32,6 +32,18 @@ pub(crate) async fn run(
             root: Some(root.clone()),
         })
         .await?;
+    // Without --test the program restarts as soon as a job links it: the daemon runs that
+    // build first for as long as this connection lasts. With --test the tests gate the
+    // restart after the whole job, so the order would not bring it sooner.
+    if let Some(supervisor) = supervisor.as_ref().filter(|_| !options.test) {
+        client
+            .call(Request::Supervise {
+                root: root.clone(),
+                bin: supervisor.name.clone(),
+            })
+            .await
+            .context("the daemon refused to run the program's build first")?;
+    }
     if wants_view(&options) {
         let after = After::new(session, root, &options, Say::Keep(Vec::new()));
         return view::follow(client, after, supervisor, stop, workspace).await;

@@ -5,6 +5,7 @@ use super::loads::scan_target_dir;
 use crate::build::early;
 use crate::build::invocation::Invocation;
 use crate::build::learned::HeldBack;
+use crate::build::merge::{self, MergeState};
 use crate::project::settings::Resolved;
 // One module split by concern: the parts share the dispatcher's imports and items.
 use super::*;
@@ -59,7 +60,7 @@ impl Dispatcher {
         }
         let (stages, stage_names) = plan_stages(ws, &defs, predicted.as_ref(), quiet);
         let key = ws.key.as_ref().expect("caller checked");
-        let gate: Gate = Arc::new(Mutex::new(None));
+        let gate: Gate = Arc::new(Mutex::new(job::GateState::default()));
         let sccache = self
             .tools
             .sccache()
@@ -175,12 +176,22 @@ impl Dispatcher {
                 package,
                 target,
                 fresh,
+                check,
                 executable,
             } => {
                 // Another key's units are not the workspace's: its progress, the units its
                 // job compiled and the prediction's score count its own key only (and its
                 // executables are in another dir than the one clients run).
                 if !job.defs.iter().any(|d| d.name == stage) {
+                    return;
+                }
+                if check {
+                    // The check after a merged stage goes over its units again: not
+                    // progress, but what it still compiled was compiled.
+                    if !fresh {
+                        job.units_compiled += 1;
+                        job.rebuilt.insert(package);
+                    }
                     return;
                 }
                 job.units_done += 1;
@@ -228,6 +239,16 @@ impl Dispatcher {
             }
             JobEvent::Early { generation, report } => {
                 return self.early_reported(root, generation, report);
+            }
+            JobEvent::MergeChecked { compiled } => {
+                ws.merge = MergeState::checked(&compiled);
+                tracing::info!(
+                    root = %root.display(),
+                    job = job_id,
+                    merge = ?ws.merge,
+                    "checked one invocation for build and test"
+                );
+                return;
             }
             JobEvent::Finished(outcome) => self.finish_job(root, job_id, outcome),
         };
@@ -368,7 +389,7 @@ impl Dispatcher {
         };
         let everything = !ws.waiting_acquire.is_empty() && needed.is_none();
         if let Ok(mut gate) = job.gate.lock() {
-            *gate = if everything { None } else { needed.clone() };
+            gate.set(if everything { None } else { needed.clone() });
         }
         if let (Some(needed), Some(stage)) = (&needed, &job.stage)
             && !needed.contains(stage)
@@ -396,13 +417,24 @@ fn select_defs(
     all: Vec<JobDef>,
     quiet: bool,
 ) -> Vec<JobDef> {
+    let wait = |held: &HeldBack| held.wait(resolved.quiet, resolved.unused_quiet);
     if quiet {
-        let defs = all
+        // Those whose wait is over; the others (an unused default waits longer than a rare
+        // learned job) wait on.
+        let now = Instant::now();
+        // The timer fires at the deadline, not after it.
+        let quiet_for = ws.schedule.quiet_for(now) + Duration::from_millis(100);
+        let (due, later): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut ws.deferred)
             .into_iter()
-            .filter(|d| ws.deferred.contains_key(&d.name))
+            .partition(|(_, held)| wait(held) <= quiet_for);
+        if let Some(next) = later.values().map(wait).min() {
+            ws.schedule.defer_more(now, next);
+        }
+        ws.deferred = later;
+        return all
+            .into_iter()
+            .filter(|d| due.contains_key(&d.name))
             .collect();
-        ws.deferred.clear();
-        return defs;
     }
     let expensive = resolved.expensive.as_millis() as u64;
     let rare = |def: &JobDef| {
@@ -425,12 +457,18 @@ fn select_defs(
         }
     }
     // A default job waits only for learned jobs that run after each change: a rare one is
-    // too weak a sign of what the user needs.
+    // too weak a sign of what the user needs. The job that links a program a watch keeps
+    // running never waits: the watch needs it after each change.
+    let program = (!ws.programs.is_empty())
+        .then(|| plan::links_programs(&after_each_change))
+        .flatten()
+        .map(|d| d.name.clone());
     let mut defs = Vec::new();
     for def in &after_each_change {
         let unused = ws
             .learned
             .as_ref()
+            .filter(|_| program.as_ref() != Some(&def.name))
             .and_then(|l| l.unused_default(def, &after_each_change));
         match unused {
             Some(narrower) => {
@@ -439,10 +477,10 @@ fn select_defs(
             None => defs.push(def.clone()),
         }
     }
-    ws.deferred = deferred;
-    if !ws.deferred.is_empty() {
-        ws.schedule.defer(Instant::now(), resolved.quiet);
+    if let Some(first) = deferred.values().map(wait).min() {
+        ws.schedule.defer(Instant::now(), first);
     }
+    ws.deferred = deferred;
     if let Some(learned) = &mut ws.learned {
         learned.changed();
     }
@@ -627,8 +665,24 @@ fn plan_stages(
         _ => true,
     };
     let focus = focus.filter(|f| predicted.is_some_and(|p| p.contains(f)));
-    let mut stages = plan::plan(defs, focus.as_deref(), focus_alone);
-    let mut stage_names: Vec<Stage> = defs.iter().map(|d| d.name.clone()).collect();
+    let first = (!ws.programs.is_empty())
+        .then(|| plan::links_programs(defs))
+        .flatten()
+        .map(|d| d.name.clone());
+    let mut stages = plan::plan(defs, focus.as_deref(), focus_alone, first.as_ref());
+    // The build a watched program restarts from runs alone: merged with the test build, it
+    // would link later.
+    if first.is_none() {
+        let has_lib = ws.graph.as_ref().is_some_and(Graph::has_lib);
+        stages = merge::merge(stages, &ws.merge, has_lib);
+    }
+    // In the order they run; the focus stage has its definition's name.
+    let mut stage_names: Vec<Stage> = Vec::new();
+    for name in stages.iter().flat_map(plan::StagePlan::names) {
+        if !stage_names.contains(&name) {
+            stage_names.push(name);
+        }
+    }
     if !quiet {
         // The other keys the workspace was used with are warmed after its own, unless gc
         // evicted their dirs meanwhile (a dir cargo made again has no key file).
@@ -660,8 +714,10 @@ fn other_key_stages(
                 args: def.args.clone(),
                 dir: def.dir.clone(),
                 diagnostics: false,
+                record: false,
                 origin: def.origin,
                 key: Some(other.warm.clone()),
+                merged: None,
             });
         }
     }

@@ -82,6 +82,9 @@ impl Dispatcher {
         // A load follows a change of the manifests, the toolchain or the environment: the
         // compiler commands recorded before may not be the next job's.
         ws.early.clear();
+        // And they decide which units `build` and `test` leave: one invocation for both is
+        // checked again (`build/merge.rs`).
+        ws.merge = crate::build::merge::MergeState::Untried;
         match loaded.metadata {
             Ok(metadata) => {
                 let graph = Graph::new(&metadata);

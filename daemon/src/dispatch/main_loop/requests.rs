@@ -99,6 +99,21 @@ impl Dispatcher {
                 }
                 Err(e) => e.reply(id),
             },
+            Request::Supervise { bin, .. } if bin.trim().is_empty() => error(
+                id,
+                ErrorCode::BadRequest,
+                "supervise: `bin` is empty; give the name of the binary the watch runs",
+            ),
+            Request::Supervise { root, bin } => match self.workspace_of(&root) {
+                Ok(root) => {
+                    let bin = lock_check::holder(Some(bin));
+                    tracing::info!(root = %root.display(), %bin, "a watch keeps a program running");
+                    let ws = self.workspaces.get_mut(&root).expect("found");
+                    ws.programs.insert(conn, bin);
+                    ServerMessage::Ok { id }
+                }
+                Err(e) => e.reply(id),
+            },
             Request::Report { root, report } => match self.workspace_of(&root) {
                 Ok(root) => match self.report(&root, report) {
                     Ok(()) => ServerMessage::Ok { id },
