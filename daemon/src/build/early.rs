@@ -128,6 +128,13 @@ pub(crate) async fn run(
         }
     }
     let status = child.wait().await.ok()?;
+    tracing::debug!(
+        crate_name = %invocation.crate_name,
+        ?status,
+        diagnostics = found.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "early run ended"
+    );
     if !status.success() && found.is_empty() {
         return None;
     }

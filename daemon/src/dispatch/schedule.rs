@@ -137,13 +137,18 @@ impl Schedule {
         now: Instant,
         debounce: Duration,
     ) {
+        // A job due at once (a save made it so, and it waits only for the check of cargo's
+        // locks) is not held back by the watcher's report of the same writes: that report
+        // can come a moment after the save's, and would otherwise start the debounce again.
+        let due_now = self.owed && self.deadline.is_none();
+        let known = files.iter().all(|f| self.files.contains(f));
         self.files.extend(files);
         self.owed = true;
         self.last_change = Some(now);
         if let Some(period) = self.quiet {
             self.quiet_at = Some(now + period);
         }
-        self.deadline = if saved {
+        self.deadline = if saved || (due_now && known) {
             // The user said the file is done.
             None
         } else if self.files.len() >= STORM_FILES {
@@ -294,6 +299,35 @@ mod tests {
         assert_eq!(s.step(t0 + quiet), Step::Idle, "quiet since 20 s only");
         assert_eq!(s.step(t1 + quiet), Step::Quiet);
         assert_eq!(s.step(t1 + quiet), Step::Idle);
+    }
+
+    #[test]
+    fn the_watchers_report_of_a_saved_file_does_not_delay_the_job_the_save_made_due() {
+        let t0 = Instant::now();
+        let mut s = Schedule::default();
+        s.take(false);
+        // The watcher's first report, then the save: due at once.
+        s.changed(files(&["a.rs"]), false, t0, DEBOUNCE);
+        s.changed(files(&["a.rs"]), true, t0, DEBOUNCE);
+        assert_eq!(s.deadline(), None);
+        // The watcher's second report of the same write, while the lock check runs.
+        s.changed(files(&["a.rs"]), false, t0, DEBOUNCE);
+        assert_eq!(
+            s.step(t0),
+            Step::Build,
+            "the save's job is not debounced again"
+        );
+        s.take(false);
+        // Another file is a change of its own: debounced.
+        s.changed(files(&["a.rs"]), true, t0, DEBOUNCE);
+        s.changed(files(&["b.rs"]), false, t0, DEBOUNCE);
+        assert_eq!(s.step(t0), Step::Wait);
+        assert_eq!(s.step(t0 + DEBOUNCE), Step::Build);
+        // Without a save, the watcher's reports are debounced as before.
+        s.take(false);
+        s.changed(files(&["a.rs"]), false, t0, DEBOUNCE);
+        s.changed(files(&["a.rs"]), false, t0, DEBOUNCE);
+        assert_eq!(s.step(t0), Step::Wait);
     }
 
     #[test]

@@ -140,6 +140,12 @@ impl Dispatcher {
             return;
         };
         let Some(job) = ws.job.as_mut().filter(|j| j.id == job_id) else {
+            if matches!(event, JobEvent::Early { .. }) {
+                tracing::debug!(
+                    job = job_id,
+                    "the early run's job ended first: report dropped"
+                );
+            }
             return;
         };
         let kind = match event {
@@ -282,6 +288,7 @@ impl Dispatcher {
             .into_iter()
             .filter(|d| ws.diagnostics.add(generation, d))
             .collect();
+        tracing::debug!(generation, kept = kept.len(), "early diagnostics");
         for diagnostic in kept {
             let kind = EventKind::Diagnostic {
                 job: generation,
@@ -533,6 +540,10 @@ fn early_run(
         .cloned()
         .collect();
     if candidates.is_empty() {
+        tracing::debug!(
+            recorded = ws.early.len(),
+            "no early run: no recorded command reads the files"
+        );
         return None;
     }
     let key = ws.key.as_ref()?;
@@ -570,6 +581,7 @@ fn spawn_early(
         })
         .await;
         let Ok(Some(invocation)) = chosen else {
+            tracing::debug!("no early run: no command's own dep-info lists the files");
             return;
         };
         if let Some(report) = early::run(run, invocation, cancel).await {
