@@ -87,6 +87,12 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) day: bool,
 
+    /// Register the buildd side with `fast_link = true` (split debug info: links read and
+    /// write less; see docs/benchmarks.md, *fast_link*). Plain cargo keeps the profile as
+    /// it is, as a user without buildd has it.
+    #[arg(long)]
+    pub(crate) fast_link: bool,
+
     /// With --day: how long the workspace must be quiet before the daemon runs a default job
     /// the script's commands do not need (its `unused_quiet_secs`, whole seconds; by default
     /// the daemon's own, 5 minutes). The run waits for it after the last round.

@@ -90,6 +90,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         dir: dir.clone(),
         settings: buildd_daemon::protocol::WorkspaceSettings {
             unused_quiet_secs: args.unused_quiet.map(|d| d.as_secs()),
+            fast_link: args.fast_link.then_some(true),
             ..Default::default()
         },
     };

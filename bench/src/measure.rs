@@ -66,6 +66,9 @@ pub(crate) struct Results {
     pub(crate) edit: PathBuf,
     pub(crate) buildd_binary: PathBuf,
     pub(crate) buildd_version: String,
+    /// The buildd side ran with `fast_link = true` (`--fast-link`).
+    #[serde(default)]
+    pub(crate) fast_link: bool,
     /// Why there is no LSP figure, when there is none.
     pub(crate) lsp_unavailable: Option<String>,
     /// Whether each round's peak RSS is that round's (else the daemon's lifetime peak).
@@ -221,6 +224,7 @@ pub(crate) fn run(setup: &Setup) -> anyhow::Result<Results> {
         edit: setup.edit.clone(),
         buildd_binary: setup.buildd.clone(),
         buildd_version: buildd.daemon.version.clone(),
+        fast_link: setup.settings.fast_link == Some(true),
         lsp_unavailable: buildd.lsp.as_ref().err().map(|u| u.reason.clone()),
         peak_rss_per_round: buildd.peak_per_round,
         cold: Cold {

@@ -4,6 +4,10 @@
 //! `cargo build` and `cargo test --no-run`. Check artifacts are not build artifacts, so the
 //! check first neither helps nor hinders the build after it; the test build after the build
 //! reuses the dependencies' libraries, exactly as a user's `cargo test` after `cargo build`.
+//!
+//! Last, apart from the user's commands, the daemon's default diagnostics job as plain cargo
+//! (`cargo clippy --workspace --all-targets`, or `check` without clippy): with the build and
+//! test build, the same work the daemon does after the edit, for the CPU comparison.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,12 +44,20 @@ pub(crate) struct PlainRound {
     pub(crate) check: Cost,
     pub(crate) build: Cost,
     pub(crate) test: Cost,
+    /// The daemon's default diagnostics job run with plain cargo, after the rest.
+    pub(crate) diagnostics: Cost,
 }
 
 impl PlainRound {
-    /// The CPU the daemon's work is compared with: the user's build and test build.
+    /// The user's build and test build.
     pub(crate) fn build_and_test_cpu(&self) -> f64 {
         self.build.cpu_secs + self.test.cpu_secs
+    }
+
+    /// The same work as the daemon's default jobs: the diagnostics job, the build and the
+    /// test build.
+    pub(crate) fn same_work_cpu(&self) -> f64 {
+        self.diagnostics.cpu_secs + self.build_and_test_cpu()
     }
 }
 
@@ -53,6 +65,21 @@ pub(crate) struct PlainSide {
     pub(crate) root: PathBuf,
     env: BTreeMap<String, String>,
     timeout: Duration,
+}
+
+/// The daemon's default diagnostics job: clippy where the toolchain has it, else check.
+pub(crate) fn diagnostics_job(env: &BTreeMap<String, String>, root: &Path) -> Vec<&'static str> {
+    let mut clippy = env::command("cargo", env);
+    clippy
+        .args(["clippy", "--version"])
+        .current_dir(root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let subcommand = match clippy.status().is_ok_and(|s| s.success()) {
+        true => "clippy",
+        false => "check",
+    };
+    vec![subcommand, "--workspace", "--all-targets"]
 }
 
 impl PlainSide {
@@ -96,10 +123,12 @@ impl PlainSide {
         }
         let build = self.cargo(&["build"])?;
         let test = self.cargo(&["test", "--no-run"])?;
+        let diagnostics = self.cargo(&diagnostics_job(&self.env, &self.root))?;
         Ok(PlainRound {
             check: Cost::from(&check),
             build: Cost::from(&build),
             test: Cost::from(&test),
+            diagnostics: Cost::from(&diagnostics),
         })
     }
 }

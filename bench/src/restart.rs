@@ -65,6 +65,9 @@ pub(crate) struct RestartResults {
     pub(crate) bin: String,
     pub(crate) buildd_binary: PathBuf,
     pub(crate) buildd_version: String,
+    /// The buildd side ran with `fast_link = true` (`--fast-link`).
+    #[serde(default)]
+    pub(crate) fast_link: bool,
     pub(crate) rounds: Vec<RestartRound>,
 }
 
@@ -223,6 +226,7 @@ pub(crate) fn run(setup: &Setup, program: &Program) -> anyhow::Result<RestartRes
         bin: program.bin.clone(),
         buildd_binary: setup.buildd.clone(),
         buildd_version: daemon.version.clone(),
+        fast_link: setup.settings.fast_link == Some(true),
         rounds,
     };
     daemon.stop()?;
@@ -408,13 +412,18 @@ pub(crate) fn render(report: &RestartReport) -> String {
     report::write_machine(&mut out, "buildd-bench --restart", &r.machine);
     let _ = writeln!(
         out,
-        "workspace: {}; edit: {}; program: {}; {} rounds; buildd {} ({})",
+        "workspace: {}; edit: {}; program: {}; {} rounds; buildd {} ({}){}",
         r.workspace,
         r.edit.display(),
         r.bin,
         r.rounds.len(),
         r.buildd_version,
-        r.buildd_binary.display()
+        r.buildd_binary.display(),
+        if r.fast_link {
+            "; buildd side with fast_link = true"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(out);
     report::write_rows(

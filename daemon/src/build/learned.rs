@@ -192,6 +192,31 @@ impl LearnedJobs {
         self.shapes.len() != before
     }
 
+    /// The user's latest use of a job definition, as a change count: a learned job's latest
+    /// command, or, for a default job, the latest command that needed it without a learned
+    /// job of its own; `None` when no command did (and for configured jobs).
+    fn last_use(&self, def: &JobDef) -> Option<u64> {
+        match def.origin {
+            JobOrigin::Learned => self
+                .shapes
+                .iter()
+                .find(|s| s.name() == def.name)?
+                .uses
+                .last()
+                .copied(),
+            JobOrigin::Default => self.default_uses.get(def.name.name()).copied(),
+            JobOrigin::Config => None,
+        }
+    }
+
+    /// Puts `defs` in the order a job runs them: the diagnostics jobs first (the editor waits
+    /// for them), then the others by the user's latest use of each, the most recent first,
+    /// and those the user's commands never used last, as they were. Stable: within one change
+    /// the learned jobs stay most recently used first.
+    pub(crate) fn order(&self, defs: &mut [JobDef]) {
+        defs.sort_by_key(|d| (!d.diagnostics, std::cmp::Reverse(self.last_use(d))));
+    }
+
     /// A job started for changes.
     pub(crate) fn changed(&mut self) {
         self.changes += 1;
@@ -394,6 +419,30 @@ mod tests {
         let mut configured = build.clone();
         configured.origin = JobOrigin::Config;
         assert_eq!(jobs.unused_default(&configured, &running(&jobs)), None);
+    }
+
+    #[test]
+    fn the_diagnostics_job_runs_first_then_what_the_user_ran_most_recently() {
+        let mut jobs = LearnedJobs::new(Path::new("/w"));
+        let names = |jobs: &LearnedJobs| {
+            let mut defs = crate::build::jobs::defaults(true);
+            defs.extend(jobs.shapes.iter().map(Learned::def));
+            jobs.order(&mut defs);
+            defs.iter()
+                .map(|d| d.name.name().to_owned())
+                .collect::<Vec<_>>()
+        };
+        // Nothing used: as configured.
+        assert_eq!(names(&jobs), ["clippy", "build", "test"]);
+        jobs.record(shape("build --release"), PathBuf::new(), 1, 6);
+        jobs.changed();
+        jobs.used_default(&Stage::new("test"));
+        jobs.changed();
+        jobs.record(shape("build -p app"), PathBuf::new(), 2, 6);
+        assert_eq!(
+            names(&jobs),
+            ["clippy", "build -p app", "test", "build --release", "build"]
+        );
     }
 
     #[test]

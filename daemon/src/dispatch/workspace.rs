@@ -512,9 +512,10 @@ impl Workspace {
             .find(|t| !installed.contains(t))
     }
 
-    /// The job definitions a job runs, in order: the configured ones, then the learned ones
-    /// most recently used first (up to the limit, without those a configured one already
-    /// runs, written in another order or spelling: see [`jobs::same_command`]).
+    /// The job definitions a job runs: the configured ones and the learned ones (up to the
+    /// limit, without those a configured one already runs, written in another order or
+    /// spelling: see [`jobs::same_command`]), in order: the diagnostics jobs, then what the
+    /// user ran most recently (see [`LearnedJobs::order`]).
     pub(crate) fn job_defs(&self, resolved: &Resolved) -> Vec<JobDef> {
         let mut defs = resolved.jobs.clone();
         if let Some(learned) = &self.learned {
@@ -527,6 +528,7 @@ impl Workspace {
                     defs.push(def);
                 }
             }
+            learned.order(&mut defs);
         }
         defs
     }

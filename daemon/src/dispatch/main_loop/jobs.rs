@@ -430,7 +430,10 @@ fn select_defs(
         // learned job) wait on.
         let now = Instant::now();
         // The timer fires at the deadline, not after it.
-        let quiet_for = ws.schedule.quiet_for(now) + Duration::from_millis(100);
+        let quiet_for = ws
+            .schedule
+            .quiet_for(now)
+            .saturating_add(Duration::from_millis(100));
         let (due, later): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut ws.deferred)
             .into_iter()
             .partition(|(_, held)| wait(held) <= quiet_for);
