@@ -379,11 +379,7 @@ impl Workspace {
         let resolved = self.resolved(Duration::ZERO);
         let learned = self.learned.as_ref();
         let mut defs = self.job_defs(&resolved);
-        // A watch's program: the job that links it runs first (see `plan::plan`).
-        let first = match self.programs.is_empty() {
-            true => None,
-            false => crate::build::plan::links_programs(&defs).map(|d| d.name.clone()),
-        };
+        let first = self.program_job(&defs);
         if let Some(at) = defs.iter().position(|d| Some(&d.name) == first.as_ref()) {
             let def = defs.remove(at);
             defs.insert(0, def);
@@ -445,6 +441,16 @@ impl Workspace {
                 }
             })
             .collect()
+    }
+
+    /// The job among `defs` that links the programs `buildd watch --run` connections keep
+    /// running (`plan::links_programs`): it runs first and is never held back; `None` while
+    /// no watch runs one.
+    pub(crate) fn program_job(&self, defs: &[JobDef]) -> Option<Stage> {
+        if self.programs.is_empty() {
+            return None;
+        }
+        crate::build::plan::links_programs(defs).map(|d| d.name.clone())
     }
 
     /// What status says of the definitions that run as one cargo invocation, or would

@@ -469,10 +469,7 @@ fn select_defs(
     // A default job waits only for learned jobs that run after each change: a rare one is
     // too weak a sign of what the user needs. The job that links a program a watch keeps
     // running never waits: the watch needs it after each change.
-    let program = (!ws.programs.is_empty())
-        .then(|| plan::links_programs(&after_each_change))
-        .flatten()
-        .map(|d| d.name.clone());
+    let program = ws.program_job(&after_each_change);
     let mut defs = Vec::new();
     for def in &after_each_change {
         let unused = ws
@@ -680,10 +677,7 @@ fn plan_stages(
         _ => true,
     };
     let focus = focus.filter(|f| predicted.is_some_and(|p| p.contains(f)));
-    let first = (!ws.programs.is_empty())
-        .then(|| plan::links_programs(defs))
-        .flatten()
-        .map(|d| d.name.clone());
+    let first = ws.program_job(defs);
     let mut stages = plan::plan(defs, focus.as_deref(), focus_alone, first.as_ref());
     // The build a watched program restarts from runs alone: merged with the test build, it
     // would link later.
