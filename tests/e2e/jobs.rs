@@ -513,3 +513,50 @@ fn a_job_for_another_target_runs_when_its_std_is_installed_and_says_so_when_not(
     );
     assert!(stale.is_empty(), "{stale:?}");
 }
+
+/// No diagnostic of the `vendored` fixture's status is in its vendored dependency.
+fn none_in_vendor(status: &Value) {
+    let files: Vec<&str> = status["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["file"].as_str())
+        .collect();
+    assert!(
+        !files.iter().any(|f| f.contains("/vendor/")),
+        "a dependency's warnings are not the workspace's: {status:#}"
+    );
+}
+
+#[test]
+fn a_dependencys_warnings_are_never_diagnostics_though_the_diagnostics_job_runs_cargo_vv() {
+    let world = World::new();
+    let ws = world.workspace("vendored", "ws");
+    // The diagnostics job records compiler commands with `cargo -vv`, which prints the
+    // warnings of dependencies too (`--cap-lints warn`): the first job checks `noisy`.
+    world.ok(&ws, &["wait"]);
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(status["state"], "idle", "{status:#}");
+    none_in_vendor(&status);
+    assert!(
+        status["last_job"]["rebuilt"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "noisy"),
+        "{status:#}"
+    );
+    // Later jobs find it fresh, and cargo -vv replays its warning.
+    for round in 0..2 {
+        let before = world.last_job_id(&ws);
+        append(
+            &ws.join("src/lib.rs"),
+            &format!("\npub fn added_{round}() {{}}\n"),
+        );
+        let status = world.wait_settled(&ws, before);
+        assert_eq!(status["state"], "idle", "{status:#}");
+        none_in_vendor(&status);
+    }
+    let stale = world.compiled(&ws, &["build"]);
+    assert!(stale.is_empty(), "`cargo build` compiled {stale:?}");
+}

@@ -17,6 +17,16 @@ use crate::wire::protocol::{
 };
 use crate::wire::stamped::Stamped;
 
+/// Whether cargo counts `package` as local, a path package (the workspace's members and
+/// their path dependencies): cargo caps the lints of every other package at `allow`, and
+/// shows none of their warnings, except with `-vv`, where it caps them at `warn` and shows
+/// them. The diagnostics stage runs with `-vv` when it records compiler commands
+/// (`cargo_run.rs`, `record`).
+pub(crate) fn is_local(package: &PackageId) -> bool {
+    // `path+file:///w/core#0.1.0` since cargo 1.77; `core 0.1.0 (path+file:///w/core)` before.
+    package.repr.starts_with("path+") || package.repr.contains(" (path+")
+}
+
 /// Converts a compiler message, or returns `None` for rustc's summaries ("aborting due to
 /// 2 previous errors", "3 warnings emitted") and notes that carry no place of their own.
 pub(crate) fn convert(root: &Path, message: CompilerMessage) -> Option<Diagnostic> {
@@ -241,6 +251,24 @@ mod tests {
         assert_eq!((d.line, d.column), (3, 18));
         assert_eq!(d.severity, Severity::Error);
         assert_eq!(d.package, "core-lib");
+    }
+
+    #[test]
+    fn only_path_packages_are_local_as_cargo_counts_them() {
+        let id = |repr: &str| PackageId {
+            repr: repr.to_owned(),
+        };
+        assert!(is_local(&id("path+file:///w/core#core-lib@0.1.0")));
+        assert!(is_local(&id("core-lib 0.1.0 (path+file:///w/core)")));
+        assert!(!is_local(&id(
+            "registry+https://github.com/rust-lang/crates.io-index#memchr@2.7.4"
+        )));
+        assert!(!is_local(&id(
+            "git+https://example.com/x.git?rev=1#x@0.1.0"
+        )));
+        assert!(!is_local(&id(
+            "memchr 2.7.4 (registry+https://github.com/rust-lang/crates.io-index)"
+        )));
     }
 
     #[test]
