@@ -373,12 +373,33 @@ fn a_dev_dependency_feature_keeps_build_and_test_apart_and_both_warm() {
         let note = note_of(&status, name);
         assert!(
             note.starts_with(&format!("runs apart from {other}"))
-                && note.contains("still compiled")
+                && note.contains("did not leave")
                 && note.contains("shared"),
             "{name}: {status:#}"
         );
     }
     let events = world.events(&ws);
+
+    // A load checks again. The target dir now holds both variants of `shared`, so running
+    // the two apart after one invocation finds every unit fresh: the check must see that
+    // `cargo build`'s variant is not one the invocation left.
+    let before = world.last_job_id(&ws);
+    append(&ws.join("app/Cargo.toml"), "\n# a load\n");
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    let job = status["last_job"]["id"].as_u64().unwrap();
+    assert_eq!(
+        started_stages(&events, job),
+        ["clippy", "build", "build", "test"],
+        "one invocation, then the check"
+    );
+    for name in ["build", "test"] {
+        let note = note_of(&status, name);
+        assert!(
+            note.contains("did not leave") && note.contains("shared"),
+            "{name}: {status:#}"
+        );
+    }
 
     let before = world.last_job_id(&ws);
     append(&ws.join("shared/src/lib.rs"), "\npub fn apart_edit() {}\n");

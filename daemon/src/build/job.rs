@@ -12,7 +12,7 @@
 //! instead, each gated alike; when the command comes while it runs, the gate stops it and
 //! the job goes on with the parts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -100,9 +100,10 @@ pub(crate) enum JobEvent {
     },
     Diagnostic(Box<Diagnostic>),
     /// A merged stage's parts ran apart after it, as the check that it leaves their units
-    /// (`merge.rs`): the units they still compiled (`package target`), none when it did.
+    /// (`merge.rs`): the units of theirs it did not leave (`package target`), none when it
+    /// left them all.
     MergeChecked {
-        compiled: Vec<String>,
+        not_left: Vec<String>,
     },
     /// What the early run of the saved crate's own compiler command reported (`early.rs`),
     /// stamped with `generation`, the id reserved for it just below the job's.
@@ -211,7 +212,8 @@ impl<E: Fn(JobEvent)> Runner<'_, E> {
             stage: plan.stage.clone(),
         });
         let started = Instant::now();
-        let run = run_stage(self.spec, plan, &stop, self.emit, false).await;
+        let mut run = run_stage(self.spec, plan, &stop, self.emit, false).await;
+        let left = std::mem::take(&mut run.keys);
         if let Ok(mut gate) = self.spec.gate.lock() {
             gate.merged = None;
         }
@@ -235,7 +237,7 @@ impl<E: Fn(JobEvent)> Runner<'_, E> {
         }
         let go_on = self.judged(plan, judged);
         if go_on && merged.verify && result == JobResult::Success {
-            self.verify(&merged.split).await;
+            self.verify(&merged.split, &left).await;
         }
         go_on
     }
@@ -277,10 +279,11 @@ impl<E: Fn(JobEvent)> Runner<'_, E> {
     }
 
     /// The check after a merged stage's first run since a load: its parts apart, which
-    /// must find everything fresh (see `merge.rs`). Their runs are not the definitions'
-    /// last runs (no `StageFinished`): the merged stage's is.
-    async fn verify(&mut self, parts: &[StagePlan]) {
-        let mut compiled = Vec::new();
+    /// must find every unit they look for fresh and among the units the merged stage
+    /// `left` (see `merge.rs`). Their runs are not the definitions' last runs (no
+    /// `StageFinished`): the merged stage's is.
+    async fn verify(&mut self, parts: &[StagePlan], left: &HashSet<String>) {
+        let mut not_left = Vec::new();
         for part in parts {
             if self
                 .needed()
@@ -300,9 +303,9 @@ impl<E: Fn(JobEvent)> Runner<'_, E> {
                 tracing::info!(stage = %part.stage, "the check of a merged stage did not finish");
                 return;
             }
-            compiled.extend(run.compiled);
+            not_left.extend(run.not_left(left));
         }
-        (self.emit)(JobEvent::MergeChecked { compiled });
+        (self.emit)(JobEvent::MergeChecked { not_left });
     }
 
     /// Takes a stage's result into the job's; false when the job stops there.
@@ -335,13 +338,62 @@ impl<E: Fn(JobEvent)> Runner<'_, E> {
 /// What one stage's cargo did: how it ended, and the errors it reported.
 struct StageRun {
     outcome: std::io::Result<Outcome>,
-    /// The units cargo compiled rather than found fresh, as `package target`.
-    compiled: Vec<String>,
+    /// Every unit cargo looked at: `package target`, whether it was fresh, and its
+    /// [`unit_key`].
+    units: Vec<(String, bool, String)>,
+    /// The keys of all of them.
+    keys: HashSet<String>,
     compile_errors: u64,
     /// Errors that are clippy's lints (a `deny` lint).
     lint_errors: u64,
     /// The first error, `file:line:col: message`, for a stage without diagnostics.
     first_error: Option<String>,
+}
+
+impl StageRun {
+    /// Its units that a run before, which `left` the units of these keys, did not leave, as
+    /// `package target`: those it compiled, and those it found fresh that are not among
+    /// `left` (fresh from an older run: a target dir keeps both variants of a unit once both
+    /// were built, so freshness alone would not tell).
+    fn not_left(&self, left: &HashSet<String>) -> Vec<String> {
+        self.units
+            .iter()
+            .filter(|(_, fresh, key)| !fresh || !left.contains(key))
+            .map(|(unit, _, _)| unit.clone())
+            .collect()
+    }
+}
+
+/// What tells one unit from another variant of it, from cargo's artifact message: the
+/// package, the target, the profile and the features, and the metadata hash in the names of
+/// its files in `deps/` and `build/` (which covers its dependencies' variants). Not the
+/// whole paths: cargo reports a library it uplifts for a `cargo build` under the uplifted
+/// name, and the same unit under `deps/` for a `cargo test`.
+fn unit_key(artifact: &cargo_metadata::Artifact) -> String {
+    let hashed: std::collections::BTreeSet<String> = artifact
+        .filenames
+        .iter()
+        .filter_map(|file| {
+            let parent = file.parent()?;
+            let stem = file.file_stem()?;
+            if parent.file_name() == Some("deps") {
+                Some(stem.to_owned())
+            } else if parent.parent()?.file_name() == Some("build") {
+                Some(format!("{}/{stem}", parent.file_name()?))
+            } else {
+                None
+            }
+        })
+        .collect();
+    format!(
+        "{} {} {:?} {:?} {:?} {:?}",
+        artifact.package_id.repr,
+        artifact.target.name,
+        artifact.target.kind,
+        artifact.profile,
+        artifact.features,
+        hashed
+    )
 }
 
 /// Runs one stage's cargo command, emitting its units and (for a diagnostics job) its
@@ -355,7 +407,8 @@ async fn run_stage(
 ) -> StageRun {
     let mut run = StageRun {
         outcome: Ok(Outcome::Cancelled),
-        compiled: Vec::new(),
+        units: Vec::new(),
+        keys: HashSet::new(),
         compile_errors: 0,
         lint_errors: 0,
         first_error: None,
@@ -384,10 +437,13 @@ async fn run_stage(
     run.outcome = cargo_run::run(command, cancel, |message| match message {
         Message::CompilerArtifact(artifact) => {
             let package = diagnostics::package_name(&artifact.package_id);
-            if !artifact.fresh {
-                run.compiled
-                    .push(format!("{package} {}", artifact.target.name));
-            }
+            let key = unit_key(&artifact);
+            run.keys.insert(key.clone());
+            run.units.push((
+                format!("{package} {}", artifact.target.name),
+                artifact.fresh,
+                key,
+            ));
             emit(JobEvent::Unit {
                 stage: plan.stage.clone(),
                 package,

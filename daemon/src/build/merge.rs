@@ -13,9 +13,11 @@
 //! `cargo build` uses makes the union build that dependency (and what is above it) with the
 //! feature, where `cargo build` wants it without. Rather than model cargo's feature
 //! resolver, the first job after each load ([`MergeState::Untried`]) runs the merged
-//! invocation and then the two commands apart: when those find every unit fresh, later jobs
-//! merge until the next load; when either compiles anything, they run apart until the next
-//! load (a load is what follows a change of the manifests, the lock file, the toolchain or
+//! invocation and then the two commands apart: when those find every unit fresh and among
+//! the files the merged invocation left (a unit's files carry the hash of its features and
+//! its dependencies', and a target dir that once built the other variant still holds it,
+//! fresh), later jobs merge until the next load; when either needs any other unit, they run
+//! apart until the next load (a load is what follows a change of the manifests, the lock file, the toolchain or
 //! the environment, which decide the unit graph). Status says which, and why.
 //!
 //! A waiting user command that needs only one of the two (a `buildd cargo build` while the
@@ -42,21 +44,23 @@ pub(crate) enum MergeState {
 }
 
 impl MergeState {
-    /// What the job the state was checked by found: the units `build` and `test` compiled
-    /// when run apart after the merged invocation (`package target`), none when it was right.
-    pub(crate) fn checked(compiled: &[String]) -> MergeState {
-        if compiled.is_empty() {
+    /// What the job the state was checked by found: the units `build` and `test` needed,
+    /// run apart after the merged invocation, that it did not leave (`package target`),
+    /// none when it was right.
+    pub(crate) fn checked(not_left: &[String]) -> MergeState {
+        if not_left.is_empty() {
             return MergeState::Merges;
         }
-        let mut shown: Vec<&str> = compiled.iter().take(5).map(String::as_str).collect();
-        if compiled.len() > shown.len() {
+        let mut shown: Vec<&str> = not_left.iter().take(5).map(String::as_str).collect();
+        if not_left.len() > shown.len() {
             shown.push("...");
         }
         MergeState::Apart(format!(
-            "after one cargo invocation for both, running them apart still compiled {} \
-             unit(s) ({}): the two do not build the same units here (a dev-dependency that \
-             turns on another feature?), so they run apart until the workspace is loaded again",
-            compiled.len(),
+            "after one cargo invocation for both, running them apart needed {} unit(s) it \
+             did not leave ({}): the two do not build the same units here (a dev-dependency \
+             that turns on another feature?), so they run apart until the workspace is loaded \
+             again",
+            not_left.len(),
             shown.join(", ")
         ))
     }
@@ -248,7 +252,9 @@ mod tests {
             ]
         );
         let apart = MergeState::checked(&["core lib".to_owned()]);
-        assert!(matches!(&apart, MergeState::Apart(why) if why.contains("1 unit(s) (core lib)")));
+        assert!(
+            matches!(&apart, MergeState::Apart(why) if why.contains("needed 1 unit(s) it did not leave (core lib)"))
+        );
         assert_eq!(merge(planned(&defs), &apart, true), planned(&defs));
         assert_eq!(MergeState::checked(&[]), MergeState::Merges);
     }

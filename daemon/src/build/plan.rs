@@ -47,8 +47,8 @@ pub(crate) struct StagePlan {
 pub(crate) struct Merged {
     /// The definitions it runs for besides its own (`stage`).
     pub(crate) also: Vec<Stage>,
-    /// After it, run the parts apart and report what they still compiled: the check that
-    /// the merged invocation leaves the units each part looks for.
+    /// After it, run the parts apart and report the units of theirs it did not leave: the
+    /// check that the merged invocation leaves the units each part looks for.
     pub(crate) verify: bool,
     /// The definitions as they run apart, in order: when a waiting user command needs only
     /// some of them, and for the check.

@@ -246,8 +246,8 @@ impl Dispatcher {
             JobEvent::Early { generation, report } => {
                 return self.early_reported(root, generation, report);
             }
-            JobEvent::MergeChecked { compiled } => {
-                ws.merge = MergeState::checked(&compiled);
+            JobEvent::MergeChecked { not_left } => {
+                ws.merge = MergeState::checked(&not_left);
                 tracing::info!(
                     root = %root.display(),
                     job = job_id,
