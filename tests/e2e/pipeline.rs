@@ -78,6 +78,21 @@ fn the_predicted_set_equals_what_cargo_rebuilt_for_each_kind_of_edit() {
     assert_eq!(status["last_change"]["predicted"], serde_json::json!([]));
     assert_eq!(status["jobs_started"].as_u64().unwrap(), jobs, "{status:#}");
     assert_eq!(status["state"], "idle");
+
+    // Nor does the lock file of another workspace under it (a fixture's, an example's, which
+    // its own build writes): cargo reads the root's alone, so it is no reason to load again.
+    let nested = ws.join("other-ws");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(nested.join("Cargo.lock"), "version = 4\n").unwrap();
+    let status = world.wait_for(&ws, "the nested lock file to be seen", |ws| {
+        ws["last_change"]["files"].as_array().is_some_and(|f| {
+            f.iter()
+                .any(|f| f.as_str().unwrap().ends_with("other-ws/Cargo.lock"))
+        })
+    });
+    assert_eq!(status["last_change"]["predicted"], serde_json::json!([]));
+    assert_eq!(status["jobs_started"].as_u64().unwrap(), jobs, "{status:#}");
+    assert_eq!(status["state"], "idle");
 }
 
 /// `sed -i` (and many editors) writes a temp file beside the one it changes and renames it

@@ -178,7 +178,9 @@ pub(super) fn is_manifest(root: &Path, path: &Path) -> bool {
         .parent()
         .is_some_and(|p| p.file_name().is_some_and(|n| n == ".cargo"));
     name == "Cargo.toml"
-        || name == "Cargo.lock"
+        // cargo reads the lock file of the workspace's root only: another one under it is a
+        // separate workspace's (a fixture, an example), which its own build writes.
+        || (path.parent() == Some(root) && name == "Cargo.lock")
         || (in_cargo_dir && (name == "config" || name == "config.toml"))
         || (path.parent() == Some(root) && name.starts_with("rust-toolchain"))
         // Settings such as the linker change the key: load again.
@@ -220,6 +222,10 @@ mod tests {
         assert!(is_manifest(root, Path::new("/w/Cargo.toml")));
         assert!(is_manifest(root, Path::new("/w/core/Cargo.toml")));
         assert!(is_manifest(root, Path::new("/w/Cargo.lock")));
+        assert!(!is_manifest(
+            root,
+            Path::new("/w/tests/fixtures/other/Cargo.lock")
+        ));
         assert!(is_manifest(root, Path::new("/w/.cargo/config.toml")));
         assert!(is_manifest(root, Path::new("/w/rust-toolchain.toml")));
         assert!(is_manifest(root, Path::new("/w/buildd.toml")));
