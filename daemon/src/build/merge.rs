@@ -14,11 +14,14 @@
 //! feature, where `cargo build` wants it without. Rather than model cargo's feature
 //! resolver, the first job after each load ([`MergeState::Untried`]) runs the merged
 //! invocation and then the two commands apart: when those find every unit fresh and among
-//! the files the merged invocation left (a unit's files carry the hash of its features and
-//! its dependencies', and a target dir that once built the other variant still holds it,
-//! fresh), later jobs merge until the next load; when either needs any other unit, they run
-//! apart until the next load (a load is what follows a change of the manifests, the lock file, the toolchain or
-//! the environment, which decide the unit graph). Status says which, and why.
+//! the units the merged invocation left (told apart by the hash in their file names, which
+//! covers their features and their dependencies': a target dir that once built the other
+//! variant still holds it, fresh), later jobs merge until the next load; when either needs
+//! any other unit, they run apart until the next load (a load is what follows a change of
+//! the manifests, the root's lock file, the toolchain or the environment, which decide the
+//! unit graph). Status says which, and why. A proc-macro member keeps them apart too: `cargo
+//! test` builds it only as a dependency, without debug info (cargo's `build-override`),
+//! where `cargo build --lib` builds it as a root, with it.
 //!
 //! A waiting user command that needs only one of the two (a `buildd cargo build` while the
 //! merged invocation runs) stops it, and the job runs the needed part apart (see
