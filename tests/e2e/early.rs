@@ -193,3 +193,54 @@ fn a_saved_crate_is_checked_early_with_its_generated_code_its_features_and_its_p
         "{status:#}"
     );
 }
+
+/// A load clears nothing cargo still agrees with: after a change of a manifest that leaves
+/// every unit fresh (a comment), the next save is checked early with the command recorded
+/// before the load, which cargo, finding the unit fresh, did not print again.
+#[test]
+fn a_load_that_leaves_the_saved_crate_fresh_keeps_its_early_run() {
+    let world = World::new();
+    let ws = world.workspace("early", "ws");
+    world.ok(&ws, &["wait"]);
+    wait_until("the cold job's dep-info", || {
+        world
+            .workspace_status(&ws)
+            .is_some_and(|s| s["target_dir_size"].is_u64())
+    });
+    let (status, _, _) = edit_and_follow(
+        &world,
+        &ws,
+        "app/Cargo.toml",
+        "[dependencies]\n",
+        "# a comment: the workspace is loaded again, and no unit changes\n[dependencies]\n",
+    );
+    assert_eq!(status["state"], "idle", "{status:#}");
+    assert_eq!(status["last_job"]["units_compiled"], 0, "{status:#}");
+    assert_eq!(status["last_change"]["full"], true, "{status:#}");
+
+    let (status, events, job) = edit_and_follow(
+        &world,
+        &ws,
+        "app/src/main.rs",
+        "fn main() {\n",
+        "fn main() {\n    let early_after_load = 1;\n",
+    );
+    let early = &status["early"];
+    assert_eq!(
+        early["job"],
+        job - 1,
+        "an early run beside job {job}: {status:#}"
+    );
+    assert_eq!(early["crate"], "app", "{early}");
+    assert_eq!(
+        (&early["errors"], &early["warnings"]),
+        (&0.into(), &1.into()),
+        "{early}"
+    );
+    assert!(
+        diagnostics_of(&events, job - 1)
+            .iter()
+            .all(|(_, message)| message == "unused variable: `early_after_load`"),
+        "{events:?}"
+    );
+}

@@ -16,8 +16,10 @@
 //! dispatcher runs one only when the command is the job's own, for the same sources and the
 //! same dependencies: the last job succeeded, every changed file is a `.rs` file the
 //! crate's dep-info lists, no build script of the package would run again (its
-//! `rerun-if-changed` names no changed file, and it has some), the workspace was not
-//! reloaded since the command was recorded, and the diagnostics job passes clippy no
+//! `rerun-if-changed` names no changed file, and it has some), the command was recorded
+//! since the workspace's last load or, recorded before it under the same build key, the
+//! diagnostics job after the load found its unit fresh (cargo's fingerprint covers the
+//! arguments, so cargo would run it as it did), and the diagnostics job passes clippy no
 //! arguments (they travel in an environment variable cargo does not print). Otherwise the
 //! job alone reports, as before.
 

@@ -107,8 +107,14 @@ pub(crate) struct Workspace {
     pub(crate) last_units: Option<u64>,
     pub(crate) diagnostics: DiagnosticStore,
     /// The compiler commands the diagnostics job last ran for the workspace's crates, for
-    /// early diagnostics; cleared by every load.
+    /// early diagnostics; every load moves them to `early_held`.
     pub(crate) early: Vec<Arc<Invocation>>,
+    /// Commands recorded before the last load, under the same build key, until the
+    /// diagnostics job's next run says which still hold: a unit cargo finds fresh is one whose
+    /// command cargo would run as it did (its fingerprint covers the arguments, the features,
+    /// the profile and its dependencies), so its command goes back to `early`; cargo prints
+    /// no command for it. The job's end drops the rest.
+    pub(crate) early_held: Vec<Arc<Invocation>>,
     /// The last job that ran to its end succeeded (a cancelled or yielded one changes
     /// nothing): every dependency's metadata in the dir is current, as early diagnostics
     /// need.
@@ -207,6 +213,7 @@ impl Workspace {
             last_units: None,
             diagnostics: DiagnosticStore::default(),
             early: Vec::new(),
+            early_held: Vec::new(),
             built_clean: false,
             early_status: None,
             target_dir_size: None,

@@ -191,6 +191,9 @@ impl Dispatcher {
                 if !job.defs.iter().any(|d| d.name == stage) {
                     return;
                 }
+                if fresh && !check && job.defs.iter().any(|d| d.name == stage && d.diagnostics) {
+                    confirm_held(&mut ws.early, &mut ws.early_held, &package, &target);
+                }
                 if check {
                     // The check after a merged stage goes over its units again: not
                     // progress, but what it still compiled was compiled.
@@ -360,6 +363,10 @@ impl Dispatcher {
         if matches!(result, JobResult::Success | JobResult::Failed) {
             ws.last_units = Some(job.units_done);
             ws.built_clean = result == JobResult::Success;
+            if job.defs.iter().any(|d| d.diagnostics) {
+                // Its diagnostics job confirmed what still holds.
+                ws.early_held.clear();
+            }
         }
         ws.last_job = Some(summary.clone());
         if let (Some(key), Some(graph)) = (&ws.key, &ws.graph) {
@@ -559,6 +566,30 @@ fn early_run(
         nice: spec.nice,
     };
     Some((run, candidates))
+}
+
+/// A unit the diagnostics job found fresh after a load: its command from before the load,
+/// if one is held, is again the one cargo would run (see `Workspace::early_held`), unless
+/// the job recorded a newer one.
+fn confirm_held(
+    early: &mut Vec<Arc<Invocation>>,
+    held: &mut Vec<Arc<Invocation>>,
+    package: &str,
+    target: &str,
+) {
+    if held.is_empty() {
+        return;
+    }
+    let crate_name = target.replace('-', "_");
+    let (confirmed, still): (Vec<_>, Vec<_>) = std::mem::take(held)
+        .into_iter()
+        .partition(|h| h.package == package && h.crate_name == crate_name);
+    *held = still;
+    for invocation in confirmed {
+        if !early.iter().any(|e| e.same_unit(&invocation)) {
+            early.push(invocation);
+        }
+    }
 }
 
 /// Runs an early check on the runtime; what it reports comes back as the job's

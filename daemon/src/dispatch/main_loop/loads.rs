@@ -46,6 +46,7 @@ impl Dispatcher {
         }
         let mut errors = Vec::new();
         let mut new_dir = false;
+        let mut same_key = false;
         match loaded.toolchain {
             Ok(toolchain) => {
                 let file_settings = loaded.settings.clone().unwrap_or_default();
@@ -62,7 +63,8 @@ impl Dispatcher {
                 // A new dir is seeded from the most similar one before any job runs there; an
                 // existing one is checked and its records written, off the loop too.
                 new_dir = !key.target_dir.exists();
-                if ws.key.as_ref() != Some(&key) {
+                same_key = ws.key.as_ref() == Some(&key);
+                if !same_key {
                     tracing::info!(root = %root.display(), key = %key.info.hash, dir = %key.target_dir.display(), "build key");
                     // A seed describes the dir it made: another key's dir has none to show.
                     ws.tools.forget_seed();
@@ -80,8 +82,17 @@ impl Dispatcher {
             Err(e) => errors.push(e.to_string()),
         }
         // A load follows a change of the manifests, the toolchain or the environment: the
-        // compiler commands recorded before may not be the next job's.
-        ws.early.clear();
+        // compiler commands recorded before may not be the next job's. Under the same key,
+        // the next diagnostics job confirms those of the units it finds fresh.
+        let recorded = std::mem::take(&mut ws.early);
+        if same_key {
+            for invocation in recorded {
+                ws.early_held.retain(|held| !held.same_unit(&invocation));
+                ws.early_held.push(invocation);
+            }
+        } else {
+            ws.early_held.clear();
+        }
         // And they decide which units `build` and `test` leave: one invocation for both is
         // checked again (`build/merge.rs`).
         ws.merge = crate::build::merge::MergeState::Untried;
