@@ -97,6 +97,9 @@ pub(crate) enum JobEvent {
         check: bool,
         /// The unit's executable, when it has one.
         executable: Option<Executable>,
+        /// The names of its files in `deps/`, without extension (`libcore-HASH`): the
+        /// metadata hash tells the unit from another variant of it (see [`hashed_names`]).
+        hashed: Vec<String>,
     },
     Diagnostic(Box<Diagnostic>),
     /// A merged stage's parts ran apart after it, as the check that it leaves their units
@@ -370,7 +373,23 @@ impl StageRun {
 /// whole paths: cargo reports a library it uplifts for a `cargo build` under the uplifted
 /// name, and the same unit under `deps/` for a `cargo test`.
 fn unit_key(artifact: &cargo_metadata::Artifact) -> String {
-    let hashed: std::collections::BTreeSet<String> = artifact
+    let hashed = hashed_names(artifact);
+    format!(
+        "{} {} {:?} {:?} {:?} {:?}",
+        artifact.package_id.repr,
+        artifact.target.name,
+        artifact.target.kind,
+        artifact.profile,
+        artifact.features,
+        hashed
+    )
+}
+
+/// The names of a unit's files that carry its metadata hash, without extension: those in
+/// `deps/` (`libcore-HASH`, `app-HASH`) and, as `DIR/NAME`, those of a build script in
+/// `build/PACKAGE-HASH/`. The hash covers the unit's features, profile and dependencies.
+fn hashed_names(artifact: &cargo_metadata::Artifact) -> std::collections::BTreeSet<String> {
+    artifact
         .filenames
         .iter()
         .filter_map(|file| {
@@ -384,16 +403,7 @@ fn unit_key(artifact: &cargo_metadata::Artifact) -> String {
                 None
             }
         })
-        .collect();
-    format!(
-        "{} {} {:?} {:?} {:?} {:?}",
-        artifact.package_id.repr,
-        artifact.target.name,
-        artifact.target.kind,
-        artifact.profile,
-        artifact.features,
-        hashed
-    )
+        .collect()
 }
 
 /// Runs one stage's cargo command, emitting its units and (for a diagnostics job) its
@@ -450,6 +460,7 @@ async fn run_stage(
                 target: artifact.target.name.clone(),
                 fresh: artifact.fresh,
                 check,
+                hashed: hashed_names(&artifact).into_iter().collect(),
                 executable: artifact.executable.map(|path| Executable {
                     path: path.into_std_path_buf(),
                     kinds: artifact.target.kind.iter().map(|k| k.to_string()).collect(),

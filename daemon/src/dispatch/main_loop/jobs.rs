@@ -184,6 +184,7 @@ impl Dispatcher {
                 fresh,
                 check,
                 executable,
+                hashed,
             } => {
                 // Another key's units are not the workspace's: its progress, the units its
                 // job compiled and the prediction's score count its own key only (and its
@@ -192,7 +193,7 @@ impl Dispatcher {
                     return;
                 }
                 if fresh && !check && job.defs.iter().any(|d| d.name == stage && d.diagnostics) {
-                    confirm_held(&mut ws.early, &mut ws.early_held, &package, &target);
+                    confirm_held(&mut ws.early, &mut ws.early_held, &hashed);
                 }
                 if check {
                     // The check after a merged stage goes over its units again: not
@@ -568,22 +569,31 @@ fn early_run(
     Some((run, candidates))
 }
 
-/// A unit the diagnostics job found fresh after a load: its command from before the load,
-/// if one is held, is again the one cargo would run (see `Workspace::early_held`), unless
-/// the job recorded a newer one.
+/// A unit the diagnostics job found fresh after a load, by the `hashed` names of its files:
+/// its command from before the load, if one is held for the same unit (the same metadata
+/// hash, in the name of the command's dep-info file: not another variant of the crate, such
+/// as the one a job over one package builds), is again the one cargo would run (see
+/// `Workspace::early_held`), unless the job recorded a newer one.
 fn confirm_held(
     early: &mut Vec<Arc<Invocation>>,
     held: &mut Vec<Arc<Invocation>>,
-    package: &str,
-    target: &str,
+    hashed: &[String],
 ) {
     if held.is_empty() {
         return;
     }
-    let crate_name = target.replace('-', "_");
-    let (confirmed, still): (Vec<_>, Vec<_>) = std::mem::take(held)
-        .into_iter()
-        .partition(|h| h.package == package && h.crate_name == crate_name);
+    let same_unit = |h: &Invocation| {
+        h.dep_info
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .is_some_and(|stem| {
+                hashed
+                    .iter()
+                    .any(|name| name == stem || name.strip_prefix("lib") == Some(stem))
+            })
+    };
+    let (confirmed, still): (Vec<_>, Vec<_>) =
+        std::mem::take(held).into_iter().partition(|h| same_unit(h));
     *held = still;
     for invocation in confirmed {
         if !early.iter().any(|e| e.same_unit(&invocation)) {
