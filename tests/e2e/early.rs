@@ -4,7 +4,7 @@
 //! turns on, and a crate whose build script reads its own source (there the job alone may
 //! report).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -56,17 +56,23 @@ fn diagnostics_of(events: &[Value], job: u64) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn a_saved_crate_is_checked_early_with_its_generated_code_its_features_and_its_proc_macros() {
-    let world = World::new();
+/// The `early` fixture, built cold, with the cold job's dep-info read (after its end, with
+/// the dir's size): an early run needs it to know which crate reads a file.
+fn built(world: &World) -> PathBuf {
     let ws = world.workspace("early", "ws");
     world.ok(&ws, &["wait"]);
-    // The cold job's dep-info is read after its end, with the dir's size: wait for both.
     wait_until("the cold job's dep-info", || {
         world
             .workspace_status(&ws)
             .is_some_and(|s| s["target_dir_size"].is_u64())
     });
+    ws
+}
+
+#[test]
+fn a_saved_crate_is_checked_early_with_its_generated_code_its_features_and_its_proc_macros() {
+    let world = World::new();
+    let ws = built(&world);
 
     // A library with generated code and a feature another member turns on: an early run
     // without OUT_DIR or the feature would report errors the job does not.
@@ -200,13 +206,7 @@ fn a_saved_crate_is_checked_early_with_its_generated_code_its_features_and_its_p
 #[test]
 fn a_load_that_leaves_the_saved_crate_fresh_keeps_its_early_run() {
     let world = World::new();
-    let ws = world.workspace("early", "ws");
-    world.ok(&ws, &["wait"]);
-    wait_until("the cold job's dep-info", || {
-        world
-            .workspace_status(&ws)
-            .is_some_and(|s| s["target_dir_size"].is_u64())
-    });
+    let ws = built(&world);
     let (status, _, _) = edit_and_follow(
         &world,
         &ws,

@@ -496,7 +496,7 @@ impl Workspace {
                     MergeState::Untried => format!(
                         "runs with {others} as one cargo invocation, `cargo {command}`; the \
                          first time since the workspace was loaded, each then runs apart to \
-                         check that it finds everything fresh"
+                         check that it leaves the units each looks for"
                     ),
                     MergeState::Apart(why) => format!("runs apart from {others}: {why}"),
                 };
