@@ -69,6 +69,23 @@ fn built(world: &World) -> PathBuf {
     ws
 }
 
+/// Asserts that status's last early run ran beside `job` on `crate_name` and found
+/// `counts` (errors, warnings).
+fn assert_early_beside(status: &Value, job: u64, crate_name: &str, counts: (u64, u64)) {
+    let early = &status["early"];
+    assert_eq!(
+        early["job"],
+        job - 1,
+        "the early run ran beside job {job}: {status:#}"
+    );
+    assert_eq!(early["crate"], crate_name, "{early}");
+    assert_eq!(
+        (&early["errors"], &early["warnings"]),
+        (&counts.0.into(), &counts.1.into()),
+        "{early}"
+    );
+}
+
 #[test]
 fn a_saved_crate_is_checked_early_with_its_generated_code_its_features_and_its_proc_macros() {
     let world = World::new();
@@ -84,18 +101,7 @@ fn a_saved_crate_is_checked_early_with_its_generated_code_its_features_and_its_p
         "    let early_core = 1;\n    GENERATED\n",
     );
     assert_eq!(status["state"], "idle", "{status:#}");
-    let early = &status["early"];
-    assert_eq!(
-        early["job"],
-        job - 1,
-        "the early run ran beside job {job}: {status:#}"
-    );
-    assert_eq!(early["crate"], "core_lib", "{early}");
-    assert_eq!(
-        (&early["errors"], &early["warnings"]),
-        (&0.into(), &1.into()),
-        "{early}"
-    );
+    assert_early_beside(&status, job, "core_lib", (0, 1));
     let unused = "unused variable: `early_core`";
     // What the early run showed, if it came before the job's own (it usually does), is the
     // job's warning: never an error the job did not report.
@@ -128,14 +134,7 @@ fn a_saved_crate_is_checked_early_with_its_generated_code_its_features_and_its_p
         "fn main() {\n",
         "fn main() {\n    let early_app = 1;\n",
     );
-    let early = &status["early"];
-    assert_eq!(early["job"], job - 1, "{status:#}");
-    assert_eq!(early["crate"], "app", "{early}");
-    assert_eq!(
-        (&early["errors"], &early["warnings"]),
-        (&0.into(), &1.into()),
-        "{early}"
-    );
+    assert_early_beside(&status, job, "app", (0, 1));
     assert!(
         diagnostics_of(&events, job - 1)
             .iter()
@@ -225,18 +224,7 @@ fn a_load_that_leaves_the_saved_crate_fresh_keeps_its_early_run() {
         "fn main() {\n",
         "fn main() {\n    let early_after_load = 1;\n",
     );
-    let early = &status["early"];
-    assert_eq!(
-        early["job"],
-        job - 1,
-        "an early run beside job {job}: {status:#}"
-    );
-    assert_eq!(early["crate"], "app", "{early}");
-    assert_eq!(
-        (&early["errors"], &early["warnings"]),
-        (&0.into(), &1.into()),
-        "{early}"
-    );
+    assert_early_beside(&status, job, "app", (0, 1));
     assert!(
         diagnostics_of(&events, job - 1)
             .iter()
