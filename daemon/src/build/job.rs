@@ -108,8 +108,14 @@ pub(crate) enum JobEvent {
     MergeChecked {
         not_left: Vec<String>,
     },
-    /// What the early run of the saved crate's own compiler command reported (`early.rs`),
-    /// stamped with `generation`, the id reserved for it just below the job's.
+    /// A diagnostic of the early run of the saved crate's own compiler command (`early.rs`),
+    /// as rustc printed it, stamped with `generation`, the id reserved for the run just
+    /// below the job's.
+    EarlyDiagnostic {
+        generation: u64,
+        diagnostic: Box<Diagnostic>,
+    },
+    /// The early run ended: what it found in all.
     Early {
         generation: u64,
         report: crate::build::early::EarlyReport,

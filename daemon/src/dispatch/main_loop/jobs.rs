@@ -140,7 +140,10 @@ impl Dispatcher {
             return;
         };
         let Some(job) = ws.job.as_mut().filter(|j| j.id == job_id) else {
-            if matches!(event, JobEvent::Early { .. }) {
+            if matches!(
+                event,
+                JobEvent::Early { .. } | JobEvent::EarlyDiagnostic { .. }
+            ) {
                 tracing::debug!(
                     job = job_id,
                     "the early run's job ended first: report dropped"
@@ -247,8 +250,30 @@ impl Dispatcher {
                     diagnostic,
                 }
             }
+            JobEvent::EarlyDiagnostic {
+                generation,
+                diagnostic,
+            } => {
+                // What the job itself already said of a file is newer: the store keeps it.
+                if !ws.diagnostics.add(generation, &diagnostic) {
+                    return;
+                }
+                EventKind::Diagnostic {
+                    job: generation,
+                    diagnostic,
+                }
+            }
             JobEvent::Early { generation, report } => {
-                return self.early_reported(root, generation, report);
+                tracing::debug!(generation, ?report, "early run reported");
+                ws.early_status = Some(crate::wire::protocol::EarlyStatus {
+                    job: generation,
+                    package: report.package,
+                    crate_name: report.crate_name,
+                    errors: report.errors,
+                    warnings: report.warnings,
+                    duration_ms: report.duration.as_millis() as u64,
+                });
+                return;
             }
             JobEvent::MergeChecked { not_left } => {
                 ws.merge = MergeState::checked(&not_left);
@@ -263,43 +288,6 @@ impl Dispatcher {
             JobEvent::Finished(outcome) => self.finish_job(root, job_id, outcome),
         };
         self.broadcast(root, kind);
-    }
-
-    /// What the early run beside the running job found: shown now, unless the job already
-    /// said something newer of the file.
-    fn early_reported(&mut self, root: &Path, generation: u64, report: early::EarlyReport) {
-        let Some(ws) = self.workspaces.get_mut(root) else {
-            return;
-        };
-        let count = |severity| {
-            report
-                .diagnostics
-                .iter()
-                .filter(|d| d.severity == severity)
-                .count() as u64
-        };
-        ws.early_status = Some(crate::wire::protocol::EarlyStatus {
-            job: generation,
-            package: report.package.clone(),
-            crate_name: report.crate_name.clone(),
-            errors: count(Severity::Error),
-            warnings: count(Severity::Warning),
-            duration_ms: report.duration.as_millis() as u64,
-        });
-        // What the job itself already said of a file is newer: the store keeps it.
-        let kept: Vec<_> = report
-            .diagnostics
-            .into_iter()
-            .filter(|d| ws.diagnostics.add(generation, d))
-            .collect();
-        tracing::debug!(generation, kept = kept.len(), "early diagnostics");
-        for diagnostic in kept {
-            let kind = EventKind::Diagnostic {
-                job: generation,
-                diagnostic: Box::new(diagnostic),
-            };
-            self.broadcast(root, kind);
-        }
     }
 
     /// A job ended: its changes go back to the queue if it did not finish, its diagnostics
@@ -625,12 +613,21 @@ fn spawn_early(
             tracing::debug!("no early run: no command's own dep-info lists the files");
             return;
         };
-        if let Some(report) = early::run(run, invocation, cancel).await {
+        let send = |event| {
             let _ = tx.send(Event::Job {
-                root,
+                root: root.clone(),
                 job: job_id,
-                event: JobEvent::Early { generation, report },
+                event,
             });
+        };
+        let found = |diagnostic| {
+            send(JobEvent::EarlyDiagnostic {
+                generation,
+                diagnostic: Box::new(diagnostic),
+            })
+        };
+        if let Some(report) = early::run(run, invocation, cancel, found).await {
+            send(JobEvent::Early { generation, report });
         }
     });
 }

@@ -54,6 +54,7 @@ impl Dispatcher {
                 Err(e) => e.reply(id),
             },
             Request::Saved { paths } => {
+                tracing::debug!(?paths, "saved");
                 self.saved(paths);
                 ServerMessage::Ok { id }
             }
