@@ -44,13 +44,28 @@ pub(crate) struct RawOptions {
     pub(crate) early: Option<bool>,
     /// Never start the daemon; wait for one to appear instead.
     pub(crate) no_start: Option<bool>,
+    /// Register the separate cargo workspaces found under each folder, not only the one at
+    /// the folder (`discover.rs`).
+    pub(crate) discover_workspaces: Option<bool>,
 }
 
 /// The options resolved: what to ask the daemon for, and how to reach it.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Options {
     pub(crate) settings: WorkspaceSettings,
     pub(crate) no_start: bool,
+    /// Walk each folder for the workspaces under it.
+    pub(crate) discover_workspaces: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            settings: WorkspaceSettings::default(),
+            no_start: false,
+            discover_workspaces: true,
+        }
+    }
 }
 
 /// Reads `initializationOptions`. Returns the options and the warnings to show the user.
@@ -80,11 +95,15 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
                     "otherKeys" => raw.other_keys = field(key, value, &mut warnings),
                     "early" => raw.early = field(key, value, &mut warnings),
                     "noStart" => raw.no_start = field(key, value, &mut warnings),
+                    "discoverWorkspaces" => {
+                        raw.discover_workspaces = field(key, value, &mut warnings)
+                    }
                     _ => warnings.push(format!(
                         "buildd: unknown initializationOptions field `{key}` ignored \
                          (known: jobs, cargoJobs, learn, learnLimit, quietSecs, \
                          unusedQuietSecs, expensiveSecs, stages, debounceMs, nice, \
-                         jobTimeoutSecs, linker, sccache, fastLink, otherKeys, early, noStart)"
+                         jobTimeoutSecs, linker, sccache, fastLink, otherKeys, early, noStart, \
+                         discoverWorkspaces)"
                     )),
                 }
             }
@@ -118,6 +137,7 @@ pub(crate) fn resolve(value: Option<&Value>, no_start_default: bool) -> (Options
             early: raw.early,
         },
         no_start: raw.no_start.unwrap_or(no_start_default),
+        discover_workspaces: raw.discover_workspaces.unwrap_or(true),
     };
     (options, warnings)
 }
@@ -192,8 +212,12 @@ mod tests {
         assert!(warnings.is_empty());
         assert_eq!(options.settings, WorkspaceSettings::default());
         assert!(options.no_start);
+        assert!(options.discover_workspaces);
         let (options, _) = resolve(Some(&json!({"noStart": false})), true);
         assert!(!options.no_start);
+        let (options, warnings) = resolve(Some(&json!({"discoverWorkspaces": false})), false);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(!options.discover_workspaces);
     }
 
     #[test]

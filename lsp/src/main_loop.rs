@@ -286,7 +286,9 @@ impl MainLoop {
             LspEvent::Initialize(setup) => {
                 for folder in &setup.folders {
                     self.folders.insert(folder.clone(), Folder::default());
-                    self.discover(folder.clone());
+                    if setup.options.discover_workspaces {
+                        self.discover(folder.clone());
+                    }
                 }
                 self.setup = Some(*setup);
             }
@@ -332,7 +334,13 @@ impl MainLoop {
                         continue;
                     }
                     self.folders.insert(folder.clone(), Folder::default());
-                    self.discover(folder.clone());
+                    if self
+                        .setup
+                        .as_ref()
+                        .is_none_or(|s| s.options.discover_workspaces)
+                    {
+                        self.discover(folder.clone());
+                    }
                     if self.link.is_some() {
                         self.register(folder).await;
                     }

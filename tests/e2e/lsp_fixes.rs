@@ -331,6 +331,43 @@ fn every_workspace_in_a_folder_of_workspaces_gets_diagnostics() {
 }
 
 #[test]
+fn with_discovery_off_a_folder_registers_its_own_workspace_and_not_the_fixtures_under_it() {
+    let world = World::new();
+    let repo = world.workspace("lsp-borrow", "repo");
+    // A fixture with a `[workspace]` of its own, as buildd's tests have: discovery would
+    // register it (see the test above).
+    let fixture = world.workspace("lsp-macro", "repo/tests/fixtures/macros");
+    let mut client = LspClient::start(&world, &repo, "editor", &[]);
+    let mut options = check_only();
+    options["discoverWorkspaces"] = json!(false);
+    client.initialize(init_params(&[&repo], options, Caps::default()));
+    client.wait_diagnostics(
+        &repo.join("src/lib.rs"),
+        "the folder's own error",
+        has("borrow of moved value"),
+    );
+    client.wait_state(&repo, "the folder's job done", |s| s["state"] == "failed");
+    // Discovery registers what it finds within milliseconds of `initialize`, long before a
+    // cold job ends: by now the fixture would be there.
+    let status = client.request("buildd/status", Value::Null);
+    let roots: Vec<&str> = status["result"]["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["root"].as_str().unwrap())
+        .collect();
+    assert_eq!(roots, vec![repo.to_str().unwrap()], "{status:#}");
+    assert!(
+        !client
+            .seen()
+            .iter()
+            .any(|m| m["method"] == "textDocument/publishDiagnostics"
+                && m["params"]["uri"] == file_uri(&fixture.join("src/lib.rs")).as_str()),
+        "diagnostics of the fixture"
+    );
+}
+
+#[test]
 fn an_editor_that_connects_mid_job_gets_its_progress_before_it_ends() {
     let world = World::new();
     let ws = world.workspace("lsp-gate", "ws");

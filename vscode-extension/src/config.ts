@@ -36,6 +36,8 @@ export interface Config {
     linker: string | undefined;
     /** `false` keeps buildd's sccache out of this workspace's builds. */
     sccache: boolean | undefined;
+    /** `false` registers each folder's own workspace only, not those found under it. */
+    discoverWorkspaces: boolean | undefined;
     /** `buildd.terminal.environment`: give the workspace's terminals the warm environment. */
     terminalEnvironment: boolean;
     /** `buildd.rustAnalyzer.offerToDisableCheckOnSave`. */
@@ -108,6 +110,14 @@ export function readConfig(get: (key: string) => unknown): Resolved {
         problems.push('buildd.sccache must be true or false; the daemon\'s default is used');
     }
 
+    let discoverWorkspaces: boolean | undefined;
+    const rawDiscover = get('discoverWorkspaces');
+    if (typeof rawDiscover === 'boolean') {
+        discoverWorkspaces = rawDiscover;
+    } else if (rawDiscover !== undefined && rawDiscover !== null) {
+        problems.push('buildd.discoverWorkspaces must be true or false; the default (true) is used');
+    }
+
     return {
         config: {
             path: serverPath,
@@ -121,6 +131,7 @@ export function readConfig(get: (key: string) => unknown): Resolved {
             jobTimeoutSecs,
             linker,
             sccache,
+            discoverWorkspaces,
             terminalEnvironment: get('terminal.environment') !== false,
             offerToDisableCheckOnSave: get('rustAnalyzer.offerToDisableCheckOnSave') !== false,
         },
@@ -216,6 +227,9 @@ export function initializationOptions(config: Config): InitializationOptions {
     }
     if (config.sccache !== undefined) {
         options.sccache = config.sccache;
+    }
+    if (config.discoverWorkspaces !== undefined) {
+        options.discoverWorkspaces = config.discoverWorkspaces;
     }
     return options;
 }

@@ -52,6 +52,8 @@ export interface InitializationOptions {
     linker?: string;
     sccache?: boolean;
     noStart?: boolean;
+    /** `false`: register each folder's own workspace only, not those found under it. */
+    discoverWorkspaces?: boolean;
 }
 
 export * from './generated/wire';

@@ -39,6 +39,15 @@ describe('readConfig and initializationOptions', () => {
         assert.match(bad.problems[1] ?? '', /buildd\.sccache/);
     });
 
+    it('passes discoverWorkspaces, and names a bad value', () => {
+        const off = readConfig(settings({ discoverWorkspaces: false }));
+        assert.deepEqual(off.problems, []);
+        assert.deepEqual(initializationOptions(off.config), { discoverWorkspaces: false });
+        const bad = readConfig(settings({ discoverWorkspaces: 'no' }));
+        assert.deepEqual(initializationOptions(bad.config), {});
+        assert.match(bad.problems[0] ?? '', /buildd\.discoverWorkspaces/);
+    });
+
     it('passes job definitions, cargoJobs and learn, and names a bad job definition', () => {
         const { config, problems } = readConfig(settings({
             jobs: {
