@@ -94,6 +94,12 @@ impl Lease {
         }
     }
 
+    /// cargo's cache of the compiler's answers in the dir, which a command restores for its
+    /// kind before cargo starts and keeps after it (`buildd_daemon::rustc_info`).
+    pub(crate) fn rustc_info(&self) -> Option<buildd_daemon::rustc_info::RustcInfo> {
+        buildd_daemon::rustc_info_of(&self.env_set, &self.args_prefix)
+    }
+
     /// `cargo ARGS` with the environment and arguments the daemon builds with.
     pub(crate) fn cargo<T: From<String> + AsRef<std::ffi::OsStr>>(
         &self,

@@ -18,8 +18,9 @@ mod wire;
 
 // The crate's public face stays flat: the binary, `lsp` and `bench` use these paths.
 pub use build::plan::needs_no_daemon;
-pub use build::process_group;
+pub use build::{process_group, rustc_info};
 pub use cache::archive;
+pub use cache::rustc_info_of;
 pub use home::{config, dist_config, logging, paths};
 pub use host::server;
 pub use project::key::cargo_args;

@@ -17,6 +17,7 @@ use std::ffi::OsString;
 use std::process::ExitStatus;
 
 use anyhow::bail;
+use buildd_daemon::rustc_info::Kind;
 
 use crate::connect::{Session, resolve_path};
 use crate::lease::Lease;
@@ -45,8 +46,18 @@ pub(crate) async fn run(session: &Session, args: Vec<OsString>) -> anyhow::Resul
                 );
             }
             let mut command = lease.cargo(args.clone());
+            // cargo's cache of the compiler's answers as the daemon's last command of this
+            // kind left it: clippy's and the others' differ (`rustc_info.rs`).
+            let kind = Kind::of(&lossy);
+            let info = lease.rustc_info();
+            if let Some(info) = &info {
+                info.restore(kind);
+            }
             if let Some(build) = build_of_run(&lossy) {
                 let built = lease.cargo(build).status();
+                if let Some(info) = &info {
+                    info.keep(kind);
+                }
                 drop(lease);
                 match built {
                     Ok(status) if status.success() => {}
@@ -56,6 +67,9 @@ pub(crate) async fn run(session: &Session, args: Vec<OsString>) -> anyhow::Resul
                 return finished(command.status());
             }
             let status = command.status();
+            if let Some(info) = &info {
+                info.keep(kind);
+            }
             // The lease ends with the connection.
             drop(lease);
             finished(status)

@@ -560,3 +560,51 @@ fn a_dependencys_warnings_are_never_diagnostics_though_the_diagnostics_job_runs_
     let stale = world.compiled(&ws, &["build"]);
     assert!(stale.is_empty(), "`cargo build` compiled {stale:?}");
 }
+
+/// cargo caches what the compiler says about itself under a fingerprint that includes
+/// clippy's wrapper, so clippy and the build in one dir throw each other's cache away; buildd
+/// keeps one copy per kind of command (`rustc_info.rs`). Seen through a `RUSTC` that logs
+/// every call: with the cache, cargo does not ask `rustc -vV` again.
+#[test]
+fn after_the_jobs_clippy_and_build_the_users_clippy_and_build_do_not_probe_rustc_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::new();
+    let ws = world.workspace("basic", "ws");
+    let log = world.dir.path().join("rustc-calls.log");
+    // Named `rustc`: clippy-driver takes its first argument for the compiler only then.
+    let logging = world.dir.path().join("logging");
+    std::fs::create_dir(&logging).unwrap();
+    let rustc = logging.join("rustc");
+    std::fs::write(
+        &rustc,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec rustc \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rustc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = [("RUSTC", rustc.to_str().unwrap())];
+    world.ok_with(&ws, &env, &["wait"]);
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(status["last_job"]["result"], "success", "{status:#}");
+    let probes = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split_whitespace().any(|w| w == "-vV"))
+            .count()
+    };
+    // The logging compiler is the one cargo runs: the first job asked it.
+    assert!(probes() > 0, "the first job never ran the logging rustc");
+
+    for args in [
+        &["cargo", "clippy", "--workspace", "--all-targets"][..],
+        &["cargo", "build", "--workspace"][..],
+        &["cargo", "clippy", "--workspace", "--all-targets"][..],
+    ] {
+        std::fs::write(&log, "").unwrap();
+        world.ok_with(&ws, &env, args);
+        assert_eq!(probes(), 0, "{args:?} asked rustc -vV again");
+    }
+}

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::build::invocation::{self, Invocation};
 use crate::build::orphans::Orphans;
+use crate::build::rustc_info::{Kind, RustcInfo};
 use crate::build::{process, process_group};
 
 /// How long cargo gets to stop on SIGTERM before the group is killed. Cancellation must be
@@ -56,6 +57,9 @@ pub(crate) struct CargoCommand<'a> {
     /// The niceness cargo and everything it starts run at.
     pub(crate) nice: i32,
     pub(crate) orphans: &'a Orphans,
+    /// cargo's cache of the compiler's answers in the dir: the copy for the command's kind
+    /// goes in before cargo starts, and a copy comes out after it (`rustc_info.rs`).
+    pub(crate) rustc_info: &'a RustcInfo,
     /// Run cargo with `-vv` and record the compiler commands it prints, for early
     /// diagnostics (`early.rs`); `root` resolves their relative paths.
     pub(crate) record: Option<&'a Path>,
@@ -85,6 +89,9 @@ pub(crate) async fn run(
         .arg("--message-format=json")
         .args(&command.args[dashes..]);
     in_own_group(&mut cmd, command.nice);
+    let kind = Kind::of(&command.args);
+    let info = command.rustc_info.clone();
+    let _ = tokio::task::spawn_blocking(move || info.restore(kind)).await;
     let mut child = cmd.spawn()?;
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     if let Some(pgid) = pgid {
@@ -94,6 +101,10 @@ pub(crate) async fn run(
     let outcome = supervise(&mut child, pgid, cancel, record, &mut on_message).await;
     if let Some(pgid) = pgid {
         command.orphans.forget(pgid.as_raw());
+    }
+    if matches!(outcome, Ok(Outcome::Finished { .. })) {
+        let info = command.rustc_info.clone();
+        let _ = tokio::task::spawn_blocking(move || info.keep(kind)).await;
     }
     outcome
 }

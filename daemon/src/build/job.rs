@@ -72,6 +72,8 @@ pub(crate) struct JobSpec {
     /// A job that runs longer is stopped and fails (a build script that hangs).
     pub(crate) timeout: Duration,
     pub(crate) orphans: Arc<Orphans>,
+    /// cargo's cache of the compiler's answers in the key's dir.
+    pub(crate) rustc_info: Arc<crate::build::rustc_info::RustcInfo>,
 }
 
 #[derive(Debug)]
@@ -436,9 +438,9 @@ async fn run_stage(
         args.insert(at, format!("--jobs={jobs}"));
     }
     let dir = spec.root.join(&plan.dir);
-    let (env, cargo_env) = match &plan.key {
-        Some(other) => (&other.env, &other.cargo_env),
-        None => (&*spec.env, &*spec.cargo_env),
+    let (env, cargo_env, rustc_info) = match &plan.key {
+        Some(other) => (&other.env, &other.cargo_env, &other.rustc_info),
+        None => (&*spec.env, &*spec.cargo_env, &*spec.rustc_info),
     };
     let command = CargoCommand {
         dir: &dir,
@@ -447,6 +449,7 @@ async fn run_stage(
         cargo_env,
         nice: spec.nice,
         orphans: &spec.orphans,
+        rustc_info,
         // The workspace's own diagnostics stage records its compiler commands.
         record: (plan.record && plan.key.is_none()).then_some(spec.root.as_path()),
     };

@@ -2,7 +2,8 @@
 //! stages (with `build` and `test` merged into one invocation where that leaves the same
 //! units), the job itself, one cargo command in its own
 //! process group, the diagnostics it prints, the early run of a saved crate's own compiler
-//! command, and the record of process groups left behind.
+//! command, the record of process groups left behind, and cargo's cache of the compiler's
+//! answers kept per kind of command.
 //!
 //! It knows cargo and processes, not workspaces, watchers or the cache.
 
@@ -18,3 +19,4 @@ pub(crate) mod orphans;
 pub(crate) mod plan;
 pub(crate) mod process;
 pub mod process_group;
+pub mod rustc_info;

@@ -73,6 +73,8 @@ impl StagePlan {
 pub(crate) struct OtherKeyEnv {
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) cargo_env: CargoEnv,
+    /// cargo's cache of the compiler's answers in that key's dir.
+    pub(crate) rustc_info: crate::build::rustc_info::RustcInfo,
 }
 
 /// Plans the stages of a job over `defs`, in order. `focus` is the package of the file an

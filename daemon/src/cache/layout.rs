@@ -12,6 +12,9 @@ pub(crate) const STATE_DIR: &str = ".buildd";
 pub(crate) const USED_FILE: &str = "used";
 /// In [`STATE_DIR`]: the workspace root the dir was built for.
 pub(crate) const WORKSPACE_FILE: &str = "workspace";
+/// In [`STATE_DIR`]: buildd's copies of cargo's `.rustc_info.json`, one per kind of command
+/// (`build/rustc_info.rs`).
+pub(crate) const RUSTC_INFO_DIR: &str = "rustc-info";
 
 /// Entries of the dir live under this prefix in an exported archive.
 pub(crate) const ARCHIVE_PREFIX: &str = "target";

@@ -355,11 +355,12 @@ impl Workspace {
             self.other_keys.insert(
                 0,
                 OtherKey {
-                    key: old,
                     warm: Arc::new(OtherKeyEnv {
                         env: old_env,
                         cargo_env: old_cargo_env,
+                        rustc_info: crate::cache::rustc_info(&old.target_dir),
                     }),
+                    key: old,
                     last_used: now,
                 },
             );

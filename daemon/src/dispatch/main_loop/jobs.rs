@@ -75,6 +75,7 @@ impl Dispatcher {
             gate: gate.clone(),
             timeout: resolved.job_timeout,
             orphans: self.orphans.clone(),
+            rustc_info: Arc::new(crate::cache::rustc_info(&key.target_dir)),
         };
         let early_off = full || quiet || !resolved.early;
         let early = early_run(ws, root, &defs, &files, early_off, &spec);
