@@ -83,13 +83,7 @@ export function readConfig(get: (key: string) => unknown): Resolved {
         jobs = integerSetting(rawJobs, 'buildd.jobs', 1, undefined, problems);
     }
     const cargoJobs = integerSetting(get('cargoJobs'), 'buildd.cargoJobs', 1, undefined, problems);
-    let learn: boolean | undefined;
-    const rawLearn = get('learn');
-    if (typeof rawLearn === 'boolean') {
-        learn = rawLearn;
-    } else if (rawLearn !== undefined && rawLearn !== null) {
-        problems.push('buildd.learn must be true or false; the daemon\'s default (true) is used');
-    }
+    const learn = booleanSetting(get('learn'), 'buildd.learn', 'the daemon\'s default (true)', problems);
     const debounceMs = integerSetting(get('debounceMs'), 'buildd.debounceMs', 0, undefined, problems);
     const nice = integerSetting(get('nice'), 'buildd.nice', 0, 19, problems);
     const jobTimeoutSecs = integerSetting(get('jobTimeoutSecs'), 'buildd.jobTimeoutSecs', 1, undefined, problems);
@@ -102,21 +96,10 @@ export function readConfig(get: (key: string) => unknown): Resolved {
         problems.push('buildd.linker must be "auto", "default", "mold", "lld", "bfd" or a path; the daemon\'s default is used');
     }
 
-    let sccache: boolean | undefined;
-    const rawSccache = get('sccache');
-    if (typeof rawSccache === 'boolean') {
-        sccache = rawSccache;
-    } else if (rawSccache !== undefined && rawSccache !== null) {
-        problems.push('buildd.sccache must be true or false; the daemon\'s default is used');
-    }
-
-    let discoverWorkspaces: boolean | undefined;
-    const rawDiscover = get('discoverWorkspaces');
-    if (typeof rawDiscover === 'boolean') {
-        discoverWorkspaces = rawDiscover;
-    } else if (rawDiscover !== undefined && rawDiscover !== null) {
-        problems.push('buildd.discoverWorkspaces must be true or false; the default (true) is used');
-    }
+    const sccache = booleanSetting(get('sccache'), 'buildd.sccache', 'the daemon\'s default', problems);
+    const discoverWorkspaces = booleanSetting(
+        get('discoverWorkspaces'), 'buildd.discoverWorkspaces', 'the default (true)', problems,
+    );
 
     return {
         config: {
@@ -174,6 +157,22 @@ function jobDefinitionsSetting(
         defs[name] = out;
     }
     return Object.keys(defs).length > 0 ? defs : undefined;
+}
+
+/** A boolean setting; anything else is named in `problems`, and `fallback` applies. */
+function booleanSetting(
+    value: unknown,
+    name: string,
+    fallback: string,
+    problems: string[],
+): boolean | undefined {
+    if (typeof value === 'boolean') {
+        return value;
+    }
+    if (value !== undefined && value !== null) {
+        problems.push(`${name} must be true or false; ${fallback} is used`);
+    }
+    return undefined;
 }
 
 function integerSetting(
