@@ -5,9 +5,10 @@
 //! compiler *and of its wrappers*. `cargo clippy` runs cargo with clippy-driver as the
 //! workspace wrapper, so every switch between clippy and another command in one dir makes
 //! cargo throw the file away and probe again. A job runs clippy, then the build, every time:
-//! on the generated 100-crate workspace, cargo finding everything fresh took 0.23 s when clippy
-//! and the build alternated against 0.13 s when one command repeated (medians of 12,
-//! docs/benchmarks.md, "cargo's rustc cache").
+//! on the generated 100-crate workspace, cargo finding everything fresh took 0.11 s when clippy
+//! and the build alternated against 0.07 to 0.09 s when one command repeated (medians of 12 on
+//! a quiet machine; under load, 0.23 s against 0.13 s: docs/benchmarks.md, "cargo's rustc
+//! cache").
 //!
 //! So buildd keeps a copy of the file per kind of command ([`Kind`]) in its state dir, puts the
 //! kind's copy back before a command of that kind ([`RustcInfo::restore`]) and takes a copy
