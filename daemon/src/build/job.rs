@@ -224,7 +224,10 @@ impl<E: Fn(JobEvent)> Runner<'_, E> {
         });
         let started = Instant::now();
         let mut run = run_stage(self.spec, plan, &stop, self.emit, false).await;
-        let left = std::mem::take(&mut run.keys);
+        let left: HashSet<String> = std::mem::take(&mut run.units)
+            .into_iter()
+            .map(|(_, _, key)| key)
+            .collect();
         if let Ok(mut gate) = self.spec.gate.lock() {
             gate.merged = None;
         }
@@ -352,8 +355,6 @@ struct StageRun {
     /// Every unit cargo looked at: `package target`, whether it was fresh, and its
     /// [`unit_key`].
     units: Vec<(String, bool, String)>,
-    /// The keys of all of them.
-    keys: HashSet<String>,
     compile_errors: u64,
     /// Errors that are clippy's lints (a `deny` lint).
     lint_errors: u64,
@@ -380,8 +381,7 @@ impl StageRun {
 /// its files in `deps/` and `build/` (which covers its dependencies' variants). Not the
 /// whole paths: cargo reports a library it uplifts for a `cargo build` under the uplifted
 /// name, and the same unit under `deps/` for a `cargo test`.
-fn unit_key(artifact: &cargo_metadata::Artifact) -> String {
-    let hashed = hashed_names(artifact);
+fn unit_key(artifact: &cargo_metadata::Artifact, hashed: &[String]) -> String {
     format!(
         "{} {} {:?} {:?} {:?} {:?}",
         artifact.package_id.repr,
@@ -396,8 +396,8 @@ fn unit_key(artifact: &cargo_metadata::Artifact) -> String {
 /// The names of a unit's files that carry its metadata hash, without extension: those in
 /// `deps/` (`libcore-HASH`, `app-HASH`) and, as `DIR/NAME`, those of a build script in
 /// `build/PACKAGE-HASH/`. The hash covers the unit's features, profile and dependencies.
-fn hashed_names(artifact: &cargo_metadata::Artifact) -> std::collections::BTreeSet<String> {
-    artifact
+fn hashed_names(artifact: &cargo_metadata::Artifact) -> Vec<String> {
+    let mut names: Vec<String> = artifact
         .filenames
         .iter()
         .filter_map(|file| {
@@ -411,7 +411,10 @@ fn hashed_names(artifact: &cargo_metadata::Artifact) -> std::collections::BTreeS
                 None
             }
         })
-        .collect()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Runs one stage's cargo command, emitting its units and (for a diagnostics job) its
@@ -426,7 +429,6 @@ async fn run_stage(
     let mut run = StageRun {
         outcome: Ok(Outcome::Cancelled),
         units: Vec::new(),
-        keys: HashSet::new(),
         compile_errors: 0,
         lint_errors: 0,
         first_error: None,
@@ -456,12 +458,11 @@ async fn run_stage(
     run.outcome = cargo_run::run(command, cancel, |message| match message {
         Message::CompilerArtifact(artifact) => {
             let package = diagnostics::package_name(&artifact.package_id);
-            let key = unit_key(&artifact);
-            run.keys.insert(key.clone());
+            let hashed = hashed_names(&artifact);
             run.units.push((
                 format!("{package} {}", artifact.target.name),
                 artifact.fresh,
-                key,
+                unit_key(&artifact, &hashed),
             ));
             emit(JobEvent::Unit {
                 stage: plan.stage.clone(),
@@ -469,7 +470,7 @@ async fn run_stage(
                 target: artifact.target.name.clone(),
                 fresh: artifact.fresh,
                 check,
-                hashed: hashed_names(&artifact).into_iter().collect(),
+                hashed,
                 executable: artifact.executable.map(|path| Executable {
                     path: path.into_std_path_buf(),
                     kinds: artifact.target.kind.iter().map(|k| k.to_string()).collect(),
