@@ -219,6 +219,23 @@ fn canonical(option: &str) -> &str {
     }
 }
 
+/// The subcommand of `cargo ARGS` (the first argument that is not an option, an option's
+/// value or a `+toolchain`), and the arguments after it.
+pub(crate) fn split_subcommand(args: &[String]) -> Option<(&str, std::slice::Iter<'_, String>)> {
+    let mut iter = args.iter();
+    loop {
+        let arg = iter.next()?;
+        if arg.starts_with('+') || arg.starts_with('-') {
+            // Options that take a value in the next argument.
+            if matches!(arg.as_str(), "-C" | "--config" | "-Z" | "--color") {
+                iter.next();
+            }
+            continue;
+        }
+        return Some((arg.as_str(), iter));
+    }
+}
+
 /// The shape of a user's cargo command (`args` as typed after `cargo`): the compile-only
 /// command a job runs to warm it, or `None` when it compiles nothing, or its shape is not
 /// certain (a `+toolchain`, which is another build key; an option buildd does not know; a

@@ -186,27 +186,10 @@ enum Needs {
     Nothing,
 }
 
-/// The subcommand of `cargo ARGS` (the first argument that is not an option, an option's
-/// value or a `+toolchain`), and the arguments after it.
-fn split_subcommand(args: &[String]) -> Option<(&str, std::slice::Iter<'_, String>)> {
-    let mut iter = args.iter();
-    loop {
-        let arg = iter.next()?;
-        if arg.starts_with('+') || arg.starts_with('-') {
-            // Options that take a value in the next argument.
-            if matches!(arg.as_str(), "-C" | "--config" | "-Z" | "--color") {
-                iter.next();
-            }
-            continue;
-        }
-        return Some((arg.as_str(), iter));
-    }
-}
-
 /// What `cargo ARGS` needs: the one list of the cargo commands buildd knows. `None` for an
 /// unknown subcommand, which might build (a plugin).
 fn needs(args: &[String]) -> Option<Needs> {
-    let Some((subcommand, iter)) = split_subcommand(args) else {
+    let Some((subcommand, iter)) = jobs::split_subcommand(args) else {
         // No subcommand: `cargo --version`, `-V`, `--help`, `--list`, `--explain E0308`
         // print and exit; a bare `cargo` prints its usage.
         return Some(Needs::Nothing);

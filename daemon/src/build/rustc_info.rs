@@ -29,26 +29,13 @@ pub enum Kind {
     Rustc,
 }
 
-/// Options of cargo that take their value as the next argument, before the subcommand.
-const VALUE_OPTIONS: &[&str] = &["--config", "-Z", "-C", "--color", "--manifest-path"];
-
 impl Kind {
-    /// The kind of `cargo ARGS`: by its subcommand, the first word that is neither an option
-    /// (nor an option's value) nor a `+toolchain`.
-    pub fn of<S: AsRef<str>>(args: &[S]) -> Kind {
-        let mut words = args.iter().map(AsRef::as_ref);
-        while let Some(word) = words.next() {
-            if VALUE_OPTIONS.contains(&word) {
-                words.next();
-            } else if !word.starts_with('-') && !word.starts_with('+') {
-                return if word == "clippy" {
-                    Kind::Clippy
-                } else {
-                    Kind::Rustc
-                };
-            }
+    /// The kind of `cargo ARGS`, by its subcommand.
+    pub fn of(args: &[String]) -> Kind {
+        match crate::build::jobs::split_subcommand(args) {
+            Some(("clippy", _)) => Kind::Clippy,
+            _ => Kind::Rustc,
         }
-        Kind::Rustc
     }
 
     fn name(self) -> &'static str {
@@ -76,11 +63,11 @@ impl RustcInfo {
 
     /// Before a cargo command of `kind`: its copy in place of cargo's file, when they differ.
     pub fn restore(&self, kind: Kind) {
-        let Ok(copy) = std::fs::read(self.store.join(kind.name())) else {
+        let Some(copy) = read(&self.store.join(kind.name())) else {
             return;
         };
         let live = self.build_dir.join(FILE);
-        if std::fs::read(&live).is_ok_and(|current| current == copy) {
+        if read(&live).is_some_and(|current| current == copy) {
             return;
         }
         replace(&live, &copy);
@@ -88,15 +75,15 @@ impl RustcInfo {
 
     /// After a cargo command of `kind`: a copy of cargo's file, when it changed.
     pub fn keep(&self, kind: Kind) {
-        let Ok(current) = std::fs::read(self.build_dir.join(FILE)) else {
+        let Some(current) = read(&self.build_dir.join(FILE)) else {
             return;
         };
         // A file cut short (a cargo killed while it wrote) is not kept.
-        if serde_json::from_slice::<serde_json::Value>(&current).is_err() {
+        if serde_json::from_str::<serde_json::Value>(&current).is_err() {
             return;
         }
         let copy = self.store.join(kind.name());
-        if std::fs::read(&copy).is_ok_and(|kept| kept == current) {
+        if read(&copy).is_some_and(|kept| kept == current) {
             return;
         }
         if std::fs::create_dir_all(&self.store).is_ok() {
@@ -105,13 +92,35 @@ impl RustcInfo {
     }
 }
 
-/// Writes `bytes` to `path` through a file beside it and a rename, so that a cargo reading
-/// `path` meanwhile sees the old content or the new, never a part.
-fn replace(path: &Path, bytes: &[u8]) {
+/// cargo's file is a few kilobytes; anything larger is not cargo's.
+const MAX_FILE: u64 = 1024 * 1024;
+
+/// The text of the regular file at `path`, if it is one of at most [`MAX_FILE`] bytes: the
+/// build dir is written by build scripts too, and a FIFO or a huge file there must not stall
+/// the job (see `home/regular_file.rs`).
+fn read(path: &Path) -> Option<String> {
+    crate::home::regular_file::read(path, MAX_FILE)
+        .ok()
+        .flatten()
+        .map(|(text, _)| text)
+}
+
+/// Writes `text` to `path` through a new file beside it and a rename, so that a cargo
+/// reading `path` meanwhile sees the old content or the new, never a part. The file beside
+/// it is created anew (`create_new`): a link planted under its name is replaced, never
+/// followed.
+fn replace(path: &Path, text: &str) {
+    use std::io::Write;
     let mut temp = path.as_os_str().to_owned();
     temp.push(format!(".buildd-{}", std::process::id()));
     let temp = PathBuf::from(temp);
-    if std::fs::write(&temp, bytes).is_err() || std::fs::rename(&temp, path).is_err() {
+    let _ = std::fs::remove_file(&temp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .and_then(|mut file| file.write_all(text.as_bytes()));
+    if written.is_err() || std::fs::rename(&temp, path).is_err() {
         let _ = std::fs::remove_file(&temp);
     }
 }
@@ -122,15 +131,20 @@ mod tests {
 
     #[test]
     fn the_kind_is_the_subcommands() {
-        assert_eq!(Kind::of(&["clippy", "--workspace"]), Kind::Clippy);
-        assert_eq!(Kind::of(&["+nightly", "-v", "clippy"]), Kind::Clippy);
-        assert_eq!(
-            Kind::of(&["--config", "build.target-dir=\"x\"", "clippy"]),
-            Kind::Clippy
-        );
-        assert_eq!(Kind::of(&["build", "-p", "clippy"]), Kind::Rustc);
-        assert_eq!(Kind::of(&["test", "--no-run"]), Kind::Rustc);
-        assert_eq!(Kind::of::<&str>(&[]), Kind::Rustc);
+        let of = |args: &str| {
+            Kind::of(
+                &args
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(of("clippy --workspace"), Kind::Clippy);
+        assert_eq!(of("+nightly -v clippy"), Kind::Clippy);
+        assert_eq!(of("--config build.target-dir=\"x\" clippy"), Kind::Clippy);
+        assert_eq!(of("build -p clippy"), Kind::Rustc);
+        assert_eq!(of("test --no-run"), Kind::Rustc);
+        assert_eq!(of(""), Kind::Rustc);
     }
 
     #[test]
@@ -156,5 +170,32 @@ mod tests {
         info.keep(Kind::Rustc);
         info.restore(Kind::Rustc);
         assert_eq!(std::fs::read(&live).unwrap(), rustc);
+    }
+
+    #[test]
+    fn a_fifo_in_the_build_dir_stalls_nothing_and_a_planted_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = RustcInfo::new(dir.path(), dir.path().join(".buildd/rustc-info"));
+        let live = dir.path().join(FILE);
+        let rustc = br#"{"rustc_fingerprint":2,"outputs":{}}"#;
+        std::fs::write(&live, rustc).unwrap();
+        info.keep(Kind::Rustc);
+        // A FIFO where cargo's file was: reading it would wait for a writer forever.
+        std::fs::remove_file(&live).unwrap();
+        nix::unistd::mkfifo(&live, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        info.keep(Kind::Rustc);
+        // A link under the name of the file written beside cargo's, to a file of the user's.
+        let users = dir.path().join("users-file");
+        std::fs::write(&users, "mine").unwrap();
+        let mut temp = live.as_os_str().to_owned();
+        temp.push(format!(".buildd-{}", std::process::id()));
+        std::os::unix::fs::symlink(&users, PathBuf::from(temp)).unwrap();
+        info.restore(Kind::Rustc);
+        assert_eq!(
+            std::fs::read(&live).unwrap(),
+            rustc,
+            "the FIFO was replaced"
+        );
+        assert_eq!(std::fs::read_to_string(&users).unwrap(), "mine");
     }
 }
