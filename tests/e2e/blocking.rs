@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::output_within;
-use crate::support::{World, alive, wait_until};
+use crate::support::{World, alive, wait_until, write_script};
 
 /// Long enough for a register that loads a fixture; far shorter than a hang.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -175,9 +175,9 @@ fn blocking_shutdown_is_cut_short_by_a_second_sigterm() {
     let fake = world.dir.path().join("sccache");
     // `--start-server` leaves a listener on buildd's socket, so that buildd sees a server
     // and asks it to stop at shutdown; `--stop-server` then hangs.
-    std::fs::write(
+    write_script(
         &fake,
-        format!(
+        &format!(
             "#!/bin/sh\n\
              case \"$1\" in\n\
              --version) echo 'sccache 0.16.0' ;;\n\
@@ -196,12 +196,7 @@ fn blocking_shutdown_is_cut_short_by_a_second_sigterm() {
             stopper = stopper_pid.display(),
             stopping = stopping.display()
         ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    );
     let output = output_within(
         world
             .cmd(&ws, &["status", "--json"])

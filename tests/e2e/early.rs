@@ -69,6 +69,18 @@ fn built(world: &World) -> PathBuf {
     ws
 }
 
+/// Asserts that what the early run beside `job` showed, if anything came before the job's
+/// own diagnostics, is the one warning `message`: never an error the job did not report.
+fn assert_shown_early_only(events: &[Value], job: u64, message: &str) {
+    let shown = diagnostics_of(events, job - 1);
+    assert!(
+        shown
+            .iter()
+            .all(|(severity, shown)| severity == "warning" && shown == message),
+        "{shown:?}"
+    );
+}
+
 /// Asserts that status's last early run ran beside `job` on `crate_name` and found
 /// `counts` (errors, warnings).
 fn assert_early_beside(status: &Value, job: u64, crate_name: &str, counts: (u64, u64)) {
@@ -103,15 +115,7 @@ fn a_saved_crate_is_checked_early_with_its_generated_code_its_features_and_its_p
     assert_eq!(status["state"], "idle", "{status:#}");
     assert_early_beside(&status, job, "core_lib", (0, 1));
     let unused = "unused variable: `early_core`";
-    // What the early run showed, if it came before the job's own (it usually does), is the
-    // job's warning: never an error the job did not report.
-    let shown_early = diagnostics_of(&events, job - 1);
-    assert!(
-        shown_early
-            .iter()
-            .all(|(severity, message)| severity == "warning" && message == unused),
-        "{shown_early:?}"
-    );
+    assert_shown_early_only(&events, job, unused);
     let messages = diagnostic_messages(&status);
     assert_eq!(
         messages,
@@ -135,12 +139,7 @@ fn a_saved_crate_is_checked_early_with_its_generated_code_its_features_and_its_p
         "fn main() {\n    let early_app = 1;\n",
     );
     assert_early_beside(&status, job, "app", (0, 1));
-    assert!(
-        diagnostics_of(&events, job - 1)
-            .iter()
-            .all(|(_, message)| message == "unused variable: `early_app`"),
-        "{events:?}"
-    );
+    assert_shown_early_only(&events, job, "unused variable: `early_app`");
     let mut messages = diagnostic_messages(&status);
     messages.sort();
     assert_eq!(
@@ -225,10 +224,5 @@ fn a_load_that_leaves_the_saved_crate_fresh_keeps_its_early_run() {
         "fn main() {\n    let early_after_load = 1;\n",
     );
     assert_early_beside(&status, job, "app", (0, 1));
-    assert!(
-        diagnostics_of(&events, job - 1)
-            .iter()
-            .all(|(_, message)| message == "unused variable: `early_after_load`"),
-        "{events:?}"
-    );
+    assert_shown_early_only(&events, job, "unused variable: `early_after_load`");
 }

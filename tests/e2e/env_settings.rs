@@ -3,12 +3,11 @@
 //! `BUILDD_NO_START=1` broke every command).
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{World, alive, wait_until};
+use crate::support::{World, alive, wait_until, write_script};
 
 /// The variables of README.md's "Settings in the environment" table.
 fn documented_variables() -> BTreeSet<String> {
@@ -211,8 +210,7 @@ fn every_documented_variable_takes_its_documented_spellings() {
     let bin = world.dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let fake = bin.join("sccache");
-    std::fs::write(&fake, "#!/bin/sh\necho 'sccache 0.4.0'\n").unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_script(&fake, "#!/bin/sh\necho 'sccache 0.4.0'\n");
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let fake_s = fake.to_str().unwrap();
     // (Empty is unset: the default.)

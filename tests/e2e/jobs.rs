@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{World, append, diagnostic_messages, edit};
+use crate::support::{World, append, diagnostic_messages, edit, write_script};
 
 fn job<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
     status["jobs"]
@@ -567,7 +567,6 @@ fn a_dependencys_warnings_are_never_diagnostics_though_the_diagnostics_job_runs_
 /// every call: with the cache, cargo does not ask `rustc -vV` again.
 #[test]
 fn after_the_jobs_clippy_and_build_the_users_clippy_and_build_do_not_probe_rustc_again() {
-    use std::os::unix::fs::PermissionsExt;
     let world = World::new();
     let ws = world.workspace("basic", "ws");
     let log = world.dir.path().join("rustc-calls.log");
@@ -575,15 +574,13 @@ fn after_the_jobs_clippy_and_build_the_users_clippy_and_build_do_not_probe_rustc
     let logging = world.dir.path().join("logging");
     std::fs::create_dir(&logging).unwrap();
     let rustc = logging.join("rustc");
-    std::fs::write(
+    write_script(
         &rustc,
-        format!(
+        &format!(
             "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec rustc \"$@\"\n",
             log.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&rustc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let env = [("RUSTC", rustc.to_str().unwrap())];
     world.ok_with(&ws, &env, &["wait"]);
     let status = world.workspace_status(&ws).unwrap();

@@ -32,6 +32,19 @@ fn find<'a>(diagnostics: &'a [Value], start: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {start:?} in {diagnostics:#?}"))
 }
 
+/// The roots of the workspaces the daemon has, by the LSP's `buildd/status`, sorted.
+fn registered_roots(client: &mut LspClient) -> Vec<String> {
+    let status = client.request("buildd/status", Value::Null);
+    let mut roots: Vec<String> = status["result"]["workspaces"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status:#}"))
+        .iter()
+        .map(|w| w["root"].as_str().unwrap().to_owned())
+        .collect();
+    roots.sort();
+    roots
+}
+
 /// Starts an editor on the fix fixture and waits for its three warnings.
 fn start(world: &World) -> (LspClient, std::path::PathBuf, Vec<Value>) {
     let ws = world.workspace("lsp-fix", "ws");
@@ -306,18 +319,9 @@ fn every_workspace_in_a_folder_of_workspaces_gets_diagnostics() {
     for ws in [&borrow, &macros] {
         client.wait_state(ws, "each workspace's state", |s| s["state"] == "failed");
     }
-    let status = client.request("buildd/status", Value::Null);
-    let mut roots: Vec<&str> = status["result"]["workspaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["root"].as_str().unwrap())
-        .collect();
-    roots.sort();
     assert_eq!(
-        roots,
-        vec![borrow.to_str().unwrap(), macros.to_str().unwrap()],
-        "{status:#}"
+        registered_roots(&mut client),
+        [borrow.to_str().unwrap(), macros.to_str().unwrap()]
     );
     // The folder itself is no workspace, and says nothing of it: its workspaces speak.
     let folder_uri = file_uri(&folder);
@@ -349,14 +353,7 @@ fn with_discovery_off_a_folder_registers_its_own_workspace_and_not_the_fixtures_
     client.wait_state(&repo, "the folder's job done", |s| s["state"] == "failed");
     // Discovery registers what it finds within milliseconds of `initialize`, long before a
     // cold job ends: by now the fixture would be there.
-    let status = client.request("buildd/status", Value::Null);
-    let roots: Vec<&str> = status["result"]["workspaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["root"].as_str().unwrap())
-        .collect();
-    assert_eq!(roots, vec![repo.to_str().unwrap()], "{status:#}");
+    assert_eq!(registered_roots(&mut client), [repo.to_str().unwrap()]);
     assert!(
         !client
             .seen()

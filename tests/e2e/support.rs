@@ -492,6 +492,13 @@ pub(crate) fn wait_until(what: &str, done: impl Fn() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Writes an executable script (a fake tool, a logging wrapper).
+pub(crate) fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Appends `text` to a file.
 pub(crate) fn append(path: &Path, text: &str) {
     let mut content = std::fs::read_to_string(path).unwrap();
