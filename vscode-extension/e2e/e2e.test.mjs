@@ -363,10 +363,28 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
             for (let i = 0; i < 6; i++) {
                 await page.keyboard.press('ArrowRight');
             }
-            // VS Code draws the light bulb in the gutter when the line has room there, else as
-            // a widget over the text.
-            const bulb = page.locator('[class*="codicon-gutter-lightbulb"]:visible, .lightBulbWidget:visible').first();
-            await bulb.waitFor({ state: 'visible', timeout: UI_MS });
+            // VS Code draws the light bulb in the gutter when the line has no room for it, else
+            // as a widget in the indentation of the line or of the line below. It moves it only
+            // 250 ms after the cursor or the diagnostics last changed, and until then the bulb
+            // of the last position stays where it was: with the early diagnostic shown at once,
+            // a bulb left on line 3 by the previous step (the fixed `E0308`) was still there
+            // and offered that error's output. So the bulb to click is the one on the import.
+            const bulbs = editor.locator('[class*="codicon-gutter-lightbulb"]:visible, .lightBulbWidget:visible');
+            const line = editor.locator('.view-line').filter({ hasText: 'collections::HashMap' }).first();
+            const bulb = await waitFor('the light bulb of the import\'s line', async () => {
+                const row = await line.boundingBox();
+                if (!row) {
+                    return null;
+                }
+                for (const candidate of await bulbs.all()) {
+                    const box = await candidate.boundingBox();
+                    const middle = box && box.y + box.height / 2;
+                    if (box && middle >= row.y && middle < row.y + 2 * row.height) {
+                        return candidate;
+                    }
+                }
+                return null;
+            }, UI_MS);
             await bulb.click();
             const row = page.locator('.action-widget .monaco-list-row').filter({ hasText: title }).first();
             await row.waitFor({ state: 'visible', timeout: UI_MS });
