@@ -363,8 +363,8 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
             for (let i = 0; i < 6; i++) {
                 await page.keyboard.press('ArrowRight');
             }
-            // VS Code draws the light bulb in the gutter when the line has no room for it, else
-            // as a widget in the indentation of the line or of the line below. It moves it only
+            // VS Code draws the light bulb in the line's indentation, else on the line above or
+            // below when that one has room, else in the gutter. It moves the bulb only
             // 250 ms after the cursor or the diagnostics last changed, and until then the bulb
             // of the last position stays where it was: with the early diagnostic shown at once,
             // a bulb left on line 3 by the previous step (the fixed `E0308`) was still there
@@ -379,7 +379,7 @@ describe('the extension in code-server', { timeout: SETUP_MS + 8 * STEP_MS }, ()
                 for (const candidate of await bulbs.all()) {
                     const box = await candidate.boundingBox();
                     const middle = box && box.y + box.height / 2;
-                    if (box && middle >= row.y && middle < row.y + 2 * row.height) {
+                    if (box && middle >= row.y - row.height && middle < row.y + 2 * row.height) {
                         return candidate;
                     }
                 }
