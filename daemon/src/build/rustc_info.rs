@@ -105,24 +105,12 @@ fn read(path: &Path) -> Option<String> {
         .map(|(text, _)| text)
 }
 
-/// Writes `text` to `path` through a new file beside it and a rename, so that a cargo
-/// reading `path` meanwhile sees the old content or the new, never a part. The file beside
-/// it is created anew (`create_new`): a link planted under its name is replaced, never
-/// followed.
+/// Writes `text` to `path` whole, so that a cargo reading `path` meanwhile sees the old
+/// content or the new, never a part; a link planted there is replaced, never followed
+/// (`home/replace_file.rs`).
 fn replace(path: &Path, text: &str) {
-    use std::io::Write;
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(format!(".buildd-{}", std::process::id()));
-    let temp = PathBuf::from(temp);
-    let _ = std::fs::remove_file(&temp);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .and_then(|mut file| file.write_all(text.as_bytes()));
-    if written.is_err() || std::fs::rename(&temp, path).is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
+    use crate::home::replace_file;
+    let _ = replace_file::replace(path, text.as_bytes(), replace_file::PRIVATE, false);
 }
 
 #[cfg(test)]
@@ -184,18 +172,19 @@ mod tests {
         std::fs::remove_file(&live).unwrap();
         nix::unistd::mkfifo(&live, nix::sys::stat::Mode::S_IRWXU).unwrap();
         info.keep(Kind::Rustc);
-        // A link under the name of the file written beside cargo's, to a file of the user's.
-        let users = dir.path().join("users-file");
-        std::fs::write(&users, "mine").unwrap();
-        let mut temp = live.as_os_str().to_owned();
-        temp.push(format!(".buildd-{}", std::process::id()));
-        std::os::unix::fs::symlink(&users, PathBuf::from(temp)).unwrap();
         info.restore(Kind::Rustc);
         assert_eq!(
             std::fs::read(&live).unwrap(),
             rustc,
             "the FIFO was replaced"
         );
+        // A link where cargo's file is, to a file of the user's: replaced, not written through.
+        let users = dir.path().join("users-file");
+        std::fs::write(&users, "mine").unwrap();
+        std::fs::remove_file(&live).unwrap();
+        std::os::unix::fs::symlink(&users, &live).unwrap();
+        info.restore(Kind::Rustc);
+        assert_eq!(std::fs::read(&live).unwrap(), rustc);
         assert_eq!(std::fs::read_to_string(&users).unwrap(), "mine");
     }
 }

@@ -45,6 +45,7 @@ use crate::cache::layout::{
     ARCHIVE_MANIFEST as MANIFEST, ARCHIVE_PREFIX as PREFIX, KEY_FILE, STATE_DIR,
 };
 use crate::cache::unpack::{import_limit, unpack};
+use crate::home::replace_file;
 use crate::project::depinfo;
 use crate::project::predict::Graph;
 use crate::wire::protocol::BuildKeyInfo;
@@ -333,7 +334,12 @@ pub fn import(
         }
     };
     let key_json = serde_json::to_string_pretty(key).unwrap_or_default();
-    let _ = fs::write(staging.join(KEY_FILE), key_json);
+    let _ = replace_file::replace(
+        &staging.join(KEY_FILE),
+        key_json.as_bytes(),
+        replace_file::PRIVATE,
+        false,
+    );
     crate::cache::dirs::write_record(&staging, root);
     // Swap: the old dir goes aside first, so that the dir is always whole; not while a cargo
     // builds in it.

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::cache::layout::{KEY_FILE, STATE_DIR, USED_FILE, WORKSPACE_FILE};
+use crate::home::replace_file;
 use crate::wire::protocol::{BuildKeyInfo, CacheDir, CacheReport, CacheTotals};
 
 /// The default budget is the smaller of this and a quarter of the space buildd can use.
@@ -112,9 +113,11 @@ fn read_record(dir: &Path) -> Option<PathBuf> {
 pub(crate) fn write_record(dir: &Path, workspace: &Path) {
     let state = dir.join(STATE_DIR);
     if fs::create_dir_all(&state).is_ok() {
-        let _ = fs::write(
-            state.join(WORKSPACE_FILE),
+        let _ = replace_file::replace(
+            &state.join(WORKSPACE_FILE),
             workspace.as_os_str().as_encoded_bytes(),
+            replace_file::PRIVATE,
+            false,
         );
     }
 }

@@ -8,4 +8,5 @@ pub mod dist_config;
 pub mod logging;
 pub mod paths;
 pub(crate) mod regular_file;
+pub(crate) mod replace_file;
 pub(crate) mod values;

@@ -145,15 +145,12 @@ pub(crate) struct Measurement {
 
 /// Writes the wrapper into `<tools>/bin` (when it changed) and returns that dir.
 pub(crate) fn install_wrapper(tools: &Path) -> io::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
+    use crate::home::replace_file;
     let bin = tools.join("bin");
     fs::create_dir_all(&bin)?;
     let path = bin.join(WRAPPER_NAME);
     if fs::read_to_string(&path).ok().as_deref() != Some(WRAPPER) {
-        let tmp = bin.join(format!(".{WRAPPER_NAME}.{}", std::process::id()));
-        fs::write(&tmp, WRAPPER)?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
-        fs::rename(&tmp, &path)?;
+        replace_file::replace(&path, WRAPPER.as_bytes(), replace_file::PROGRAM, false)?;
     }
     Ok(bin)
 }

@@ -213,18 +213,8 @@ pub(crate) enum SccacheError {
 /// Writes `text` to `path` readable by the user alone (it holds sccache-dist's token),
 /// replacing the file whole so that a server starting meanwhile never reads half of it.
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let temp = path.with_extension("new");
-    let _ = std::fs::remove_file(&temp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path)
+    use crate::home::replace_file;
+    replace_file::replace(path, text.as_bytes(), replace_file::PRIVATE, true)
 }
 
 /// Runs sccache to completion within `limit`, in a process group of its own that is killed

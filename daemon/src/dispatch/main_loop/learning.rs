@@ -2,13 +2,14 @@
 //! warm dir, keeping the record in the state dir, and forgetting it on request.
 //!
 //! The record is read with the workspace's first load and written after each change, off
-//! the loop (a small file in buildd's own state dir, written to a temporary name and renamed
+//! the loop (a small file in buildd's own state dir, replaced whole by `home/replace_file.rs`
 //! so that a crash leaves the old record or the new one).
 
 use sha2::{Digest, Sha256};
 
 use crate::build::jobs;
 use crate::build::learned::{self, LearnedJobs};
+use crate::home::replace_file;
 
 // One module split by concern: the parts share the dispatcher's imports and items.
 use super::*;
@@ -130,9 +131,7 @@ impl Dispatcher {
             let write = || -> std::io::Result<()> {
                 let dir = file.parent().expect("under the state dir");
                 std::fs::create_dir_all(dir)?;
-                let tmp = file.with_extension("json.tmp");
-                std::fs::write(&tmp, text)?;
-                std::fs::rename(&tmp, &file)
+                replace_file::replace(&file, text.as_bytes(), replace_file::PRIVATE, false)
             };
             if let Err(e) = write() {
                 tracing::warn!(

@@ -1,6 +1,8 @@
 //! Loading a workspace (toolchain, metadata, settings, key) off the loop, and what the
 //! dispatcher does with the result: the isolated dir, the tools, the first scan.
 
+use crate::home::replace_file;
+
 // One module split by concern: the parts share the dispatcher's imports and items.
 use super::*;
 
@@ -167,7 +169,8 @@ pub(super) fn prepare_target_dir(key: &BuildKey, root: &Path) -> Result<(), Prep
     ensure_private_dir(&key.target_dir)?;
     crate::cache::dirs::write_record(&key.target_dir, root);
     let info = serde_json::to_string_pretty(&key.info).unwrap_or_default();
-    std::fs::write(key.target_dir.join(crate::cache::layout::KEY_FILE), info).map_err(|source| {
+    let file = key.target_dir.join(crate::cache::layout::KEY_FILE);
+    replace_file::replace(&file, info.as_bytes(), replace_file::PRIVATE, false).map_err(|source| {
         PrepareError::Write {
             dir: key.target_dir.clone(),
             source,
