@@ -10,11 +10,15 @@
 //!   never overwrites a newer one;
 //! - a run that finishes (not cancelled) clears the files of its workspace that it did not
 //!   report on;
-//! - a file left with nothing is published once as empty, so the client clears it.
+//! - a file left with nothing is published once as empty, so the client clears it;
+//! - a file is published only when what it shows differs from what was last published: the
+//!   job's diagnostics that replace an early run's identical ones change nothing on screen,
+//!   and a publish would make the editor refresh its markers and ask for code actions again
+//!   (VS Code closes nothing, but redraws the Problems panel and moves the light bulb).
 //!
 //! This module decides what to publish; it does not publish.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use buildd_daemon::stamped::Stamped;
@@ -53,6 +57,8 @@ pub(crate) struct Store {
     files: Stamped<PathBuf, Generation, Item>,
     /// Files whose diagnostics changed since the last [`Store::take_changes`].
     changed: BTreeSet<PathBuf>,
+    /// What was last published for each file that shows something.
+    published: HashMap<PathBuf, Vec<Diagnostic>>,
 }
 
 impl Store {
@@ -111,20 +117,28 @@ impl Store {
         self.changed.extend(gone);
     }
 
-    /// The files whose diagnostics changed, with all their diagnostics now (empty for a
-    /// cleared file), and forgets that they changed.
+    /// The files whose diagnostics changed since they were last published, with all their
+    /// diagnostics now (empty for a cleared file), and takes them as published.
     pub(crate) fn take_changes(&mut self) -> Vec<(PathBuf, Vec<Diagnostic>)> {
-        std::mem::take(&mut self.changed)
-            .into_iter()
-            .map(|file| {
-                let items = self
-                    .files
-                    .get(&file)
-                    .map(|e| e.items.iter().map(|i| i.diagnostic.clone()).collect())
-                    .unwrap_or_default();
-                (file, items)
-            })
-            .collect()
+        let mut changes = Vec::new();
+        for file in std::mem::take(&mut self.changed) {
+            let items: Vec<Diagnostic> = self
+                .files
+                .get(&file)
+                .map(|e| e.items.iter().map(|i| i.diagnostic.clone()).collect())
+                .unwrap_or_default();
+            let before = self.published.get(&file).map_or(&[][..], Vec::as_slice);
+            if before == items.as_slice() {
+                continue;
+            }
+            if items.is_empty() {
+                self.published.remove(&file);
+            } else {
+                self.published.insert(file.clone(), items.clone());
+            }
+            changes.push((file, items));
+        }
+        changes
     }
 
     /// What the editor shows for `file`, in the order it was reported.
@@ -198,6 +212,43 @@ mod tests {
         assert!(
             changes(&mut store).is_empty(),
             "a duplicate changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_newer_run_that_shows_the_same_is_not_published_again() {
+        let mut store = Store::default();
+        // An early run (the job's id less one), then the job, with the same warning.
+        store.add(root(), generation(1, 7), "/w/a.rs".into(), diag("unused"));
+        assert_eq!(
+            changes(&mut store),
+            vec![("/w/a.rs".into(), vec!["unused".into()])]
+        );
+        assert!(store.add(root(), generation(1, 8), "/w/a.rs".into(), diag("unused")));
+        store.finish(root(), generation(1, 8));
+        assert!(changes(&mut store).is_empty(), "nothing differs on screen");
+        // What differs is published, and a file cleared and shown again is published again.
+        store.add(
+            root(),
+            generation(1, 10),
+            "/w/a.rs".into(),
+            diag("unused, twice"),
+        );
+        assert_eq!(
+            changes(&mut store),
+            vec![("/w/a.rs".into(), vec!["unused, twice".into()])]
+        );
+        store.finish(root(), generation(1, 12));
+        assert_eq!(changes(&mut store), vec![("/w/a.rs".into(), vec![])]);
+        store.add(
+            root(),
+            generation(1, 14),
+            "/w/a.rs".into(),
+            diag("unused, twice"),
+        );
+        assert_eq!(
+            changes(&mut store),
+            vec![("/w/a.rs".into(), vec!["unused, twice".into()])]
         );
     }
 

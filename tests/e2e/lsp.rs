@@ -1,7 +1,7 @@
 //! `buildd lsp` over stdio: real LSP conversations with the real binary, its real daemon and
 //! the real cargo on the `lsp-*` fixtures.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -107,18 +107,24 @@ fn an_error_after_an_emoji_has_its_exact_utf16_range_and_is_cleared_when_fixed()
     assert!(client.exit().success());
 }
 
-#[test]
-fn by_default_clippy_lints_reach_the_editor_with_their_code_and_link() {
-    let world = World::new();
+/// The `lsp-unicode` fixture under an editor that sets nothing, so the default jobs run
+/// (clippy first), after the first job's end: the workspace, its `src/lib.rs`, the client.
+fn with_default_jobs(world: &World) -> (PathBuf, PathBuf, LspClient) {
     let ws = world.workspace("lsp-unicode", "ws");
     lock(&ws);
     let file = ws.join("src/lib.rs");
-    let mut client = LspClient::start(&world, &ws, "editor", &[]);
-    // No settings: the default jobs, clippy first.
+    let mut client = LspClient::start(world, &ws, "editor", &[]);
     client.initialize(init_params(&[&ws], json!({}), Caps::default()));
     client.wait_state(&ws, "the first job to end", |s| {
         s["state"] == "idle" && s["job"].is_u64() && s["daemon"] == "up"
     });
+    (ws, file, client)
+}
+
+#[test]
+fn by_default_clippy_lints_reach_the_editor_with_their_code_and_link() {
+    let world = World::new();
+    let (_, file, mut client) = with_default_jobs(&world);
     client.mark();
     append(&file, "\npub fn one() -> u8 {\n    return 1;\n}\n");
     save(&mut client, &file);
@@ -134,6 +140,57 @@ fn by_default_clippy_lints_reach_the_editor_with_their_code_and_link() {
         "https://rust-lang.github.io/rust-clippy/master/index.html#needless_return"
     );
     assert_eq!(lint["severity"], 2, "a warning: {lint:#}");
+    assert!(client.exit().success());
+}
+
+#[test]
+fn the_jobs_diagnostics_that_repeat_the_early_runs_are_not_published_again() {
+    let world = World::new();
+    // The default jobs: clippy records the crate's compiler command for the early run.
+    let (ws, file, mut client) = with_default_jobs(&world);
+    // An early run needs the cold job's dep-info, read after its end with the dir's size.
+    wait_until("the cold job's dep-info", || {
+        world
+            .workspace_status(&ws)
+            .is_some_and(|s| s["target_dir_size"].is_u64())
+    });
+
+    client.mark();
+    edit(&file, "    face\n", "    let unused_here = 1;\n    face\n");
+    save(&mut client, &file);
+    let warning = "unused variable: `unused_here`";
+    client.wait_diagnostics(&file, "the warning", has_message(warning));
+    let done = client.wait_state(&ws, "the job to end", |s| {
+        s["state"] == "idle" && s["warnings"] == 1
+    });
+    let job = done["job"].as_u64().unwrap();
+    let status = world.workspace_status(&ws).unwrap();
+    assert_eq!(
+        status["early"]["job"],
+        job - 1,
+        "an early run ran beside the job, so both reported the warning: {status:#}"
+    );
+    let uri = file_uri(&file);
+    let publishes: Vec<Value> = client
+        .since_mark()
+        .iter()
+        .filter(|m| m["method"] == "textDocument/publishDiagnostics")
+        .filter(|m| m["params"]["uri"] == uri.as_str())
+        .cloned()
+        .collect();
+    assert_eq!(
+        publishes.len(),
+        1,
+        "one publish, the early run's; the job's same warning changed nothing: {publishes:#?}"
+    );
+    let shown = publishes[0]["params"]["diagnostics"].as_array().unwrap();
+    assert!(has_message(warning)(shown), "{shown:#?}");
+    // cargo strips rustc's colours from the job's rendered text; the early run's is as plain.
+    let rendered = shown[0]["data"]["rendered"].as_str().unwrap();
+    assert!(
+        rendered.starts_with("warning: unused variable"),
+        "{rendered:?}"
+    );
     assert!(client.exit().success());
 }
 

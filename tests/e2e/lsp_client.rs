@@ -188,6 +188,12 @@ impl LspClient {
         params["diagnostics"].as_array().unwrap().clone()
     }
 
+    /// The messages received since the last [`LspClient::mark`].
+    pub(crate) fn since_mark(&mut self) -> &[Value] {
+        let cursor = self.cursor;
+        &self.seen()[cursor..]
+    }
+
     /// Every message received so far (for checking sequences).
     pub(crate) fn seen(&mut self) -> &[Value] {
         while let Some((_, message)) = self.server.try_recv() {

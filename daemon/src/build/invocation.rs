@@ -32,7 +32,9 @@ impl Invocation {
     /// The program and arguments for a run in `scratch`: outputs and the incremental cache
     /// there. Under clippy (`clippy-driver rustc ARGS`), rustc itself with `--cfg clippy`,
     /// as clippy-driver compiles the crate: its diagnostics are clippy's without the lints,
-    /// which are slower to get and come with the job.
+    /// which are slower to get and come with the job. Without `diagnostic-rendered-ansi` in
+    /// `--json`: cargo asks rustc for colours and strips them from what it prints as JSON,
+    /// so the job's rendered text is plain, and the early run's must be the same text.
     pub(crate) fn scratch_command(&self, scratch: &Path) -> (String, Vec<String>) {
         let under_clippy = self.command.len() > 1
             && Path::new(&self.command[0])
@@ -62,6 +64,14 @@ impl Invocation {
                     "-Cincremental={}",
                     scratch.join("incremental").display()
                 ));
+            } else if let Some(kinds) = word.strip_prefix("--json=") {
+                let plain: Vec<&str> = kinds
+                    .split(',')
+                    .filter(|k| *k != "diagnostic-rendered-ansi")
+                    .collect();
+                if !plain.is_empty() {
+                    args.push(format!("--json={}", plain.join(",")));
+                }
             } else {
                 args.push(word.clone());
             }
@@ -129,7 +139,7 @@ fn is_assignment(word: &str) -> bool {
 mod tests {
     use super::*;
 
-    const LINE: &str = "     Running `CARGO=/c/cargo CARGO_CRATE_NAME=lib019 CARGO_MANIFEST_DIR=/w/crates/lib019 CARGO_PKG_DESCRIPTION='' CARGO_PKG_NAME=lib019 CARGO_PRIMARY_PACKAGE=1 OUT_DIR='/w/t/debug/build/lib019-1/out' /tc/bin/clippy-driver /tc/bin/rustc --crate-name lib019 --edition=2021 crates/lib019/src/lib.rs --error-format=json --crate-type lib --emit=dep-info,metadata -C metadata=aa -C extra-filename=-0123abcd --out-dir /w/t/debug/deps -C incremental=/w/t/debug/incremental -L dependency=/w/t/debug/deps --extern itoa=/w/t/debug/deps/libitoa-9.rmeta`";
+    const LINE: &str = "     Running `CARGO=/c/cargo CARGO_CRATE_NAME=lib019 CARGO_MANIFEST_DIR=/w/crates/lib019 CARGO_PKG_DESCRIPTION='' CARGO_PKG_NAME=lib019 CARGO_PRIMARY_PACKAGE=1 OUT_DIR='/w/t/debug/build/lib019-1/out' /tc/bin/clippy-driver /tc/bin/rustc --crate-name lib019 --edition=2021 crates/lib019/src/lib.rs --error-format=json --json=diagnostic-rendered-ansi,artifacts,future-incompat --crate-type lib --emit=dep-info,metadata -C metadata=aa -C extra-filename=-0123abcd --out-dir /w/t/debug/deps -C incremental=/w/t/debug/incremental -L dependency=/w/t/debug/deps --extern itoa=/w/t/debug/deps/libitoa-9.rmeta`";
 
     #[test]
     fn a_running_line_becomes_its_command_env_and_dep_info() {
@@ -160,6 +170,7 @@ mod tests {
         assert!(!args.iter().any(|a| a.contains("/w/t/debug/incremental")));
         assert!(args.contains(&"--extern".to_owned()));
         assert!(args.contains(&"dependency=/w/t/debug/deps".to_owned()));
+        assert!(args.contains(&"--json=artifacts,future-incompat".to_owned()));
         assert_eq!(args[args.len() - 2..], ["--cfg", "clippy"]);
         assert_eq!(args.len(), inv.command.len() - 2 + 2);
 
