@@ -13,8 +13,7 @@
 //! - a file left with nothing is published once as empty, so the client clears it;
 //! - a file is published only when what it shows differs from what was last published: the
 //!   job's diagnostics that replace an early run's identical ones change nothing on screen,
-//!   and a publish would make the editor refresh its markers and ask for code actions again
-//!   (VS Code closes nothing, but redraws the Problems panel and moves the light bulb).
+//!   and a publish would make the editor refresh its markers and ask for code actions again.
 //!
 //! This module decides what to publish; it does not publish.
 
