@@ -21,6 +21,8 @@ pub(crate) struct Lease {
     env_remove: Vec<String>,
     /// Arguments cargo takes before the user's (a `--config` for the target dir).
     args_prefix: Vec<String>,
+    /// The isolated dir cargo builds in (`None` from an older daemon).
+    target_dir: Option<std::path::PathBuf>,
     /// Why the daemon cannot build the workspace as it is (a broken `buildd.toml`), when it
     /// cannot: the user's command runs anyway.
     pub(crate) workspace_error: Option<String>,
@@ -82,12 +84,14 @@ impl Lease {
                 env_set,
                 env_remove,
                 args,
+                target_dir,
                 ..
             } => Ok(Lease {
                 _client: client,
                 env_set,
                 env_remove,
                 args_prefix: args,
+                target_dir,
                 workspace_error: workspace.error,
             }),
             other => bail!("unexpected reply to acquire: {other:?}"),
@@ -97,7 +101,7 @@ impl Lease {
     /// cargo's cache of the compiler's answers in the dir, which a command restores for its
     /// kind before cargo starts and keeps after it (`buildd_daemon::rustc_info`).
     pub(crate) fn rustc_info(&self) -> Option<buildd_daemon::rustc_info::RustcInfo> {
-        buildd_daemon::rustc_info_of(&self.env_set, &self.args_prefix)
+        self.target_dir.as_deref().map(buildd_daemon::rustc_info_of)
     }
 
     /// `cargo ARGS` with the environment and arguments the daemon builds with.

@@ -20,7 +20,7 @@ mod wire;
 pub use build::plan::needs_no_daemon;
 pub use build::{process_group, rustc_info};
 pub use cache::archive;
-pub use cache::rustc_info_of;
+pub use cache::rustc_info as rustc_info_of;
 pub use home::{config, dist_config, logging, paths};
 pub use host::server;
 pub use project::key::cargo_args;

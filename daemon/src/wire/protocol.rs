@@ -261,6 +261,10 @@ pub enum ServerMessage {
         /// ...and put these arguments before the user's (after a `+toolchain`).
         #[serde(default)]
         args: Vec<String>,
+        /// The isolated dir all of that points cargo at (its target dir and build dir).
+        /// `None` from a daemon older than the field.
+        #[serde(default)]
+        target_dir: Option<PathBuf>,
         waited_ms: u64,
     },
     /// The answer to `cache_list`, `cache_gc` and `cache_clear`.

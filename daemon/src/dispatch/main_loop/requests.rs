@@ -348,6 +348,7 @@ pub(super) fn grant_acquires(ws: &mut Workspace) {
             env_set: env.set.clone(),
             env_remove: env.remove.clone(),
             args: env.args.clone(),
+            target_dir: Some(key.target_dir.clone()),
             waited_ms: waiting.since.elapsed().as_millis() as u64,
         });
     }
