@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::generate::Deps;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "buildd-bench",
@@ -43,8 +45,28 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=2000))]
     pub(crate) generate: Option<u32>,
 
+    /// With --generate: the binary's crates.io dependencies: `few` small ones (a quick cold
+    /// build), or `large`, a tree of 287 crates.io packages (tokio, axum, clap, serde, gix
+    /// and more), where cargo's start-up is a large part of a bare `cargo check`.
+    // `conflicts_with`: clap drops `requires = "generate"` when `--workspace`, which
+    // conflicts with `--generate`, is given.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "TREE",
+        default_value_t = Deps::Few,
+        requires = "generate",
+        conflicts_with = "workspace"
+    )]
+    pub(crate) deps: Deps,
+
     /// With --generate: only write the generated workspace into DIR and exit.
-    #[arg(long, value_name = "DIR", requires = "generate")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "generate",
+        conflicts_with = "workspace"
+    )]
     pub(crate) generate_into: Option<PathBuf>,
 
     /// Measured rounds; even rounds (the first, the third, ...) are diagnostic rounds.
@@ -140,6 +162,28 @@ mod tests {
         );
         let args = Args::try_parse_from(["b", "--generate", "3", "--runs", "1"]).unwrap();
         assert_eq!((args.generate, args.runs), (Some(3), 1));
+        assert_eq!(args.deps, Deps::Few);
+        let args = Args::try_parse_from(["b", "--generate", "3", "--deps", "large"]).unwrap();
+        assert_eq!(args.deps, Deps::Large);
+        // The tree is the generated workspace's; a given workspace has its own.
+        assert!(
+            Args::try_parse_from(["b", "--workspace", "/w", "--edit", "x", "--deps", "large"])
+                .is_err()
+        );
+        assert!(Args::try_parse_from(["b", "--generate", "3", "--deps", "huge"]).is_err());
+        assert!(Args::try_parse_from(["b", "--edit", "x", "--deps", "large"]).is_err());
+        assert!(
+            Args::try_parse_from([
+                "b",
+                "--workspace",
+                "/w",
+                "--edit",
+                "x",
+                "--generate-into",
+                "d"
+            ])
+            .is_err()
+        );
         assert_eq!(args.idle, Duration::from_secs(10));
     }
 

@@ -1,6 +1,7 @@
 //! The synthetic workspace: N crates in the shapes real workspaces have.
 //!
-//! One binary (`app`) with a few small crates.io dependencies, and N-1 libraries: a base
+//! One binary (`app`) with crates.io dependencies (a few small ones, or with `--deps large` a
+//! tree of a few hundred packages), and N-1 libraries: a base
 //! crate, a diamond on top of it (`lib002` and `lib003` both use `lib001`, `lib004` uses
 //! both), and chains of four hanging off the diamond's top, whose ends the binary uses. Every
 //! library has real code for the compiler (a struct, a trait, generics that are instantiated)
@@ -17,6 +18,111 @@ use anyhow::Context;
 /// real ones do without making the cold build long.
 const REGISTRY_DEPS: [(&str, &str); 3] = [("itoa", "1"), ("memchr", "2"), ("smallvec", "1")];
 
+/// With `--deps large`, the binary also uses these: widely used crates (a web server, an async
+/// runtime, a command-line parser, serialization, logging, a git library...) that pull in 287
+/// crates.io packages in all (on 2026-12-08, with rustc 1.95), so cargo's start-up, resolving and
+/// fingerprinting them, is a large part of a bare `cargo check` of the binary, as in a real
+/// service. The versions are the newest majors that build with that rustc; the workspace uses
+/// resolver 3, which picks versions whose `rust-version` the toolchain meets. Each one is
+/// used in `app/src/main.rs` ([`LARGE_USES`]), so that rustc loads it as a real binary does.
+const LARGE_DEPS: [(&str, &str); 28] = [
+    ("tokio", r#"{ version = "1", features = ["full"] }"#),
+    ("axum", r#""0.8""#),
+    (
+        "tower-http",
+        r#"{ version = "0.6", features = ["trace", "cors", "fs", "compression-gzip"] }"#,
+    ),
+    ("hyper", r#"{ version = "1", features = ["full"] }"#),
+    ("serde", r#"{ version = "1", features = ["derive"] }"#),
+    ("serde_json", r#""1""#),
+    ("toml", r#""0.8""#),
+    ("clap", r#"{ version = "4", features = ["derive", "env"] }"#),
+    ("tracing", r#""0.1""#),
+    (
+        "tracing-subscriber",
+        r#"{ version = "0.3", features = ["env-filter", "json"] }"#,
+    ),
+    ("chrono", r#"{ version = "0.4", features = ["serde"] }"#),
+    ("uuid", r#"{ version = "1", features = ["v4", "serde"] }"#),
+    ("rand", r#""0.9""#),
+    ("rayon", r#""1""#),
+    ("regex", r#""1""#),
+    ("anyhow", r#""1""#),
+    ("thiserror", r#""2""#),
+    ("itertools", r#""0.14""#),
+    ("futures", r#""0.3""#),
+    ("sha2", r#""0.10""#),
+    ("base64", r#""0.22""#),
+    ("url", r#""2""#),
+    ("dashmap", r#""6""#),
+    ("indexmap", r#""2""#),
+    ("parking_lot", r#""0.12""#),
+    ("crossbeam", r#""0.8""#),
+    (
+        "syn",
+        r#"{ version = "2", features = ["full", "extra-traits", "visit"] }"#,
+    ),
+    ("gix", r#"{ version = "0.80", default-features = false }"#),
+];
+
+/// The binary's code that uses [`LARGE_DEPS`]: three derives (clap's, serde's, thiserror's)
+/// and a type of each crate.
+const LARGE_USES: &str = r#"
+/// The command line, as clap derives it.
+#[derive(Debug, clap::Parser)]
+struct Cli {
+    #[arg(long, env = "APP_N")]
+    n: Option<u64>,
+}
+
+/// A setting read from a file, as serde derives it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Config {
+    name: String,
+    tags: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("bad input {0}")]
+struct Bad(u64);
+
+/// One use of each large dependency, so that the compiler loads them as a real binary's do.
+fn registry_deps(n: u64) -> usize {
+    use itertools::Itertools as _;
+    use std::mem::size_of;
+    let sizes = [
+        size_of::<tokio::sync::Mutex<u8>>(),
+        size_of::<axum::Router>(),
+        size_of::<tower_http::cors::CorsLayer>(),
+        size_of::<hyper::StatusCode>(),
+        size_of::<serde_json::Value>(),
+        size_of::<toml::Value>(),
+        size_of::<tracing::Level>(),
+        size_of::<tracing_subscriber::EnvFilter>(),
+        size_of::<chrono::NaiveDate>(),
+        size_of::<uuid::Uuid>(),
+        size_of::<rand::rngs::StdRng>(),
+        size_of::<rayon::ThreadPoolBuilder>(),
+        size_of::<regex::Regex>(),
+        size_of::<anyhow::Error>(),
+        size_of::<futures::channel::oneshot::Sender<u8>>(),
+        size_of::<sha2::Sha256>(),
+        size_of::<base64::engine::GeneralPurpose>(),
+        size_of::<url::Url>(),
+        size_of::<dashmap::DashMap<u8, u8>>(),
+        size_of::<indexmap::IndexMap<u8, u8>>(),
+        size_of::<parking_lot::Mutex<u8>>(),
+        size_of::<crossbeam::channel::Sender<u8>>(),
+        size_of::<syn::File>(),
+        size_of::<gix::ObjectId>(),
+        size_of::<Cli>(),
+        size_of::<Config>(),
+    ];
+    let shown = sizes.iter().take(n as usize % 8 + 1).join(",");
+    shown.len() + sizes.iter().sum::<usize>() + Bad(n).to_string().len()
+}
+"#;
+
 /// How many libraries each chain above the diamond holds.
 const CHAIN_LEN: u32 = 4;
 
@@ -29,9 +135,19 @@ pub(crate) struct Generated {
     pub(crate) default_edit: PathBuf,
 }
 
+/// The binary's crates.io dependencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum Deps {
+    /// A few small crates (itoa, memchr, smallvec): a quick cold build.
+    #[default]
+    Few,
+    /// Those and [`LARGE_DEPS`]: 287 crates.io packages in all.
+    Large,
+}
+
 /// Writes a workspace of `crates` crates (at least 1) into `root`, which must be empty or
 /// missing.
-pub(crate) fn write(root: &Path, crates: u32) -> anyhow::Result<Generated> {
+pub(crate) fn write(root: &Path, crates: u32, deps: Deps) -> anyhow::Result<Generated> {
     let libs = graph(crates.saturating_sub(1));
     std::fs::create_dir_all(root)
         .with_context(|| format!("failed to create {}", root.display()))?;
@@ -47,10 +163,15 @@ pub(crate) fn write(root: &Path, crates: u32) -> anyhow::Result<Generated> {
         format!(
             "# A workspace generated by buildd-bench ({crates} crates): a base library, a diamond\n\
              # above it, chains of {CHAIN_LEN} above the diamond, and a binary using the chains' ends.\n\
-             [workspace]\nmembers = [\"app\"{}]\nresolver = \"2\"\n",
+             [workspace]\nmembers = [\"app\"{}]\nresolver = \"{}\"\n",
             libs.iter()
                 .map(|l| format!(", \"crates/{}\"", l.name))
-                .collect::<String>()
+                .collect::<String>(),
+            // Resolver 3 picks the dependencies' versions that the toolchain can build.
+            match deps {
+                Deps::Few => 2,
+                Deps::Large => 3,
+            }
         ),
     )?;
     for lib in &libs {
@@ -61,8 +182,18 @@ pub(crate) fn write(root: &Path, crates: u32) -> anyhow::Result<Generated> {
         write(&format!("crates/{}/src/lib.rs", lib.name), lib_source(lib))?;
     }
     let heads = heads(&libs);
-    write("app/Cargo.toml", manifest("app", &heads, &REGISTRY_DEPS))?;
-    write("app/src/main.rs", app_source(&heads))?;
+    let registry: Vec<(&str, String)> = REGISTRY_DEPS
+        .iter()
+        .map(|(name, version)| (*name, format!("\"{version}\"")))
+        .chain(
+            LARGE_DEPS
+                .iter()
+                .filter(|_| deps == Deps::Large)
+                .map(|(name, spec)| (*name, (*spec).to_owned())),
+        )
+        .collect();
+    write("app/Cargo.toml", manifest("app", &heads, &registry))?;
+    write("app/src/main.rs", app_source(&heads, deps))?;
     write("app/tests/cli.rs", APP_TEST.to_owned())?;
 
     let default_edit = match libs.first() {
@@ -124,7 +255,8 @@ fn heads(libs: &[Lib]) -> Vec<String> {
         .collect()
 }
 
-fn manifest(name: &str, path_deps: &[String], registry_deps: &[(&str, &str)]) -> String {
+/// A crate's manifest; `registry_deps` are names with their specs as TOML values.
+fn manifest(name: &str, path_deps: &[String], registry_deps: &[(&str, String)]) -> String {
     let mut text = format!(
         "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
          [dependencies]\n"
@@ -133,8 +265,8 @@ fn manifest(name: &str, path_deps: &[String], registry_deps: &[(&str, &str)]) ->
     for dep in path_deps {
         let _ = writeln!(text, "{dep} = {{ path = \"{prefix}/{dep}\" }}");
     }
-    for (dep, version) in registry_deps {
-        let _ = writeln!(text, "{dep} = \"{version}\"");
+    for (dep, spec) in registry_deps {
+        let _ = writeln!(text, "{dep} = {spec}");
     }
     text
 }
@@ -229,11 +361,15 @@ mod tests {{
     )
 }
 
-fn app_source(heads: &[String]) -> String {
+fn app_source(heads: &[String], deps: Deps) -> String {
     let sum: String = heads
         .iter()
         .map(|h| format!("    total = total.wrapping_add({h}::value(n));\n"))
         .collect();
+    let (large_line, large_uses) = match deps {
+        Deps::Few => ("", ""),
+        Deps::Large => ("    println!(\"deps {}\", registry_deps(n));\n", LARGE_USES),
+    };
     format!(
         r#"//! `app`: the binary of a workspace generated by buildd-bench.
 
@@ -250,8 +386,8 @@ fn main() {{
     let sevens = memchr::memchr_iter(b'7', text.as_bytes()).count();
     let digits: smallvec::SmallVec<[u8; 32]> = text.bytes().collect();
     println!("total {{text}}: {{}} digits, {{sevens}} sevens", digits.len());
-}}
-
+{large_line}}}
+{large_uses}
 #[cfg(test)]
 mod tests {{
     #[test]
@@ -313,7 +449,7 @@ mod tests {
     #[test]
     fn writes_every_crate() {
         let dir = tempfile::tempdir().unwrap();
-        let generated = write(dir.path(), 6).unwrap();
+        let generated = write(dir.path(), 6, Deps::Few).unwrap();
         assert_eq!(
             generated.default_edit,
             Path::new("crates/lib001/src/lib.rs")
@@ -331,7 +467,7 @@ mod tests {
         assert!(dir.path().join("app/tests/cli.rs").is_file());
 
         let only_app = tempfile::tempdir().unwrap();
-        let generated = write(only_app.path(), 1).unwrap();
+        let generated = write(only_app.path(), 1, Deps::Few).unwrap();
         assert_eq!(generated.default_edit, Path::new("app/src/main.rs"));
     }
 }

@@ -43,7 +43,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     if let (Some(crates), Some(dir)) = (args.generate, &args.generate_into) {
-        let generated = generate::write(dir, crates)?;
+        let generated = generate::write(dir, crates, args.deps)?;
         println!(
             "wrote a workspace of {crates} crates into {}; its default file to edit is {}",
             dir.display(),
@@ -65,10 +65,16 @@ fn run(args: Args) -> anyhow::Result<()> {
     let (source, label, edit) = match (args.generate, &args.workspace) {
         (Some(crates), _) => {
             let root = dir.join("generated").join(format!("generated-{crates}"));
-            let generated = generate::write(&root, crates)?;
+            let generated = generate::write(&root, crates, args.deps)?;
             let edit = args.edit.clone().unwrap_or(generated.default_edit);
             check_edit(&root, &edit)?;
-            (root, format!("generated, {crates} crates"), edit)
+            let label = match args.deps {
+                generate::Deps::Few => format!("generated, {crates} crates"),
+                generate::Deps::Large => {
+                    format!("generated, {crates} crates, the binary with the large dependency tree")
+                }
+            };
+            (root, label, edit)
         }
         (None, Some(path)) => {
             let root = workspace_root(path)?;
