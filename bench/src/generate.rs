@@ -1,13 +1,12 @@
 //! The synthetic workspace: N crates in the shapes real workspaces have.
 //!
 //! One binary (`app`) with crates.io dependencies (a few small ones, or with `--deps large` a
-//! tree of a few hundred packages), and N-1 libraries: a base
-//! crate, a diamond on top of it (`lib002` and `lib003` both use `lib001`, `lib004` uses
-//! both), and chains of four hanging off the diamond's top, whose ends the binary uses. Every
-//! library has real code for the compiler (a struct, a trait, generics that are instantiated)
-//! and unit tests, and the binary has an integration test, so that `cargo test --no-run`
-//! builds test harnesses as it does in real workspaces. This module only writes files; it
-//! never runs cargo.
+//! tree of a few hundred packages), and N-1 libraries: a base crate, a diamond on top of it
+//! (`lib002` and `lib003` both use `lib001`, `lib004` uses both), and chains of four hanging
+//! off the diamond's top, whose ends the binary uses. Every library has real code for the
+//! compiler (a struct, a trait, generics that are instantiated) and unit tests, and the binary
+//! has an integration test, so that `cargo test --no-run` builds test harnesses as it does in
+//! real workspaces. This module only writes files; it never runs cargo.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
