@@ -469,4 +469,32 @@ mod tests {
         let generated = write(only_app.path(), 1, Deps::Few).unwrap();
         assert_eq!(generated.default_edit, Path::new("app/src/main.rs"));
     }
+
+    #[test]
+    fn the_large_tree_is_declared_and_used() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 3, Deps::Large).unwrap();
+        let root = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
+        assert!(root.contains("resolver = \"3\""), "{root}");
+        let app = std::fs::read_to_string(dir.path().join("app/Cargo.toml")).unwrap();
+        let main = std::fs::read_to_string(dir.path().join("app/src/main.rs")).unwrap();
+        assert!(app.contains("itoa = \"1\"\n"), "{app}");
+        for (name, spec) in LARGE_DEPS {
+            assert!(app.contains(&format!("\n{name} = {spec}\n")), "{app}");
+            // Each is used, by its name as rustc sees it (`_` for `-`).
+            let path = format!("{}::", name.replace('-', "_"));
+            assert!(main.contains(&path), "{name} is not used in main.rs");
+        }
+        assert!(main.contains("registry_deps(n)"), "{main}");
+
+        // The few small ones only, by default, with the resolver the earlier runs had.
+        let few = tempfile::tempdir().unwrap();
+        write(few.path(), 3, Deps::Few).unwrap();
+        let root = std::fs::read_to_string(few.path().join("Cargo.toml")).unwrap();
+        assert!(root.contains("resolver = \"2\""), "{root}");
+        let app = std::fs::read_to_string(few.path().join("app/Cargo.toml")).unwrap();
+        assert!(!app.contains("tokio"), "{app}");
+        let main = std::fs::read_to_string(few.path().join("app/src/main.rs")).unwrap();
+        assert!(!main.contains("registry_deps"), "{main}");
+    }
 }
