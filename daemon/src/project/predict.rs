@@ -49,6 +49,9 @@ pub(crate) struct Graph {
     /// cargo's default selection at the root is every member (a virtual workspace without
     /// `default-members`, or a workspace of one package).
     default_is_workspace: bool,
+    /// cargo said its default selection at the root leaves out some member (a root
+    /// manifest that is a package too, or `default-members`). False when cargo did not say.
+    default_differs: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -154,6 +157,10 @@ impl Graph {
         } else {
             metadata.root_package().is_none()
         };
+        // Only what cargo reports: without the list, whether a root package's selection
+        // differs is unknown, and the daemon checks nothing it cannot name.
+        graph.default_differs =
+            metadata.workspace_default_members.is_available() && !graph.default_is_workspace;
         graph
     }
 
@@ -195,6 +202,13 @@ impl Graph {
 
     pub(crate) fn default_is_workspace(&self) -> bool {
         self.default_is_workspace
+    }
+
+    /// Whether cargo's default selection at the root is known to leave out some member, so
+    /// that a plain `cargo build` there may need other units than `--workspace` leaves
+    /// (`build/selection.rs`).
+    pub(crate) fn default_differs(&self) -> bool {
+        self.default_differs
     }
 
     pub(crate) fn package_of(&self, file: &Path) -> Option<&str> {
