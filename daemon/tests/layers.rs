@@ -242,6 +242,7 @@ const TYPED_ERRORS: &[&str] = &[
     "build/learned.rs",
     "build/merge.rs",
     "build/plan.rs",
+    "build/selection.rs",
     "cache/archive.rs",
     "cache/archive_error.rs",
     "cache/unpack.rs",

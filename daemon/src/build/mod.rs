@@ -1,6 +1,6 @@
 //! Running cargo: the job definitions (default, configured, learned), a job's plan of
 //! stages (with `build` and `test` merged into one invocation where that leaves the same
-//! units), the job itself, one cargo command in its own
+//! units), the check of what a plain `cargo build` at the root selects, the job itself, one cargo command in its own
 //! process group, the diagnostics it prints, the early run of a saved crate's own compiler
 //! command, the record of process groups left behind, and cargo's cache of the compiler's
 //! answers kept per kind of command.
@@ -20,3 +20,4 @@ pub(crate) mod plan;
 pub(crate) mod process;
 pub mod process_group;
 pub mod rustc_info;
+pub(crate) mod selection;
