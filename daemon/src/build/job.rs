@@ -10,7 +10,9 @@
 //! need the next stage, the job stops there (it yields) and runs again after the command.
 //! A merged stage (`merge.rs`) that the command needs only part of runs as its parts
 //! instead, each gated alike; when the command comes while it runs, the gate stops it and
-//! the job goes on with the parts.
+//! the job goes on with the parts. A job may carry the check of what a plain `cargo build`
+//! at the root selects (`selection.rs`): it runs once the workspace-wide stages it follows
+//! have all succeeded, gated as they are.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -24,6 +26,7 @@ use crate::build::cargo_run::{self, CargoCommand, Outcome};
 use crate::build::diagnostics;
 use crate::build::invocation::Invocation;
 use crate::build::orphans::Orphans;
+use crate::build::selection::SelectionCheck;
 use crate::wire::protocol::{Diagnostic, JobOrigin, JobResult};
 
 pub(crate) use crate::build::plan::StagePlan;
@@ -74,6 +77,8 @@ pub(crate) struct JobSpec {
     pub(crate) orphans: Arc<Orphans>,
     /// cargo's cache of the compiler's answers in the key's dir.
     pub(crate) rustc_info: Arc<crate::build::rustc_info::RustcInfo>,
+    /// The check of the root's default selection, when the job runs it (`selection.rs`).
+    pub(crate) selection_check: Option<SelectionCheck>,
 }
 
 #[derive(Debug)]
@@ -108,6 +113,12 @@ pub(crate) enum JobEvent {
     /// (`merge.rs`): the units of theirs it did not leave (`package target`), none when it
     /// left them all.
     MergeChecked {
+        not_left: Vec<String>,
+    },
+    /// The root's `cargo build` and `cargo test --no-run` without a selection ran after the
+    /// workspace-wide stages, as the check that those leave their units (`selection.rs`):
+    /// the units of theirs not left (`package target`), none when they were all left.
+    SelectionChecked {
         not_left: Vec<String>,
     },
     /// A diagnostic of the early run of the saved crate's own compiler command (`early.rs`),
@@ -163,11 +174,15 @@ pub(crate) async fn run(spec: JobSpec, cancel: CancellationToken, emit: impl Fn(
         emit: &emit,
         result: JobResult::Success,
         failure: None,
+        wide_left: HashSet::new(),
+        wide_done: Vec::new(),
+        selection_tried: false,
     };
     for plan in &spec.stages {
         if !runner.stage(plan).await {
             break;
         }
+        runner.check_selection().await;
     }
     timer.abort();
     let (result, failure) = (runner.result, runner.failure);
@@ -188,6 +203,12 @@ struct Runner<'a, E: Fn(JobEvent)> {
     emit: &'a E,
     result: JobResult,
     failure: Option<String>,
+    /// The units the stages the selection check follows left, by [`unit_key`].
+    wide_left: HashSet<String>,
+    /// Those of the stages the selection check follows that succeeded.
+    wide_done: Vec<Stage>,
+    /// The selection check ran, or began and stopped: once per job.
+    selection_tried: bool,
 }
 
 impl<E: Fn(JobEvent)> Runner<'_, E> {
@@ -228,6 +249,9 @@ impl<E: Fn(JobEvent)> Runner<'_, E> {
             .into_iter()
             .map(|(_, _, key)| key)
             .collect();
+        if succeeded(&run) {
+            self.keep(plan, &names, left.iter().cloned(), true);
+        }
         if let Ok(mut gate) = self.spec.gate.lock() {
             gate.merged = None;
         }
@@ -278,6 +302,10 @@ impl<E: Fn(JobEvent)> Runner<'_, E> {
         });
         let started = Instant::now();
         let mut run = run_stage(self.spec, plan, self.job_cancel, self.emit, false).await;
+        if succeeded(&run) {
+            let keys = run.units.iter().map(|(_, _, key)| key.clone());
+            self.keep(plan, std::slice::from_ref(&stage), keys, true);
+        }
         let invocations = match &mut run.outcome {
             Ok(Outcome::Finished { invocations, .. }) => std::mem::take(invocations),
             _ => Vec::new(),
@@ -318,8 +346,69 @@ impl<E: Fn(JobEvent)> Runner<'_, E> {
                 return;
             }
             not_left.extend(run.not_left(left));
+            // Later jobs leave these too: apart, when the check finds it must.
+            let keys = run.units.iter().map(|(_, _, key)| key.clone());
+            self.keep(part, std::slice::from_ref(&part.stage), keys, false);
         }
         (self.emit)(JobEvent::MergeChecked { not_left });
+    }
+
+    /// Notes what a successful run for the definitions `names` left, for the selection
+    /// check when it follows any of them (the workspace's own key only); with `done`, the
+    /// run was theirs (not a check's), so they count as done.
+    fn keep(
+        &mut self,
+        plan: &StagePlan,
+        names: &[Stage],
+        keys: impl Iterator<Item = String>,
+        done: bool,
+    ) {
+        let Some(check) = &self.spec.selection_check else {
+            return;
+        };
+        let followed: Vec<&Stage> = names.iter().filter(|n| check.after.contains(n)).collect();
+        if plan.key.is_some() || followed.is_empty() {
+            return;
+        }
+        self.wide_left.extend(keys);
+        if done {
+            self.wide_done.extend(followed.into_iter().cloned());
+        }
+    }
+
+    /// The check of the root's default selection (`selection.rs`), once every stage it
+    /// follows has succeeded: its commands must find every unit they look for fresh and
+    /// among those the stages left. Like the merge's check, its runs are not the
+    /// definitions' last runs, and a run that does not finish (cancelled, failed, a waiting
+    /// command that does not need it) reports nothing: a later job checks.
+    async fn check_selection(&mut self) {
+        let spec = self.spec;
+        let Some(check) = &spec.selection_check else {
+            return;
+        };
+        if self.selection_tried || !check.after.iter().all(|s| self.wide_done.contains(s)) {
+            return;
+        }
+        self.selection_tried = true;
+        let mut not_left = Vec::new();
+        for plan in &check.plans {
+            if self
+                .needed()
+                .is_some_and(|needed| !needed.contains(&plan.stage))
+            {
+                return;
+            }
+            (self.emit)(JobEvent::StageStarted {
+                stage: plan.stage.clone(),
+            });
+            let run = run_stage(spec, plan, self.job_cancel, self.emit, true).await;
+            if !succeeded(&run) {
+                tracing::info!(stage = %plan.stage, "the check of the default selection did not finish");
+                return;
+            }
+            not_left.extend(run.not_left(&self.wide_left));
+        }
+        (self.emit)(JobEvent::SelectionChecked { not_left });
     }
 
     /// Takes a stage's result into the job's; false when the job stops there.
@@ -347,6 +436,11 @@ impl<E: Fn(JobEvent)> Runner<'_, E> {
             }
         }
     }
+}
+
+/// Whether a stage's cargo ran to its end and succeeded.
+fn succeeded(run: &StageRun) -> bool {
+    matches!(&run.outcome, Ok(Outcome::Finished { status, .. }) if status.success())
 }
 
 /// What one stage's cargo did: how it ended, and the errors it reported.
