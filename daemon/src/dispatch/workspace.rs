@@ -19,6 +19,7 @@ use crate::build::jobs::{self, JobDef};
 use crate::build::learned::{HeldBack, LearnedJobs};
 use crate::build::merge::MergeState;
 use crate::build::plan::OtherKeyEnv;
+use crate::build::selection::{self, DefaultSelection};
 use crate::dispatch::schedule::Schedule;
 use crate::project::depinfo::DepInfo;
 use crate::project::key::{BuildKey, Toolchain};
@@ -158,6 +159,9 @@ pub(crate) struct Workspace {
     pub(crate) other_keys: Vec<OtherKey>,
     /// Whether `build` and `test` run as one cargo invocation, as checked since the load.
     pub(crate) merge: MergeState,
+    /// Whether a plain `cargo build` at the root needs other units than the
+    /// workspace-wide jobs leave, as checked since the load (`build/selection.rs`).
+    pub(crate) selection: DefaultSelection,
 }
 
 /// How many keys besides the current one are remembered; the `other_keys` setting (default
@@ -234,6 +238,7 @@ impl Workspace {
             key_env: BTreeMap::new(),
             other_keys: Vec::new(),
             merge: MergeState::default(),
+            selection: DefaultSelection::default(),
         }
     }
 
@@ -393,6 +398,10 @@ impl Workspace {
             defs.insert(0, def);
         }
         let mut merge_notes = self.merge_notes(&defs, first.as_ref());
+        let selection_notes: BTreeMap<Stage, String> = defs
+            .iter()
+            .filter_map(|d| Some((d.name.clone(), selection::note(&self.selection, d, &defs)?)))
+            .collect();
         defs.into_iter()
             .map(|def| {
                 let shape = learned
@@ -426,6 +435,7 @@ impl Workspace {
                 let notes: Vec<String> = [
                     is_first.then(|| self.runs_first_note()),
                     merge_notes.remove(&def.name),
+                    selection_notes.get(&def.name).cloned(),
                     note,
                 ]
                 .into_iter()
@@ -528,10 +538,12 @@ impl Workspace {
 
     /// The job definitions a job runs: the configured ones and the learned ones (up to the
     /// limit, without those a configured one already runs, written in another order or
-    /// spelling: see [`jobs::same_command`]), in order: the diagnostics jobs, then what the
-    /// user ran most recently (see [`LearnedJobs::order`]).
+    /// spelling: see [`jobs::same_command`]), and while the root's default selection needs
+    /// other units, the default jobs for it (`build/selection.rs`), in order: the diagnostics
+    /// jobs, then what the user ran most recently (see [`LearnedJobs::order`]).
     pub(crate) fn job_defs(&self, resolved: &Resolved) -> Vec<JobDef> {
         let mut defs = resolved.jobs.clone();
+        let mut learned_defs: Vec<JobDef> = Vec::new();
         if let Some(learned) = &self.learned {
             for shape in learned.shapes.iter().take(resolved.learn_limit) {
                 let def = shape.def();
@@ -539,9 +551,16 @@ impl Workspace {
                     .iter()
                     .any(|d| jobs::same_command(&d.args, &def.args) && d.dir == def.dir)
                 {
-                    defs.push(def);
+                    learned_defs.push(def);
                 }
             }
+        }
+        // After the workspace-wide ones (the order below is stable), and left to a learned
+        // job that runs the same command.
+        let for_selection = selection::defs(&self.selection, &resolved.jobs, &learned_defs);
+        defs.extend(for_selection);
+        defs.extend(learned_defs);
+        if let Some(learned) = &self.learned {
             learned.order(&mut defs);
         }
         defs

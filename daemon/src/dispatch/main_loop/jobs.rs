@@ -6,6 +6,7 @@ use crate::build::early;
 use crate::build::invocation::Invocation;
 use crate::build::learned::HeldBack;
 use crate::build::merge::{self, MergeState};
+use crate::build::selection::{self, DefaultSelection};
 use crate::project::settings::Resolved;
 // One module split by concern: the parts share the dispatcher's imports and items.
 use super::*;
@@ -54,7 +55,9 @@ impl Dispatcher {
                 return;
             }
         }
+        let every_def = all_defs.clone();
         let defs = select_defs(ws, &resolved, all_defs, quiet);
+        let selection_check = selection::check(&ws.selection, &every_def, &defs);
         if defs.is_empty() {
             return;
         }
@@ -76,6 +79,7 @@ impl Dispatcher {
             timeout: resolved.job_timeout,
             orphans: self.orphans.clone(),
             rustc_info: Arc::new(crate::cache::rustc_info(&key.target_dir)),
+            selection_check,
         };
         let early_off = full || quiet || !resolved.early;
         let early = early_run(ws, root, &defs, &files, early_off, &spec);
@@ -283,6 +287,19 @@ impl Dispatcher {
                     job = job_id,
                     merge = ?ws.merge,
                     "checked one invocation for build and test"
+                );
+                return;
+            }
+            JobEvent::SelectionChecked { not_left } => {
+                // A load since the job started asks again, with the graph it loaded.
+                if ws.selection == DefaultSelection::Untried {
+                    ws.selection = DefaultSelection::checked(&not_left);
+                }
+                tracing::info!(
+                    root = %root.display(),
+                    job = job_id,
+                    selection = ?ws.selection,
+                    "checked what cargo selects at the root without --workspace"
                 );
                 return;
             }

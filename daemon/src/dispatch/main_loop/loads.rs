@@ -1,6 +1,7 @@
 //! Loading a workspace (toolchain, metadata, settings, key) off the loop, and what the
 //! dispatcher does with the result: the isolated dir, the tools, the first scan.
 
+use crate::build::selection::DefaultSelection;
 use crate::home::replace_file;
 
 // One module split by concern: the parts share the dispatcher's imports and items.
@@ -98,9 +99,13 @@ impl Dispatcher {
         // And they decide which units `build` and `test` leave: one invocation for both is
         // checked again (`build/merge.rs`).
         ws.merge = crate::build::merge::MergeState::Untried;
+        // As is what the root's default selection needs (`build/selection.rs`): the graph
+        // below says whether it may differ; without one, nothing is checked.
+        ws.selection = DefaultSelection::NotNeeded;
         match loaded.metadata {
             Ok(metadata) => {
                 let graph = Graph::new(&metadata);
+                ws.selection = DefaultSelection::after_load(graph.default_differs());
                 if let Some(watcher) = &ws.watcher {
                     watcher
                         .set_ignored(vec![metadata.target_directory.clone().into_std_path_buf()]);
