@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::procs;
-use crate::support::{World, alive, wait_until};
+use crate::support::{World, alive, edit, wait_until};
 
 fn names(value: &Value) -> BTreeSet<String> {
     value
@@ -426,4 +426,83 @@ fn a_dev_dependency_feature_keeps_build_and_test_apart_and_both_warm() {
         let stale = world.compiled(&ws, args);
         assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
     }
+}
+
+#[test]
+fn a_root_package_s_first_build_and_test_compile_nothing_when_another_member_turns_on_a_feature() {
+    let world = World::new();
+    let ws = world.workspace("rootsel", "ws");
+    world.ok(&ws, &["wait"]);
+    // The first job checked the root's own selection after the `--workspace` jobs: it needs
+    // `shared` without the feature `tool` turns on, so the commands run as jobs of their own.
+    let status = world.workspace_status(&ws).unwrap();
+    for name in ["build (default members)", "test (default members)"] {
+        let note = note_of(&status, name);
+        assert!(
+            note.starts_with("runs without `--workspace`") && note.contains("shared"),
+            "{name}: {status:#}"
+        );
+    }
+    // What the user runs first at the root finds everything fresh.
+    for args in [&["build"][..], &["test", "--no-run"][..]] {
+        let stale = world.compiled(&ws, args);
+        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
+    }
+    let events = world.events(&ws);
+
+    // Later jobs keep both selections warm.
+    let before = world.last_job_id(&ws);
+    append(&ws.join("shared/src/lib.rs"), "\npub fn edited() {}\n");
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    let job = status["last_job"]["id"].as_u64().unwrap();
+    let stages = started_stages(&events, job);
+    assert_eq!(
+        stages[stages.len() - 2..],
+        ["build (default members)", "test (default members)"],
+        "{stages:?}"
+    );
+    for args in [&["build"][..], &["test", "--no-run"][..]] {
+        let stale = world.compiled(&ws, args);
+        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
+    }
+
+    // Without the feature, `--workspace` leaves what the root's commands look for: the
+    // load checks again and finds it covered, and the extra jobs go.
+    let before = world.last_job_id(&ws);
+    edit(&ws.join("tool/Cargo.toml"), r#", features = ["extra"]"#, "");
+    edit(
+        &ws.join("tool/src/lib.rs"),
+        "shared::base() + shared::extra()",
+        "shared::base()",
+    );
+    let status = world.wait_settled(&ws, before);
+    assert_eq!(status["state"], "idle", "{status:#}");
+    for name in ["build", "test"] {
+        let note = note_of(&status, name);
+        assert!(
+            note.contains("also leaves the units of `cargo")
+                && note.contains("checked since the workspace was loaded"),
+            "{name}: {status:#}"
+        );
+    }
+    let jobs = names_of_jobs(&status);
+    assert!(
+        !jobs.iter().any(|j| j.contains("default members")),
+        "{jobs:?}"
+    );
+    for args in [&["build"][..], &["test", "--no-run"][..]] {
+        let stale = world.compiled(&ws, args);
+        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
+    }
+}
+
+/// The names of the jobs status lists.
+fn names_of_jobs(status: &Value) -> Vec<String> {
+    status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|j| j["name"].as_str().map(str::to_owned))
+        .collect()
 }
