@@ -315,6 +315,15 @@ fn note_of(status: &Value, name: &str) -> String {
         .to_owned()
 }
 
+/// `buildd cargo build` and `buildd cargo test --no-run` at the root of `ws` compile
+/// nothing.
+fn assert_root_commands_warm(world: &World, ws: &Path) {
+    for args in [&["build"][..], &["test", "--no-run"][..]] {
+        let stale = world.compiled(ws, args);
+        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
+    }
+}
+
 /// The stages job `job` started, in order, from `buildd events --json`.
 fn started_stages(events: &crate::support::Spawned, job: u64) -> Vec<String> {
     events
@@ -370,10 +379,7 @@ fn build_and_test_run_as_one_cargo_invocation_that_leaves_what_each_command_look
     assert_eq!(build.unwrap()["last_result"], "success", "{status:#}");
     assert_eq!(test.unwrap()["last_result"], "success", "{status:#}");
     // What the user runs finds everything fresh.
-    for args in [&["build"][..], &["test", "--no-run"][..]] {
-        let stale = world.compiled(&ws, args);
-        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
-    }
+    assert_root_commands_warm(&world, &ws);
 }
 
 #[test]
@@ -422,10 +428,7 @@ fn a_dev_dependency_feature_keeps_build_and_test_apart_and_both_warm() {
     assert_eq!(status["state"], "idle", "{status:#}");
     let job = status["last_job"]["id"].as_u64().unwrap();
     assert_eq!(started_stages(&events, job), ["clippy", "build", "test"]);
-    for args in [&["build"][..], &["test", "--no-run"][..]] {
-        let stale = world.compiled(&ws, args);
-        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
-    }
+    assert_root_commands_warm(&world, &ws);
 }
 
 #[test]
@@ -444,10 +447,7 @@ fn a_root_package_s_first_build_and_test_compile_nothing_when_another_member_tur
         );
     }
     // What the user runs first at the root finds everything fresh.
-    for args in [&["build"][..], &["test", "--no-run"][..]] {
-        let stale = world.compiled(&ws, args);
-        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
-    }
+    assert_root_commands_warm(&world, &ws);
     let events = world.events(&ws);
 
     // Later jobs keep both selections warm.
@@ -462,10 +462,7 @@ fn a_root_package_s_first_build_and_test_compile_nothing_when_another_member_tur
         ["build (default members)", "test (default members)"],
         "{stages:?}"
     );
-    for args in [&["build"][..], &["test", "--no-run"][..]] {
-        let stale = world.compiled(&ws, args);
-        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
-    }
+    assert_root_commands_warm(&world, &ws);
 
     // Without the feature, `--workspace` leaves what the root's commands look for: the
     // load checks again and finds it covered, and the extra jobs go.
@@ -491,10 +488,7 @@ fn a_root_package_s_first_build_and_test_compile_nothing_when_another_member_tur
         !jobs.iter().any(|j| j.contains("default members")),
         "{jobs:?}"
     );
-    for args in [&["build"][..], &["test", "--no-run"][..]] {
-        let stale = world.compiled(&ws, args);
-        assert!(stale.is_empty(), "`cargo {args:?}` compiled {stale:?}");
-    }
+    assert_root_commands_warm(&world, &ws);
 }
 
 /// The names of the jobs status lists.

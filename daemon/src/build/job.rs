@@ -325,32 +325,53 @@ impl<E: Fn(JobEvent)> Runner<'_, E> {
     /// `left` (see `merge.rs`). Their runs are not the definitions' last runs (no
     /// `StageFinished`): the merged stage's is.
     async fn verify(&mut self, parts: &[StagePlan], left: &HashSet<String>) {
-        let mut not_left = Vec::new();
-        for part in parts {
-            if self
-                .needed()
-                .is_some_and(|needed| !needed.contains(&part.stage))
-            {
-                // A waiting command: a later job checks.
-                return;
-            }
-            (self.emit)(JobEvent::StageStarted {
-                stage: part.stage.clone(),
-            });
-            let run = run_stage(self.spec, part, self.job_cancel, self.emit, true).await;
-            let finished =
-                matches!(&run.outcome, Ok(Outcome::Finished { status, .. }) if status.success());
-            if !finished {
-                // Cancelled, or it failed where the merged one did not: nothing is known.
-                tracing::info!(stage = %part.stage, "the check of a merged stage did not finish");
-                return;
-            }
-            not_left.extend(run.not_left(left));
-            // Later jobs leave these too: apart, when the check finds it must.
-            let keys = run.units.iter().map(|(_, _, key)| key.clone());
-            self.keep(part, std::slice::from_ref(&part.stage), keys, false);
+        let Some((not_left, keys)) = self.check_runs(parts, left, "a merged stage").await else {
+            return;
+        };
+        // Later jobs leave these too: apart, when the check finds it must.
+        for (part, keys) in parts.iter().zip(keys) {
+            self.keep(
+                part,
+                std::slice::from_ref(&part.stage),
+                keys.into_iter(),
+                false,
+            );
         }
         (self.emit)(JobEvent::MergeChecked { not_left });
+    }
+
+    /// Runs `plans` as a check of `what`, gated as the stages they are named after: the
+    /// units of theirs not among the units `left` (see [`StageRun::not_left`]), and the
+    /// unit keys of each run. `None` when one did not finish: a waiting command does not
+    /// need it, it was cancelled, or it failed where the stages before it did not; nothing
+    /// is known then, and a later job checks.
+    async fn check_runs(
+        &mut self,
+        plans: &[StagePlan],
+        left: &HashSet<String>,
+        what: &str,
+    ) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+        let mut not_left = Vec::new();
+        let mut keys = Vec::new();
+        for plan in plans {
+            if self
+                .needed()
+                .is_some_and(|needed| !needed.contains(&plan.stage))
+            {
+                return None;
+            }
+            (self.emit)(JobEvent::StageStarted {
+                stage: plan.stage.clone(),
+            });
+            let run = run_stage(self.spec, plan, self.job_cancel, self.emit, true).await;
+            if !succeeded(&run) {
+                tracing::info!(stage = %plan.stage, "the check of {what} did not finish");
+                return None;
+            }
+            not_left.extend(run.not_left(left));
+            keys.push(run.units.into_iter().map(|(_, _, key)| key).collect());
+        }
+        Some((not_left, keys))
     }
 
     /// Notes what a successful run for the definitions `names` left, for the selection
@@ -390,24 +411,13 @@ impl<E: Fn(JobEvent)> Runner<'_, E> {
             return;
         }
         self.selection_tried = true;
-        let mut not_left = Vec::new();
-        for plan in &check.plans {
-            if self
-                .needed()
-                .is_some_and(|needed| !needed.contains(&plan.stage))
-            {
-                return;
-            }
-            (self.emit)(JobEvent::StageStarted {
-                stage: plan.stage.clone(),
-            });
-            let run = run_stage(spec, plan, self.job_cancel, self.emit, true).await;
-            if !succeeded(&run) {
-                tracing::info!(stage = %plan.stage, "the check of the default selection did not finish");
-                return;
-            }
-            not_left.extend(run.not_left(&self.wide_left));
-        }
+        let left = std::mem::take(&mut self.wide_left);
+        let checked = self
+            .check_runs(&check.plans, &left, "the default selection")
+            .await;
+        let Some((not_left, _)) = checked else {
+            return;
+        };
         (self.emit)(JobEvent::SelectionChecked { not_left });
     }
 

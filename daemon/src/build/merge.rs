@@ -54,19 +54,24 @@ impl MergeState {
         if not_left.is_empty() {
             return MergeState::Merges;
         }
-        let mut shown: Vec<&str> = not_left.iter().take(5).map(String::as_str).collect();
-        if not_left.len() > shown.len() {
-            shown.push("...");
-        }
         MergeState::Apart(format!(
             "after one cargo invocation for both, running them apart needed {} unit(s) it \
              did not leave ({}): the two do not build the same units here (a dev-dependency \
              that turns on another feature?), so they run apart until the workspace is loaded \
              again",
             not_left.len(),
-            shown.join(", ")
+            few(not_left)
         ))
     }
+}
+
+/// The first few of a check's `units`, for a reason status shows.
+pub(crate) fn few(units: &[String]) -> String {
+    let mut shown: Vec<&str> = units.iter().take(5).map(String::as_str).collect();
+    if units.len() > shown.len() {
+        shown.push("...");
+    }
+    shown.join(", ")
 }
 
 /// Options a merged pair may carry: each means the same to `cargo build` and `cargo test`,

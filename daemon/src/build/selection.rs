@@ -25,6 +25,7 @@
 //! Pure: definitions in, definitions and plans out.
 
 use crate::build::jobs::{self, JobDef};
+use crate::build::merge;
 use crate::build::plan::StagePlan;
 use crate::wire::protocol::{JobOrigin, Stage};
 
@@ -63,10 +64,6 @@ impl DefaultSelection {
         if not_left.is_empty() {
             return DefaultSelection::Covered;
         }
-        let mut shown: Vec<&str> = not_left.iter().take(5).map(String::as_str).collect();
-        if not_left.len() > shown.len() {
-            shown.push("...");
-        }
         DefaultSelection::Differs(format!(
             "`cargo build` and `cargo test --no-run` at the root select only the default \
              members, and after the `--workspace` jobs they needed {} unit(s) those did not \
@@ -74,7 +71,7 @@ impl DefaultSelection {
              outside the default ones that turns on a feature of a shared dependency?), so \
              they run too until the workspace is loaded again",
             not_left.len(),
-            shown.join(", ")
+            merge::few(not_left)
         ))
     }
 }
