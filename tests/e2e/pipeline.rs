@@ -450,18 +450,35 @@ fn a_root_package_s_first_build_and_test_compile_nothing_when_another_member_tur
     assert_root_commands_warm(&world, &ws);
     let events = world.events(&ws);
 
-    // Later jobs keep both selections warm.
+    // Later jobs keep the root's selection warm; the user's commands just used it and not
+    // `--workspace`, so the workspace-wide build and test wait for a quiet workspace.
     let before = world.last_job_id(&ws);
     append(&ws.join("shared/src/lib.rs"), "\npub fn edited() {}\n");
     let status = world.wait_settled(&ws, before);
     assert_eq!(status["state"], "idle", "{status:#}");
     let job = status["last_job"]["id"].as_u64().unwrap();
-    let stages = started_stages(&events, job);
     assert_eq!(
-        stages[stages.len() - 2..],
-        ["build (default members)", "test (default members)"],
-        "{stages:?}"
+        started_stages(&events, job),
+        [
+            "clippy",
+            "build (default members)",
+            "test (default members)"
+        ],
+        "{status:#}"
     );
+    for name in ["build", "test"] {
+        let job = status["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == name)
+            .unwrap();
+        let waiting = job["waiting"].as_str().unwrap_or_default();
+        assert!(
+            waiting.contains("ran as the jobs `build (default members)`"),
+            "{name}: {status:#}"
+        );
+    }
     assert_root_commands_warm(&world, &ws);
 
     // Without the feature, `--workspace` leaves what the root's commands look for: the

@@ -35,7 +35,8 @@ pub(crate) enum HeldBack {
     /// [`RECENT_CHANGES`] changes.
     Rare,
     /// A default job the user's recent commands did not need: those of its family were
-    /// these learned jobs, each warm on its own.
+    /// these jobs, each warm on its own (learned ones, or the default jobs that select the
+    /// root's packages the other way: `selection.rs`).
     Unused(Vec<Stage>),
 }
 
@@ -67,8 +68,8 @@ impl HeldBack {
                 let names: Vec<String> = narrower.iter().map(|n| format!("`{n}`")).collect();
                 format!(
                     "not needed by your recent commands (those of its kind ran as the \
-                     learned jobs {}): it runs once the workspace has been quiet for \
-                     {quiet}s, and after each change again once you run its own command",
+                     jobs {}): it runs once the workspace has been quiet for {quiet}s, and \
+                     after each change again once you run its own command",
                     names.join(", ")
                 )
             }
@@ -275,6 +276,26 @@ impl LearnedJobs {
         (!narrower.is_empty() && all_run).then_some(narrower)
     }
 
+    /// Why the default job `def` waits for a quiet workspace beside `other_way`, the
+    /// running default jobs that select the packages the other way (`selection.rs`'s
+    /// `other_way`): the user's recent commands needed some of those and not `def`. Returns
+    /// those; `None` without such evidence, so that both ways run.
+    pub(crate) fn unused_beside(&self, def: &JobDef, other_way: &[Stage]) -> Option<Vec<Stage>> {
+        if def.origin != JobOrigin::Default || def.diagnostics {
+            return None;
+        }
+        let recent = |name: &Stage| {
+            self.default_uses
+                .get(name.name())
+                .is_some_and(|&u| self.is_recent(u))
+        };
+        if recent(&def.name) {
+            return None;
+        }
+        let used: Vec<Stage> = other_way.iter().filter(|s| recent(s)).cloned().collect();
+        (!used.is_empty()).then_some(used)
+    }
+
     /// Records how a learned job's run ended.
     pub(crate) fn finished(&mut self, name: &Stage, result: JobResult, duration_ms: u64) {
         if let Some(shape) = self.shapes.iter_mut().find(|s| &s.name() == name) {
@@ -457,12 +478,45 @@ mod tests {
         let reason = unused.reason(None, quiet);
         assert!(
             reason.starts_with(
-                "not needed by your recent commands (those of its kind ran as the learned \
-                 jobs `build --package app`)"
+                "not needed by your recent commands (those of its kind ran as the jobs \
+                 `build --package app`)"
             ),
             "{reason}"
         );
         assert!(reason.contains("quiet for 30s"), "{reason}");
+    }
+
+    #[test]
+    fn a_default_job_waits_beside_the_other_way_only_when_that_one_was_used() {
+        let mut jobs = LearnedJobs::new(Path::new("/ws"));
+        let wide = JobDef::new(
+            "build",
+            &["build", "--workspace"],
+            JobOrigin::Default,
+            false,
+        );
+        let members = Stage::new("build (default members)");
+        let other = [members.clone()];
+        // No evidence: both run.
+        assert_eq!(jobs.unused_beside(&wide, &other), None);
+        jobs.used_default(&members);
+        assert_eq!(
+            jobs.unused_beside(&wide, &other),
+            Some(vec![members.clone()])
+        );
+        // Used itself too: it runs.
+        jobs.used_default(&Stage::new("build"));
+        assert_eq!(jobs.unused_beside(&wide, &other), None);
+        // Uses age out of the window.
+        let mut old = LearnedJobs::new(Path::new("/ws"));
+        old.used_default(&members);
+        for _ in 0..RECENT_CHANGES {
+            old.changed();
+        }
+        assert_eq!(old.unused_beside(&wide, &other), None);
+        // Never a diagnostics job or a learned one.
+        let clippy = JobDef::new("clippy", &["clippy"], JobOrigin::Default, true);
+        assert_eq!(jobs.unused_beside(&clippy, &other), None);
     }
 
     #[test]

@@ -140,6 +140,32 @@ pub(crate) fn defs(
         .collect()
 }
 
+/// The definitions among `defs` that select the other way than `def`: for a workspace-wide
+/// `build` or `test --no-run`, the jobs for the default members; for one of those, the
+/// workspace-wide ones; none for any other definition. While the selection differs, both
+/// ways run, and the user's commands show which one they need: a command served by one way
+/// is no use of the other (`learning.rs`), and a default job of one way that the user's
+/// recent commands did not need waits for a quiet workspace when the other way's did
+/// ([`LearnedJobs::unused_beside`]).
+///
+/// [`LearnedJobs::unused_beside`]: crate::build::learned::LearnedJobs::unused_beside
+pub(crate) fn other_way(def: &JobDef, defs: &[JobDef]) -> Vec<Stage> {
+    let wide = wide(defs);
+    let for_members = |d: &&JobDef| {
+        d.origin == JobOrigin::Default && PAIRS.iter().any(|(_, _, name)| d.name.name() == *name)
+    };
+    if wide.iter().any(|(d, _, _)| *d == def) {
+        defs.iter()
+            .filter(for_members)
+            .map(|d| d.name.clone())
+            .collect()
+    } else if for_members(&def) {
+        wide.into_iter().map(|(d, _, _)| d.name.clone()).collect()
+    } else {
+        Vec::new()
+    }
+}
+
 /// The check a job runs after its workspace-wide `build` and `test --no-run` stages.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SelectionCheck {
@@ -335,6 +361,30 @@ mod tests {
             lines(&defs(&differs, &defaults[..2], &[])),
             ["build (default members): build"]
         );
+    }
+
+    #[test]
+    fn the_two_ways_of_selecting_are_each_others_other_way() {
+        let defaults = jobs::defaults(true);
+        let differs = DefaultSelection::Differs("why".into());
+        let mut all = defaults.clone();
+        all.extend(defs(&differs, &defaults, &[]));
+        let names =
+            |stages: Vec<Stage>| -> Vec<String> { stages.into_iter().map(|s| s.0).collect() };
+        for wide in &all[1..3] {
+            assert_eq!(
+                names(other_way(wide, &all)),
+                ["build (default members)", "test (default members)"]
+            );
+        }
+        for member in &all[3..] {
+            assert_eq!(names(other_way(member, &all)), ["build", "test"]);
+        }
+        // The diagnostics job, and a learned job of the same command, are neither way.
+        assert!(other_way(&all[0], &all).is_empty());
+        assert!(other_way(&learned(&["build"]), &all).is_empty());
+        // Covered: only the workspace-wide way runs, and it has no other.
+        assert!(other_way(&defaults[1], &defaults).is_empty());
     }
 
     #[test]

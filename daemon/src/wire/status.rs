@@ -460,8 +460,8 @@ pub struct JobStatus {
     pub last_used: Option<u64>,
     /// Why it does not run after every change, when it does not: an expensive learned job
     /// that is rarely used, or a default job the user's recent commands did not need (those
-    /// of its kind ran as narrower learned jobs), waits until the workspace has been quiet
-    /// for a while.
+    /// of its kind ran as narrower learned jobs, or as the default jobs that select the
+    /// root's packages the other way), waits until the workspace has been quiet for a while.
     #[serde(default)]
     pub waiting: Option<String>,
     /// Anything the user should know (`clippy is not installed: ...`).

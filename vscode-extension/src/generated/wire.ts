@@ -155,8 +155,8 @@ last_used: number | null,
 /**
  * Why it does not run after every change, when it does not: an expensive learned job
  * that is rarely used, or a default job the user's recent commands did not need (those
- * of its kind ran as narrower learned jobs), waits until the workspace has been quiet
- * for a while.
+ * of its kind ran as narrower learned jobs, or as the default jobs that select the
+ * root's packages the other way), waits until the workspace has been quiet for a while.
  */
 waiting: string | null, 
 /**

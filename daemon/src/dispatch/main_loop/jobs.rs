@@ -490,7 +490,12 @@ fn select_defs(
             .learned
             .as_ref()
             .filter(|_| program.as_ref() != Some(&def.name))
-            .and_then(|l| l.unused_default(def, &after_each_change));
+            .and_then(|l| {
+                l.unused_default(def, &after_each_change).or_else(|| {
+                    let other_way = selection::other_way(def, &after_each_change);
+                    l.unused_beside(def, &other_way)
+                })
+            });
         match unused {
             Some(narrower) => {
                 deferred.insert(def.name.clone(), HeldBack::Unused(narrower));

@@ -97,7 +97,15 @@ impl Dispatcher {
                 && let Some(learned) = ws.learned.as_mut()
             {
                 let needed = crate::build::plan::needed_stages(args, &defs, Some(&shape));
+                // While the root's default selection differs (`build/selection.rs`), a
+                // command served by one way of selecting is no use of the other way.
+                let other_way = configured
+                    .map(|d| crate::build::selection::other_way(d, &defs))
+                    .unwrap_or_default();
                 for def in defs.iter().filter(|d| d.origin == JobOrigin::Default) {
+                    if other_way.contains(&def.name) {
+                        continue;
+                    }
                     if needed.as_ref().is_none_or(|n| n.contains(&def.name)) {
                         learned.used_default(&def.name);
                     }
