@@ -6,24 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{World, append, diagnostic_messages, edit, write_script};
-
-fn job<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
-    status["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["name"] == name)
-}
-
-fn job_names(status: &Value) -> Vec<String> {
-    status["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["name"].as_str().unwrap().to_owned())
-        .collect()
-}
+use crate::support::{World, append, diagnostic_messages, edit, job, job_names, write_script};
 
 /// An edit, and the job after it settled.
 fn edit_and_settle(world: &World, ws: &Path) -> Value {

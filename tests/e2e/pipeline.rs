@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::procs;
-use crate::support::{World, alive, edit, wait_until};
+use crate::support::{World, alive, edit, job, job_names, wait_until};
 
 fn names(value: &Value) -> BTreeSet<String> {
     value
@@ -227,12 +227,7 @@ fn buildd_cargo_build_does_not_wait_for_the_test_build_it_does_not_need() {
     // that blocks is that one, reported as `build` (a merged stage is what this test stops
     // half-way; with them apart, the test stage would block).
     let status = world.workspace_status(&ws).unwrap();
-    let test_job = status["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["name"] == "test")
-        .unwrap();
+    let test_job = job(&status, "test").unwrap();
     assert!(
         test_job["note"]
             .as_str()
@@ -305,11 +300,7 @@ fn the_polling_watcher_sees_edits_and_says_so() {
 
 /// The note status gives job `name`.
 fn note_of(status: &Value, name: &str) -> String {
-    status["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["name"] == name)
+    job(status, name)
         .and_then(|j| j["note"].as_str())
         .unwrap_or_default()
         .to_owned()
@@ -366,16 +357,8 @@ fn build_and_test_run_as_one_cargo_invocation_that_leaves_what_each_command_look
     );
     // One cargo for both: the test stage never started on its own.
     assert_eq!(started_stages(&events, job), ["clippy", "build"]);
-    let build = status["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["name"] == "build");
-    let test = status["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["name"] == "test");
+    let build = crate::support::job(&status, "build");
+    let test = crate::support::job(&status, "test");
     assert_eq!(build.unwrap()["last_result"], "success", "{status:#}");
     assert_eq!(test.unwrap()["last_result"], "success", "{status:#}");
     // What the user runs finds everything fresh.
@@ -467,13 +450,9 @@ fn a_root_package_s_first_build_and_test_compile_nothing_when_another_member_tur
         "{status:#}"
     );
     for name in ["build", "test"] {
-        let job = status["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["name"] == name)
-            .unwrap();
-        let waiting = job["waiting"].as_str().unwrap_or_default();
+        let waiting = crate::support::job(&status, name).unwrap()["waiting"]
+            .as_str()
+            .unwrap_or_default();
         assert!(
             waiting.contains("ran as the jobs `build (default members)`"),
             "{name}: {status:#}"
@@ -500,20 +479,10 @@ fn a_root_package_s_first_build_and_test_compile_nothing_when_another_member_tur
             "{name}: {status:#}"
         );
     }
-    let jobs = names_of_jobs(&status);
+    let jobs = job_names(&status);
     assert!(
         !jobs.iter().any(|j| j.contains("default members")),
         "{jobs:?}"
     );
     assert_root_commands_warm(&world, &ws);
-}
-
-/// The names of the jobs status lists.
-fn names_of_jobs(status: &Value) -> Vec<String> {
-    status["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|j| j["name"].as_str().map(str::to_owned))
-        .collect()
 }

@@ -309,6 +309,25 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// The messages of a workspace status's diagnostics.
+/// The job named `name` in a workspace's status.
+pub(crate) fn job<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
+    status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == name)
+}
+
+/// The names of the jobs in a workspace's status, in its order.
+pub(crate) fn job_names(status: &Value) -> Vec<String> {
+    status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 pub(crate) fn diagnostic_messages(status: &Value) -> Vec<String> {
     status["diagnostics"]
         .as_array()
